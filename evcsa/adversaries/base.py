@@ -1,0 +1,55 @@
+"""The adversary interface: subclass :class:`Adversary` and implement ``play``.
+
+An adversary is a strategy that plays the EV-CSA game: which Classify queries to make and
+which chosen samples to submit to Attack. Its hyperparameters are keyword-only attrs
+fields; it keeps no state between games.
+
+Two phases:
+
+- ``prepare(knowledge) -> Adversary`` (optional): offline work that uses only the
+  knowledge — crafting on the undefended model or on the whitebox twin. Returns the
+  adversary that plays (``self`` by default). ``EVCSA.repeat`` runs it once and plays the
+  result in every game (seed 002 § 5.1).
+- ``play(oracles, knowledge)`` (abstract): the online phase with the oracles. It may
+  return a report (diagnostics: estimated probabilities, gradient warnings), which the
+  game attaches to the result; the game never reads success from it.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from evcsa.games.game import Knowledge, Oracles
+
+__all__ = ["Adversary"]
+
+
+class Adversary(abc.ABC):
+    """Base class of EV-CSA adversaries (seed 002 § 3, seed 000 § 3)."""
+
+    def prepare(self, knowledge: Knowledge) -> Adversary:
+        """Offline phase: work that needs only ``knowledge`` (no oracle).
+
+        Args:
+            knowledge: what the game gives the adversary (samples, labels, N, ε, model,
+                twin, generator, keys).
+
+        Returns:
+            The adversary that plays the online phase; ``self`` by default.
+        """
+        return self
+
+    @abc.abstractmethod
+    def play(self, oracles: Oracles, knowledge: Knowledge) -> Any:
+        """Play one game: query ``oracles.classify`` and submit with ``oracles.attack``.
+
+        Args:
+            oracles: the game's oracles (``classify``, ``attack``, ``attack_batch``,
+                ``remaining``).
+            knowledge: the adversary's knowledge for this game.
+
+        Returns:
+            An optional report (any object) kept as ``GameResult.report``.
+        """

@@ -1,0 +1,3 @@
+"""Attacks: craft x′ from x against a model."""
+
+__all__: list[str] = []

@@ -1,0 +1,202 @@
+"""The classifier interface every defense implements, and the plain model wrapper.
+
+A defense is a classifier that wraps another classifier, with the same interface, so
+defenses compose (a randomized squeezer around a model, a detector around that...).
+Every classifier has:
+
+- ``predict(x) -> labels``: LongTensor [B]; a rejecting defense returns :data:`REJECTED`.
+- ``predict_proba(x)``: FloatTensor [B, K] where defined.
+- ``surrogate_logits(x)``: differentiable scores [B, K] for attacks — one draw of the
+  classifier's randomness, BPDA (identity backward) for non-differentiable squeezers.
+- ``randomized``: whether two calls on the same input may differ.
+- ``with_keys(keys)``: a twin with the same parameters and other randomness (whitebox
+  knowledge); a deterministic classifier returns itself.
+- ``model``: the undefended :class:`ModelClassifier` underneath (graybox knowledge).
+- ``num_classes``, ``device``.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from evcsa._validation import as_images, check_positive_int
+from evcsa.errors import InvalidParameter
+
+__all__ = ["REJECTED", "Classifier", "Defense", "ModelClassifier", "undefended_model"]
+
+#: The label a rejecting defense (a detector) returns. Never equal to a class index, so it
+#: is never a targeted success, and the game counts it as no untargeted success either.
+REJECTED = -1
+
+
+class Classifier(abc.ABC):
+    """A (possibly randomized) image classifier: NCHW float32 images in [0, 1] → labels.
+
+    Subclasses implement :meth:`predict` and usually :meth:`predict_proba` and
+    :meth:`surrogate_logits`. Inputs are validated with :func:`evcsa._validation.as_images`
+    and moved to :attr:`device`; outputs live on :attr:`device`.
+    """
+
+    #: Whether two calls on the same input may give different outputs.
+    randomized: bool = False
+
+    @property
+    @abc.abstractmethod
+    def num_classes(self) -> int:
+        """Number of classes K; labels are in [0, K)."""
+
+    @property
+    @abc.abstractmethod
+    def device(self) -> torch.device:
+        """The device the underlying model runs on; inputs are moved there."""
+
+    @property
+    @abc.abstractmethod
+    def model(self) -> ModelClassifier:
+        """The undefended model underneath this classifier."""
+
+    @abc.abstractmethod
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """Labels for a batch.
+
+        Args:
+            x: float32 [B, C, H, W] in [0, 1] (numpy accepted), any device.
+
+        Returns:
+            int64 tensor [B] on :attr:`device`, values in [0, K) or :data:`REJECTED`.
+
+        Raises:
+            InvalidParameter: malformed ``x``.
+        """
+
+    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
+        """Class probabilities [B, K] (float32, rows sum to 1) for one draw of randomness.
+
+        Raises:
+            NotImplementedError: the classifier defines no probabilities.
+        """
+        raise NotImplementedError(f"{type(self).__name__} defines no probabilities")
+
+    def surrogate_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Differentiable scores [B, K] whose gradient attacks follow.
+
+        One draw of the classifier's randomness; non-differentiable steps are replaced by
+        their BPDA approximation (identity backward). No chunking, no ``no_grad``: the
+        caller sizes the batch.
+
+        Raises:
+            NotImplementedError: the classifier offers no gradient path.
+        """
+        raise NotImplementedError(f"{type(self).__name__} offers no differentiable surrogate")
+
+    def with_keys(self, keys: Any) -> Classifier:
+        """A twin with the same parameters and randomness from ``keys`` (a KeySource).
+
+        A deterministic classifier has no randomness and returns itself.
+        """
+        return self
+
+
+class ModelClassifier(Classifier):
+    """A deterministic classifier around a ``torch.nn.Module`` that outputs logits.
+
+    The module is put in eval mode. Forward passes run under ``torch.no_grad`` in chunks of
+    ``batch_size`` images so memory stays bounded; inputs move to the module's device.
+
+    Args:
+        module: maps float32 [B, C, H, W] in [0, 1] to logits [B, K].
+        num_classes: K; inferred from the first forward pass when None.
+        batch_size: images per forward pass (default 512).
+
+    Raises:
+        InvalidParameter: ``module`` is not a ``torch.nn.Module``, or bad ``batch_size``.
+    """
+
+    randomized = False
+
+    def __init__(self, module: torch.nn.Module, *, num_classes: int | None = None,
+                 batch_size: int = 512) -> None:
+        if not isinstance(module, torch.nn.Module):
+            raise InvalidParameter(f"expected module as a torch.nn.Module, got {type(module).__name__}")
+        self.module = module.eval()
+        self.batch_size = check_positive_int(batch_size, "batch_size")
+        self._num_classes = None if num_classes is None else check_positive_int(num_classes, "num_classes", minimum=2)
+
+    @property
+    def num_classes(self) -> int:
+        if self._num_classes is None:
+            raise InvalidParameter("expected num_classes: pass it to ModelClassifier or classify once first")
+        return self._num_classes
+
+    @property
+    def device(self) -> torch.device:
+        for p in self.module.parameters():
+            return p.device
+        for b in self.module.buffers():
+            return b.device
+        return torch.device("cpu")
+
+    @property
+    def model(self) -> ModelClassifier:
+        return self
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits [B, K] (float32, on :attr:`device`), chunked, without gradient."""
+        x = as_images(x, device=self.device)
+        with torch.no_grad():
+            out = torch.cat([self.module(chunk) for chunk in x.split(self.batch_size)])
+        if self._num_classes is None:
+            self._num_classes = int(out.shape[1])
+        return out
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        return self.logits(x).argmax(dim=1)
+
+    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
+        return F.softmax(self.logits(x), dim=1)
+
+    def surrogate_logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.module(x.to(self.device))
+
+    def __repr__(self) -> str:
+        return f"ModelClassifier({type(self.module).__name__})"
+
+
+class Defense(Classifier):
+    """Base of the defenses: a classifier wrapping another classifier ``base``.
+
+    ``num_classes``, ``device`` and ``model`` come from ``base``.
+
+    Raises:
+        InvalidParameter: ``base`` is not a :class:`Classifier` (a bare ``nn.Module`` is
+            wrapped in :class:`ModelClassifier` for you).
+    """
+
+    def __init__(self, base: Classifier | torch.nn.Module) -> None:
+        if isinstance(base, torch.nn.Module):
+            base = ModelClassifier(base)
+        if not isinstance(base, Classifier):
+            raise InvalidParameter(f"expected a Classifier or torch.nn.Module to defend, got {type(base).__name__}")
+        self.base = base
+
+    @property
+    def num_classes(self) -> int:
+        return self.base.num_classes
+
+    @property
+    def device(self) -> torch.device:
+        return self.base.device
+
+    @property
+    def model(self) -> ModelClassifier:
+        return self.base.model
+
+
+def undefended_model(classifier: Any) -> ModelClassifier | None:
+    """The undefended :class:`ModelClassifier` under ``classifier``, or None if it has none."""
+    model = getattr(classifier, "model", None)
+    return model if isinstance(model, ModelClassifier) else None

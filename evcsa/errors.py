@@ -1,0 +1,89 @@
+"""One exception hierarchy for evcsa.
+
+Every error evcsa raises on purpose derives from :class:`EvcsaError`. Each carries the
+values that explain it as attributes (``details``), and its message reads
+"expected ..., got ...". Errors that signal bad input also derive from :class:`ValueError`
+so that generic handlers keep working.
+
+::
+
+    EvcsaError
+    ├── InvalidParameter (ValueError)   a bad argument to a function or constructor
+    │   ├── ConfigError                 a bad key or value in a configuration file
+    │   └── DataError                   a malformed data file or data set
+    ├── InvalidQuery (ValueError)       a malformed oracle query; the game state is unchanged
+    ├── NotFresh                        a stale Attack query: the game's ⊥, not counted
+    ├── GameOver                        Attack after N submissions, or after the game ended
+    ├── BudgetExhausted                 Classify beyond its optional query budget
+    └── KeyStreamError                  a key, nonce or keystream request out of range
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "BudgetExhausted",
+    "ConfigError",
+    "DataError",
+    "EvcsaError",
+    "GameOver",
+    "InvalidParameter",
+    "InvalidQuery",
+    "KeyStreamError",
+    "NotFresh",
+]
+
+
+class EvcsaError(Exception):
+    """Base class of every error evcsa raises on purpose.
+
+    Args:
+        message: one line saying what was expected and what was got.
+        **details: the values that explain the error, kept as ``self.details`` and
+            as attributes of the same names.
+    """
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = dict(details)
+        for name, value in details.items():
+            setattr(self, name, value)
+
+
+class InvalidParameter(EvcsaError, ValueError):
+    """A bad argument to a function or constructor (type, range, shape)."""
+
+
+class ConfigError(InvalidParameter):
+    """A bad key or value in a configuration; ``key`` names the offending key."""
+
+
+class DataError(InvalidParameter):
+    """A malformed data file or data set; ``path`` names the file where there is one."""
+
+
+class InvalidQuery(EvcsaError, ValueError):
+    """A malformed oracle query (shape, dtype, NaN/inf, outside [0, 1], unknown source,
+    target missing or unexpected). Raised before anything is counted: the game is unchanged."""
+
+
+class NotFresh(EvcsaError):
+    """A stale Attack query: the game's ⊥ (seed 002 Fig. 2 line 8; seed 000 Fig. 1 line 8).
+
+    The query is not counted and nothing is recorded; the adversary may go on playing.
+    ``sources`` lists the stale sources, ``positions`` their positions in the batch.
+    """
+
+
+class GameOver(EvcsaError):
+    """Attack called when q ≥ N (or with more samples than remain), or after the game ended."""
+
+
+class BudgetExhausted(EvcsaError):
+    """Classify called beyond the game's optional query budget; nothing was classified."""
+
+
+class KeyStreamError(EvcsaError):
+    """A key or nonce of the wrong length, or a keystream request past the counter's end."""

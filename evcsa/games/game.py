@@ -1,0 +1,499 @@
+"""The EV-CSA game: the oracles, the adversary's knowledge, and repetition.
+
+Seed 002 Fig. 2 and seed 000 Fig. 1, line by line (docs/concepts.md has the full map):
+
+=====  ==================================  ===========================================
+line   the figure                          here
+=====  ==================================  ===========================================
+1–2    q ← 0, n ← 0, X_A ← ∅               a fresh :class:`_GameState` per game
+3      A(ε, N, ⟨C⟩, X_D)^{Classify,Attack}  ``adversary.prepare(k).play(oracles, k)``
+4      return n / N                        :attr:`GameResult.success_rate`
+5–6    Classify: ŷ ← C(x)                  :meth:`Oracles.classify`
+7      Attack: if q ≥ N, end               :class:`~evcsa.errors.GameOver`
+8      freshness (⊥)                       :class:`~evcsa.errors.NotFresh`, not counted
+9–10   q ← q + 1, X_A ∪← x′                the transcript
+11–12  success → n ← n + 1                 ε check, then the goal's label test
+13     give ŷ′ to A (seed 002)             returned when ``reveal`` is on
+=====  ==================================  ===========================================
+
+The game owns every rule and checks it at the moment of the call. An adversary's own
+claim of success is never consulted: success is recomputed from the submitted x′.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TYPE_CHECKING, Any, Sequence
+
+import attrs
+import numpy as np
+import torch
+
+from evcsa._validation import as_images, as_labels, describe
+from evcsa.defenses.base import REJECTED, ModelClassifier, undefended_model
+from evcsa.distances import distance, within_epsilon
+from evcsa.errors import BudgetExhausted, GameOver, InvalidParameter, InvalidQuery, NotFresh
+from evcsa.games.results import GameResult, RepeatResult, Submission
+from evcsa.games.rules import Rules
+from evcsa.randomness import DerivedKeys, KeySource, SystemKeys
+
+if TYPE_CHECKING:
+    from evcsa.adversaries.base import Adversary
+
+__all__ = ["EVCSA", "Knowledge", "Oracles"]
+
+
+@attrs.frozen(eq=False)
+class Knowledge:
+    """What the adversary is given: ⟨C⟩, X_D, N and ε (seed 000 Fig. 1 line 3).
+
+    Tensors are private copies: changing them cannot change the game.
+
+    Attributes:
+        level: "blackbox", "graybox" or "whitebox".
+        samples: X_D, float32 [M, C, H, W] in [0, 1] (CPU).
+        labels: the true labels, int64 [M] (CPU).
+        num_classes: K.
+        n_chosen: N.
+        epsilon: ε or None (unbounded); ``norm`` its norm; ``tolerance`` the game's slack.
+        goal: "untargeted" or "targeted".
+        freshness, reveal, untargeted_reference, classify_budget: the other rules.
+        randomized: whether the classifier says it is randomized (None: unknown).
+        model: the undefended model (graybox and whitebox), else None.
+        defense: a twin of the defended classifier with the adversary's own randomness
+            (whitebox), else None. The defense's own keys are never reachable from here.
+        generator: the adversary's torch.Generator (CPU) for its own random choices.
+        keys: the adversary's KeySource (the twin draws from it).
+    """
+
+    level: str
+    samples: torch.Tensor = attrs.field(repr=False)
+    labels: torch.Tensor = attrs.field(repr=False)
+    num_classes: int
+    n_chosen: int
+    epsilon: float | None
+    norm: str
+    goal: str
+    tolerance: float
+    freshness: str
+    reveal: bool
+    untargeted_reference: str
+    classify_budget: int | None
+    randomized: bool | None
+    model: ModelClassifier | None = attrs.field(repr=False)
+    defense: Any = attrs.field(repr=False)
+    generator: torch.Generator = attrs.field(repr=False)
+    keys: KeySource = attrs.field(repr=False)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of one image."""
+        return tuple(self.samples.shape[1:])  # type: ignore[return-value]
+
+
+class _GameState:
+    """q, n, X_A and the counters of one game (seed Fig. lines 1–2), reset per game."""
+
+    def __init__(self) -> None:
+        self.q = 0
+        self.n = 0
+        self.classify_queries = 0
+        self.stale = 0
+        self.used_sources: set[int] = set()
+        self.digests: set[bytes] = set()
+        self.transcript: list[Submission] = []
+        self.closed = False
+
+
+def _digest(x: torch.Tensor) -> bytes:
+    """Digest of one image's (dtype, shape, bytes): the identity of x′ for freshness."""
+    arr = x.detach().to("cpu", torch.float32).contiguous().numpy()
+    h = hashlib.blake2b(digest_size=20)
+    h.update(f"{arr.dtype.str}{arr.shape}".encode())
+    h.update(arr.tobytes())
+    return h.digest()
+
+
+class Oracles:
+    """The Classify and Attack oracles of one game, handed to the adversary.
+
+    Every rule is checked at the call, in DESIGN's order: malformed input → InvalidQuery
+    (nothing changes); q ≥ N → GameOver; stale → NotFresh (⊥, not counted); then q ← q + 1,
+    the ε check and the label test, n ← n + 1 on success. After the adversary returns, both
+    oracles are closed (GameOver).
+    """
+
+    def __init__(self, game: EVCSA, state: _GameState) -> None:
+        self._game = game
+        self._state = state
+
+    # -- read-only views -------------------------------------------------------------
+    @property
+    def submitted(self) -> int:
+        """q: accepted Attack queries so far."""
+        return self._state.q
+
+    @property
+    def remaining(self) -> int:
+        """N − q: how many submissions may still be made."""
+        return self._game.rules.n_chosen - self._state.q
+
+    @property
+    def classify_queries(self) -> int:
+        """Images sent to Classify so far."""
+        return self._state.classify_queries
+
+    # -- Classify --------------------------------------------------------------------
+    def classify(self, x: Any) -> torch.Tensor | int:
+        """Classify oracle (seed Fig. lines 5–6): ŷ ← C(x) on fresh classifier randomness.
+
+        Args:
+            x: float32 [B, C, H, W] (or one image [C, H, W]) in [0, 1], the shape of X_D.
+
+        Returns:
+            int64 tensor [B] (CPU) of labels, or an int for one image [C, H, W].
+            A rejecting defense answers ``REJECTED`` (−1).
+
+        Raises:
+            InvalidQuery: malformed x (nothing counted).
+            BudgetExhausted: B queries would exceed the classify budget (nothing counted).
+            GameOver: the game has ended.
+        """
+        st = self._state
+        if st.closed:
+            raise GameOver("expected Classify during the game, got a call after it ended")
+        single = hasattr(x, "dim") and x.dim() == 3 or isinstance(x, np.ndarray) and x.ndim == 3
+        x = as_images(x, name="x", shape=self._game.image_shape, allow_single=True, error=InvalidQuery)
+        budget = self._game.rules.classify_budget
+        if budget is not None and st.classify_queries + x.shape[0] > budget:
+            raise BudgetExhausted(f"expected at most {budget - st.classify_queries} more Classify "
+                                  f"queries (budget {budget}), got {x.shape[0]}",
+                                  budget=budget, used=st.classify_queries, requested=x.shape[0])
+        labels = self._game.classifier.predict(x).detach().cpu().to(torch.int64)
+        st.classify_queries += x.shape[0]
+        return int(labels[0]) if single else labels
+
+    # -- Attack ----------------------------------------------------------------------
+    def attack(self, source: int, x_adv: Any, target: int | None = None) -> int | None:
+        """Attack oracle (seed Fig. lines 7–13) for one chosen sample.
+
+        Args:
+            source: index of the natural sample x in X_D.
+            x_adv: x′, float32 [C, H, W] (or [1, C, H, W]) in [0, 1].
+            target: y_t for targeted games (required there, ≠ y); None otherwise.
+
+        Returns:
+            ŷ′ = C(x′) when the game reveals it (seed 002), else None (seed 000).
+
+        Raises:
+            InvalidQuery: malformed query (nothing counted).
+            GameOver: q ≥ N, or the game has ended.
+            NotFresh: stale query, the game's ⊥ (nothing counted).
+        """
+        if hasattr(x_adv, "dim") and x_adv.dim() == 3 or isinstance(x_adv, np.ndarray) and x_adv.ndim == 3:
+            x_adv = x_adv[None]
+        targets = None if target is None else [target]
+        revealed = self.attack_batch([source], x_adv, targets)
+        return None if revealed is None else int(revealed[0])
+
+    def attack_batch(self, sources: Sequence[int] | torch.Tensor | np.ndarray, x_adv: Any,
+                     targets: Sequence[int] | torch.Tensor | np.ndarray | None = None
+                     ) -> torch.Tensor | None:
+        """Attack oracle for B chosen samples at once, all-or-nothing.
+
+        Equivalent to B calls of :meth:`attack` in order, except that the whole batch is
+        checked before anything is counted: if any item is malformed, stale (also a repeat
+        inside the batch) or beyond N, the call raises and nothing is recorded. The
+        classifier sees the B samples in one batched call.
+
+        Args:
+            sources: B indices into X_D.
+            x_adv: float32 [B, C, H, W] in [0, 1].
+            targets: B target labels (targeted games), or None.
+
+        Returns:
+            int64 [B] (CPU) of ŷ′ when revealed, else None.
+
+        Raises:
+            InvalidQuery, GameOver, NotFresh: as :meth:`attack`; ``NotFresh.positions``
+            lists the stale items.
+        """
+        game, st, rules = self._game, self._state, self._game.rules
+        # 1. malformed input
+        x_adv = as_images(x_adv, name="x_adv", shape=game.image_shape, error=InvalidQuery)
+        b = x_adv.shape[0]
+        src = _as_indices(sources, "sources", b, game.samples.shape[0])
+        tgt = None
+        if rules.goal == "targeted":
+            if targets is None:
+                raise InvalidQuery("expected a target label y_t in a targeted game, got none")
+            tgt = _as_indices(targets, "targets", b, game.num_classes)
+            clash = (tgt == game.labels[src]).nonzero().flatten().tolist()
+            if clash:
+                raise InvalidQuery(f"expected targets different from the true labels, got y_t = y at "
+                                   f"position(s) {clash}", positions=clash)
+        elif targets is not None:
+            raise InvalidQuery("expected no target in an untargeted game, got one", targets=targets)
+        # 2. game over
+        if st.closed:
+            raise GameOver("expected Attack during the game, got a call after it ended")
+        if st.q >= rules.n_chosen:
+            raise GameOver(f"expected at most N = {rules.n_chosen} submissions, got one more",
+                           n_chosen=rules.n_chosen)
+        if b > rules.n_chosen - st.q:
+            raise GameOver(f"expected at most {rules.n_chosen - st.q} more submissions "
+                           f"(N = {rules.n_chosen}), got {b}", remaining=rules.n_chosen - st.q,
+                           requested=b)
+        # 3. freshness
+        src_list = src.tolist()
+        if rules.freshness == "source":
+            keys: list[Any] = src_list
+            seen: set[Any] = st.used_sources
+        else:
+            keys = [_digest(img) for img in x_adv]
+            seen = st.digests
+        stale, batch_seen = [], set()
+        for i, k in enumerate(keys):
+            if k in seen or k in batch_seen:
+                stale.append(i)
+            batch_seen.add(k)
+        if stale:
+            st.stale += len(stale)
+            what = "source" if rules.freshness == "source" else "bit-identical x′"
+            raise NotFresh(f"expected fresh queries (one per {what}), got {len(stale)} stale at "
+                           f"position(s) {stale}", positions=stale,
+                           sources=[src_list[i] for i in stale])
+        # 5. success, computed before any state changes
+        x_nat = game.samples[src]
+        d = distance(x_nat, x_adv.to(x_nat.device), rules.norm, tolerance=rules.tolerance)
+        ok = within_epsilon(d, rules.epsilon, rules.norm, tolerance=rules.tolerance)
+        device = game.device
+        pred = game.classifier.predict(x_adv.to(device)).detach().cpu().to(torch.int64)
+        if tgt is not None:
+            reference = tgt
+            hit = pred == tgt
+        else:
+            if rules.untargeted_reference == "label":
+                reference = game.labels[src]
+            else:
+                reference = game.classifier.predict(x_nat.to(device)).detach().cpu().to(torch.int64)
+            hit = (pred != reference) & (pred != REJECTED)
+        success = ok & hit
+        # 4 & 6. count, record, reward
+        for i in range(b):
+            st.transcript.append(Submission(
+                position=st.q + i, source=src_list[i], target=None if tgt is None else int(tgt[i]),
+                distance=float(d[i]), within_epsilon=bool(ok[i]), label=int(pred[i]),
+                reference=int(reference[i]), revealed=rules.reveal, success=bool(success[i])))
+        if rules.freshness == "source":
+            st.used_sources.update(src_list)
+        else:
+            st.digests.update(keys)
+        st.q += b
+        st.n += int(success.sum())
+        return pred.clone() if rules.reveal else None
+
+
+def _as_indices(values: Any, name: str, length: int, upper: int) -> torch.Tensor:
+    if isinstance(values, (int, np.integer)) and not isinstance(values, bool):
+        values = [values]
+    try:
+        t = as_labels(values, name=name, length=length, num_classes=upper, error=InvalidQuery)
+    except InvalidQuery:
+        raise
+    except Exception as exc:  # pragma: no cover - exotic inputs numpy cannot read
+        raise InvalidQuery(f"expected {name} as integers, got {describe(values)}") from exc
+    return t
+
+
+class EVCSA:
+    """The EV-CSA game between an adversary and a (possibly randomized) classifier.
+
+    Args:
+        classifier: anything with ``predict(x) -> labels`` (int64 [B]); usually an
+            :class:`evcsa.defenses.Classifier`. Its randomness is its own (key source).
+        samples: X_D, float32 [M, C, H, W] in [0, 1] (numpy or torch).
+        labels: the true labels, M integers in [0, K).
+        n_chosen: N, 1 ≤ N (≤ M under freshness "source").
+        epsilon, norm, goal, freshness, reveal, untargeted_reference, knowledge,
+            classify_budget, tolerance: the rules, see :class:`Rules`.
+        model: the undefended model for graybox/whitebox knowledge (default: the
+            classifier's ``model``).
+        num_classes: K (default: the classifier's ``num_classes``, else max label + 1).
+
+    Raises:
+        InvalidParameter: bad samples, labels or rule values; graybox knowledge without an
+            undefended model; whitebox knowledge against a randomized classifier that
+            cannot make a twin (no ``with_keys``).
+    """
+
+    def __init__(self, classifier: Any, samples: Any, labels: Any, *, n_chosen: int,
+                 epsilon: float | None = None, norm: str = "linf", goal: str = "untargeted",
+                 freshness: str = "source", reveal: bool = False,
+                 untargeted_reference: str = "label", knowledge: str = "whitebox",
+                 classify_budget: int | None = None, tolerance: float = 1e-6,
+                 model: ModelClassifier | None = None, num_classes: int | None = None) -> None:
+        rules = Rules(n_chosen=n_chosen, epsilon=epsilon, norm=norm, goal=goal,
+                      freshness=freshness, reveal=reveal,
+                      untargeted_reference=untargeted_reference, knowledge=knowledge,
+                      classify_budget=classify_budget, tolerance=tolerance)
+        self._setup(classifier, samples, labels, rules, model, num_classes)
+
+    @classmethod
+    def from_rules(cls, classifier: Any, samples: Any, labels: Any, rules: Rules, *,
+                   model: ModelClassifier | None = None, num_classes: int | None = None) -> EVCSA:
+        """A game from a :class:`Rules` record (e.g. ``Rules.seed_002(25)``)."""
+        if not isinstance(rules, Rules):
+            raise InvalidParameter(f"expected rules as a Rules record, got {type(rules).__name__}")
+        game = cls.__new__(cls)
+        game._setup(classifier, samples, labels, rules, model, num_classes)
+        return game
+
+    def _setup(self, classifier: Any, samples: Any, labels: Any, rules: Rules,
+               model: ModelClassifier | None, num_classes: int | None) -> None:
+        if not callable(getattr(classifier, "predict", None)):
+            raise InvalidParameter(f"expected a classifier with predict(x), got {type(classifier).__name__}")
+        self.classifier = classifier
+        self.rules = rules
+        self.samples = as_images(samples, name="samples", device="cpu").clone()
+        m = self.samples.shape[0]
+        if num_classes is None:
+            try:
+                num_classes = int(classifier.num_classes)
+            except Exception:
+                num_classes = None
+        self.labels = as_labels(labels, name="labels", length=m, num_classes=num_classes).clone()
+        self.num_classes = int(num_classes) if num_classes is not None else int(self.labels.max()) + 1
+        if rules.freshness == "source" and rules.n_chosen > m:
+            raise InvalidParameter(f"expected N ≤ |X_D| = {m} under freshness 'source', got N = {rules.n_chosen}",
+                                   n_chosen=rules.n_chosen, samples=m)
+        self.model = model if model is not None else undefended_model(classifier)
+        if rules.knowledge in ("graybox", "whitebox") and self.model is None:
+            raise InvalidParameter(f"expected an undefended model for {rules.knowledge} knowledge "
+                                   "(pass model=...), got none")
+        self.randomized = getattr(classifier, "randomized", None)
+        if rules.knowledge == "whitebox" and self.randomized is not False \
+                and not callable(getattr(classifier, "with_keys", None)):
+            raise InvalidParameter("expected a randomized classifier with with_keys(keys) for whitebox "
+                                   "knowledge (the adversary's twin), got none")
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of the natural samples."""
+        return tuple(self.samples.shape[1:])  # type: ignore[return-value]
+
+    @property
+    def device(self) -> torch.device:
+        """The classifier's device (CPU when it does not say)."""
+        return torch.device(getattr(self.classifier, "device", "cpu"))
+
+    # -- one game ----------------------------------------------------------------------
+    def knowledge(self, seed: int | np.random.SeedSequence | None = None) -> Knowledge:
+        """The knowledge handed to the adversary in one game, with its own randomness.
+
+        Args:
+            seed: seeds the adversary's generator and key source (None: OS entropy).
+        """
+        generator = torch.Generator()
+        if seed is None:
+            generator.seed()
+            keys: KeySource = SystemKeys()
+        else:
+            ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+            words = ss.generate_state(6, dtype=np.uint32)
+            generator.manual_seed(int(words[0]) << 32 | int(words[1]))
+            keys = DerivedKeys(words[2:].tobytes(), label="adversary")
+        level = self.rules.knowledge
+        twin = None
+        if level == "whitebox":
+            twin = self.classifier.with_keys(keys.derive("twin")) if hasattr(self.classifier, "with_keys") \
+                else self.classifier
+        r = self.rules
+        return Knowledge(
+            level=level, samples=self.samples.clone(), labels=self.labels.clone(),
+            num_classes=self.num_classes, n_chosen=r.n_chosen, epsilon=r.epsilon, norm=r.norm,
+            goal=r.goal, tolerance=r.tolerance, freshness=r.freshness, reveal=r.reveal,
+            untargeted_reference=r.untargeted_reference, classify_budget=r.classify_budget,
+            randomized=self.randomized, model=self.model if level != "blackbox" else None,
+            defense=twin, generator=generator, keys=keys)
+
+    def play(self, adversary: Adversary, *, seed: int | np.random.SeedSequence | None = None
+             ) -> GameResult:
+        """Play one game: ``adversary.prepare(k)`` then ``.play(oracles, k)``.
+
+        Args:
+            adversary: an :class:`evcsa.adversaries.Adversary`.
+            seed: the adversary's randomness (None: OS entropy). The classifier's
+                randomness comes from its own key source, never from here.
+
+        Returns:
+            :class:`GameResult`; submissions never made count as failures.
+
+        Raises:
+            InvalidParameter: ``adversary`` has no ``play``.
+            Whatever the adversary lets escape (an uncaught InvalidQuery, say).
+        """
+        _check_adversary(adversary)
+        ss = seed if isinstance(seed, np.random.SeedSequence) or seed is None else np.random.SeedSequence(seed)
+        prep_seed, play_seed = (None, None) if ss is None else ss.spawn(2)
+        prepared = adversary.prepare(self.knowledge(prep_seed))
+        return self._play_prepared(prepared, self.knowledge(play_seed))
+
+    def _play_prepared(self, adversary: Adversary, knowledge: Knowledge) -> GameResult:
+        state = _GameState()
+        oracles = Oracles(self, state)
+        try:
+            report = adversary.play(oracles, knowledge)
+        finally:
+            state.closed = True
+        return GameResult(successes=state.n, n_chosen=self.rules.n_chosen, submissions=state.q,
+                          classify_queries=state.classify_queries, stale_queries=state.stale,
+                          transcript=tuple(state.transcript), report=report)
+
+    def repeat(self, adversary: Adversary, runs: int, *, seed: int | None = None,
+               reuse_preparation: bool = True, progress: bool | None = None) -> RepeatResult:
+        """Play R games with fresh classifier randomness in each.
+
+        Args:
+            adversary: the adversary.
+            runs: R ≥ 1.
+            seed: the adversary's randomness for the whole series (None: OS entropy).
+            reuse_preparation: run ``adversary.prepare`` once and play its result in every
+                game (default; seed 002 § 5.1: samples crafted once, evaluated over many
+                runs, so Adv is over the classifier's randomness given the adversary's
+                coins). False prepares afresh in every game (Adv over all randomness).
+            progress: show a progress bar (None: only on a terminal).
+
+        Returns:
+            :class:`RepeatResult` with the R games.
+
+        Raises:
+            InvalidParameter: runs < 1 or a bad adversary.
+        """
+        from tqdm.auto import tqdm
+
+        from evcsa._validation import check_positive_int
+
+        runs = check_positive_int(runs, "runs")
+        _check_adversary(adversary)
+        ss = None if seed is None else np.random.SeedSequence(seed)
+        children = [None] * (runs + 1) if ss is None else ss.spawn(runs + 1)
+        prepared = adversary.prepare(self.knowledge(children[0])) if reuse_preparation else None
+        games = []
+        bar = tqdm(range(runs), desc=f"games ({type(adversary).__name__})", unit="game",
+                   disable=None if progress is None else not progress, leave=False)
+        for i in bar:
+            if prepared is None:
+                pair = [None, None] if children[i + 1] is None else children[i + 1].spawn(2)
+                player = adversary.prepare(self.knowledge(pair[0]))
+                k = self.knowledge(pair[1])
+            else:
+                player, k = prepared, self.knowledge(children[i + 1])
+            games.append(self._play_prepared(player, k))
+        return RepeatResult(games=tuple(games), n_chosen=self.rules.n_chosen,
+                            reused_preparation=reuse_preparation)
+
+
+def _check_adversary(adversary: Any) -> None:
+    if not callable(getattr(adversary, "play", None)) or not callable(getattr(adversary, "prepare", None)):
+        raise InvalidParameter(f"expected an Adversary (with prepare and play), got {type(adversary).__name__}")

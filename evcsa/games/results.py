@@ -1,0 +1,140 @@
+"""Results of EV-CSA games: frozen records plus the raw per-game rows.
+
+Statistics are computed from the rows by named methods whose docstrings give the formula.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+import numpy as np
+
+from evcsa.stats import BinomialEstimate, clopper_pearson, threshold_count
+
+__all__ = ["GameResult", "RepeatResult", "Submission"]
+
+
+@attrs.frozen
+class Submission:
+    """One accepted Attack query, as the transcript records it.
+
+    Attributes:
+        position: 0-based order of the submission in the game (q − 1 after it).
+        source: index of the natural sample x in X_D.
+        target: the target label y_t (targeted games) or None.
+        distance: d(x, x′) in the game's norm on the [0, 1] scale (pixels for L0).
+        within_epsilon: whether d(x, x′) ≤ ε (+ tolerance).
+        label: ŷ′ = C(x′) as the game computed it (``REJECTED`` = −1 for a rejection),
+            recorded whether or not it was revealed.
+        reference: the label success was measured against: y (or C(x) under the
+            "prediction" reference) for untargeted games, y_t for targeted ones.
+        revealed: whether ŷ′ was given to the adversary.
+        success: whether the submission counted (n ← n + 1).
+    """
+
+    position: int
+    source: int
+    target: int | None
+    distance: float
+    within_epsilon: bool
+    label: int
+    reference: int
+    revealed: bool
+    success: bool
+
+
+@attrs.frozen
+class GameResult:
+    """The outcome of one EV-CSA game.
+
+    Attributes:
+        successes: n, the number of successful submissions.
+        n_chosen: N.
+        submissions: q, the number of accepted submissions (≤ N; missing ones count as
+            failures).
+        classify_queries: images sent to Classify.
+        stale_queries: Attack queries answered ⊥ (not counted in q).
+        transcript: the accepted submissions, in order.
+        report: whatever the adversary's ``play`` returned (its diagnostics), or None.
+    """
+
+    successes: int
+    n_chosen: int
+    submissions: int
+    classify_queries: int
+    stale_queries: int
+    transcript: tuple[Submission, ...] = attrs.field(repr=False)
+    report: Any = attrs.field(default=None, repr=False, eq=False)
+
+    @property
+    def success_rate(self) -> float:
+        """succ = n / N (seed 002 § 3; seed 000 Fig. 1 line 4)."""
+        return self.successes / self.n_chosen
+
+    def succeeds(self, tau: float) -> bool:
+        """Whether succ ≥ τ, compared as n ≥ ⌈τN⌉ (no float round-off)."""
+        return self.successes >= threshold_count(tau, self.n_chosen)
+
+    def row(self) -> dict[str, Any]:
+        """The game as one flat row (for CSV)."""
+        return {"successes": self.successes, "n_chosen": self.n_chosen,
+                "submissions": self.submissions, "success_rate": self.success_rate,
+                "classify_queries": self.classify_queries, "stale_queries": self.stale_queries}
+
+
+@attrs.frozen
+class RepeatResult:
+    """R games of the same adversary against the same classifier, fresh classifier
+    randomness in each.
+
+    Attributes:
+        games: the R :class:`GameResult` records, in order.
+        n_chosen: N.
+        reused_preparation: whether the adversary's offline phase ran once for all games
+            (the advantage is then over the classifier's randomness given the adversary's
+            coins, the protocol of seed 002 § 5.1) or once per game.
+    """
+
+    games: tuple[GameResult, ...] = attrs.field(repr=False)
+    n_chosen: int
+    reused_preparation: bool = True
+
+    @property
+    def runs(self) -> int:
+        """R, the number of games."""
+        return len(self.games)
+
+    @property
+    def success_rates(self) -> np.ndarray:
+        """float64 [R]: succ of each game."""
+        return np.array([g.success_rate for g in self.games], dtype=np.float64)
+
+    @property
+    def mean(self) -> float:
+        """Mean success rate over the R games."""
+        return float(self.success_rates.mean())
+
+    def success_rate_interval(self, alpha: float = 0.05) -> tuple[float, float]:
+        """Clopper–Pearson interval for the mean success rate, pooling the R·N submissions.
+
+        Exact when the submissions are independent Bernoulli trials of equal probability;
+        for a mixture it is a pooled-proportion interval. Returns (low, high).
+        """
+        total = sum(g.successes for g in self.games)
+        return clopper_pearson(total, self.runs * self.n_chosen, alpha)
+
+    def advantage(self, tau: float = 1.0, alpha: float = 0.05) -> BinomialEstimate:
+        """Empirical Adv(N, τ) = #{games with succ ≥ τ} / R (seed 002 Eq. 4), with its
+        exact Clopper–Pearson interval at level 1 − α. succ ≥ τ is n ≥ ⌈τN⌉.
+
+        Raises:
+            InvalidParameter: τ outside (0, 1] or α outside (0, 1).
+        """
+        k = threshold_count(tau, self.n_chosen)
+        wins = sum(1 for g in self.games if g.successes >= k)
+        return BinomialEstimate.from_counts(wins, self.runs, alpha)
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One flat row per game (with its index ``run``), for CSV."""
+        return [{"run": i, **g.row()} for i, g in enumerate(self.games)]

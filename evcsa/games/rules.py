@@ -1,0 +1,120 @@
+"""The rules of one EV-CSA game, as a frozen record.
+
+Both seed variants are configurations of the same record:
+
+- :meth:`Rules.seed_002` — Mix'n'Squeeze Fig. 2: no distortion bound (ε = None),
+  freshness by sample (no bit-identical x′ twice), the Attack oracle reveals ŷ′,
+  untargeted success iff C(x′) ≠ f(x′) (the true label of the source).
+- :meth:`Rules.seed_000` — Randomized Squeezing Fig. 1: a distortion bound ε in a norm,
+  freshness by source (one x′ per natural sample x), ŷ′ withheld, untargeted success iff
+  C(x′) ≠ C(x) (the classifier's fresh prediction on the source), targeted iff C(x′) = y_t.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from evcsa.distances import DEFAULT_TOLERANCE, NORMS
+from evcsa.errors import InvalidParameter
+
+__all__ = ["GOALS", "FRESHNESS", "KNOWLEDGE_LEVELS", "REFERENCES", "Rules"]
+
+GOALS = ("untargeted", "targeted")
+FRESHNESS = ("source", "sample")
+KNOWLEDGE_LEVELS = ("blackbox", "graybox", "whitebox")
+REFERENCES = ("label", "prediction")
+
+
+def _one_of(choices: tuple[str, ...]):
+    def check(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+        if value not in choices:
+            raise InvalidParameter(f"expected {attribute.name} in {choices}, got {value!r}",
+                                   key=attribute.name, got=value)
+    return check
+
+
+def _int_at_least(minimum: int, *, optional: bool = False):
+    def check(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+        if value is None and optional:
+            return
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise InvalidParameter(f"expected {attribute.name} as an integer ≥ {minimum}, got {value!r}",
+                                   key=attribute.name, got=value)
+    return check
+
+
+def _check_epsilon(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (value >= 0) or value == float("inf"):
+        raise InvalidParameter(f"expected epsilon as a finite number ≥ 0 or None (unbounded), got {value!r}",
+                               key="epsilon", got=value)
+
+
+def _check_tolerance(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 <= value <= 1e-3):
+        raise InvalidParameter(f"expected tolerance in [0, 1e-3] on the [0, 1] scale, got {value!r}",
+                               key="tolerance", got=value)
+
+
+def _check_bool(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise InvalidParameter(f"expected {attribute.name} as true or false, got {value!r}",
+                               key=attribute.name, got=value)
+
+
+@attrs.frozen(kw_only=True)
+class Rules:
+    """Parameters of one EV-CSA game (DESIGN "The security model, exactly").
+
+    Attributes:
+        n_chosen: N ≥ 1, the number of chosen samples the adversary submits.
+        epsilon: the distortion bound ε on the [0, 1] pixel scale (a pixel count for L0),
+            or None for unbounded (seed 002).
+        norm: "l0", "l2" or "linf" (default), the norm ε is measured in.
+        goal: "untargeted" (default) or "targeted" (Attack needs a target y_t ≠ y).
+        freshness: "source" (default; seed 000: at most one x′ per source) or "sample"
+            (seed 002: no bit-identical x′ twice).
+        reveal: whether Attack returns ŷ′ = C(x′) to the adversary (seed 002) or withholds
+            it (seed 000; the default).
+        untargeted_reference: "label" (default; success iff C(x′) ≠ y, seed 002's f(x′))
+            or "prediction" (success iff C(x′) ≠ C(x) on fresh randomness, seed 000).
+        knowledge: "blackbox", "graybox" or "whitebox" (default), what ⟨C⟩ the adversary gets.
+        classify_budget: an optional bound on Classify queries (each image one query).
+        tolerance: float slack for the ε check on the [0, 1] scale (default 1e-6).
+
+    Raises:
+        InvalidParameter: any value out of range (``key`` names the field).
+    """
+
+    n_chosen: int = attrs.field(validator=_int_at_least(1))
+    epsilon: float | None = attrs.field(default=None, validator=_check_epsilon)
+    norm: str = attrs.field(default="linf", validator=_one_of(NORMS))
+    goal: str = attrs.field(default="untargeted", validator=_one_of(GOALS))
+    freshness: str = attrs.field(default="source", validator=_one_of(FRESHNESS))
+    reveal: bool = attrs.field(default=False, validator=_check_bool)
+    untargeted_reference: str = attrs.field(default="label", validator=_one_of(REFERENCES))
+    knowledge: str = attrs.field(default="whitebox", validator=_one_of(KNOWLEDGE_LEVELS))
+    classify_budget: int | None = attrs.field(default=None, validator=_int_at_least(0, optional=True))
+    tolerance: float = attrs.field(default=DEFAULT_TOLERANCE, validator=_check_tolerance)
+
+    @classmethod
+    def seed_002(cls, n_chosen: int, **overrides: Any) -> Rules:
+        """Mix'n'Squeeze's game (seed 002 Fig. 2): ε unbounded, freshness by sample,
+        ŷ′ revealed, untargeted against the true label. ``overrides`` replace any field."""
+        fields = dict(epsilon=None, freshness="sample", reveal=True, goal="untargeted",
+                      untargeted_reference="label")
+        fields.update(overrides)
+        return cls(n_chosen=n_chosen, **fields)
+
+    @classmethod
+    def seed_000(cls, n_chosen: int, epsilon: float | None, norm: str = "linf",
+                 goal: str = "untargeted", **overrides: Any) -> Rules:
+        """Randomized Squeezing's game (seed 000 Fig. 1): ε in ``norm``, freshness by
+        source, ŷ′ withheld, untargeted success iff C(x′) ≠ C(x)."""
+        fields = dict(epsilon=epsilon, norm=norm, goal=goal, freshness="source", reveal=False,
+                      untargeted_reference="prediction")
+        fields.update(overrides)
+        return cls(n_chosen=n_chosen, **fields)

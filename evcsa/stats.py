@@ -1,0 +1,226 @@
+"""Statistics of the EV-CSA game: intervals, Poisson-binomial tails, the exact advantage.
+
+Two ways to get the advantage Adv(A, N, τ) = Pr[succ ≥ τ] (seed 002 Eq. 4):
+
+(a) empirically, from R repeated games: :class:`BinomialEstimate` with an exact
+    Clopper–Pearson interval (:func:`clopper_pearson`);
+(b) exactly, for an adversary whose N submissions are fixed and succeed independently
+    with probabilities p_1..p_N: the Poisson-binomial tail Pr[S ≥ ⌈τN⌉]
+    (:func:`advantage_exact`), which is Π p_i for τ = 1 (seed 002 Eq. 6).
+
+Everything that multiplies many probabilities works in log space, so N in the thousands
+does not underflow (the product of 1100 halves is 0.0 in float64; its log is −762.46).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import attrs
+import numpy as np
+from scipy import stats as _scipy_stats
+from scipy.special import logsumexp
+
+from evcsa._validation import check_positive_int, check_probability
+from evcsa.errors import InvalidParameter
+
+__all__ = [
+    "BinomialEstimate",
+    "advantage_exact",
+    "clopper_pearson",
+    "log_advantage_exact",
+    "log_poisson_binomial_pmf",
+    "poisson_binomial_pmf",
+    "select_top_n",
+    "threshold_count",
+]
+
+
+def _check_alpha(alpha: Any) -> float:
+    return check_probability(alpha, "alpha", open_low=True, open_high=True)
+
+
+def _check_counts(k: Any, n: Any) -> tuple[int, int]:
+    n = check_positive_int(n, "n (trials)")
+    k = check_positive_int(k, "k (successes)", minimum=0)
+    if k > n:
+        raise InvalidParameter(f"expected k ≤ n, got k = {k} > n = {n}", k=k, n=n)
+    return k, n
+
+
+def clopper_pearson(k: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
+    """Two-sided exact (Clopper–Pearson) confidence interval for a binomial proportion.
+
+    The interval is [B(α/2; k, n − k + 1), B(1 − α/2; k + 1, n − k)] with B the beta
+    quantile, and the ends fixed at 0 for k = 0 and 1 for k = n (where the raw quantile
+    is NaN). Computed by ``scipy.stats.binomtest(...).proportion_ci(method="exact")``.
+    Its coverage is at least 1 − α for every true proportion.
+
+    Args:
+        k: successes, 0 ≤ k ≤ n.
+        n: trials, n ≥ 1.
+        alpha: 1 − confidence level, in (0, 1); default 0.05.
+
+    Returns:
+        (low, high), floats in [0, 1].
+
+    Raises:
+        InvalidParameter: k, n not integers with 0 ≤ k ≤ n, n ≥ 1, or α outside (0, 1).
+    """
+    k, n = _check_counts(k, n)
+    alpha = _check_alpha(alpha)
+    ci = _scipy_stats.binomtest(k, n).proportion_ci(confidence_level=1.0 - alpha, method="exact")
+    low = 0.0 if k == 0 else float(ci.low)
+    high = 1.0 if k == n else float(ci.high)
+    return low, high
+
+
+@attrs.frozen
+class BinomialEstimate:
+    """A proportion estimated from ``successes`` out of ``trials``, with its exact
+    Clopper–Pearson interval at level 1 − ``alpha``.
+
+    Build with :meth:`from_counts`. ``value`` = successes / trials.
+    """
+
+    successes: int
+    trials: int
+    alpha: float
+    value: float
+    low: float
+    high: float
+
+    @classmethod
+    def from_counts(cls, successes: int, trials: int, alpha: float = 0.05) -> BinomialEstimate:
+        """Estimate and interval from counts (see :func:`clopper_pearson`)."""
+        low, high = clopper_pearson(successes, trials, alpha)
+        return cls(int(successes), int(trials), float(alpha), successes / trials, low, high)
+
+    def __contains__(self, p: float) -> bool:
+        return self.low <= p <= self.high
+
+    def __str__(self) -> str:
+        return f"{self.value:.3f} [{self.low:.3f}, {self.high:.3f}]"
+
+
+def threshold_count(tau: float, n: int) -> int:
+    """The least number of successes k with k / n ≥ τ, i.e. ⌈τ·n⌉, robust to float error.
+
+    τ·n is rounded to 9 decimals first, so τ = 0.3, n = 10 gives 3 (a bare ``ceil`` of
+    0.3 · 10 = 3.0000000000000004 gives 4).
+
+    Args:
+        tau: the success-rate threshold τ in (0, 1].
+        n: the number of chosen samples N ≥ 1.
+
+    Raises:
+        InvalidParameter: τ outside (0, 1] or n < 1.
+    """
+    tau = check_probability(tau, "tau", open_low=True)
+    n = check_positive_int(n, "N")
+    return min(n, max(1, math.ceil(round(tau * n, 9))))
+
+
+def _as_probabilities(p: Any) -> np.ndarray:
+    arr = np.asarray(p, dtype=np.float64)
+    if arr.ndim != 1 or arr.size == 0:
+        raise InvalidParameter(f"expected a non-empty 1-D sequence of probabilities, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)) or arr.min() < 0 or arr.max() > 1:
+        raise InvalidParameter(f"expected probabilities in [0, 1], got values in [{arr.min()}, {arr.max()}]")
+    return arr
+
+
+def log_poisson_binomial_pmf(p: Any) -> np.ndarray:
+    """Natural log of the Poisson-binomial pmf: log Pr[S = k], k = 0..N, S = Σ Bernoulli(p_i).
+
+    Dynamic programme over the probabilities in log space (``np.logaddexp``), O(N²)
+    time, O(N) memory; exact zeros come out as −inf. Thousands of probabilities are fine.
+
+    Args:
+        p: N success probabilities in [0, 1].
+
+    Returns:
+        float64 array [N + 1].
+
+    Raises:
+        InvalidParameter: empty, not 1-D, non-finite or outside [0, 1].
+    """
+    p = _as_probabilities(p)
+    with np.errstate(divide="ignore"):
+        log_p, log_q = np.log(p), np.log1p(-p)
+    out = np.full(p.size + 1, -np.inf)
+    out[0] = 0.0
+    for i in range(p.size):
+        head = out[: i + 2]
+        shifted = np.concatenate(([-np.inf], head[:-1] + log_p[i]))
+        out[: i + 2] = np.logaddexp(head + log_q[i], shifted)
+    return out
+
+
+def poisson_binomial_pmf(p: Any) -> np.ndarray:
+    """Poisson-binomial pmf Pr[S = k], k = 0..N (linear scale; see the log form for tails).
+
+    Example: p = (0.1, 0.2, 0.9) → (0.072, 0.674, 0.236, 0.018).
+
+    Args:
+        p: N success probabilities in [0, 1].
+
+    Returns:
+        float64 array [N + 1], summing to 1 (entries below ~1e-308 underflow to 0).
+    """
+    return np.exp(log_poisson_binomial_pmf(p))
+
+
+def log_advantage_exact(p: Any, tau: float) -> float:
+    """log Adv(N, τ) = log Pr[S ≥ ⌈τN⌉] for N independent submissions with success
+    probabilities ``p`` (seed 002 Eq. 6 for τ = 1: Σ log p_i).
+
+    Args:
+        p: N probabilities in [0, 1].
+        tau: the threshold τ in (0, 1].
+
+    Returns:
+        float ≤ 0, −inf when the event is impossible.
+    """
+    p = _as_probabilities(p)
+    k = threshold_count(tau, p.size)
+    if k == p.size:
+        with np.errstate(divide="ignore"):
+            return float(np.log(p).sum())
+    return float(logsumexp(log_poisson_binomial_pmf(p)[k:]))
+
+
+def advantage_exact(p: Any, tau: float) -> float:
+    """Adv(N, τ) = Pr[S ≥ ⌈τN⌉] for N independent submissions with success probabilities
+    ``p``; Π p_i for τ = 1 (seed 002 Eq. 6). Tiny values underflow to 0.0 here: use
+    :func:`log_advantage_exact` for them.
+
+    Raises:
+        InvalidParameter: bad probabilities or τ outside (0, 1].
+    """
+    return math.exp(log_advantage_exact(p, tau))
+
+
+def select_top_n(scores: Any, n: int) -> np.ndarray:
+    """Indices of the ``n`` highest scores, best first (ties by lower index): the greedy A*
+    selection (seed 002 § 4.3). With independent successes, the top-N by probability
+    maximises Pr[S ≥ k] for every k.
+
+    Args:
+        scores: 1-D array of estimated success probabilities (or interval lower bounds).
+        n: how many to select, 1 ≤ n ≤ len(scores).
+
+    Returns:
+        int64 array [n].
+
+    Raises:
+        InvalidParameter: n out of range or scores not 1-D finite.
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    if s.ndim != 1 or not np.all(np.isfinite(s)):
+        raise InvalidParameter(f"expected a 1-D finite array of scores, got shape {s.shape}")
+    n = check_positive_int(n, "n")
+    if n > s.size:
+        raise InvalidParameter(f"expected n ≤ {s.size} (the number of candidates), got {n}", got=n)
+    return np.argsort(-s, kind="stable")[:n].astype(np.int64)
