@@ -62,7 +62,12 @@ def fit_threshold(scores: Any, fpr: float = 0.05) -> float:
         InvalidParameter: no scores, non-finite scores, or fpr outside [0, 1).
     """
     fpr = check_probability(fpr, "fpr", open_high=True)
-    s = np.sort(np.asarray(torch.as_tensor(scores).detach().cpu(), dtype=np.float64).ravel())
+    if isinstance(scores, torch.Tensor):
+        scores = scores.detach().cpu().numpy()
+    try:
+        s = np.sort(np.asarray(scores, dtype=np.float64).ravel())
+    except (TypeError, ValueError):
+        raise InvalidParameter(f"expected legitimate scores as numbers, got {type(scores).__name__}") from None
     if s.size == 0 or not np.isfinite(s).all():
         raise InvalidParameter(f"expected at least one finite legitimate score, got {s.size} score(s)"
                                + (" with NaN/inf" if s.size else ""))
