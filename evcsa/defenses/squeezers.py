@@ -351,11 +351,12 @@ class NonLocalMeans(Squeezer):
     B, G, R, exactly as the reference passes RGB arrays). ``u8 = clip(rint(255·x))``; the
     output is ``u8 / 255`` in float32, on the input's device.
 
-    Speed: up to ``tiles_per_call`` images are laid side by side in one mosaic, each
-    surrounded by its own BORDER_REFLECT_101 border of a//2 + b//2 pixels — exactly the
-    border OpenCV adds to a lone image — so every output pixel sees the same neighbourhood
-    as in a per-image call and the result is identical, with one OpenCV call per mosaic
-    instead of one per image.
+    Speed: up to ``tiles_per_call`` images are laid side by side in one strip, each with its
+    own left and right BORDER_REFLECT_101 border of a//2 + b//2 pixels — exactly the border
+    OpenCV adds to a lone image — while OpenCV's own top and bottom border of the strip is
+    the lone image's too. Every output pixel therefore sees the same neighbourhood as in a
+    per-image call, and OpenCV's integer arithmetic gives an identical result, with one call
+    (one fixed cost) per strip instead of one per image.
 
     Args:
         search_window: a, odd ≥ 1 (pixels).
@@ -416,22 +417,17 @@ class NonLocalMeans(Squeezer):
             for i in range(n):
                 out[i] = self._denoise(u8[i])
         else:
+            # One strip per OpenCV call: the images side by side, each with its own left and
+            # right border; OpenCV's own top/bottom border of the strip is the lone image's.
             pad = self.border
-            rows, cols = _reflect101_index(h, pad), _reflect101_index(w, pad)
-            th, tw = h + 2 * pad, w + 2 * pad
+            cols = _reflect101_index(w, pad)
+            tw = w + 2 * pad
             for start in range(0, n, self.tiles_per_call):
-                tiles = u8[start:start + self.tiles_per_call][:, rows][:, :, cols]  # [t, th, tw, C]
+                tiles = u8[start:start + self.tiles_per_call][:, :, cols]  # [t, h, tw, C]
                 t = tiles.shape[0]
-                grid_c = math.ceil(math.sqrt(t))
-                grid_r = math.ceil(t / grid_c)
-                if grid_r * grid_c != t:
-                    filler = np.zeros((grid_r * grid_c - t, th, tw, ch), np.uint8)
-                    tiles = np.concatenate([tiles, filler])
-                mosaic = np.ascontiguousarray(
-                    tiles.reshape(grid_r, grid_c, th, tw, ch).transpose(0, 2, 1, 3, 4)
-                    .reshape(grid_r * th, grid_c * tw, ch))
-                den = self._denoise(mosaic).reshape(grid_r, th, grid_c, tw, -1).transpose(0, 2, 1, 3, 4)
-                core = den.reshape(grid_r * grid_c, th, tw, -1)[:t, pad:pad + h, pad:pad + w]
+                strip = np.ascontiguousarray(tiles.transpose(1, 0, 2, 3).reshape(h, t * tw, ch))
+                den = self._denoise(strip).reshape(h, t, tw, -1).transpose(1, 0, 2, 3)
+                core = den[:, :, pad:pad + w]
                 out[start:start + t] = core[..., 0] if ch == 1 else core
         res = torch.from_numpy(out)
         res = res.unsqueeze(1) if ch == 1 else res.permute(0, 3, 1, 2)

@@ -138,7 +138,7 @@ def _nlm_reference(x: np.ndarray, a: int, b: int, c: float) -> np.ndarray:
 @pytest.mark.parametrize("spec", ["11-3-4", "13-3-2", "5-3-10", "7-5-30"])
 @pytest.mark.parametrize("shape", [(6, 1, 28, 28), (5, 3, 32, 32), (3, 3, 9, 13), (4, 1, 5, 6)])
 def test_nlm_parity_with_opencv(spec, shape):
-    """The mosaic gives exactly the per-image OpenCV result, grey and colour, also for
+    """The strip gives exactly the per-image OpenCV result, grey and colour, also for
     images smaller than OpenCV's border."""
     x = _batch(sum(shape), shape)
     a, b, c = (int(v) for v in spec.split("-"))
