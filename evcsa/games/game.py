@@ -162,7 +162,7 @@ class Oracles:
         st = self._state
         if st.closed:
             raise GameOver("expected Classify during the game, got a call after it ended")
-        single = hasattr(x, "dim") and x.dim() == 3 or isinstance(x, np.ndarray) and x.ndim == 3
+        single = _is_single_image(x)
         x = as_images(x, name="x", shape=self._game.image_shape, allow_single=True, error=InvalidQuery)
         budget = self._game.rules.classify_budget
         if budget is not None and st.classify_queries + x.shape[0] > budget:
@@ -190,7 +190,7 @@ class Oracles:
             GameOver: q ≥ N, or the game has ended.
             NotFresh: stale query, the game's ⊥ (nothing counted).
         """
-        if hasattr(x_adv, "dim") and x_adv.dim() == 3 or isinstance(x_adv, np.ndarray) and x_adv.ndim == 3:
+        if _is_single_image(x_adv):
             x_adv = x_adv[None]
         targets = None if target is None else [target]
         revealed = self.attack_batch([source], x_adv, targets)
@@ -292,6 +292,11 @@ class Oracles:
         st.q += b
         st.n += int(success.sum())
         return pred.clone() if rules.reveal else None
+
+
+def _is_single_image(x: Any) -> bool:
+    """Whether ``x`` is one image [C, H, W] (a tensor or array of rank 3)."""
+    return isinstance(x, (torch.Tensor, np.ndarray)) and x.ndim == 3
 
 
 def _as_indices(values: Any, name: str, length: int, upper: int) -> torch.Tensor:
