@@ -27,16 +27,18 @@ import abc
 import math
 import sys
 import threading
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
-import torch
 from Crypto.Cipher import AES
 from Crypto.Hash import SHA256
 from Crypto.Protocol.KDF import HKDF
 from Crypto.Random import get_random_bytes
 
 from evcsa.errors import KeyStreamError
+
+if TYPE_CHECKING:  # torch loads only when noise is drawn: importing key sources stays light
+    import torch
 
 __all__ = [
     "BLOCK_BYTES",
@@ -278,6 +280,8 @@ def words_to_uniform(words: np.ndarray, delta: float) -> torch.Tensor:
     Returns:
         float32 CPU tensor of the shape of ``words``.
     """
+    import torch
+
     np.right_shift(words, 7, out=words)
     np.bitwise_or(words, 1, out=words)
     out = words.astype(np.float32)
@@ -292,6 +296,8 @@ def words_to_integers(words: np.ndarray, high: int) -> torch.Tensor:
     Returns:
         int64 CPU tensor of the shape of ``words``.
     """
+    import torch
+
     if isinstance(high, bool) or not isinstance(high, (int, np.integer)) or not 1 <= high <= 2**31:
         raise KeyStreamError(f"expected high as an integer in [1, 2**31], got {high!r}", got=high)
     u = words.view(np.uint32).astype(np.uint64)

@@ -153,3 +153,14 @@ def test_bad_requests_raise(kwargs, match):
 def test_bad_integer_bound_raises():
     with pytest.raises(KeyStreamError, match="high as an integer"):
         keyed_integers(KEY, (2, 2), 0)
+
+
+def test_key_sources_import_without_torch():
+    """evcsa.randomness stays light: torch loads only when noise is drawn."""
+    import subprocess
+    import sys
+
+    code = "import sys, evcsa.randomness; print('torch' in sys.modules)"
+    root = __import__("pathlib").Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
+    assert out.stdout.strip() == "False"
