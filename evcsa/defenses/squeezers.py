@@ -54,6 +54,8 @@ __all__ = [
 
 #: Images per internal chunk of the median filter (cache-friendly; DESIGN perf facts).
 _MEDIAN_CHUNK = 256
+#: Widest strip handed to OpenCV (pixels), well inside its 16-bit-safe sizes.
+_MAX_STRIP_WIDTH = 32_000
 
 
 def _check_batch(x: Any, name: str = "x", channels: tuple[int, ...] | None = None) -> torch.Tensor:
@@ -422,8 +424,9 @@ class NonLocalMeans(Squeezer):
             pad = self.border
             cols = _reflect101_index(w, pad)
             tw = w + 2 * pad
-            for start in range(0, n, self.tiles_per_call):
-                tiles = u8[start:start + self.tiles_per_call][:, :, cols]  # [t, h, tw, C]
+            per_strip = max(1, min(self.tiles_per_call, _MAX_STRIP_WIDTH // tw))
+            for start in range(0, n, per_strip):
+                tiles = u8[start:start + per_strip][:, :, cols]  # [t, h, tw, C]
                 t = tiles.shape[0]
                 strip = np.ascontiguousarray(tiles.transpose(1, 0, 2, 3).reshape(h, t * tw, ch))
                 den = self._denoise(strip).reshape(h, t, tw, -1).transpose(1, 0, 2, 3)
