@@ -22,7 +22,6 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
-from Crypto.Cipher import AES
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
@@ -32,7 +31,7 @@ from evcsa.distances import NORMS, distance
 from evcsa.errors import GameOver, InvalidQuery, NotFresh
 from evcsa.games.game import EVCSA, Session
 from evcsa.games.rules import FRESHNESS, GOALS, REFERENCES, Rules
-from evcsa.randomness import KeySource, SystemKeys
+from evcsa.randomness import KeySource, SystemKeys, keyed_uniform
 
 __all__ = [
     "CoinFlipClassifier",
@@ -75,12 +74,6 @@ def coded_samples(labels: Any, shape: tuple[int, int, int] = (1, 4, 4),
     return x
 
 
-def _keyed_uniform(keys: KeySource, n: int) -> np.ndarray:
-    """n uniforms in [0, 1) from AES-128-CTR under a fresh key (top 24 bits of uint32)."""
-    stream = AES.new(keys.next_key(), AES.MODE_CTR, nonce=b"\0" * 8).encrypt(bytes(4 * n))
-    return (np.frombuffer(stream, dtype="<u4") >> 8).astype(np.float64) / 2.0**24
-
-
 class CoinFlipClassifier(Defense):
     """A randomized toy classifier with known error probabilities (for statistics tests).
 
@@ -102,8 +95,9 @@ class CoinFlipClassifier(Defense):
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         labels = self.base.predict(x)
-        p = torch.as_tensor(x)[:, 0, 0, 1].detach().cpu().numpy().astype(np.float64)
-        flip = torch.from_numpy(_keyed_uniform(self.keys, p.size) < p).to(labels.device)
+        p = torch.as_tensor(x)[:, 0, 0, 1].detach().cpu()
+        u = keyed_uniform(self.keys.next_key(), (p.numel(),), 0.5) + 0.5  # uniform in (0, 1)
+        flip = (u < p).to(labels.device)
         return torch.where(flip, (labels + 1) % self.num_classes, labels)
 
     def with_keys(self, keys: KeySource) -> CoinFlipClassifier:
