@@ -985,10 +985,10 @@ kind = "graybox_transfer"
 attack = "bim"                # eps 0.3, step 0.06, 10 steps on the undefended model
 
 [[adversaries]]
-label = "A* BIM q=20"
+label = "A* BIM q=10"
 kind = "greedy_a_star"
 attack = "bim"
-queries_per_candidate = 20    # Classify draws per candidate (the seed uses 200)
+queries_per_candidate = 10    # Classify draws per candidate and game (the seed uses 200)
 
 [[adversaries]]
 label = "BPDA+EOT"
@@ -1000,7 +1000,7 @@ eot_samples = 10              # gradient draws per step against a randomized twi
 taus = [1.0]
 n_values = [1, 2, 3, 5, 7, 10, 15, 20, 25, 30, 40, 50, 70, 100]
 deltas = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]
-draws = 20                    # classifications per adversarial sample and delta
+draws = 50                    # classifications per adversarial sample and delta
 attack = "bim"
 examples = 6
 '''

@@ -69,6 +69,20 @@ examples = 3
 """
 
 
+@pytest.fixture(autouse=True)
+def _keep_environment(monkeypatch):
+    """cli.main sets OMP_WAIT_POLICY (when unset) and --threads sets torch's thread count:
+    restore both after each test."""
+    import os
+
+    import torch
+
+    monkeypatch.setenv("OMP_WAIT_POLICY", os.environ.get("OMP_WAIT_POLICY", "PASSIVE"))
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def workdir(tmp_path, monkeypatch, digits_cache):
     monkeypatch.chdir(tmp_path)
@@ -136,6 +150,8 @@ def test_missing_config_and_bad_options(workdir, capsys):
     (workdir / "taken").mkdir()
     code, _, err = _run(capsys, "play", "tiny.toml", "--output", "taken")
     assert code == 2 and "taken: expected a new results directory, got an existing one" in _one_line_error(err)
+    code, _, err = _run(capsys, "play", "tiny.toml", "--threads", "0")
+    assert code == 2 and "--threads: expected an integer ≥ 1, got 0" in _one_line_error(err)
     code, _, err = _run(capsys, "train", "cifar")
     assert code == 2 and "expected a reference model in ('mnist', 'digits'), got 'cifar'" in _one_line_error(err)
     with pytest.raises(SystemExit) as info:
@@ -145,7 +161,7 @@ def test_missing_config_and_bad_options(workdir, capsys):
 
 def test_check_only(workdir, capsys):
     (workdir / "tiny.toml").write_text(GOOD)
-    code, out, err = _run(capsys, "play", "tiny.toml", "--check")
+    code, out, err = _run(capsys, "play", "tiny.toml", "--check", "--threads", "1")
     assert code == 0 and "tiny.toml: OK (2 defense(s) × 3 adversary(ies), 4 games each)" in out
     assert list(workdir.iterdir()) == [workdir / "tiny.toml"]
 
