@@ -37,6 +37,7 @@ from evcsa._validation import check_positive_int
 from evcsa.attacks._common import check_generator, check_number, input_gradient, prepare_inputs, to_uint8_grid
 from evcsa.attacks.gradients import GradientMonitor
 from evcsa.defenses.base import Classifier
+from evcsa.errors import InvalidParameter
 
 __all__ = ["cw_l0", "cw_l2", "cw_linf"]
 
@@ -266,7 +267,7 @@ def cw_linf(model: Any, x: Any, y: Any, *, target: Any = None, confidence: float
             test effectively does).
         initial_const, largest_const, const_factor: c starts at 1e-5, doubles, gives up
             at 20 (the reference values).
-        decrease_factor: τ's shrink factor (default 0.9).
+        decrease_factor: τ's shrink factor in (0, 1) (default 0.9).
         reduce_const: halve c after each success (default False).
         round_to_grid: round x′ to the uint8 grid.
         generator: unused; accepted for a uniform signature.
@@ -284,6 +285,8 @@ def cw_linf(model: Any, x: Any, y: Any, *, target: Any = None, confidence: float
     largest_const = check_number(largest_const, "largest_const", minimum=0.0, open_low=True)
     const_factor = check_number(const_factor, "const_factor", minimum=1.0, open_low=True)
     decrease_factor = check_number(decrease_factor, "decrease_factor", minimum=0.0, maximum=1.0, open_low=True)
+    if decrease_factor == 1.0:
+        raise InvalidParameter("expected decrease_factor < 1 (τ must shrink after each success), got 1.0")
     p, own = _setup(model, x, y, target, confidence, generator, monitor)
     x = p.x
     b = x.shape[0]

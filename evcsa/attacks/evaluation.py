@@ -336,6 +336,8 @@ def evaluate_attack(attack: Any, classifier: Any, x: Any, y: Any, *, model: Any 
     Returns:
         :class:`AttackEvaluation` (success re-checked on ``classifier``).
     """
+    if not callable(getattr(classifier, "predict", None)):
+        raise InvalidParameter(f"expected a classifier with predict(x), got {type(classifier).__name__}")
     spec = get_attack(attack)
     if params:
         spec = spec.with_params(**params)
