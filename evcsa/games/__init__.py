@@ -1,7 +1,7 @@
 """The EV-CSA game: :class:`EVCSA`, its :class:`Rules`, the oracles and the results."""
 
-from evcsa.games.game import EVCSA, Knowledge, Oracles
+from evcsa.games.game import EVCSA, Knowledge, Oracles, Session
 from evcsa.games.results import GameResult, RepeatResult, Submission
 from evcsa.games.rules import Rules
 
-__all__ = ["EVCSA", "GameResult", "Knowledge", "Oracles", "RepeatResult", "Rules", "Submission"]
+__all__ = ["EVCSA", "GameResult", "Knowledge", "Oracles", "RepeatResult", "Rules", "Session", "Submission"]

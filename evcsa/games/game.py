@@ -40,7 +40,7 @@ from evcsa.randomness import DerivedKeys, KeySource, SystemKeys
 if TYPE_CHECKING:
     from evcsa.adversaries.base import Adversary
 
-__all__ = ["EVCSA", "Knowledge", "Oracles"]
+__all__ = ["EVCSA", "Knowledge", "Oracles", "Session"]
 
 
 @attrs.frozen(eq=False)
@@ -162,7 +162,7 @@ class Oracles:
         st = self._state
         if st.closed:
             raise GameOver("expected Classify during the game, got a call after it ended")
-        single = hasattr(x, "dim") and x.dim() == 3 or isinstance(x, np.ndarray) and x.ndim == 3
+        single = _is_single_image(x)
         x = as_images(x, name="x", shape=self._game.image_shape, allow_single=True, error=InvalidQuery)
         budget = self._game.rules.classify_budget
         if budget is not None and st.classify_queries + x.shape[0] > budget:
@@ -190,7 +190,7 @@ class Oracles:
             GameOver: q ≥ N, or the game has ended.
             NotFresh: stale query, the game's ⊥ (nothing counted).
         """
-        if hasattr(x_adv, "dim") and x_adv.dim() == 3 or isinstance(x_adv, np.ndarray) and x_adv.ndim == 3:
+        if _is_single_image(x_adv):
             x_adv = x_adv[None]
         targets = None if target is None else [target]
         revealed = self.attack_batch([source], x_adv, targets)
@@ -294,16 +294,21 @@ class Oracles:
         return pred.clone() if rules.reveal else None
 
 
+def _is_single_image(x: Any) -> bool:
+    """Whether ``x`` is one image [C, H, W] (a tensor or array of rank 3)."""
+    return isinstance(x, (torch.Tensor, np.ndarray)) and x.ndim == 3
+
+
 def _as_indices(values: Any, name: str, length: int, upper: int) -> torch.Tensor:
+    """``values`` as ``length`` int64 indices in [0, upper), else InvalidQuery."""
     if isinstance(values, (int, np.integer)) and not isinstance(values, bool):
         values = [values]
     try:
-        t = as_labels(values, name=name, length=length, num_classes=upper, error=InvalidQuery)
-    except InvalidQuery:
-        raise
-    except Exception as exc:  # pragma: no cover - exotic inputs numpy cannot read
+        return as_labels(values, name=name, length=length, num_classes=upper, error=InvalidQuery)
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, InvalidQuery):
+            raise
         raise InvalidQuery(f"expected {name} as integers, got {describe(values)}") from exc
-    return t
 
 
 class EVCSA:
@@ -417,6 +422,17 @@ class EVCSA:
             randomized=self.randomized, model=self.model if level != "blackbox" else None,
             defense=twin, generator=generator, keys=keys)
 
+    def start(self, *, seed: int | np.random.SeedSequence | None = None) -> Session:
+        """Open one game for step-by-step play (a notebook, a test, a state machine).
+
+        ``play`` is ``start`` + ``adversary.play(session.oracles, session.knowledge)`` +
+        ``finish``. Each call opens a new game with fresh state (q = n = 0, X_A = ∅).
+
+        Args:
+            seed: the adversary's randomness (None: OS entropy).
+        """
+        return Session(self, self.knowledge(seed))
+
     def play(self, adversary: Adversary, *, seed: int | np.random.SeedSequence | None = None
              ) -> GameResult:
         """Play one game: ``adversary.prepare(k)`` then ``.play(oracles, k)``.
@@ -440,15 +456,13 @@ class EVCSA:
         return self._play_prepared(prepared, self.knowledge(play_seed))
 
     def _play_prepared(self, adversary: Adversary, knowledge: Knowledge) -> GameResult:
-        state = _GameState()
-        oracles = Oracles(self, state)
+        session = Session(self, knowledge)
+        report = None
         try:
-            report = adversary.play(oracles, knowledge)
+            report = adversary.play(session.oracles, knowledge)
         finally:
-            state.closed = True
-        return GameResult(successes=state.n, n_chosen=self.rules.n_chosen, submissions=state.q,
-                          classify_queries=state.classify_queries, stale_queries=state.stale,
-                          transcript=tuple(state.transcript), report=report)
+            result = session.finish(report)
+        return result
 
     def repeat(self, adversary: Adversary, runs: int, *, seed: int | None = None,
                reuse_preparation: bool = True, progress: bool | None = None) -> RepeatResult:
@@ -492,6 +506,63 @@ class EVCSA:
             games.append(self._play_prepared(player, k))
         return RepeatResult(games=tuple(games), n_chosen=self.rules.n_chosen,
                             reused_preparation=reuse_preparation)
+
+
+class Session:
+    """One open game: its oracles, the adversary's knowledge, and the running tallies.
+
+    Made by :meth:`EVCSA.start`. Read-only views (``successes``, ``submissions``,
+    ``transcript``) show the game's state so far; :meth:`finish` closes both oracles and
+    returns the :class:`GameResult`.
+    """
+
+    def __init__(self, game: EVCSA, knowledge: Knowledge) -> None:
+        self._state = _GameState()
+        self.game = game
+        self.knowledge = knowledge
+        self.oracles = Oracles(game, self._state)
+
+    @property
+    def successes(self) -> int:
+        """n so far."""
+        return self._state.n
+
+    @property
+    def submissions(self) -> int:
+        """q so far."""
+        return self._state.q
+
+    @property
+    def classify_queries(self) -> int:
+        """Images sent to Classify so far."""
+        return self._state.classify_queries
+
+    @property
+    def stale_queries(self) -> int:
+        """Attack queries answered ⊥ so far."""
+        return self._state.stale
+
+    @property
+    def transcript(self) -> tuple[Submission, ...]:
+        """The accepted submissions so far."""
+        return tuple(self._state.transcript)
+
+    @property
+    def finished(self) -> bool:
+        """Whether :meth:`finish` has been called."""
+        return self._state.closed
+
+    def finish(self, report: Any = None) -> GameResult:
+        """End the game (seed Fig. line 4): close the oracles, return n / N and the rest.
+
+        Args:
+            report: the adversary's diagnostics, kept as ``GameResult.report``.
+        """
+        st = self._state
+        st.closed = True
+        return GameResult(successes=st.n, n_chosen=self.game.rules.n_chosen, submissions=st.q,
+                          classify_queries=st.classify_queries, stale_queries=st.stale,
+                          transcript=tuple(st.transcript), report=report)
 
 
 def _check_adversary(adversary: Any) -> None:

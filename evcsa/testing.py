@@ -1,0 +1,332 @@
+"""Property-testing tools for EV-CSA games: hypothesis strategies, toy classifiers and a
+state machine that drives random oracle calls and checks the game's invariants.
+
+Use them on your own classifier or adversary::
+
+    from evcsa.testing import game_machine
+    TestMyGame = game_machine(lambda rules: EVCSA.from_rules(my_classifier, xs, ys, rules)).TestCase
+
+The invariants checked after every step (DESIGN "The security model, exactly"):
+
+- q ≤ N, n ≤ q, the transcript has q entries, n counts its successes;
+- freshness: sources (rule "source") or bit-identical samples (rule "sample") never repeat;
+- a malformed query raises InvalidQuery and changes nothing; a stale one raises NotFresh and
+  is not counted; an Attack at q = N raises GameOver and changes nothing;
+- success is exactly "within ε AND (targeted: ŷ′ = y_t; untargeted: ŷ′ ≠ reference, not
+  REJECTED)", recomputed independently from the submitted x′.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+from evcsa.defenses.base import REJECTED, Defense, ModelClassifier
+from evcsa.distances import NORMS, distance
+from evcsa.errors import GameOver, InvalidQuery, NotFresh
+from evcsa.games.game import EVCSA, Session
+from evcsa.games.rules import FRESHNESS, GOALS, REFERENCES, Rules
+from evcsa.randomness import KeySource, SystemKeys, keyed_uniform
+
+__all__ = [
+    "CoinFlipClassifier",
+    "PixelCodeModel",
+    "coded_samples",
+    "game_machine",
+    "image_batches",
+    "malformed_images",
+    "rules",
+]
+
+
+# -- toy classifiers ---------------------------------------------------------------------
+class PixelCodeModel(torch.nn.Module):
+    """A deterministic toy model whose class is written in pixel (0, 0) of channel 0.
+
+    Class k is the bin of that pixel's value v ∈ [0, 1]: k = min(⌊v·K⌋, K − 1); the logits
+    are −|v·K − (k + ½)|, so the prediction is that bin. Write class k as v = (k + ½) / K.
+    """
+
+    def __init__(self, num_classes: int = 10) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.register_buffer("centres", torch.arange(num_classes, dtype=torch.float32) + 0.5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        v = x[:, 0, 0, 0:1] * self.num_classes
+        return -(v - self.centres).abs()
+
+
+def coded_samples(labels: Any, shape: tuple[int, int, int] = (1, 4, 4),
+                  num_classes: int = 10) -> torch.Tensor:
+    """Images for :class:`PixelCodeModel`: class y written in pixel (0, 0), zeros elsewhere.
+
+    Returns float32 [M, C, H, W] in [0, 1].
+    """
+    y = torch.as_tensor(labels, dtype=torch.float32)
+    x = torch.zeros((y.numel(), *shape), dtype=torch.float32)
+    x[:, 0, 0, 0] = (y + 0.5) / num_classes
+    return x
+
+
+class CoinFlipClassifier(Defense):
+    """A randomized toy classifier with known error probabilities (for statistics tests).
+
+    The base model's label ŷ is flipped to (ŷ + 1) mod K with probability p = x[:, 0, 0, 1]
+    (pixel (0, 1) of channel 0), independently per image and per call, using a fresh key
+    from ``keys`` for each call. So an adversary that writes p_i into that pixel submits a
+    sample that succeeds with probability exactly p_i (untargeted, if ŷ = y).
+
+    Args:
+        base: the deterministic classifier (e.g. ``ModelClassifier(PixelCodeModel())``).
+        keys: the key source (default: SystemKeys).
+    """
+
+    randomized = True
+
+    def __init__(self, base: Any, keys: KeySource | None = None) -> None:
+        super().__init__(base)
+        self.keys = keys if keys is not None else SystemKeys()
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        labels = self.base.predict(x)
+        p = torch.as_tensor(x)[:, 0, 0, 1].detach().cpu()
+        u = keyed_uniform(self.keys.next_key(), (p.numel(),), 0.5) + 0.5  # uniform in (0, 1)
+        flip = (u < p).to(labels.device)
+        return torch.where(flip, (labels + 1) % self.num_classes, labels)
+
+    def with_keys(self, keys: KeySource) -> CoinFlipClassifier:
+        return CoinFlipClassifier(self.base, keys)
+
+
+# -- strategies --------------------------------------------------------------------------
+def image_batches(shape: tuple[int, int, int] = (1, 4, 4), min_batch: int = 1,
+                  max_batch: int = 4) -> st.SearchStrategy[torch.Tensor]:
+    """Valid image batches: float32 [B, *shape] with values in [0, 1]."""
+    return st.integers(min_batch, max_batch).flatmap(
+        lambda b: hnp.arrays(np.float32, (b, *shape),
+                             elements=st.floats(0, 1, width=32, allow_subnormal=False))
+    ).map(torch.from_numpy)
+
+
+def malformed_images(shape: tuple[int, int, int] = (1, 4, 4)) -> st.SearchStrategy[Any]:
+    """Inputs every image-taking oracle must reject with InvalidQuery: NaN, ±inf, values
+    outside [0, 1], integer dtype, the wrong image shape, the wrong rank, an empty batch."""
+    c, h, w = shape
+    good = torch.full((1, c, h, w), 0.5)
+
+    def poke(value: float) -> torch.Tensor:
+        x = good.clone()
+        x[0, 0, 0, 0] = value
+        return x
+
+    return st.one_of(
+        st.sampled_from([float("nan"), float("inf"), float("-inf")]).map(poke),
+        st.floats(1.0001, 10).map(poke),
+        st.floats(-10, -0.0001).map(poke),
+        st.just(good.to(torch.int64)),
+        st.just(torch.full((1, c, h + 1, w), 0.5)),
+        st.just(torch.full((c, h, w, 1, 1), 0.5)),
+        st.just(torch.zeros((0, c, h, w))),
+        st.just([[0.5]]),
+    )
+
+
+def rules(max_n_chosen: int = 4) -> st.SearchStrategy[Rules]:
+    """Arbitrary game rules with N ≤ ``max_n_chosen`` (ε on the [0, 1] scale, or pixels)."""
+    return st.builds(
+        lambda n, norm, eps, goal, fresh, reveal, ref: Rules(
+            n_chosen=n, norm=norm, epsilon=None if eps is None else (round(eps * 16) if norm == "l0" else eps),
+            goal=goal, freshness=fresh, reveal=reveal, untargeted_reference=ref, knowledge="whitebox"),
+        st.integers(1, max_n_chosen), st.sampled_from(NORMS),
+        st.none() | st.floats(0, 1), st.sampled_from(GOALS), st.sampled_from(FRESHNESS),
+        st.booleans(), st.sampled_from(REFERENCES))
+
+
+# -- the state machine -------------------------------------------------------------------
+def game_machine(make_game: Callable[[Rules], EVCSA],
+                 rule_strategy: st.SearchStrategy[Rules] | None = None) -> type[RuleBasedStateMachine]:
+    """A hypothesis state machine over games built by ``make_game(rules)``.
+
+    Args:
+        make_game: builds the game for drawn rules (its samples must be ≥ N and of one
+            shape; its classifier any evcsa classifier).
+        rule_strategy: rules to draw (default :func:`rules`).
+
+    Returns:
+        A ``RuleBasedStateMachine`` subclass; its ``TestCase`` attribute is a unittest case.
+    """
+    rule_strategy = rules() if rule_strategy is None else rule_strategy
+
+    class EVCSAMachine(RuleBasedStateMachine):
+        session: Session
+
+        @initialize(r=rule_strategy)
+        def open_game(self, r: Rules) -> None:
+            self.game = make_game(r)
+            self.session = self.game.start(seed=0)
+            self.oracles = self.session.oracles
+            self.used_sources: set[int] = set()
+            self.used_bytes: set[bytes] = set()
+            self.classified = 0
+            self.submitted: list[torch.Tensor] = []
+
+        # -- helpers ------------------------------------------------------------------
+        def snapshot(self) -> tuple:
+            s = self.session
+            return (s.submissions, s.successes, s.classify_queries, len(s.transcript))
+
+        def is_fresh(self, source: int, x: torch.Tensor) -> bool:
+            if self.game.rules.freshness == "source":
+                return source not in self.used_sources
+            return x.numpy().tobytes() not in self.used_bytes
+
+        def draw_target(self, data: Any, source: int) -> int | None:
+            if self.game.rules.goal != "targeted":
+                return None
+            y = int(self.game.labels[source])
+            others = [k for k in range(self.game.num_classes) if k != y]
+            return data.draw(st.sampled_from(others))
+
+        # -- Classify -----------------------------------------------------------------
+        @rule(data=st.data())
+        def classify_valid(self, data: Any) -> None:
+            x = data.draw(image_batches(self.game.image_shape, max_batch=3))
+            labels = self.oracles.classify(x)
+            assert labels.shape == (x.shape[0],) and labels.dtype == torch.int64
+            self.classified += x.shape[0]
+
+        @rule(bad=st.data())
+        def classify_malformed(self, bad: Any) -> None:
+            x = bad.draw(malformed_images(self.game.image_shape))
+            before = self.snapshot()
+            try:
+                self.oracles.classify(x)
+            except InvalidQuery:
+                pass
+            else:
+                raise AssertionError(f"Classify accepted malformed input {x!r}")
+            assert self.snapshot() == before
+
+        # -- Attack -------------------------------------------------------------------
+        @rule(data=st.data())
+        def attack_valid(self, data: Any) -> None:
+            m = self.game.samples.shape[0]
+            source = data.draw(st.integers(0, m - 1), label="source")
+            x = self.game.samples[source]
+            noise = data.draw(hnp.arrays(np.float32, tuple(x.shape),
+                                         elements=st.floats(-1, 1, width=32)), label="noise")
+            scale = data.draw(st.sampled_from([0.0, 1e-7, 0.05, 0.5, 1.0]), label="scale")
+            x_adv = (x + scale * torch.from_numpy(noise)).clamp(0, 1)
+            target = self.draw_target(data, source)
+            self.submit(source, x_adv, target)
+
+        @precondition(lambda self: bool(self.session.transcript))
+        @rule(data=st.data())
+        def attack_repeat(self, data: Any) -> None:
+            """Resubmit an earlier (source, x′): always stale under either freshness rule."""
+            entry = data.draw(st.sampled_from(self.session.transcript))
+            x_adv = self.submitted[entry.position]
+            self.submit(entry.source, x_adv, self.draw_target(data, entry.source))
+
+        def submit(self, source: int, x_adv: torch.Tensor, target: int | None) -> None:
+            before = self.snapshot()
+            full = self.session.submissions >= self.game.rules.n_chosen
+            fresh = self.is_fresh(source, x_adv)
+            try:
+                revealed = self.oracles.attack(source, x_adv, target)
+            except GameOver:
+                assert full, "GameOver before N submissions"
+                assert self.snapshot() == before
+                return
+            except NotFresh:
+                assert not full and not fresh, "NotFresh for a fresh query"
+                assert self.snapshot() == before
+                return
+            assert not full and fresh, "an Attack query past N or stale was accepted"
+            self.check_entry(source, x_adv, target, revealed)
+            self.used_sources.add(source)
+            self.used_bytes.add(x_adv.numpy().tobytes())
+            self.submitted.append(x_adv)
+
+        def check_entry(self, source: int, x_adv: torch.Tensor, target: int | None,
+                        revealed: int | None) -> None:
+            r, game = self.game.rules, self.game
+            entry = self.session.transcript[-1]
+            x = game.samples[source][None]
+            d = float(distance(x, x_adv[None], r.norm, tolerance=r.tolerance)[0])
+            slack = 0 if r.norm == "l0" else r.tolerance
+            within = r.epsilon is None or d <= r.epsilon + slack
+            assert entry.source == source and entry.target == target
+            assert abs(entry.distance - d) <= 1e-9 and entry.within_epsilon == within
+            if r.goal == "targeted":
+                hit = entry.label == target and entry.reference == target
+            else:
+                hit = entry.label != entry.reference and entry.label != REJECTED
+                if r.untargeted_reference == "label":
+                    assert entry.reference == int(game.labels[source])
+            assert entry.success == (within and hit)
+            if getattr(game.classifier, "randomized", True) is False:
+                assert entry.label == int(game.classifier.predict(x_adv[None])[0])
+                if r.untargeted_reference == "prediction" and r.goal == "untargeted":
+                    assert entry.reference == int(game.classifier.predict(x)[0])
+            assert (revealed == entry.label) if r.reveal else revealed is None
+
+        @rule(data=st.data())
+        def attack_malformed(self, data: Any) -> None:
+            game = self.game
+            m = game.samples.shape[0]
+            good_source = data.draw(st.integers(0, m - 1))
+            good_x = game.samples[good_source]
+            targeted = game.rules.goal == "targeted"
+            right_target = self.draw_target(data, good_source)
+            kind = data.draw(st.sampled_from(["image", "source", "target"]))
+            if kind == "image":
+                args = (good_source, data.draw(malformed_images(game.image_shape)), right_target)
+            elif kind == "source":
+                args = (data.draw(st.sampled_from([-1, m, m + 7, 1.5, "0", None])), good_x, right_target)
+            else:
+                if targeted:
+                    y = int(game.labels[good_source])
+                    bad = data.draw(st.sampled_from([None, y, -1, game.num_classes]))
+                else:
+                    bad = data.draw(st.integers(0, game.num_classes - 1))
+                args = (good_source, good_x, bad)
+            before = self.snapshot()
+            try:
+                self.oracles.attack(*args)
+            except InvalidQuery:
+                pass
+            else:
+                raise AssertionError(f"Attack accepted a malformed query ({kind})")
+            assert self.snapshot() == before
+
+        # -- invariants ---------------------------------------------------------------
+        @invariant()
+        def counters_consistent(self) -> None:
+            if not hasattr(self, "session"):
+                return
+            s, n_chosen = self.session, self.game.rules.n_chosen
+            t = s.transcript
+            assert s.submissions <= n_chosen and s.successes <= s.submissions
+            assert len(t) == s.submissions == len(self.submitted)
+            assert s.successes == sum(e.success for e in t)
+            assert s.classify_queries == self.classified
+            assert self.oracles.remaining == n_chosen - s.submissions
+            if self.game.rules.freshness == "source":
+                assert len({e.source for e in t}) == len(t)
+            else:
+                assert len({x.numpy().tobytes() for x in self.submitted}) == len(t)
+
+        def teardown(self) -> None:
+            if hasattr(self, "session"):
+                result = self.session.finish()
+                assert result.successes == self.session.successes
+                assert 0.0 <= result.success_rate <= 1.0
+
+    return EVCSAMachine

@@ -1,0 +1,119 @@
+"""The interface every classifier keeps (one registry, one table): predict, predict_proba,
+surrogate_logits, randomized, with_keys, model, device, chunking, input checks."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from evcsa.defenses import REJECTED, ModelClassifier
+from evcsa.errors import InvalidParameter
+
+from .conftest import NUM_CLASSES, REGISTRY, images, master_keys, tiny_net
+
+
+def make(kind: str, label: str = "defense"):
+    return REGISTRY[kind](tiny_net(), master_keys(label))
+
+
+def test_predict_shape_dtype_range(classifier_kind):
+    clf = make(classifier_kind)
+    y = clf.predict(images(7))
+    assert y.dtype == torch.int64 and y.shape == (7,) and y.device == clf.device
+    assert bool(((y >= 0) & (y < NUM_CLASSES) | (y == REJECTED)).all())
+    assert clf.num_classes == NUM_CLASSES
+
+
+def test_predict_proba_rows(classifier_kind):
+    clf = make(classifier_kind)
+    p = clf.predict_proba(images(5))
+    assert p.shape == (5, NUM_CLASSES) and p.dtype == torch.float32
+    assert torch.allclose(p.sum(dim=1), torch.ones(5), atol=1e-5)
+    assert bool((p >= 0).all())
+
+
+def test_numpy_and_single_batch_inputs(classifier_kind):
+    clf = make(classifier_kind)
+    assert clf.predict(images(2).numpy()).shape == (2,)
+    assert clf.predict(images(1)).shape == (1,)
+
+
+def test_model_is_the_undefended_classifier(classifier_kind):
+    clf = make(classifier_kind)
+    assert isinstance(clf.model, ModelClassifier)
+    assert clf.model.model is clf.model
+
+
+def test_with_keys_twin(classifier_kind):
+    clf = make(classifier_kind)
+    twin = clf.with_keys(master_keys("adversary"))
+    if not clf.randomized:
+        assert twin is clf
+        return
+    assert type(twin) is type(clf) and twin is not clf
+    assert twin.keys is not clf.keys and twin.model is clf.model
+    for name in ("delta", "squeezer", "crop_size", "n_crops", "radius", "n_samples",
+                 "surrogate_crops", "surrogate_samples", "batch_size"):
+        assert getattr(twin, name, None) == getattr(clf, name, None)
+
+
+def test_randomized_twin_reproduces_with_same_keys(classifier_kind):
+    """Two copies on the same master key give the same outputs call by call; a twin on
+    other keys is a different draw (for these seeds the probabilities differ)."""
+    x = images(6)
+    a, b = make(classifier_kind), make(classifier_kind)
+    pa, pb = a.predict_proba(x), b.predict_proba(x)
+    assert torch.equal(pa, pb)
+    if a.randomized:
+        assert not torch.equal(a.predict_proba(x), pa)  # the next key
+        other = a.with_keys(master_keys("adversary")).predict_proba(x)
+        assert not torch.equal(other, pb)
+
+
+def test_chunking_does_not_change_results(classifier_kind):
+    """Each image's randomness is at its own keystream offset: batch size is invisible."""
+    x = images(7)
+    small, large = make(classifier_kind), make(classifier_kind)
+    large.batch_size = 1000
+    if hasattr(getattr(large, "base", None), "batch_size"):
+        large.base.batch_size = 1000
+    assert torch.equal(small.predict(x), large.predict(x))
+
+
+def test_surrogate_is_differentiable(classifier_kind):
+    clf = make(classifier_kind)
+    x = images(3).requires_grad_(True)
+    logits = clf.surrogate_logits(x)
+    assert logits.shape == (3, NUM_CLASSES)
+    (g,) = torch.autograd.grad(logits[:, 0].sum(), x)
+    assert g.shape == x.shape and bool(torch.isfinite(g).all())
+    assert float(g.abs().sum()) > 0, "an all-zero gradient would read as robustness (C05)"
+
+
+@pytest.mark.parametrize("bad, match", [
+    (torch.zeros(2, 8, 8), r"shape \[B, C, H, W\]"),
+    (torch.full((2, 1, 8, 8), 1.5), r"values in \[0, 1\]"),
+    (torch.full((2, 1, 8, 8), float("nan")), "finite values"),
+    (torch.zeros(0, 1, 8, 8), "at least one image"),
+    ("image", "torch tensor or numpy array"),
+])
+def test_malformed_input_raises(classifier_kind, bad, match):
+    clf = make(classifier_kind)
+    with pytest.raises(InvalidParameter, match=match):
+        clf.predict(bad)
+    with pytest.raises(InvalidParameter, match=match):
+        clf.predict_proba(bad)
+
+
+def test_randomized_flag():
+    assert {k for k in REGISTRY if make(k).randomized} == {
+        "randomized-squeezing", "randomized-squeezing-nlm", "cropping-rescaling", "region-based"}
+
+
+def test_no_global_rng_use(classifier_kind):
+    """Randomized defenses never draw from torch's global RNG: its state is untouched."""
+    clf = make(classifier_kind)
+    state = torch.get_rng_state()
+    clf.predict(images(3))
+    clf.surrogate_logits(images(2))
+    assert torch.equal(torch.get_rng_state(), state)

@@ -1,0 +1,163 @@
+"""evcsa.stats: Clopper–Pearson intervals, Poisson-binomial pmf and tails, the exact
+advantage (seed 002 Eq. 4 and 6), the greedy top-N selection."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from scipy import stats as sps
+
+from evcsa.errors import InvalidParameter
+from evcsa.stats import (
+    BinomialEstimate,
+    advantage_exact,
+    clopper_pearson,
+    log_advantage_exact,
+    log_poisson_binomial_pmf,
+    poisson_binomial_pmf,
+    select_top_n,
+    threshold_count,
+)
+
+probabilities = st.lists(st.floats(0, 1), min_size=1, max_size=12)
+
+
+# -- C10: confidence intervals at the edges ----------------------------------------------
+@pytest.mark.parametrize("k, n, alpha, low, high", [
+    (0, 10, 0.05, 0.0, 0.308497),
+    (10, 10, 0.05, 0.691503, 1.0),
+    (0, 1000, 1e-7, 0.0, 0.0166707),
+])
+def test_clopper_pearson_edges(k, n, alpha, low, high):
+    """C10: exact ends at k = 0 and k = n (the raw beta quantile is NaN there)."""
+    lo, hi = clopper_pearson(k, n, alpha)
+    assert lo == pytest.approx(low, abs=1e-6) and hi == pytest.approx(high, abs=1e-6)
+    assert not (math.isnan(lo) or math.isnan(hi))
+
+
+@given(st.integers(1, 300).flatmap(lambda n: st.tuples(st.integers(0, n), st.just(n))),
+       st.sampled_from([0.01, 0.05, 0.2]))
+def test_clopper_pearson_matches_beta_quantiles_and_contains_the_estimate(kn, alpha):
+    k, n = kn
+    lo, hi = clopper_pearson(k, n, alpha)
+    assert 0.0 <= lo <= k / n <= hi <= 1.0
+    if 0 < k < n:
+        assert lo == pytest.approx(sps.beta.ppf(alpha / 2, k, n - k + 1), rel=1e-6)
+        assert hi == pytest.approx(sps.beta.ppf(1 - alpha / 2, k + 1, n - k), rel=1e-6)
+
+
+def test_no_wald_interval_at_the_edges():
+    """C10: p̂ = 0 or 1 still gets a non-degenerate interval (a Wald interval would be
+    [0, 0] or [1, 1])."""
+    est = BinomialEstimate.from_counts(0, 25)
+    assert est.value == 0.0 and est.high > 0.1
+    est = BinomialEstimate.from_counts(25, 25)
+    assert est.value == 1.0 and est.low < 0.9
+    assert 0.9 in est and 0.5 not in est
+
+
+@pytest.mark.parametrize("k, n, alpha, match", [
+    (-1, 10, 0.05, "k \\(successes\\) ≥ 0"),
+    (11, 10, 0.05, "k ≤ n"),
+    (0, 0, 0.05, "n \\(trials\\) ≥ 1"),
+    (1.5, 10, 0.05, "as an integer"),
+    (1, 10, 0.0, r"alpha in \(0, 1\)"),
+    (1, 10, 1.0, r"alpha in \(0, 1\)"),
+])
+def test_clopper_pearson_rejects_bad_input(k, n, alpha, match):
+    with pytest.raises(InvalidParameter, match=match):
+        clopper_pearson(k, n, alpha)
+
+
+# -- C11: products and tails without underflow --------------------------------------------
+def test_product_of_many_probabilities_stays_in_log_space():
+    """C11: the product of 1100 halves is 0.0 in float64; its log is −762.4619."""
+    assert float(np.prod(np.full(1100, 0.5))) == 0.0
+    assert log_advantage_exact(np.full(1100, 0.5), 1.0) == pytest.approx(-762.4619, abs=1e-4)
+    assert advantage_exact(np.full(1100, 0.5), 1.0) == 0.0
+
+
+def test_binomial_tail_far_below_double_precision_of_one_minus_cdf():
+    """C11: P[Bin(1000, 0.5) ≥ 900] = 6.7017e−162 (log −371.1164); 1 − cdf gives 0."""
+    assert 1 - sps.binom.cdf(899, 1000, 0.5) == 0.0
+    log_tail = log_advantage_exact(np.full(1000, 0.5), 0.9)
+    assert log_tail == pytest.approx(-371.1164, abs=1e-4)
+    assert advantage_exact(np.full(1000, 0.5), 0.9) == pytest.approx(6.7017e-162, rel=1e-4)
+
+
+@pytest.mark.parametrize("p, pmf", [
+    ((0.1, 0.2, 0.9), (0.072, 0.674, 0.236, 0.018)),
+    ((0, 1, 1), (0, 0, 1, 0)),
+])
+def test_poisson_binomial_small_cases(p, pmf):
+    """C11: the pmf of small cases, exact zeros included."""
+    np.testing.assert_allclose(poisson_binomial_pmf(p), pmf, atol=1e-12)
+
+
+def test_poisson_binomial_thousands():
+    """C11: thousands of probabilities; equal p reduce to the binomial (checked in logs)."""
+    p = np.full(3000, 0.3)
+    lp = log_poisson_binomial_pmf(p)
+    np.testing.assert_allclose(lp, sps.binom.logpmf(np.arange(3001), 3000, 0.3), rtol=1e-9, atol=1e-9)
+    q = np.random.default_rng(0).uniform(size=2000)
+    assert poisson_binomial_pmf(q).sum() == pytest.approx(1.0, abs=1e-9)
+
+
+@given(probabilities)
+def test_pmf_matches_brute_force_enumeration(p):
+    p = p[:10]
+    brute = np.zeros(len(p) + 1)
+    for outcome in itertools.product((0, 1), repeat=len(p)):
+        brute[sum(outcome)] += math.prod(pi if o else 1 - pi for pi, o in zip(p, outcome))
+    np.testing.assert_allclose(poisson_binomial_pmf(p), brute, atol=1e-12)
+
+
+@given(probabilities, st.floats(0.01, 1.0))
+def test_advantage_is_the_tail_of_the_pmf(p, tau):
+    k = threshold_count(tau, len(p))
+    assert advantage_exact(p, tau) == pytest.approx(poisson_binomial_pmf(p)[k:].sum(), abs=1e-12)
+
+
+@given(probabilities)
+def test_advantage_at_tau_one_is_the_product_equation_6(p):
+    assert advantage_exact(p, 1.0) == pytest.approx(math.prod(p), rel=1e-9, abs=1e-300)
+
+
+@pytest.mark.parametrize("tau, n, k", [(0.3, 10, 3), (1.0, 25, 25), (0.5, 25, 13), (0.01, 25, 1),
+                                        (0.7, 10, 7), (0.1, 30, 3)])
+def test_threshold_count_is_robust_to_float_error(tau, n, k):
+    """⌈τN⌉ with τN = 3.0000000000000004 must be 3, not 4."""
+    assert threshold_count(tau, n) == k
+
+
+@pytest.mark.parametrize("func, args, match", [
+    (threshold_count, (0.0, 10), r"tau in \(0, 1\]"),
+    (threshold_count, (1.2, 10), r"tau in \(0, 1\]"),
+    (poisson_binomial_pmf, ([],), "non-empty 1-D"),
+    (poisson_binomial_pmf, ([0.5, 1.5],), r"probabilities in \[0, 1\]"),
+    (poisson_binomial_pmf, ([0.5, float("nan")],), r"probabilities in \[0, 1\]"),
+    (advantage_exact, ([0.5], 0.0), r"tau in \(0, 1\]"),
+    (select_top_n, ([0.5, 0.2], 3), "n ≤ 2"),
+    (select_top_n, ([0.5, float("nan")], 1), "finite"),
+])
+def test_statistics_reject_bad_input(func, args, match):
+    with pytest.raises(InvalidParameter, match=match):
+        func(*args)
+
+
+@given(st.lists(st.floats(0, 1), min_size=2, max_size=30), st.data())
+def test_top_n_maximises_every_tail(p, data):
+    """Seed 002 § 4.3: with independent successes, the N most likely submissions maximise
+    Pr[S ≥ k] for every k, against any other choice of N."""
+    n = data.draw(st.integers(1, len(p)))
+    top = select_top_n(p, n)
+    other = data.draw(st.permutations(range(len(p))))[:n]
+    tau = data.draw(st.floats(0.01, 1.0))
+    chosen = [p[i] for i in top]
+    assert sorted(chosen, reverse=True) == sorted(p, reverse=True)[:n]
+    assert advantage_exact(chosen, tau) >= advantage_exact([p[i] for i in other], tau) - 1e-12
