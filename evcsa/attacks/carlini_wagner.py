@@ -22,8 +22,11 @@ Differences from the reference code, each deliberate:
   (:func:`~evcsa.attacks.cw_margin`, cases.md C07).
 - Early abort and success checks are per sample; the success test of an iterate is made
   on that iterate (the reference mixes the pre- and post-update points).
-- A sample for which no adversarial point was found is returned unchanged (x), never as
-  the reference's all-grey zero image.
+- A sample for which no point with confidence κ was found is returned as the closest
+  iterate (in the attack's own distance) that reaches the goal at all — the targeted
+  class on top, or any class but y — and as x itself when there is none; never as the
+  reference's all-grey zero image. κ-confident points are always preferred, so this only
+  turns the reference's failures into low-confidence successes where it can.
 """
 
 from __future__ import annotations
@@ -98,6 +101,8 @@ class _Problem:
         self.kappa = confidence
         self.monitor = monitor
         self.w_x = _to_tanh_space(x)
+        self.fallback = x.clone()
+        self.fallback_dist = torch.full((x.shape[0],), float("inf"), dtype=torch.float32, device=x.device)
 
     def evaluate(self, idx: torch.Tensor, start_w: torch.Tensor, modifier: torch.Tensor,
                  valid: torch.Tensor | None = None):
@@ -115,10 +120,30 @@ class _Problem:
                                               monitor=self.monitor, index=idx)
         return x_adv, logits, margin, grad, dxdm
 
-    def succeeded(self, idx: torch.Tensor, logits: torch.Tensor, margin: torch.Tensor) -> torch.Tensor:
+    def hits(self, idx: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """The goal reached at all: top class = t (targeted) or ≠ y (untargeted)."""
         pred = logits.argmax(dim=1)
-        hit = pred == self.labels[idx] if self.targeted else pred != self.labels[idx]
-        return (margin + self.kappa <= 0.0) & hit
+        return pred == self.labels[idx] if self.targeted else pred != self.labels[idx]
+
+    def succeeded(self, idx: torch.Tensor, logits: torch.Tensor, margin: torch.Tensor) -> torch.Tensor:
+        """The goal reached with confidence κ (margin ≤ −κ)."""
+        return (margin + self.kappa <= 0.0) & self.hits(idx, logits)
+
+    def track_fallback(self, idx: torch.Tensor, x_adv: torch.Tensor, logits: torch.Tensor,
+                       dist: torch.Tensor) -> None:
+        """Keep, per sample, the closest iterate that reaches the goal without the
+        confidence margin: returned only when no κ-confident point is ever found."""
+        better = self.hits(idx, logits) & (dist < self.fallback_dist[idx])
+        if bool(better.any()):
+            bi = idx[better]
+            self.fallback_dist[bi] = dist[better]
+            self.fallback[bi] = x_adv[better]
+
+    def result(self, found: torch.Tensor, best: torch.Tensor) -> torch.Tensor:
+        """``best`` where a κ-confident point was found, else the fallback, else x."""
+        use_fallback = ~found & torch.isfinite(self.fallback_dist)
+        out = torch.where(_view(found, best), best, self.x)
+        return torch.where(_view(use_fallback, best), self.fallback, out)
 
     def hinge_grad(self, margin: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
         """∂ max(margin + κ, 0) / ∂x′."""
@@ -172,8 +197,8 @@ def cw_l2(model: Any, x: Any, y: Any, *, target: Any = None, confidence: float =
         monitor: receives the gradient health; without one, flagged samples warn.
 
     Returns:
-        float32 [B, C, H, W] in [0, 1]; x itself for samples where no adversarial point
-        was found.
+        float32 [B, C, H, W] in [0, 1]; where no κ-confident point was found, the closest
+        iterate that reaches the goal without the margin, else x itself.
 
     Raises:
         InvalidParameter: malformed inputs or parameters.
@@ -210,6 +235,7 @@ def cw_l2(model: Any, x: Any, y: Any, *, target: Any = None, confidence: float =
             c = const[idx]
             loss = l2 + c * torch.clamp(margin + p.kappa, min=0.0)
             ok = p.succeeded(idx, logits, margin)
+            p.track_fallback(idx, x_adv, logits, l2)
             hit_this[idx[ok]] = True
             better = ok & (l2 < best_l2[idx])
             if bool(better.any()):
@@ -232,6 +258,7 @@ def cw_l2(model: Any, x: Any, y: Any, *, target: Any = None, confidence: float =
         lower = torch.where(hit_this, lower, torch.maximum(lower, const))
         bounded = upper < 1e9
         const = torch.where(bounded, (lower + upper) / 2.0, torch.where(hit_this, const, const * 10.0))
+    best = p.result(torch.isfinite(best_l2), best)
     if round_to_grid:
         best = to_uint8_grid(best)
     if own:
@@ -274,7 +301,8 @@ def cw_linf(model: Any, x: Any, y: Any, *, target: Any = None, confidence: float
         monitor: receives the gradient health.
 
     Returns:
-        float32 [B, C, H, W] in [0, 1]; x for samples never made adversarial.
+        float32 [B, C, H, W] in [0, 1]; where no κ-confident point was found, the closest
+        iterate that reaches the goal without the margin, else x itself.
 
     Raises:
         InvalidParameter: malformed inputs or parameters.
@@ -298,6 +326,7 @@ def cw_linf(model: Any, x: Any, y: Any, *, target: Any = None, confidence: float
     modifier = torch.zeros_like(x)
     adam = _Adam(x, learning_rate)
     step = torch.zeros(b, dtype=torch.int64, device=dev)
+    succeeded = torch.zeros(b, dtype=torch.bool, device=dev)
     done = const >= largest_const
     while True:
         idx = (~done).nonzero().flatten()
@@ -308,6 +337,7 @@ def cw_linf(model: Any, x: Any, y: Any, *, target: Any = None, confidence: float
         diff = x_adv - x[idx]
         excess = diff.abs() - _view(tau[idx], diff)
         loss = c * torch.clamp(margin + p.kappa, min=0.0) + excess.clamp(min=0.0).flatten(1).sum(dim=1)
+        p.track_fallback(idx, x_adv, logits, diff.abs().flatten(1).amax(dim=1))
         ok = p.succeeded(idx, logits, margin) & (loss < 1e-4 * c)
         if not abort_early:
             ok = ok & (step[idx] == max_iterations - 1)
@@ -315,6 +345,7 @@ def cw_linf(model: Any, x: Any, y: Any, *, target: Any = None, confidence: float
             oi = idx[ok]
             found = x_adv[ok]
             prev[oi] = found
+            succeeded[oi] = True
             actual = (found - x[oi]).abs().flatten(1).amax(dim=1)
             tau[oi] = torch.minimum(tau[oi], actual) * decrease_factor
             if reduce_const:
@@ -337,6 +368,7 @@ def cw_linf(model: Any, x: Any, y: Any, *, target: Any = None, confidence: float
                 const[oi] = const[oi] * const_factor
                 step[oi] = 0
                 done[oi] = const[oi] >= largest_const
+    prev = p.result(succeeded, prev)
     if round_to_grid:
         prev = to_uint8_grid(prev)
     if own:
@@ -378,7 +410,8 @@ def cw_l0(model: Any, x: Any, y: Any, *, target: Any = None, confidence: float =
         monitor: receives the gradient health.
 
     Returns:
-        float32 [B, C, H, W] in [0, 1]; x for samples never made adversarial.
+        float32 [B, C, H, W] in [0, 1]; where no κ-confident point was found, the closest
+        iterate that reaches the goal without the margin, else x itself.
 
     Raises:
         InvalidParameter: malformed inputs or parameters.
@@ -400,6 +433,7 @@ def cw_l0(model: Any, x: Any, y: Any, *, target: Any = None, confidence: float =
     modifier = torch.zeros_like(x)
     adam = _Adam(x, learning_rate)
     step = torch.zeros(b, dtype=torch.int64, device=dev)
+    succeeded = torch.zeros(b, dtype=torch.bool, device=dev)
     done = const >= largest_const
     while True:
         idx = (~done).nonzero().flatten()
@@ -410,6 +444,7 @@ def cw_l0(model: Any, x: Any, y: Any, *, target: Any = None, confidence: float =
         c = const[idx].to(torch.float32)
         diff = x_adv - x[idx]
         ok = p.succeeded(idx, logits, margin)
+        p.track_fallback(idx, x_adv, logits, (diff.abs() > 1e-6).any(dim=1).flatten(1).sum(dim=1).to(torch.float32))
         if not abort_early:
             ok = ok & (step[idx] == max_iterations - 1)
         grad_x = _view(c, grad) * p.hinge_grad(margin, grad) + 2.0 * diff
@@ -420,6 +455,7 @@ def cw_l0(model: Any, x: Any, y: Any, *, target: Any = None, confidence: float =
                 if not bool(valid[i].any()):
                     # nothing may change and it is adversarial already: x itself
                     solution[i] = x[i]
+                    succeeded[i] = True
                     done[i] = True
                     continue
                 delta = diff[j]
@@ -437,6 +473,7 @@ def cw_l0(model: Any, x: Any, y: Any, *, target: Any = None, confidence: float =
                 v[cand[:count]] = False
                 valid[i] = v.view(valid[i].shape)
                 solution[i] = x_adv[j]
+                succeeded[i] = True
                 start_w[i] = _to_tanh_space(x_adv[j])
                 modifier[i] = 0.0
                 adam.reset(idx[j:j + 1])
@@ -455,6 +492,7 @@ def cw_l0(model: Any, x: Any, y: Any, *, target: Any = None, confidence: float =
                 const[oi] = const[oi] * const_factor
                 step[oi] = 0
                 done[oi] = const[oi] >= largest_const
+    solution = p.result(succeeded, solution)
     if round_to_grid:
         solution = to_uint8_grid(solution)
     if own:

@@ -326,7 +326,8 @@ def evaluate_attack(attack: Any, classifier: Any, x: Any, y: Any, *, model: Any 
         x, y: natural images [M, C, H, W] and labels [M].
         model: the model to craft on (default: ``classifier``).
         target: as in :func:`run_attack`.
-        epsilon: ε to check; default the spec's own ``epsilon`` parameter, if any.
+        epsilon: ε to check (default: the spec's own ``epsilon`` parameter, if any). A
+            bounded attack of the same norm (FGSM, BIM) also crafts with this ε.
         norm: the norm of ε (default the spec's norm).
         batch_size: images per attack / predict call.
         generator: the attack's randomness.
@@ -339,6 +340,9 @@ def evaluate_attack(attack: Any, classifier: Any, x: Any, y: Any, *, model: Any 
     if not callable(getattr(classifier, "predict", None)):
         raise InvalidParameter(f"expected a classifier with predict(x), got {type(classifier).__name__}")
     spec = get_attack(attack)
+    if epsilon is not None and spec.epsilon is not None and "epsilon" not in params \
+            and (norm is None or norm == spec.norm):
+        params = {**params, "epsilon": epsilon}
     if params:
         spec = spec.with_params(**params)
     crafted = run_attack(spec, classifier if model is None else model, x, y, target=target,

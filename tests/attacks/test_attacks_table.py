@@ -149,3 +149,12 @@ def test_round_to_grid_parameter_rounds_within_epsilon(digits):
     assert float(distance(xg, out, "linf").max()) <= 0.3 + 1e-6
     out2 = ATTACKS["cw_l2_next"](model, x, y, round_to_grid=True, **FAST["cw_l2_next"])
     assert torch.equal(torch.round(out2 * 255) / 255, out2)
+
+
+@pytest.mark.parametrize("name", ["cw_l2_next", "cw_linf_next", "cw_l0_next"])
+def test_cw_falls_back_to_a_low_confidence_success_when_kappa_is_out_of_reach(name, digits):
+    """With κ = 1000 no point is confident enough; the attack returns the closest iterate
+    that still reaches the target (never x, never a grey image)."""
+    model, x, y = digits
+    ev = evaluate_attack(name, model, x[:4], y[:4], confidence=1000.0, **FAST[name])
+    assert ev.success.all(), ev.summary()
