@@ -1,5 +1,32 @@
-"""Adversaries: strategies that play the EV-CSA game."""
+"""Adversaries: strategies that play the EV-CSA game.
 
+- :class:`Adversary` — the base class: optional ``prepare(knowledge)`` (offline), abstract
+  ``play(oracles, knowledge)`` (online).
+- :class:`GrayboxTransfer` — craft on the undefended model, submit (seed 000 § 4.4).
+- :class:`GreedyAStar` — craft candidates, estimate p̂ with Classify, submit the top N
+  (seed 002 § 4.3, Eq. 6).
+- :class:`BPDAEOT` — whitebox: gradients through the defense twin with BPDA and EOT
+  (Athalye et al., ICML 2018; seed 000 § 4.4).
+
+Their ``play`` returns an :class:`AdversaryReport` (gradient health, p̂ with intervals),
+kept as ``GameResult.report``.
+"""
+
+from evcsa.adversaries._common import AdversaryReport, Candidates, PreparedAdversary, SuccessEstimates
 from evcsa.adversaries.base import Adversary
+from evcsa.adversaries.bpda_eot import BPDAEOT, eot_gradient
+from evcsa.adversaries.graybox import GrayboxTransfer
+from evcsa.adversaries.greedy import GreedyAStar, estimate_online
 
-__all__ = ["Adversary"]
+__all__ = [
+    "Adversary",
+    "AdversaryReport",
+    "BPDAEOT",
+    "Candidates",
+    "GrayboxTransfer",
+    "GreedyAStar",
+    "PreparedAdversary",
+    "SuccessEstimates",
+    "eot_gradient",
+    "estimate_online",
+]

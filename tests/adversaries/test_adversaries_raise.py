@@ -1,0 +1,78 @@
+"""Every error path of the shipped adversaries: clear InvalidParameter messages."""
+
+from __future__ import annotations
+
+import pytest
+
+from evcsa.adversaries import BPDAEOT, GrayboxTransfer, GreedyAStar
+from evcsa.errors import InvalidParameter
+from evcsa.games import EVCSA
+
+
+@pytest.mark.parametrize("make,message", [
+    (lambda: GrayboxTransfer(attack="cw_l3"), "expected an attack name in"),
+    (lambda: GrayboxTransfer(attack=3), "expected an attack"),
+    (lambda: GrayboxTransfer(params=[1]), "expected params as a mapping"),
+    (lambda: GrayboxTransfer(targeting="farthest"), "expected targeting None or in"),
+    (lambda: GrayboxTransfer(n_candidates=0), "expected n_candidates ≥ 1"),
+    (lambda: GrayboxTransfer(source_order="sorted"), "expected source_order in"),
+    (lambda: GrayboxTransfer(round_to_grid="yes"), "expected round_to_grid as true or false"),
+    (lambda: GrayboxTransfer(batch_size=0), "expected batch_size ≥ 1"),
+    (lambda: GreedyAStar(queries_per_candidate=0), "expected queries_per_candidate ≥ 1"),
+    (lambda: GreedyAStar(rank_by="mean"), "expected rank_by in"),
+    (lambda: GreedyAStar(alpha=1.0), r"expected alpha in \(0, 1\)"),
+    (lambda: GreedyAStar(query_batch=0), "expected query_batch ≥ 1"),
+    (lambda: BPDAEOT(epsilon=-0.1), "expected epsilon as a positive number or None"),
+    (lambda: BPDAEOT(step_size=0.0), "expected step_size as a positive number or None"),
+    (lambda: BPDAEOT(norm="l0"), "expected norm 'linf', 'l2' or None"),
+    (lambda: BPDAEOT(targeting="untargeted"), "expected targeting 'next' or 'least_likely'"),
+    (lambda: BPDAEOT(selection="best"), "expected selection in"),
+    (lambda: BPDAEOT(loss="mse"), "expected loss in"),
+    (lambda: BPDAEOT(confidence=-1), "expected confidence ≥ 0"),
+    (lambda: BPDAEOT(steps=0), "expected steps ≥ 1"),
+    (lambda: BPDAEOT(eot_samples=0), "expected eot_samples ≥ 1"),
+    (lambda: BPDAEOT(restarts=1.5), "expected restarts as an integer"),
+    (lambda: BPDAEOT(random_start=1), "expected random_start as true or false"),
+])
+def test_bad_hyperparameters(make, message):
+    with pytest.raises(InvalidParameter, match=message):
+        make()
+
+
+def test_hyperparameters_are_keyword_only():
+    with pytest.raises(TypeError):
+        GrayboxTransfer("bim")  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        BPDAEOT(0.3)  # type: ignore[misc]
+
+
+def test_knowledge_requirements(digits):
+    model, x, y = digits
+    blackbox = EVCSA(model, x[:5], y[:5], n_chosen=3, epsilon=0.1, knowledge="blackbox")
+    with pytest.raises(InvalidParameter, match="expected graybox or whitebox knowledge"):
+        blackbox.play(GrayboxTransfer())
+    with pytest.raises(InvalidParameter, match="expected graybox or whitebox knowledge"):
+        blackbox.play(GreedyAStar())
+    graybox = EVCSA(model, x[:5], y[:5], n_chosen=3, epsilon=0.1, knowledge="graybox")
+    with pytest.raises(InvalidParameter, match="expected whitebox knowledge"):
+        graybox.play(BPDAEOT(steps=1))
+    unbounded = EVCSA(model, x[:5], y[:5], n_chosen=3)
+    with pytest.raises(InvalidParameter, match="expected a distortion bound"):
+        unbounded.play(BPDAEOT(steps=1))
+    l0 = EVCSA(model, x[:5], y[:5], n_chosen=3, epsilon=4, norm="l0")
+    with pytest.raises(InvalidParameter, match="expected an L∞ or L2 game"):
+        l0.play(BPDAEOT(steps=1))
+
+
+def test_candidates_and_prepared_games(digits):
+    model, x, y = digits
+    game = EVCSA(model, x[:5], y[:5], n_chosen=3, epsilon=0.1, knowledge="graybox")
+    with pytest.raises(InvalidParameter, match=r"expected at most \|X_D\| = 5 candidates"):
+        game.play(GrayboxTransfer(n_candidates=6))
+    prepared = GrayboxTransfer().prepare(game.knowledge(0))
+    other = EVCSA(model, x[:7], y[:7], n_chosen=3, epsilon=0.1, knowledge="graybox")
+    with pytest.raises(InvalidParameter, match="expected the game this adversary was prepared for"):
+        other.play(prepared)
+    report = game.play(GrayboxTransfer()).report
+    with pytest.raises(InvalidParameter, match="expected success estimates in the report"):
+        report.advantage(1.0)

@@ -1,0 +1,27 @@
+"""Fixtures for the attack tests: a tiny digits model and samples it classifies correctly."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.attacks.tiny_models import correct_subset, digits_mlp, single_thread
+
+@pytest.fixture(scope="session")
+def digits():
+    """(model, x, y): the tiny MLP and 12 test digits it classifies correctly."""
+    model, x, y = digits_mlp()
+    xs, ys = correct_subset(model, x, y, 12)
+    return model, xs, ys
+
+
+@pytest.fixture(scope="session")
+def digits_all():
+    """(model, x, y): the tiny MLP and its 397 test digits."""
+    return digits_mlp()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _single_thread():
+    """These tests use tiny tensors: one torch thread avoids oversubscribing a shared CPU."""
+    with single_thread():
+        yield
