@@ -24,19 +24,14 @@ import inspect
 import math
 import re
 import time
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import attrs
 import numpy as np
 
+from evcsa.adversaries import BPDAEOT, GrayboxTransfer, GreedyAStar
 from evcsa.config import ComponentSpec, ExperimentConfig
 from evcsa.errors import ConfigError, EvcsaError
-
-if TYPE_CHECKING:
-    import torch
-
-    from evcsa.data import ImageSet
-    from evcsa.defenses.base import ModelClassifier
 
 __all__ = [
     "ADVERSARIES",
@@ -108,27 +103,14 @@ DEFENSES: dict[str, Callable[..., Any]] = {
 }
 
 
-#: Adversary kinds: name → the adversary class (or the name of a class in
-#: :mod:`evcsa.adversaries`), constructed with the ``[[adversaries]]`` table's other keys as
-#: keyword arguments (its attrs fields).
+#: Adversary kinds: name → the adversary class, constructed with the ``[[adversaries]]``
+#: table's other keys as keyword arguments (its attrs fields). Any
+#: :class:`~evcsa.adversaries.Adversary` subclass with keyword parameters can be added.
 ADVERSARIES: dict[str, Any] = {
-    "graybox_transfer": "GrayboxTransfer",
-    "greedy_a_star": "GreedyAStar",
-    "bpda_eot": "BPDAEOT",
+    "graybox_transfer": GrayboxTransfer,
+    "greedy_a_star": GreedyAStar,
+    "bpda_eot": BPDAEOT,
 }
-
-
-def _adversary_class(kind: str, where: str) -> Any:
-    cls = ADVERSARIES[kind]
-    if isinstance(cls, str):
-        import evcsa.adversaries as adversaries
-
-        found = getattr(adversaries, cls, None)
-        if found is None:
-            raise ConfigError(f"{where}.kind: {kind!r} needs evcsa.adversaries.{cls}, which this "
-                              "installation lacks", key=f"{where}.kind")
-        cls = found
-    return cls
 
 
 def _accepted(target: Callable[..., Any], skip: int) -> tuple[list[str], list[str], bool]:
@@ -203,7 +185,7 @@ def build_adversary(spec: ComponentSpec, *, where: str = "adversary") -> Any:
     if spec.kind not in ADVERSARIES:
         raise ConfigError(f"{where}.kind: expected one of {tuple(ADVERSARIES)}, got {spec.kind!r}",
                           key=f"{where}.kind")
-    cls = _adversary_class(spec.kind, where)
+    cls = ADVERSARIES[spec.kind]
     _check_params(where, spec, cls, 0)
     try:
         return cls(**spec.params)
@@ -726,8 +708,6 @@ def run_legitimate(config: ExperimentConfig, defense: int | str, *, cache_dir: s
 def _sweep_samples(config: ExperimentConfig, inputs: Inputs) -> Any:
     """The sweep's adversarial samples: the sweep attack on the undefended model for every
     X_D sample, fitted to the game's ε (graybox, crafted once for every δ)."""
-    from evcsa.adversaries import GrayboxTransfer
-
     spec = _sweep_attack(config)
     game = _game(config, inputs.model, inputs)
     knowledge = game.knowledge(_seed(config, "sweep", "craft"))
@@ -826,8 +806,6 @@ def run_examples(config: ExperimentConfig, *, cache_dir: str | None = None) -> E
     k = min(k, len(inputs.samples))
     game = _game(config, inputs.model, inputs)
     knowledge = game.knowledge(_seed(config, "examples", "craft"))
-    from evcsa.adversaries import GrayboxTransfer
-
     crafted = GrayboxTransfer(attack=_sweep_attack(config)).craft(knowledge, np.arange(k, dtype=np.int64))
     original = inputs.samples.images[:k]
     adversarial = crafted.x_adv
