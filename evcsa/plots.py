@@ -95,7 +95,7 @@ def plot_accuracy_vs_delta(sweep: Sequence[Any], n_chosen: int) -> Figure:
     groups = _by_squeezer(sweep)
     if not groups:
         raise ValueError("expected sweep points, got none")
-    fig = Figure(figsize=(4.6 * len(groups), 6.6), layout="constrained")
+    fig = Figure(figsize=(max(7.0, 4.6 * len(groups)), 6.6), layout="constrained")
     axes = fig.subplots(2, len(groups), squeeze=False, sharex="col")
     for col, (squeezer, points) in enumerate(groups.items()):
         deltas = [p.delta for p in points]
@@ -123,8 +123,8 @@ def plot_accuracy_vs_delta(sweep: Sequence[Any], n_chosen: int) -> Figure:
         ax.set_xlabel("δ (noise magnitude)")
         ax.set_ylabel("advantage")
         ax.grid(alpha=0.3)
-    fig.suptitle("Fig. 5 — accuracy on legitimate and adversarial samples vs δ, and the greedy "
-                 "adversary's advantage", fontsize=11)
+    fig.suptitle("Fig. 5 — accuracy on legitimate and adversarial samples vs δ,\n"
+                 "and the greedy adversary's advantage Π p̂", fontsize=11)
     return fig
 
 
@@ -192,8 +192,8 @@ def plot_advantage_vs_n(sweep: Sequence[Any], cells: Sequence[Any] = (), config:
     handles += [Line2D([], [], linestyle="none", marker=markers[k % len(markers)], color="0.6",
                        markeredgecolor="black", label=f"games: {a}") for k, a in enumerate(adversaries)]
     fig.legend(handles=handles, loc="outside right center", fontsize=8)
-    fig.suptitle("Fig. 6 — advantage vs N at τ = 1: lines Π p̂ of the top N (Eq. 6); markers the games' "
-                 "empirical Adv with 95 % interval (colour = the defense's δ)", fontsize=10)
+    fig.suptitle("Fig. 6 — advantage vs N at τ = 1\nlines: Π p̂ of the top N (Eq. 6); markers: the games' "
+                 "Adv with 95 % interval (colour: δ)", fontsize=10)
     return fig
 
 
