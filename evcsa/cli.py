@@ -191,7 +191,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     out = sys.stdout
     # Before torch loads: idle OpenMP threads sleep instead of spinning, which keeps a run
-    # fast on a machine shared with other work (2-3x under load; no cost when idle).
+    # fast on a machine shared with other work (measured 2-3x faster on 2 loaded cores).
+    # An explicit OMP_WAIT_POLICY in the environment wins.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from evcsa.errors import EvcsaError, InvalidParameter
 
