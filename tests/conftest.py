@@ -9,6 +9,11 @@ from __future__ import annotations
 
 import os
 
+# Before torch loads: idle OpenMP threads sleep instead of spinning. On a machine shared
+# with other work (parallel test runs, CI neighbours) small-model tests run up to 20x
+# faster; an explicit setting wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from hypothesis import HealthCheck, settings
 
 settings.register_profile("ci", max_examples=100, deadline=None, derandomize=True,

@@ -1,0 +1,339 @@
+"""Results on disk and on the terminal: results.json, results.csv, games.csv, sweep.csv,
+the figures, and the summary table.
+
+:func:`write_results` writes a whole results directory atomically: everything goes into a
+temporary sibling directory that is renamed into place at the end, so a run that fails —
+or is interrupted — leaves no half-written directory behind.
+
+Files:
+
+- ``results.json`` — everything: configuration, environment, model, data, the legitimate
+  accuracies, every cell (per-game successes, intervals, p̂), the δ sweep.
+- ``results.csv`` — the summary table, one row per defense × adversary.
+- ``games.csv`` — one row per game (cell, run, successes).
+- ``sweep.csv`` — one row per squeezer × δ of the sweep.
+- ``config.toml`` — the configuration, runnable with ``evcsa play``.
+- ``summary.txt`` — the table as printed.
+- ``fig4_examples.png``, ``fig5_accuracy_vs_delta.png``, ``fig6_advantage_vs_n.png``,
+  ``fig7_error_heatmap.png`` — see :mod:`evcsa.plots`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import pathlib
+import shutil
+import tempfile
+from typing import Any, Callable, Mapping, Sequence
+
+import attrs
+
+from evcsa.config import config_to_dict, config_to_toml
+from evcsa.errors import InvalidParameter
+
+__all__ = [
+    "check_output",
+    "format_table",
+    "read_results",
+    "summary_rows",
+    "to_json",
+    "write_results",
+]
+
+
+def _est(e: Any) -> dict[str, Any] | None:
+    return None if e is None else attrs.asdict(e)
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no inf/NaN: map them to None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def to_json(result: Any) -> dict[str, Any]:
+    """The JSON document of an :class:`~evcsa.experiment.ExperimentResult` (no images)."""
+    cells = []
+    for c in result.cells:
+        d = attrs.asdict(c, recurse=True)
+        cells.append(d)
+    sweep = [attrs.asdict(p, recurse=True) for p in result.sweep]
+    doc = {
+        "format": "evcsa-results/1",
+        "name": result.config.name,
+        "seconds": round(result.seconds, 2),
+        "environment": dict(result.environment),
+        "config": config_to_dict(result.config),
+        "model": dict(result.model),
+        "data": dict(result.data),
+        "legitimate_accuracy": {k: _est(v) for k, v in result.legitimate.items()},
+        "cells": cells,
+        "sweep": sweep,
+        "examples": None if result.examples is None else {
+            "defense": result.examples.defense, "squeezer": result.examples.squeezer,
+            "delta": result.examples.delta, "labels": {k: list(v) for k, v in result.examples.labels.items()},
+        },
+    }
+    return _finite(doc)
+
+
+def _headline_tau(result: Any) -> str:
+    return repr(float(result.config.figures.taus[0]))
+
+
+def summary_rows(result: Any) -> list[dict[str, Any]]:
+    """One flat row per cell: the summary table's numbers (CSV-ready)."""
+    tau = _headline_tau(result)
+    rows = []
+    for c in result.cells:
+        legit = result.legitimate.get(c.defense)
+        adv = c.advantage.get(tau)
+        acc = c.adversarial_accuracy
+        rows.append({
+            "defense": c.defense, "adversary": c.adversary, "runs": c.runs, "n_chosen": c.n_chosen,
+            "tau": float(tau),
+            "legitimate_accuracy": None if legit is None else legit.value,
+            "legitimate_accuracy_low": None if legit is None else legit.low,
+            "legitimate_accuracy_high": None if legit is None else legit.high,
+            "adversarial_accuracy": None if acc is None else acc.value,
+            "adversarial_accuracy_low": None if acc is None else acc.low,
+            "adversarial_accuracy_high": None if acc is None else acc.high,
+            "success_rate": c.success_rate.value, "success_rate_low": c.success_rate.low,
+            "success_rate_high": c.success_rate.high,
+            "advantage": None if adv is None else adv.value,
+            "advantage_low": None if adv is None else adv.low,
+            "advantage_high": None if adv is None else adv.high,
+            "advantage_exact": c.advantage_exact.get(tau),
+            "classify_queries_per_game": c.classify_queries,
+            "gradient_flagged": c.gradient_flagged,
+            "seconds": round(c.seconds, 2),
+        })
+    return rows
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.1f}"
+
+
+def _ci(value: float | None, low: float | None, high: float | None, digits: int = 3) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def format_table(result: Any) -> str:
+    """The summary table as aligned text: per defense × adversary, the legitimate accuracy,
+    the adversarial accuracy, the success rate (mean, 95 % CI) and Adv(N, τ) (estimate,
+    95 % CI; and Π p̂ where the adversary estimated p̂)."""
+    rows = summary_rows(result)
+    tau = float(_headline_tau(result))
+    n = result.config.game.n_chosen
+    header = ["defense", "adversary", "legit acc %", "adv acc %", "success rate [95% CI]",
+              f"Adv({n},{tau:g}) [95% CI]", "Π p̂", "queries/game"]
+    lines = []
+    for r in rows:
+        lines.append([
+            r["defense"], r["adversary"], _pct(r["legitimate_accuracy"]), _pct(r["adversarial_accuracy"]),
+            _ci(r["success_rate"], r["success_rate_low"], r["success_rate_high"]),
+            _ci(r["advantage"], r["advantage_low"], r["advantage_high"]),
+            "—" if r["advantage_exact"] is None else f"{r['advantage_exact']:.3g}",
+            f"{r['classify_queries_per_game']:.0f}",
+        ])
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *lines)]
+    def fmt(cells: Sequence[str]) -> str:
+        return "  ".join(str(c).ljust(w) if i < 2 else str(c).rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+    out = [fmt(header), "  ".join("-" * w for w in widths)] + [fmt(line) for line in lines]
+    runs = result.config.runs
+    out.append("")
+    out.append(f"{runs} games per cell, N = {n}, τ = {tau:g}; X_D = {result.data.get('samples')}; "
+               f"legitimate accuracy on {result.data.get('legitimate')} "
+               f"({result.config.legitimate_draws} draw(s) per image for randomized defenses).")
+    out.append("Intervals are exact Clopper–Pearson (95 %); the success-rate interval pools the "
+               "runs × N submissions.")
+    out.append("Π p̂: seed 002 Eq. 6 for the N candidates with the highest p̂ pooled over all games "
+               "(what A* would reach if it knew p̂ that precisely); — where the adversary estimates no p̂.")
+    if any(r["gradient_flagged"] for r in rows):
+        out.append("! a gradient check flagged zero, NaN or missing gradients in some cell "
+                   "(see results.json notes): a low success there says nothing about robustness.")
+    return "\n".join(out)
+
+
+def _csv(rows: Sequence[Mapping[str, Any]]) -> str:
+    buf = io.StringIO()
+    if not rows:
+        return ""
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+    return buf.getvalue()
+
+
+def _game_rows(result: Any) -> list[dict[str, Any]]:
+    rows = []
+    for c in result.cells:
+        for run, n in enumerate(c.successes):
+            rows.append({"defense": c.defense, "adversary": c.adversary, "run": run, "successes": n,
+                         "n_chosen": c.n_chosen, "success_rate": n / c.n_chosen})
+    return rows
+
+
+def _sweep_rows(result: Any) -> list[dict[str, Any]]:
+    rows = []
+    for p in result.sweep:
+        row = {"squeezer": p.squeezer, "delta": p.delta,
+               "legitimate_accuracy": p.legitimate_accuracy.value,
+               "legitimate_accuracy_low": p.legitimate_accuracy.low,
+               "legitimate_accuracy_high": p.legitimate_accuracy.high,
+               "adversarial_accuracy": p.adversarial_accuracy.value,
+               "adversarial_accuracy_low": p.adversarial_accuracy.low,
+               "adversarial_accuracy_high": p.adversarial_accuracy.high}
+        for n, v in p.advantage_exact.items():
+            row[f"advantage_exact_N{n}"] = v
+        rows.append(row)
+    return rows
+
+
+def check_output(path: str | os.PathLike[str], *, overwrite: bool = False) -> pathlib.Path:
+    """Check, before a run, that its results directory can be written.
+
+    Raises:
+        InvalidParameter: ``path`` exists and ``overwrite`` is false, exists as a file, or
+            its parent cannot be created.
+    """
+    path = pathlib.Path(path)
+    if path.exists() and not path.is_dir():
+        raise InvalidParameter(f"{path}: expected a results directory, got an existing file", path=str(path))
+    if path.exists() and not overwrite:
+        raise InvalidParameter(f"{path}: expected a new results directory, got an existing one "
+                               "(choose another --output or pass --overwrite)", path=str(path))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InvalidParameter(f"{path.parent}: cannot create the results directory's parent ({exc.strerror})",
+                               path=str(path)) from exc
+    if not os.access(path.parent, os.W_OK):
+        raise InvalidParameter(f"{path.parent}: not writable", path=str(path))
+    return path
+
+
+def write_results(result: Any, path: str | os.PathLike[str], *, overwrite: bool = False,
+                  figures: bool = True,
+                  progress: Callable[[str], None] | None = None) -> pathlib.Path:
+    """Write the results directory ``path`` atomically.
+
+    Everything is written into a temporary directory beside ``path`` and renamed into
+    place at the end; an existing directory is replaced only when ``overwrite`` is true
+    (moved aside first, deleted after the new one is in place). On any error the
+    temporary directory is removed and ``path`` is left as it was.
+
+    Args:
+        result: an :class:`~evcsa.experiment.ExperimentResult`.
+        path: the results directory.
+        overwrite: replace an existing directory.
+        figures: draw the PNG figures (:mod:`evcsa.plots`).
+        progress: receives the name of each file as it is written.
+
+    Returns:
+        ``path``.
+
+    Raises:
+        InvalidParameter: see :func:`check_output`.
+        OSError: the disk refused.
+    """
+    path = check_output(path, overwrite=overwrite)
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        def put(name: str, text: str) -> None:
+            (tmp / name).write_text(text, encoding="utf-8")
+            if progress:
+                progress(name)
+        put("results.json", json.dumps(to_json(result), indent=2, allow_nan=False) + "\n")
+        put("results.csv", _csv(summary_rows(result)))
+        put("games.csv", _csv(_game_rows(result)))
+        if result.sweep:
+            put("sweep.csv", _csv(_sweep_rows(result)))
+        put("config.toml", config_to_toml(result.config))
+        put("summary.txt", format_table(result) + "\n")
+        if result.examples is not None:
+            import numpy as np
+
+            ex = result.examples
+            with open(tmp / "examples.npz", "wb") as fh:
+                np.savez_compressed(fh, original=ex.original.numpy(), adversarial=ex.adversarial.numpy(),
+                                    randomized=ex.randomized.numpy(), squeezed=ex.squeezed.numpy())
+        if figures:
+            from evcsa.plots import save_figures
+
+            for name in save_figures(result, tmp):
+                if progress:
+                    progress(name.name)
+        backup = None
+        if path.exists():
+            backup = path.with_name(f".{path.name}.old-{os.getpid()}")
+            os.rename(path, backup)
+        try:
+            os.rename(tmp, path)
+        except BaseException:
+            if backup is not None:
+                os.rename(backup, path)
+            raise
+        if backup is not None:
+            shutil.rmtree(backup, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def read_results(path: str | os.PathLike[str]) -> Any:
+    """Read a results directory back into an :class:`~evcsa.experiment.ExperimentResult`
+    (the example images from ``examples.npz`` when present), e.g. to redraw the figures.
+
+    Raises:
+        InvalidParameter: no readable ``results.json`` of this format in ``path``.
+    """
+    import cattrs
+
+    from evcsa.config import config_from_dict
+    from evcsa.experiment import CellResult, Estimate, ExampleImages, ExperimentResult, SweepPoint
+
+    path = pathlib.Path(path)
+    try:
+        doc = json.loads((path / "results.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InvalidParameter(f"{path}: expected a results directory with results.json, got "
+                               f"{type(exc).__name__}: {exc}", path=str(path)) from exc
+    if not isinstance(doc, dict) or doc.get("format") != "evcsa-results/1":
+        raise InvalidParameter(f"{path / 'results.json'}: expected format evcsa-results/1, got "
+                               f"{doc.get('format') if isinstance(doc, dict) else type(doc).__name__!r}",
+                               path=str(path))
+    conv = cattrs.Converter()
+    config = config_from_dict(doc["config"], source=str(path / "results.json"), base_dir=path)
+    examples = None
+    npz = path / "examples.npz"
+    if doc.get("examples") and npz.is_file():
+        import numpy as np
+        import torch
+
+        with np.load(npz) as arrays:
+            images = {k: torch.from_numpy(arrays[k]) for k in ("original", "adversarial", "randomized", "squeezed")}
+        ex = doc["examples"]
+        examples = ExampleImages(**images, labels={k: tuple(v) for k, v in ex["labels"].items()},
+                                 defense=ex["defense"], squeezer=ex["squeezer"], delta=float(ex["delta"]))
+    return ExperimentResult(
+        config=config,
+        cells=tuple(conv.structure(c, CellResult) for c in doc["cells"]),
+        legitimate={k: conv.structure(v, Estimate) for k, v in doc["legitimate_accuracy"].items()},
+        sweep=tuple(conv.structure(p, SweepPoint) for p in doc["sweep"]),
+        examples=examples, data=doc["data"], model=doc["model"], environment=doc["environment"],
+        seconds=float(doc["seconds"]))

@@ -1,0 +1,225 @@
+"""The ``evcsa`` command: one-line errors with exit status 2 and nothing written for bad
+configurations, data paths and parameters; a small end-to-end run on the 8×8 digits."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from evcsa import cli, experiment
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+GOOD = """
+name = "tiny"
+seed = 1
+runs = 4
+legitimate_draws = 1
+
+[data]
+dataset = "digits"
+samples = 30
+
+[model]
+reference = "digits"
+
+[game]
+n_chosen = 5
+epsilon = 0.3
+
+[[defenses]]
+label = "bd1"
+kind = "feature_squeezing"
+squeezers = "bit-depth-1"
+
+[[defenses]]
+label = "bd1 δ=0.3"
+kind = "randomized_squeezing"
+squeezer = "bit-depth-1"
+delta = 0.3
+
+[[adversaries]]
+label = "graybox FGSM"
+kind = "graybox_transfer"
+attack = "fgsm"
+
+[[adversaries]]
+label = "A* q=4"
+kind = "greedy_a_star"
+attack = "fgsm"
+queries_per_candidate = 4
+n_candidates = 12
+
+[[adversaries]]
+label = "BPDA+EOT"
+kind = "bpda_eot"
+steps = 3
+eot_samples = 2
+
+[figures]
+n_values = [1, 2, 5, 10]
+deltas = [0.0, 0.3]
+draws = 3
+attack = "fgsm"
+examples = 3
+"""
+
+
+@pytest.fixture(autouse=True)
+def _keep_environment(monkeypatch):
+    """cli.main sets OMP_WAIT_POLICY (when unset) and --threads sets torch's thread count:
+    restore both after each test."""
+    import os
+
+    import torch
+
+    monkeypatch.setenv("OMP_WAIT_POLICY", os.environ.get("OMP_WAIT_POLICY", "PASSIVE"))
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch, digits_cache):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("EVCSA_CACHE", str(digits_cache))
+    return tmp_path
+
+
+def _run(capsys, *argv):
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _one_line_error(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("evcsa: error: ")
+    return lines[0]
+
+
+# (what to change in GOOD, the expected error text)
+BAD_CONFIGS = [
+    ("runs = 4", "runz = 4", r"tiny.toml: runz: unknown key"),
+    ("runs = 4", "runs = -4", r"tiny.toml: runs: expected runs as an integer ≥ 1, got -4"),
+    ("n_chosen = 5", "n_chosen = 5.5", r"tiny.toml: game.n_chosen: expected an integer, got 5.5"),
+    ("delta = 0.3", "delta = 3.0", r"tiny.toml: defenses\[1\].delta: expected delta in \[0, 1\] \(pixel scale\), got 3.0"),
+    ("queries_per_candidate = 4", "queries_per_candidat = 4",
+     r"adversaries\[1\].queries_per_candidat: unknown key for kind 'greedy_a_star'"),
+    ('attack = "fgsm"\nqueries', 'attack = "fgsn"\nqueries', r"adversaries\[1\].attack: expected an attack name"),
+    ('dataset = "digits"', 'dataset = "nowhere/data.npz"\nsplit = "all"',
+     r"data.dataset: .*nowhere/data.npz: no such file"),
+    ('reference = "digits"', 'reference = "imagenet"', r"model.reference: expected one of \('mnist', 'digits'\)"),
+    ("epsilon = 0.3", "epsilon = = 0.3", r"tiny.toml: invalid TOML: .*\(at line \d+, column \d+\)"),
+]
+
+
+@pytest.mark.parametrize("old, new, message", BAD_CONFIGS, ids=[b[2][:30] for b in BAD_CONFIGS])
+def test_bad_configurations_fail_in_one_line_and_write_nothing(workdir, capsys, old, new, message):
+    assert old in GOOD
+    (workdir / "tiny.toml").write_text(GOOD.replace(old, new, 1))
+    code, out, err = _run(capsys, "play", "tiny.toml", "--output", "res")
+    assert code == 2
+    import re
+
+    assert re.search(message, _one_line_error(err)), err
+    assert not (workdir / "res").exists()
+    assert sorted(p.name for p in workdir.iterdir()) == ["tiny.toml"], "nothing half-written"
+
+
+def test_bad_data_file_fails_before_any_work(workdir, capsys):
+    (workdir / "data.npz").write_text("not numpy")
+    (workdir / "tiny.toml").write_text(GOOD.replace('dataset = "digits"', 'dataset = "data.npz"\nsplit = "all"'))
+    code, out, err = _run(capsys, "play", "tiny.toml", "--output", "res", "--no-progress")
+    assert code == 2
+    assert "data.npz: cannot read as a .npz archive" in _one_line_error(err)
+    assert not (workdir / "res").exists()
+
+
+def test_missing_config_and_bad_options(workdir, capsys):
+    code, _, err = _run(capsys, "play", "missing.toml")
+    assert code == 2 and "missing.toml: no such file" in _one_line_error(err)
+    (workdir / "tiny.toml").write_text(GOOD)
+    code, _, err = _run(capsys, "play", "tiny.toml", "--runs", "0")
+    assert code == 2 and "--runs: expected an integer ≥ 1, got 0" in _one_line_error(err)
+    (workdir / "taken").mkdir()
+    code, _, err = _run(capsys, "play", "tiny.toml", "--output", "taken")
+    assert code == 2 and "taken: expected a new results directory, got an existing one" in _one_line_error(err)
+    code, _, err = _run(capsys, "play", "tiny.toml", "--threads", "0")
+    assert code == 2 and "--threads: expected an integer ≥ 1, got 0" in _one_line_error(err)
+    code, _, err = _run(capsys, "train", "cifar")
+    assert code == 2 and "expected a reference model in ('mnist', 'digits'), got 'cifar'" in _one_line_error(err)
+    with pytest.raises(SystemExit) as info:
+        cli.main(["play"])
+    assert info.value.code == 2  # argparse: missing argument
+
+
+def test_check_only(workdir, capsys):
+    (workdir / "tiny.toml").write_text(GOOD)
+    code, out, err = _run(capsys, "play", "tiny.toml", "--check", "--threads", "1")
+    assert code == 0 and "tiny.toml: OK (2 defense(s) × 3 adversary(ies), 4 games each)" in out
+    assert list(workdir.iterdir()) == [workdir / "tiny.toml"]
+
+
+def test_train_reports_the_cached_model(workdir, capsys, digits_cache):
+    code, out, err = _run(capsys, "train", "digits", "--cache-dir", str(digits_cache))
+    assert code == 0
+    info = json.loads(next(digits_cache.glob("digits-*.json")).read_text())
+    assert f"test accuracy {100 * info['test_accuracy']:.1f} %" in out and "(cached)" in out
+
+
+def test_demo_prints_its_configuration(capsys):
+    code, out, _ = _run(capsys, "demo", "--print-config")
+    assert code == 0 and out == experiment.DEMO_TOML
+
+
+def test_interrupted_run_writes_nothing(workdir, capsys, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(experiment, "run_experiment", interrupted)
+    (workdir / "tiny.toml").write_text(GOOD)
+    code, out, err = _run(capsys, "play", "tiny.toml", "--output", "res")
+    assert code == 130 and "interrupted; no results written" in err
+    assert not (workdir / "res").exists()
+
+
+def test_play_end_to_end_on_the_small_digits(workdir, capsys):
+    """Every shipped adversary against a deterministic and a randomized defense, tiny
+    budgets: the results directory holds the files and the table is printed."""
+    (workdir / "tiny.toml").write_text(GOOD)
+    code, out, err = _run(capsys, "play", "tiny.toml", "--output", "res", "--no-progress")
+    assert code == 0, err
+    res = workdir / "res"
+    names = {p.name for p in res.iterdir()}
+    assert {"results.json", "results.csv", "games.csv", "sweep.csv", "config.toml", "summary.txt",
+            "fig4_examples.png", "fig5_accuracy_vs_delta.png", "fig6_advantage_vs_n.png",
+            "fig7_error_heatmap.png"} <= names
+    doc = json.loads((res / "results.json").read_text())
+    assert len(doc["cells"]) == 6 and all(len(c["successes"]) == 4 for c in doc["cells"])
+    a_star = [c for c in doc["cells"] if c["adversary"] == "A* q=4"]
+    assert all(c["p_hat"] is not None and len(c["p_hat"]) == 12 for c in a_star)
+    assert "Adv(5,1) [95% CI]" in out and "results: res/" in out
+    assert (res / "summary.txt").read_text().strip() in out
+    # the written configuration reproduces the run
+    code, out2, err = _run(capsys, "play", str(res / "config.toml"), "--output", "again", "--no-progress",
+                           "--no-figures")
+    assert code == 0, err
+    again = json.loads((workdir / "again" / "results.json").read_text())
+    assert [c["successes"] for c in again["cells"]] == [c["successes"] for c in doc["cells"]]
+
+
+def test_console_script_in_a_process(workdir):
+    """`python -m evcsa.cli` as a user runs it: the exit status and the one line on stderr."""
+    (workdir / "tiny.toml").write_text(GOOD.replace("runs = 4", "runs = 0"))
+    proc = subprocess.run([sys.executable, "-m", "evcsa.cli", "play", "tiny.toml"], capture_output=True,
+                          text=True, cwd=workdir, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+                          timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "evcsa: error: tiny.toml: runs: expected runs as an integer ≥ 1, got 0"
+    assert proc.stdout == ""

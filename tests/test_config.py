@@ -1,0 +1,177 @@
+"""evcsa.config: TOML → attrs records, one-line errors naming the key, round trips."""
+
+from __future__ import annotations
+
+import pathlib
+
+import pytest
+
+from evcsa.config import (
+    ComponentSpec,
+    ExperimentConfig,
+    config_from_dict,
+    config_to_dict,
+    config_to_toml,
+    load_config,
+    parse_config,
+)
+from evcsa.errors import ConfigError
+from evcsa.games import Rules
+
+EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
+
+MINIMAL = """
+name = "tiny"
+[game]
+n_chosen = 5
+[[defenses]]
+kind = "none"
+[[adversaries]]
+kind = "graybox_transfer"
+"""
+
+
+def test_minimal_config_and_defaults():
+    config = parse_config(MINIMAL)
+    assert isinstance(config, ExperimentConfig)
+    assert config.game == Rules(n_chosen=5)
+    assert config.defenses == (ComponentSpec(kind="none"),)
+    assert config.adversaries[0].name == "graybox_transfer"
+    assert config.data.dataset == "mnist" and config.model.reference == "mnist"
+    assert config.figures.taus == (1.0,)
+
+
+def test_component_tables_keep_their_parameters():
+    config = parse_config(MINIMAL + """
+[[defenses]]
+label = "rs"
+kind = "randomized_squeezing"
+squeezer = "median-2x2"
+delta = 0.5
+""")
+    spec = config.defenses[1]
+    assert spec.kind == "randomized_squeezing" and spec.label == "rs"
+    assert spec.params == {"squeezer": "median-2x2", "delta": 0.5}
+    assert spec.name == "rs"
+    assert ComponentSpec(kind="x", params={"a": 1}).name == "x(a=1)"
+
+
+# (snippet appended to / replacing part of MINIMAL, the error's expected text)
+BAD = [
+    ('runs = "3"', r"runs: expected an integer, got '3' \(a string\)"),
+    ("runs = 2.5", r"runs: expected an integer, got 2.5 \(a number\)"),
+    ("runs = 0", r"runs: expected runs as an integer ≥ 1, got 0"),
+    ("seed = true", r"seed: expected an integer, got True \(a boolean\)"),
+    ("reproducible = 1", r"reproducible: expected true or false, got 1 \(an integer\)"),
+    ("runz = 1", r"runz: unknown key \(expected one of: name, seed, runs, reproducible, "
+                 r"legitimate_draws, data, model, game, defenses, adversaries, figures\)"),
+    ('name = "../up"', r"name: expected name of letters, digits"),
+    ("[data]\nsamplez = 3", r"data.samplez: unknown key \(expected one of: dataset, split, samples, "
+                            r"correctly_classified\)"),
+    ('[data]\nsplit = "valid"', r"data.split: expected split in \('all', 'train', 'test'\), got 'valid'"),
+    ('[model]\nweights = "w.pt"', r"model.architecture: expected architecture with weights, got none"),
+    ('[model]\nreference = "mnist"\nweights = "w.pt"', r"model.weights: expected either reference or weights"),
+    ('[model]\nreference = "mnist"\narchitecture = 3', r"model.architecture: expected a string, got 3"),
+    ("[figures]\ntaus = 1.0", r"figures.taus: expected an array, got 1.0 \(a number\)"),
+    ("[figures]\ntaus = [0.5, \"x\"]", r"figures.taus\[1\]: expected a number, got 'x' \(a string\)"),
+    ("[figures]\ntaus = [2.0]", r"figures.taus: expected taus as numbers in \[1e-09, 1\], got 2.0"),
+    ("[figures]\nn_values = [5, 1]", r"figures.n_values: expected n_values in increasing order, got \[5, 1\]"),
+    ("[figures]\ndeltas = [0.0, 1.5]", r"figures.deltas: expected deltas as numbers in \[0, 1\], got 1.5"),
+    ("[figures]\nattack_params = 3", r"figures.attack_params: expected a table, got 3 \(an integer\)"),
+    ('[[defenses]]\nlabel = "a"', r"defenses\[1\].kind: expected a kind, got none"),
+    ("[[defenses]]\nkind = 3", r"defenses\[1\].kind: expected kind as a string, got 3 \(an integer\)"),
+    ('[[adversaries]]\nkind = "graybox_transfer"',
+     r"adversaries: expected distinct adversary labels, got 'graybox_transfer' twice \(set label = ...\)"),
+]
+
+
+@pytest.mark.parametrize("snippet, message", BAD, ids=[b[1][:40] for b in BAD])
+def test_bad_keys_and_values_give_one_line_errors_naming_the_key(snippet, message):
+    text = MINIMAL.replace('name = "tiny"', snippet) if not snippet.startswith("[") else MINIMAL + snippet
+    if snippet.startswith("name"):
+        text = MINIMAL.replace('name = "tiny"', snippet)
+    with pytest.raises(ConfigError, match=r"^cfg.toml: " + message) as info:
+        parse_config(text, source="cfg.toml")
+    assert "\n" not in str(info.value)
+    assert info.value.key  # the offending key's path
+
+
+@pytest.mark.parametrize("game, message", [
+    ("n_chosen = 0", r"game.n_chosen: expected n_chosen as an integer ≥ 1, got 0"),
+    ('n_chosen = 5\nepsilon = "a"', r"game.epsilon: expected a number, got 'a' \(a string\)"),
+    ('n_chosen = 5\nnorm = "l3"', r"game.norm: expected norm in \('l0', 'l2', 'linf'\), got 'l3'"),
+    ("n_chosen = 5\nfoo = 1", r"game.foo: unknown key \(expected one of: n_chosen, epsilon, norm"),
+    ("epsilon = 0.3", r"game.n_chosen: required key missing"),
+])
+def test_game_rules_errors_name_the_key(game, message):
+    text = MINIMAL.replace("n_chosen = 5", game)
+    with pytest.raises(ConfigError, match=r"^cfg.toml: " + message):
+        parse_config(text, source="cfg.toml")
+
+
+def test_required_sections_and_top_level():
+    with pytest.raises(ConfigError, match=r"^c: game: required key missing"):
+        parse_config('[[defenses]]\nkind = "none"\n[[adversaries]]\nkind = "x"\n', source="c")
+    with pytest.raises(ConfigError, match=r"defenses: expected at least one \[\[defenses\]\] table"):
+        config_from_dict({"game": {"n_chosen": 1}, "defenses": [], "adversaries": [{"kind": "x"}]})
+    with pytest.raises(ConfigError, match=r"base_dir: unknown key"):
+        config_from_dict({"base_dir": "/"})
+    with pytest.raises(ConfigError, match=r"expected a table at the top level"):
+        config_from_dict([1, 2])  # type: ignore[arg-type]
+
+
+def test_invalid_toml_reports_line_and_column():
+    with pytest.raises(ConfigError, match=r"^f.toml: invalid TOML: .*\(at line 2, column \d+\)$"):
+        parse_config('name = "x"\nruns = = 3\n', source="f.toml")
+
+
+def test_load_config_files(tmp_path):
+    with pytest.raises(ConfigError, match=r"missing.toml: no such file"):
+        load_config(tmp_path / "missing.toml")
+    binary = tmp_path / "binary.toml"
+    binary.write_bytes(b"\xff\xfe\x00name")
+    with pytest.raises(ConfigError, match=r"binary.toml: cannot read \(UnicodeDecodeError"):
+        load_config(binary)
+    good = tmp_path / "sub" / "good.toml"
+    good.parent.mkdir()
+    good.write_text(MINIMAL.replace("[game]", '[data]\ndataset = "d.npz"\nsplit = "all"\n[game]'))
+    config = load_config(good)
+    assert config.resolve(config.data.dataset) == good.parent.resolve() / "d.npz"
+    assert config.resolve("/abs/x.npz") == pathlib.Path("/abs/x.npz")
+
+
+def test_toml_round_trip():
+    text = MINIMAL + """
+[figures]
+attack_params = { steps = 5, epsilon = 0.25 }
+deltas = [0.0, 0.5]
+[[defenses]]
+label = "rs \\"quoted\\" δ"
+kind = "randomized_squeezing"
+squeezer = "bit-depth-1"
+delta = 0.2
+"""
+    config = parse_config(text.replace("n_chosen = 5", "n_chosen = 5\nepsilon = 0.3\ntolerance = 1e-6"))
+    again = parse_config(config_to_toml(config))
+    assert again == config
+    data = config_to_dict(config)
+    assert "base_dir" not in data and data["game"]["epsilon"] == 0.3
+    assert "classify_budget" not in data["game"], "None values are dropped (TOML has no null)"
+
+
+def test_every_example_config_parses_and_checks():
+    """examples/*.toml are complete, valid configurations (check_config builds every
+    defense and adversary they name)."""
+    from evcsa.experiment import check_config
+
+    files = sorted(EXAMPLES.glob("*.toml"))
+    assert files, "examples/ holds at least the demo configuration"
+    for path in files:
+        check_config(load_config(path))
+
+
+def test_demo_example_is_the_demo_configuration():
+    from evcsa.experiment import DEMO_TOML
+
+    assert (EXAMPLES / "demo.toml").read_text() == DEMO_TOML
+    assert parse_config(DEMO_TOML).name == "demo"

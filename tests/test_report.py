@@ -1,0 +1,228 @@
+"""evcsa.report and evcsa.plots on synthetic results: the files, their round trip, the
+table, the figures' content, and the atomic write."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+from matplotlib.figure import Figure
+
+from evcsa import plots, report
+from evcsa.config import parse_config
+from evcsa.errors import InvalidParameter
+from evcsa.experiment import CellResult, Estimate, ExampleImages, ExperimentResult, SweepPoint
+from evcsa.stats import advantage_exact
+
+CONFIG = """
+name = "synthetic"
+runs = 4
+[game]
+n_chosen = 3
+epsilon = 0.3
+[[defenses]]
+label = "bd1"
+kind = "feature_squeezing"
+squeezers = "bit-depth-1"
+[[defenses]]
+label = "bd1 δ=0.2"
+kind = "randomized_squeezing"
+squeezer = "bit-depth-1"
+delta = 0.2
+[[adversaries]]
+label = "graybox"
+kind = "graybox_transfer"
+[[adversaries]]
+label = "A*"
+kind = "greedy_a_star"
+[figures]
+n_values = [1, 2, 3, 5]
+deltas = [0.0, 0.2]
+"""
+
+
+def _cell(defense, adversary, successes, p_hat=None):
+    n = 3
+    total = sum(successes)
+    wins = sum(s == n for s in successes)
+    cell = dict(
+        defense=defense, adversary=adversary, runs=len(successes), n_chosen=n, successes=tuple(successes),
+        success_rate=Estimate.from_counts(total, n * len(successes)),
+        advantage={"1.0": Estimate.from_counts(wins, len(successes))},
+        adversarial_accuracy=Estimate.from_counts(n * len(successes) - total, n * len(successes)),
+        submissions=3.0, classify_queries=0.0 if p_hat is None else 40.0, stale_queries=0, seconds=0.5)
+    if p_hat is not None:
+        top = sorted(p_hat, reverse=True)[:n]
+        cell.update(p_hat=tuple(p_hat), p_hat_sources=tuple(range(len(p_hat))), p_hat_draws=40,
+                    advantage_exact={"1.0": advantage_exact(top, 1.0)},
+                    log_advantage_exact={"1.0": float(np.log(np.prod(top))) if np.prod(top) > 0 else None})
+    return CellResult(**cell)
+
+
+def _sweep_point(delta, p):
+    p = np.asarray(p)
+    exact = {str(n): float(np.prod(np.sort(p)[::-1][:n])) for n in (1, 2, 3, 5)}
+    return SweepPoint(squeezer="bit-depth-1", delta=delta, legitimate_accuracy=Estimate.from_counts(95, 100),
+                      adversarial_accuracy=Estimate.from_counts(round(100 * (1 - p.mean())), 100),
+                      p_hat=tuple(float(v) for v in p), advantage_exact=exact)
+
+
+@pytest.fixture
+def result():
+    config = parse_config(CONFIG)
+    g = torch.Generator().manual_seed(0)
+    images = {k: torch.rand(3, 1, 8, 8, generator=g) for k in ("original", "adversarial", "randomized", "squeezed")}
+    examples = ExampleImages(**images, labels={"true": (1, 2, 3), "original": (1, 2, 3), "adversarial": (4, 2, 5),
+                                               "squeezed": (1, 2, 5)},
+                             defense="bd1 δ=0.2", squeezer="bit-depth-1", delta=0.2)
+    cells = (
+        _cell("bd1", "graybox", [1, 1, 1, 1]),
+        _cell("bd1", "A*", [3, 3, 3, 3], p_hat=[1, 1, 1, 0, 0, 0]),
+        _cell("bd1 δ=0.2", "graybox", [1, 2, 0, 1]),
+        _cell("bd1 δ=0.2", "A*", [3, 2, 3, 1], p_hat=[0.9, 0.8, 0.7, 0.2, 0.1, 0.0]),
+    )
+    sweep = (_sweep_point(0.0, [1, 1, 1, 0, 0, 0]), _sweep_point(0.2, [0.9, 0.8, 0.7, 0.2, 0.1, 0.0]))
+    return ExperimentResult(config=config, cells=cells,
+                            legitimate={"bd1": Estimate.from_counts(98, 100), "bd1 δ=0.2": Estimate.from_counts(190, 200)},
+                            sweep=sweep, examples=examples,
+                            data={"samples": "digits[test][:6]", "n_samples": 6, "legitimate": "digits[test]",
+                                  "n_legitimate": 100},
+                            model={"name": "digits"}, environment={"torch": torch.__version__}, seconds=1.5)
+
+
+def test_summary_rows_and_table(result):
+    rows = report.summary_rows(result)
+    assert [(r["defense"], r["adversary"]) for r in rows] == [
+        ("bd1", "graybox"), ("bd1", "A*"), ("bd1 δ=0.2", "graybox"), ("bd1 δ=0.2", "A*")]
+    a_star = rows[3]
+    assert a_star["success_rate"] == pytest.approx(9 / 12)
+    assert a_star["advantage"] == pytest.approx(2 / 4)
+    assert a_star["advantage_exact"] == pytest.approx(0.9 * 0.8 * 0.7)
+    assert a_star["legitimate_accuracy"] == pytest.approx(0.95)
+    assert rows[0]["advantage_exact"] is None
+    table = report.format_table(result)
+    lines = table.splitlines()
+    assert lines[0].split()[:2] == ["defense", "adversary"] and "Adv(3,1) [95% CI]" in lines[0]
+    assert "0.750 [" in lines[5] and "0.504" in lines[5] and "95.0" in lines[5]
+    assert "4 games per cell, N = 3, τ = 1" in table
+
+
+def test_figures_show_what_their_titles_say(result):
+    fig = plots.plot_examples(result.examples)
+    axes = fig.axes
+    assert len(axes) == 12 and "Fig. 4" in fig._suptitle.get_text()
+    assert axes[3].get_title() == "label 4" and axes[3].title.get_color() == "tab:red"
+    assert np.allclose(axes[0].images[0].get_array(), result.examples.original[0, 0].numpy())
+
+    fig = plots.plot_accuracy_vs_delta(result.sweep, 3)
+    top, bottom = fig.axes[0], fig.axes[1]
+    legit, adv = top.lines[0], top.lines[1]
+    assert list(legit.get_xdata()) == [0.0, 0.2] and list(legit.get_ydata()) == pytest.approx([95.0, 95.0])
+    assert list(adv.get_ydata()) == pytest.approx([50.0, 55.0])
+    assert list(bottom.lines[0].get_ydata()) == pytest.approx([1.0, 0.9 * 0.8 * 0.7])
+    assert "Adv(3, 1)" in bottom.get_legend().get_texts()[0].get_text()
+
+    fig = plots.plot_advantage_vs_n(result.sweep, result.cells, result.config)
+    ax = fig.axes[0]
+    curve = ax.lines[1]  # δ = 0.2
+    assert list(curve.get_xdata()) == [1, 2, 3, 5]
+    assert list(curve.get_ydata()) == pytest.approx([0.9, 0.72, 0.504, 0.504 * 0.2 * 0.1])
+    markers = [float(c.lines[0].get_ydata()[0]) for c in ax.containers]  # one errorbar per cell
+    assert sorted(markers) == [0.0, 0.0, 0.5, 1.0]
+
+    fig = plots.plot_error_heatmap(result.cells, result.sweep)
+    grid = fig.axes[0].images[0].get_array()
+    assert grid.shape == (2, 6)
+    assert np.allclose(grid[1], [0.9, 0.8, 0.7, 0.2, 0.1, 0.0])
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert labels == ["bd1 × A*", "bd1 δ=0.2 × A*"]
+    sweep_only = plots.plot_error_heatmap((), result.sweep)
+    assert "the δ sweep" in sweep_only._suptitle.get_text()
+    with pytest.raises(ValueError, match="expected cells or sweep points with p̂"):
+        plots.plot_error_heatmap((), ())
+    with pytest.raises(ValueError, match="expected sweep points"):
+        plots.plot_accuracy_vs_delta((), 3)
+
+
+def test_write_results_writes_every_file_and_reads_back(result, tmp_path):
+    out = report.write_results(result, tmp_path / "run")
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted(["results.json", "results.csv", "games.csv", "sweep.csv", "config.toml",
+                            "summary.txt", "examples.npz", *plots.FIGURES])
+    for name in plots.FIGURES:
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["format"] == "evcsa-results/1" and len(doc["cells"]) == 4
+    assert doc["cells"][3]["log_advantage_exact"]["1.0"] == pytest.approx(np.log(0.504))
+    assert doc["cells"][1]["log_advantage_exact"]["1.0"] == pytest.approx(0.0)
+    with open(out / "results.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 4 and float(rows[3]["advantage"]) == pytest.approx(0.5)
+    with open(out / "games.csv") as fh:
+        assert len(list(csv.DictReader(fh))) == 16
+    back = report.read_results(out)
+    assert back.cells == result.cells and back.sweep == result.sweep
+    import attrs
+
+    assert back.legitimate == result.legitimate
+    assert attrs.evolve(back.config, base_dir=".") == result.config  # equal up to base_dir
+    assert torch.equal(back.examples.squeezed, result.examples.squeezed)
+    assert parse_config((out / "config.toml").read_text()).defenses == result.config.defenses
+    assert (out / "summary.txt").read_text().strip() == report.format_table(result)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "no temporary left behind"
+
+
+def test_a_failed_write_leaves_nothing(result, tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(plots, "save_figures", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        report.write_results(result, tmp_path / "run")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_existing_directories_are_kept_unless_overwritten(result, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "old.txt").write_text("keep me")
+    with pytest.raises(InvalidParameter, match=r"run: expected a new results directory, got an existing one"):
+        report.write_results(result, out)
+    assert (out / "old.txt").exists()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    with monkeypatch.context() as m:
+        m.setattr(plots, "save_figures", broken)
+        with pytest.raises(RuntimeError):
+            report.write_results(result, out, overwrite=True)
+    assert (out / "old.txt").read_text() == "keep me", "a failed overwrite keeps the old results"
+    report.write_results(result, out, overwrite=True, figures=False)
+    assert not (out / "old.txt").exists() and (out / "results.json").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(InvalidParameter, match=r"expected a results directory, got an existing file"):
+        report.check_output(tmp_path / "file", overwrite=True)
+
+
+def test_read_results_errors(tmp_path):
+    with pytest.raises(InvalidParameter, match=r"expected a results directory with results.json"):
+        report.read_results(tmp_path)
+    (tmp_path / "results.json").write_text('{"format": "other"}')
+    with pytest.raises(InvalidParameter, match=r"expected format evcsa-results/1, got 'other'"):
+        report.read_results(tmp_path)
+
+
+def test_save_figures_skips_what_is_missing(result, tmp_path):
+    import attrs
+
+    bare = attrs.evolve(result, sweep=(), examples=None,
+                        cells=tuple(attrs.evolve(c, p_hat=None) for c in result.cells))
+    assert plots.save_figures(bare, tmp_path) == []
+    only_cells = attrs.evolve(result, sweep=(), examples=None)
+    assert [p.name for p in plots.save_figures(only_cells, tmp_path)] == ["fig7_error_heatmap.png"]
+    assert isinstance(plots.plot_error_heatmap(result.cells), Figure)
