@@ -453,3 +453,20 @@ def test_errors_share_one_hierarchy_and_carry_values():
     with pytest.raises(EvcsaError) as info:
         make_game(classify_budget=0).start().oracles.classify(SAMPLES[:2])
     assert info.value.details == {"budget": 0, "used": 0, "requested": 2}
+
+
+# -- misuse: malformed queries, odd values, broken collaborators -----------------------------
+def _state(s):
+    return (s.submissions, s.successes, s.stale_queries, s.classify_queries, s.transcript)
+
+
+def test_meta_tensors_are_malformed_queries_and_change_nothing():
+    s = make_game().start()
+    with pytest.raises(InvalidQuery, match="expected x with data, got a tensor on the 'meta' device"):
+        s.oracles.classify(torch.empty(2, 1, 4, 4, device="meta"))
+    with pytest.raises(InvalidQuery, match="expected x_adv with data, got a tensor on the 'meta' device"):
+        s.oracles.attack(0, torch.empty(1, 4, 4, device="meta"))
+    with pytest.raises(InvalidQuery, match="expected sources with data, got a tensor on the 'meta' device"):
+        s.oracles.attack_batch(torch.zeros(1, dtype=torch.int64, device="meta"), SAMPLES[:1])
+    assert _state(s) == (0, 0, 0, 0, ())
+
