@@ -106,8 +106,12 @@ class _GameState:
 
 
 def _digest(x: torch.Tensor) -> bytes:
-    """Digest of one image's (dtype, shape, bytes): the identity of x′ for freshness."""
-    arr = x.detach().to("cpu", torch.float32).contiguous().numpy()
+    """Digest of one image's (dtype, shape, bytes): the identity of x′ for freshness.
+
+    −0.0 is stored as +0.0 first (adding +0.0 does that): the two are the same pixel value,
+    so flipping the sign of a zero does not make a sample fresh.
+    """
+    arr = (x.detach().to("cpu", torch.float32) + 0.0).contiguous().numpy()
     h = hashlib.blake2b(digest_size=20)
     h.update(f"{arr.dtype.str}{arr.shape}".encode())
     h.update(arr.tobytes())

@@ -470,3 +470,18 @@ def test_meta_tensors_are_malformed_queries_and_change_nothing():
         s.oracles.attack_batch(torch.zeros(1, dtype=torch.int64, device="meta"), SAMPLES[:1])
     assert _state(s) == (0, 0, 0, 0, ())
 
+
+def test_negative_zero_does_not_make_a_sample_fresh():
+    """Seed 002's freshness is x′ ∉ X_A: −0.0 and +0.0 are the same pixel value, so flipping
+    the sign of a zero must not let the same sample be submitted (and scored) twice."""
+    game = EVCSA.from_rules(code_model(), SAMPLES, LABELS, Rules.seed_002(3))
+    s = game.start()
+    x_adv = relabel(SAMPLES[0], 4)
+    s.oracles.attack(0, x_adv)
+    twin = x_adv.clone()
+    twin[0, 3, 3] = -0.0
+    assert bool((twin == x_adv).all())
+    with pytest.raises(NotFresh, match="bit-identical"):
+        s.oracles.attack(0, twin)
+    assert (s.submissions, s.successes) == (1, 1)
+
