@@ -29,7 +29,7 @@ import attrs
 import numpy as np
 import torch
 
-from evcsa._validation import as_images, as_labels, describe
+from evcsa._validation import as_images, as_labels, check_positive_int, describe
 from evcsa.defenses.base import REJECTED, ModelClassifier, undefended_model
 from evcsa.distances import distance, within_epsilon
 from evcsa.errors import BudgetExhausted, GameOver, InvalidParameter, InvalidQuery, NotFresh
@@ -173,7 +173,7 @@ class Oracles:
             raise BudgetExhausted(f"expected at most {budget - st.classify_queries} more Classify "
                                   f"queries (budget {budget}), got {x.shape[0]}",
                                   budget=budget, used=st.classify_queries, requested=x.shape[0])
-        labels = self._game.classifier.predict(x).detach().cpu().to(torch.int64)
+        labels = self._game._predict(x)
         st.classify_queries += x.shape[0]
         return int(labels[0]) if single else labels
 
@@ -272,7 +272,7 @@ class Oracles:
         d = distance(x_nat, x_adv.to(x_nat.device), rules.norm, tolerance=rules.tolerance)
         ok = within_epsilon(d, rules.epsilon, rules.norm, tolerance=rules.tolerance)
         device = game.device
-        pred = game.classifier.predict(x_adv.to(device)).detach().cpu().to(torch.int64)
+        pred = game._predict(x_adv.to(device))
         if tgt is not None:
             reference = tgt
             hit = pred == tgt
@@ -280,7 +280,7 @@ class Oracles:
             if rules.untargeted_reference == "label":
                 reference = game.labels[src]
             else:
-                reference = game.classifier.predict(x_nat.to(device)).detach().cpu().to(torch.int64)
+                reference = game._predict(x_nat.to(device))
             hit = (pred != reference) & (pred != REJECTED)
         success = ok & hit
         # 4 & 6. count, record, reward
@@ -331,7 +331,8 @@ class EVCSA:
         num_classes: K (default: the classifier's ``num_classes``, else max label + 1).
 
     Raises:
-        InvalidParameter: bad samples, labels or rule values; graybox knowledge without an
+        InvalidParameter: bad samples, labels, rule values, ``num_classes`` (an integer
+            ≥ 2) or ``model`` (a ModelClassifier); graybox knowledge without an
             undefended model; whitebox knowledge against a randomized classifier that
             cannot make a twin (no ``with_keys``).
     """
@@ -366,16 +367,22 @@ class EVCSA:
         self.rules = rules
         self.samples = as_images(samples, name="samples", device="cpu").clone()
         m = self.samples.shape[0]
-        if num_classes is None:
+        if num_classes is not None:
+            num_classes = check_positive_int(num_classes, "num_classes", minimum=2)
+        else:
             try:
                 num_classes = int(classifier.num_classes)
             except Exception:
                 num_classes = None
+        self._declared_classes = num_classes
         self.labels = as_labels(labels, name="labels", length=m, num_classes=num_classes).clone()
         self.num_classes = int(num_classes) if num_classes is not None else int(self.labels.max()) + 1
         if rules.freshness == "source" and rules.n_chosen > m:
             raise InvalidParameter(f"expected N ≤ |X_D| = {m} under freshness 'source', got N = {rules.n_chosen}",
                                    n_chosen=rules.n_chosen, samples=m)
+        if model is not None and not isinstance(model, ModelClassifier):
+            raise InvalidParameter(f"expected model as a ModelClassifier or None, got {type(model).__name__} "
+                                   "(wrap an nn.Module in evcsa.defenses.ModelClassifier)", got=type(model).__name__)
         self.model = model if model is not None else undefended_model(classifier)
         if rules.knowledge in ("graybox", "whitebox") and self.model is None:
             raise InvalidParameter(f"expected an undefended model for {rules.knowledge} knowledge "
@@ -385,6 +392,33 @@ class EVCSA:
                 and not callable(getattr(classifier, "with_keys", None)):
             raise InvalidParameter("expected a randomized classifier with with_keys(keys) for whitebox "
                                    "knowledge (the adversary's twin), got none")
+
+    def _predict(self, x: torch.Tensor) -> torch.Tensor:
+        """``classifier.predict(x)`` checked: B labels in [REJECTED, K) as int64 (CPU).
+
+        A classifier answering something else (a wrong count, scores, labels ≥ K) would
+        corrupt the tallies (two successes for one submission), so it is an error before
+        anything is counted.
+
+        Raises:
+            InvalidParameter: the classifier's answer is not B integer labels in range.
+        """
+        out = self.classifier.predict(x)
+        if isinstance(out, np.ndarray) and np.issubdtype(out.dtype, np.integer):
+            out = torch.from_numpy(out)
+        b = x.shape[0]
+        if not isinstance(out, torch.Tensor) or tuple(out.shape) != (b,) or out.is_floating_point() \
+                or out.is_complex() or out.dtype == torch.bool:
+            raise InvalidParameter(f"expected classifier.predict to return {b} label(s) [B], got {describe(out)}",
+                                   got=describe(out))
+        labels = out.detach().cpu().to(torch.int64)
+        lo, hi = int(labels.min()), int(labels.max())
+        upper = self._declared_classes
+        if lo < REJECTED or (upper is not None and hi >= upper):
+            top = "∞" if upper is None else upper - 1
+            raise InvalidParameter(f"expected classifier.predict labels in [{REJECTED}, {top}], got values in "
+                                   f"[{lo}, {hi}]", min=lo, max=hi)
+        return labels
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -490,7 +524,6 @@ class EVCSA:
         """
         from tqdm.auto import tqdm
 
-        from evcsa._validation import check_positive_int
 
         runs = check_positive_int(runs, "runs")
         _check_adversary(adversary)

@@ -485,3 +485,61 @@ def test_negative_zero_does_not_make_a_sample_fresh():
         s.oracles.attack(0, twin)
     assert (s.submissions, s.successes) == (1, 1)
 
+
+class _Labels:
+    """A classifier whose predict returns whatever ``make(x)`` gives."""
+
+    randomized = False
+    num_classes = K
+
+    def __init__(self, make):
+        self.make = make
+
+    def predict(self, x):
+        return self.make(x)
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda x: torch.full((x.shape[0] + 1,), 5), r"1 label\(s\) \[B\], got torch tensor .* shape \(2,\)"),
+    (lambda x: torch.full((x.shape[0], K), 0.1), r"got torch tensor of dtype torch.float32 and shape \(1, 10\)"),
+    (lambda x: torch.full((x.shape[0],), K), r"labels in \[-1, 9\], got values in \[10, 10\]"),
+    (lambda x: [5] * x.shape[0], "got list"),
+])
+def test_a_classifier_answering_garbage_is_an_error_and_changes_nothing(make, match):
+    """A broken classifier must not inflate n (2 successes for 1 submission) nor crash with
+    an AttributeError; the query is not counted."""
+    game = EVCSA(_Labels(make), SAMPLES, LABELS, n_chosen=2, knowledge="blackbox")
+    s = game.start()
+    with pytest.raises(InvalidParameter, match=match):
+        s.oracles.attack(0, SAMPLES[0])
+    with pytest.raises(InvalidParameter, match=match):
+        s.oracles.classify(SAMPLES[:1])
+    assert _state(s) == (0, 0, 0, 0, ())
+
+
+def test_a_classifier_answering_numpy_labels_is_accepted():
+    game = EVCSA(_Labels(lambda x: np.full(x.shape[0], 5)), SAMPLES, LABELS, n_chosen=2, knowledge="blackbox")
+    s = game.start()
+    assert s.oracles.classify(SAMPLES[:2]).tolist() == [5, 5]
+    s.oracles.attack(0, SAMPLES[0])
+    assert (s.submissions, s.successes) == (1, 1)
+
+
+def test_a_classifier_raising_mid_attack_changes_nothing():
+    calls = []
+
+    def flaky(x):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("device lost")
+        return torch.full((x.shape[0],), 5)
+
+    game = EVCSA(_Labels(flaky), SAMPLES, LABELS, n_chosen=2, knowledge="blackbox")
+    s = game.start()
+    with pytest.raises(RuntimeError, match="device lost"):
+        s.oracles.attack(0, SAMPLES[0])
+    assert _state(s) == (0, 0, 0, 0, ())
+    s.oracles.attack(0, SAMPLES[0])  # the same source is still fresh
+    assert (s.submissions, s.successes) == (1, 1)
+
+
