@@ -437,13 +437,13 @@ class EVCSA:
         Args:
             seed: seeds the adversary's generator and key source (None: OS entropy).
         """
+        seed = _as_seed(seed)
         generator = torch.Generator()
         if seed is None:
             generator.seed()
             keys: KeySource = SystemKeys()
         else:
-            ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
-            words = ss.generate_state(6, dtype=np.uint32)
+            words = seed.generate_state(6, dtype=np.uint32)
             generator.manual_seed(int(words[0]) << 32 | int(words[1]))
             keys = DerivedKeys(words[2:].tobytes(), label="adversary")
         level = self.rules.knowledge
@@ -484,11 +484,11 @@ class EVCSA:
             :class:`GameResult`; submissions never made count as failures.
 
         Raises:
-            InvalidParameter: ``adversary`` has no ``play``.
+            InvalidParameter: ``adversary`` has no ``play`` (or is a class), or a bad ``seed``.
             Whatever the adversary lets escape (an uncaught InvalidQuery, say).
         """
         _check_adversary(adversary)
-        ss = seed if isinstance(seed, np.random.SeedSequence) or seed is None else np.random.SeedSequence(seed)
+        ss = _as_seed(seed)
         prep_seed, play_seed = (None, None) if ss is None else ss.spawn(2)
         prepared = adversary.prepare(self.knowledge(prep_seed))
         return self._play_prepared(prepared, self.knowledge(play_seed))
@@ -520,14 +520,13 @@ class EVCSA:
             :class:`RepeatResult` with the R games.
 
         Raises:
-            InvalidParameter: runs < 1 or a bad adversary.
+            InvalidParameter: runs < 1, a bad adversary or a bad ``seed``.
         """
         from tqdm.auto import tqdm
 
-
         runs = check_positive_int(runs, "runs")
         _check_adversary(adversary)
-        ss = None if seed is None else np.random.SeedSequence(seed)
+        ss = _as_seed(seed)
         children = [None] * (runs + 1) if ss is None else ss.spawn(runs + 1)
         prepared = adversary.prepare(self.knowledge(children[0])) if reuse_preparation else None
         games = []
@@ -602,6 +601,23 @@ class Session:
                           transcript=tuple(st.transcript), report=report)
 
 
+def _as_seed(seed: Any) -> np.random.SeedSequence | None:
+    """``seed`` (an integer ≥ 0 or a SeedSequence) as a SeedSequence; None stays None.
+
+    Raises:
+        InvalidParameter: anything else (a string, a float, a negative number, a bool).
+    """
+    if seed is None or isinstance(seed, np.random.SeedSequence):
+        return seed
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InvalidParameter(f"expected seed as an integer ≥ 0, a SeedSequence or None, got {seed!r}",
+                               got=seed)
+    return np.random.SeedSequence(int(seed))
+
+
 def _check_adversary(adversary: Any) -> None:
+    if isinstance(adversary, type):
+        raise InvalidParameter(f"expected an Adversary instance, got the class {adversary.__name__} "
+                               f"(call it: {adversary.__name__}(...))", got=adversary.__name__)
     if not callable(getattr(adversary, "play", None)) or not callable(getattr(adversary, "prepare", None)):
         raise InvalidParameter(f"expected an Adversary (with prepare and play), got {type(adversary).__name__}")

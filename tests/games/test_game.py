@@ -543,3 +543,35 @@ def test_a_classifier_raising_mid_attack_changes_nothing():
     assert (s.submissions, s.successes) == (1, 1)
 
 
+@pytest.mark.parametrize("kwargs, match", [
+    ({"num_classes": "10"}, "num_classes as an integer ≥ 2, got '10'"),
+    ({"num_classes": 0}, "num_classes ≥ 2, got 0"),
+    ({"num_classes": 2.5}, "num_classes as an integer ≥ 2, got 2.5"),
+    ({"model": "resnet"}, "model as a ModelClassifier or None, got str"),
+    ({"model": torch.nn.Linear(2, 2)}, "model as a ModelClassifier or None, got Linear"),
+])
+def test_bad_game_arguments_raise_with_expected_got(kwargs, match):
+    with pytest.raises(InvalidParameter, match=match):
+        EVCSA(code_model(), SAMPLES, LABELS, n_chosen=2, knowledge="graybox", **kwargs)
+
+
+@pytest.mark.parametrize("seed", ["1", -1, 1.5, True, [1, "a"]])
+def test_bad_seeds_raise_everywhere(seed):
+    game = make_game()
+    for call in (lambda: game.start(seed=seed), lambda: game.play(Scripted(), seed=seed),
+                 lambda: game.repeat(Scripted(), 1, seed=seed, progress=False),
+                 lambda: game.knowledge(seed)):
+        with pytest.raises(InvalidParameter, match="expected seed as an integer ≥ 0, a SeedSequence or None"):
+            call()
+
+
+def test_numpy_seeds_are_seeds():
+    game = make_game()
+    assert game.start(seed=np.int64(3)).knowledge.keys is not None
+    a = game.repeat(Scripted(moves=((0, 5),)), 2, seed=np.uint32(7), progress=False)
+    assert a.runs == 2
+
+
+def test_an_adversary_class_instead_of_an_instance_is_named():
+    with pytest.raises(InvalidParameter, match=r"expected an Adversary instance, got the class Scripted \(call it"):
+        make_game().play(Scripted)
