@@ -36,7 +36,10 @@ def check_delta(delta: Any, name: str = "delta") -> float:
     """δ as a float in [0, 1], or InvalidParameter."""
     if isinstance(delta, bool) or not isinstance(delta, (int, float)) and not hasattr(delta, "__float__"):
         raise InvalidParameter(f"expected {name} as a number in [0, 1], got {delta!r}", got=delta)
-    value = float(delta)
+    try:
+        value = float(delta)
+    except (TypeError, ValueError):  # an array or tensor of several values
+        raise InvalidParameter(f"expected {name} as a number in [0, 1], got {delta!r}", got=delta) from None
     if not 0.0 <= value <= 1.0:
         raise InvalidParameter(f"expected {name} in [0, 1] (pixel scale), got {value}", got=value)
     return value
