@@ -30,7 +30,7 @@ import torch
 from evcsa._validation import as_images, as_labels, check_positive_int
 from evcsa.attacks._common import as_classifier, check_generator
 from evcsa.attacks.gradients import GradientHealth, GradientMonitor
-from evcsa.attacks.registry import get_attack, resolve_targets
+from evcsa.attacks.registry import check_params, get_attack, resolve_targets
 from evcsa.defenses.base import REJECTED
 from evcsa.distances import DEFAULT_TOLERANCE, NORMS, distance, within_epsilon
 from evcsa.errors import InvalidParameter
@@ -127,6 +127,7 @@ def run_attack(attack: Any, model: Any, x: Any, y: Any, *, target: Any = "spec",
     targeting = spec.targeting if isinstance(target, str) and target == "spec" else target
     targets = resolve_targets(targeting, clf, x, y)
     size = x.shape[0] if batch_size is None else check_positive_int(batch_size, "batch_size")
+    check_params(spec.attack, params, name=spec.name)
     merged = {**spec.params, **params}
     outs, fails, healths = [], [], []
     for start in range(0, x.shape[0], size):

@@ -137,6 +137,22 @@ def test_registry_errors(small):
         ATTACKS["fgsm"](model, x, y, no_such_parameter=1)
 
 
+def test_unknown_attack_parameters_are_named_before_any_work(small):
+    """A misspelt parameter stored in a spec (or passed to run_attack) is named at once,
+    not a TypeError from deep inside a later run; a callable taking **params takes any."""
+    model, x, y = small
+    with pytest.raises(InvalidParameter, match=r"expected parameters of fgsm among \[.*'epsilon'.*\], got unknown \['eps'\]"):
+        AttackSpec(name="x", attack=fgsm, params={"eps": 0.1})
+    with pytest.raises(InvalidParameter, match=r"got unknown \['steps'\]"):
+        ATTACKS["fgsm"].with_params(steps=3)
+    with pytest.raises(InvalidParameter, match=r"expected parameters of bim among .*, got unknown \['stepsize'\]"):
+        run_attack("bim", model, x, y, stepsize=0.1)
+    with pytest.raises(InvalidParameter, match=r"got unknown \['monitor'\]"):
+        ATTACKS["bim"].with_params(monitor=None)  # passed by the runner, not a parameter
+    spec = AttackSpec(name="any", attack=lambda model, x, y, **params: x, params={"whatever": 1})
+    assert spec.params == {"whatever": 1}
+
+
 def test_evaluation_errors(small):
     model, x, y = small
     with pytest.raises(InvalidParameter, match="expected a classifier with predict"):
