@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from evcsa._validation import as_images, as_labels, check_positive_int
-from evcsa.attacks._common import as_classifier, check_generator
+from evcsa.attacks._common import as_classifier, check_generator, check_targets_differ
 from evcsa.attacks.gradients import GradientHealth, GradientMonitor
 from evcsa.attacks.registry import check_params, get_attack, resolve_targets
 from evcsa.defenses.base import REJECTED
@@ -281,7 +281,8 @@ def evaluate_adversarial(classifier: Any, x: Any, y: Any, x_adv: Any, *, target:
         :class:`AttackEvaluation`.
 
     Raises:
-        InvalidParameter: malformed x, y, targets, norm or failed mask.
+        InvalidParameter: malformed x, y, targets (or a target equal to its label), norm
+            or failed mask.
     """
     if not callable(getattr(classifier, "predict", None)):
         raise InvalidParameter(f"expected a classifier with predict(x), got {type(classifier).__name__}")
@@ -291,6 +292,8 @@ def evaluate_adversarial(classifier: Any, x: Any, y: Any, x_adv: Any, *, target:
     m = x.shape[0]
     y_t = as_labels(y, name="y", length=m)
     tgt = None if target is None else as_labels(target, name="target", length=m)
+    if tgt is not None:
+        check_targets_differ(tgt, y_t)
     if batch_size is not None:
         batch_size = check_positive_int(batch_size, "batch_size")
     rows, bad = _usable_rows(x_adv, x, "attack")

@@ -57,6 +57,10 @@ def test_bad_inputs_are_rejected_by_every_attack(attack, small):
     if attack is not deepfool:
         with pytest.raises(InvalidParameter, match=r"expected target in \[0, 9\]"):
             attack(model, x, y, target=torch.tensor([0, 11]))
+        # C08: a target equal to the true label is no targeted attack (x itself "succeeds")
+        with pytest.raises(InvalidParameter, match=r"expected targets different from the true labels, "
+                                                   r"got target = y at position\(s\) \[1\]"):
+            attack(model, x, y, target=torch.stack([(y[0] + 1) % 10, y[1]]))
 
 
 @pytest.mark.parametrize("attack,kwargs,message", [
@@ -163,6 +167,8 @@ def test_evaluation_errors(small):
         evaluate_adversarial(model, x, y, x, failed=[True, False, True])
     with pytest.raises(InvalidParameter, match="expected 2 target"):
         evaluate_adversarial(model, x, y, x, target=[1])
+    with pytest.raises(InvalidParameter, match=r"targets different from the true labels.*\[0, 1\]"):
+        evaluate_adversarial(model, x, y, x, target=y)  # would count C(x) = y as targeted successes
 
     class Wrong(Classifier):
         num_classes = 10
