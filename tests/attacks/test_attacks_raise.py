@@ -85,6 +85,8 @@ def test_bad_inputs_are_rejected_by_every_attack(attack, small):
     (jsma, {"theta": 0.0}, "expected theta ≠ 0"),
     (jsma, {"theta": 2.0}, "expected theta ≤ 1"),
     (jsma, {"gamma": 0.0}, "expected gamma > 0"),
+    # 8×8 digits: ⌊0.02 · 64 / 2⌋ = 0 iterations would return x untouched, silently
+    (jsma, {"gamma": 0.02}, r"expected gamma · C·H·W / 2 ≥ 1 \(at least one iteration\), got gamma = 0.02 for 64"),
 ])
 def test_bad_parameters(attack, kwargs, message, small):
     model, x, y = small
