@@ -53,8 +53,9 @@ def as_images(
         float32 tensor [B, C, H, W]; the input itself when nothing needed converting.
 
     Raises:
-        error: wrong type or rank, integer or complex dtype, empty batch, NaN/inf, values
-            outside [0, 1], or an image shape other than ``shape``.
+        error: wrong type or rank, integer or complex dtype, a tensor without data ('meta'
+            device), empty batch, NaN/inf, values outside [0, 1], or an image shape other
+            than ``shape``.
     """
     if isinstance(x, np.ndarray):
         if not np.issubdtype(x.dtype, np.floating):
@@ -64,6 +65,7 @@ def as_images(
     elif not isinstance(x, torch.Tensor):
         raise error(f"expected {name} as a torch tensor or numpy array, got {describe(x)}",
                     got=type(x).__name__)
+    _check_has_data(x, name, error)
     if not torch.is_floating_point(x):
         raise error(f"expected {name} as floating images in [0, 1], got {describe(x)}",
                     got=str(x.dtype))
@@ -113,9 +115,11 @@ def as_labels(
         error: the exception class raised on bad input.
 
     Raises:
-        error: not integers, not 1-D, wrong length, or a label out of range.
+        error: not integers, not 1-D, wrong length, a label out of range, or a tensor
+            without data ('meta' device).
     """
     if isinstance(y, torch.Tensor):
+        _check_has_data(y, name, error)
         t = y.detach().cpu()
     else:
         arr = np.asarray(y)
@@ -136,6 +140,13 @@ def as_labels(
             raise error(f"expected {name} in [0, {upper}], got values in [{lo}, {hi}]",
                         min=lo, max=hi)
     return t
+
+
+def _check_has_data(x: torch.Tensor, name: str, error: type[EvcsaError]) -> None:
+    """Raise ``error`` for a tensor without values (torch's 'meta' device: shape only)."""
+    if x.device.type == "meta":
+        raise error(f"expected {name} with data, got a tensor on the 'meta' device (shape only)",
+                    got="meta")
 
 
 def check_positive_int(value: Any, name: str, *, minimum: int = 1,

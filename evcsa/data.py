@@ -378,6 +378,9 @@ def load_npz(path: str | os.PathLike[str], *, x_key: str = "x", y_key: str = "y"
         DataError: the file is missing, unreadable, not an ``.npz`` archive, lacks a key,
             holds object arrays, or its x or y are malformed; the message names the file.
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise DataError(f"expected path as a file name (str or os.PathLike), got {type(path).__name__}",
+                        got=type(path).__name__)
     path = pathlib.Path(path)
     try:
         return _read_npz(path, x_key, y_key, layout, name, num_classes)

@@ -207,8 +207,8 @@ def check_output(path: str | os.PathLike[str], *, overwrite: bool = False) -> pa
     """Check, before a run, that its results directory can be written.
 
     Raises:
-        InvalidParameter: ``path`` exists and ``overwrite`` is false, exists as a file, or
-            its parent cannot be created.
+        InvalidParameter: ``path`` exists and ``overwrite`` is false, exists as a file, its
+            parent cannot be created, or nothing can be created in that parent.
     """
     path = pathlib.Path(path)
     if path.exists() and not path.is_dir():
@@ -223,6 +223,11 @@ def check_output(path: str | os.PathLike[str], *, overwrite: bool = False) -> pa
                                path=str(path)) from exc
     if not os.access(path.parent, os.W_OK):
         raise InvalidParameter(f"{path.parent}: not writable", path=str(path))
+    try:  # os.access answers yes to root even where nothing can be created (/proc, read-only mounts)
+        os.rmdir(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".check", dir=path.parent))
+    except OSError as exc:
+        raise InvalidParameter(f"{path.parent}: cannot write the results directory there ({exc.strerror})",
+                               path=str(path)) from exc
     return path
 
 

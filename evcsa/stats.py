@@ -22,7 +22,7 @@ import numpy as np
 from scipy import stats as _scipy_stats
 from scipy.special import logsumexp
 
-from evcsa._validation import check_positive_int, check_probability
+from evcsa._validation import check_positive_int, check_probability, describe
 from evcsa.errors import InvalidParameter
 
 __all__ = [
@@ -54,8 +54,11 @@ def clopper_pearson(k: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
 
     The interval is [B(α/2; k, n − k + 1), B(1 − α/2; k + 1, n − k)] with B the beta
     quantile, and the ends fixed at 0 for k = 0 and 1 for k = n (where the raw quantile
-    is NaN). Computed by ``scipy.stats.binomtest(...).proportion_ci(method="exact")``.
-    Its coverage is at least 1 − α for every true proportion.
+    is NaN). Computed with ``scipy.stats.beta``: ``ppf(α/2)`` for the lower end and
+    ``isf(α/2)`` for the upper one, so an α below float64's resolution of 1 − α (about
+    1e-16) still gives the exact interval (``binomtest(...).proportion_ci`` takes the
+    level 1 − α and returns [0, 1] there). Its coverage is at least 1 − α for every true
+    proportion.
 
     Args:
         k: successes, 0 ≤ k ≤ n.
@@ -70,9 +73,10 @@ def clopper_pearson(k: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
     """
     k, n = _check_counts(k, n)
     alpha = _check_alpha(alpha)
-    ci = _scipy_stats.binomtest(k, n).proportion_ci(confidence_level=1.0 - alpha, method="exact")
-    low = 0.0 if k == 0 else float(ci.low)
-    high = 1.0 if k == n else float(ci.high)
+    beta = _scipy_stats.beta
+    # float(): counts beyond int64 (scipy's ufuncs take no Python big integers)
+    low = 0.0 if k == 0 else float(beta.ppf(alpha / 2, float(k), float(n - k + 1)))
+    high = 1.0 if k == n else float(beta.isf(alpha / 2, float(k + 1), float(n - k)))
     return low, high
 
 
@@ -122,8 +126,23 @@ def threshold_count(tau: float, n: int) -> int:
     return min(n, max(1, math.ceil(round(tau * n, 9))))
 
 
+def _as_reals(values: Any, what: str) -> np.ndarray:
+    """``values`` (a sequence, numpy array or tensor) as a float64 array, or
+    InvalidParameter for strings, ragged lists, objects and complex numbers (never cut
+    to their real part)."""
+    if callable(getattr(values, "detach", None)):  # a torch tensor, possibly requiring grad
+        values = values.detach().cpu().numpy()
+    try:
+        arr = np.asarray(values)
+    except (TypeError, ValueError) as exc:
+        raise InvalidParameter(f"expected {what} as real numbers, got {type(values).__name__}") from exc
+    if arr.dtype.kind not in "biuf":
+        raise InvalidParameter(f"expected {what} as real numbers, got {describe(arr)}", got=str(arr.dtype))
+    return arr.astype(np.float64)
+
+
 def _as_probabilities(p: Any) -> np.ndarray:
-    arr = np.asarray(p, dtype=np.float64)
+    arr = _as_reals(p, "probabilities")
     if arr.ndim != 1 or arr.size == 0:
         raise InvalidParameter(f"expected a non-empty 1-D sequence of probabilities, got shape {arr.shape}")
     if not np.all(np.isfinite(arr)) or arr.min() < 0 or arr.max() > 1:
@@ -217,7 +236,7 @@ def select_top_n(scores: Any, n: int) -> np.ndarray:
     Raises:
         InvalidParameter: n out of range or scores not 1-D finite.
     """
-    s = np.asarray(scores, dtype=np.float64)
+    s = _as_reals(scores, "scores")
     if s.ndim != 1 or not np.all(np.isfinite(s)):
         raise InvalidParameter(f"expected a 1-D finite array of scores, got shape {s.shape}")
     n = check_positive_int(n, "n")

@@ -114,6 +114,8 @@ BAD_CONFIGS = [
     ('attack = "fgsm"\nqueries', 'attack = "fgsn"\nqueries', r"adversaries\[1\].attack: expected an attack name"),
     ('dataset = "digits"', 'dataset = "nowhere/data.npz"\nsplit = "all"',
      r"data.dataset: .*nowhere/data.npz: no such file"),
+    ('attack = "fgsm"\nqueries', 'attack = "fgsm"\nparams = {eps = 0.1}\nqueries',
+     r"adversaries\[1\].*expected parameters of fgsm among .*got unknown \['eps'\]"),
     ('reference = "digits"', 'reference = "imagenet"', r"model.reference: expected one of \('mnist', 'digits'\)"),
     ("epsilon = 0.3", "epsilon = = 0.3", r"tiny.toml: invalid TOML: .*\(at line \d+, column \d+\)"),
 ]

@@ -201,6 +201,12 @@ def test_malformed_npz_files_give_one_line_errors_naming_the_file(tmp_path):
         assert info.value.path == str(path)
 
 
+@pytest.mark.parametrize("path", [None, 3, ["a.npz"]])
+def test_npz_path_of_the_wrong_type(path):
+    with pytest.raises(DataError, match=r"expected path as a file name \(str or os.PathLike\), got"):
+        load_npz(path)
+
+
 # -- torch datasets -----------------------------------------------------------------------
 
 class _MapStyle(torch.utils.data.Dataset):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import pathlib
 
 import numpy as np
 import pytest
@@ -207,6 +208,14 @@ def test_existing_directories_are_kept_unless_overwritten(result, tmp_path, monk
     (tmp_path / "file").write_text("x")
     with pytest.raises(InvalidParameter, match=r"expected a results directory, got an existing file"):
         report.check_output(tmp_path / "file", overwrite=True)
+
+
+@pytest.mark.skipif(not pathlib.Path("/proc/self").is_dir(), reason="needs Linux /proc")
+def test_an_unwritable_place_is_refused_before_the_run():
+    """os.access says yes to root everywhere; /proc refuses every new directory, even root's.
+    The check must try, so a run is refused before its work, not after it."""
+    with pytest.raises(InvalidParameter, match=r"^/proc: cannot write the results directory there \("):
+        report.check_output("/proc/evcsa-results")
 
 
 def test_read_results_errors(tmp_path):

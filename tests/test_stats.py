@@ -150,6 +150,46 @@ def test_statistics_reject_bad_input(func, args, match):
         func(*args)
 
 
+@pytest.mark.parametrize("k, n, alpha, high", [
+    (0, 1000, 1e-20, 1.0 - 0.5e-20 ** (1 / 1000)),   # 1 − α rounds to 1.0 in float64
+    (0, 1000, 1e-300, 1.0 - 0.5e-300 ** (1 / 1000)),
+])
+def test_clopper_pearson_keeps_tiny_alpha(k, n, alpha, high):
+    """C10 at the far edge: α below float64's resolution of 1 − α (≈ 1e-16) must still give
+    the exact interval, not the whole of [0, 1]. For k = 0 the upper end is 1 − (α/2)^(1/n)."""
+    lo, hi = clopper_pearson(k, n, alpha)
+    assert lo == 0.0 and hi == pytest.approx(high, rel=1e-9) and hi < 1.0
+
+
+def test_clopper_pearson_accepts_numpy_integers_and_huge_n():
+    assert clopper_pearson(np.int64(3), np.int32(10)) == clopper_pearson(3, 10)
+    lo, hi = clopper_pearson(5, 2 ** 70)
+    assert 0.0 < lo < 5 / 2 ** 70 < hi < 1e-19
+
+
+@pytest.mark.parametrize("values, match", [
+    (["a", "b"], "real numbers, got numpy array of dtype <U1"),
+    ([0.5, [0.5, 0.5]], "real numbers, got list"),
+    (np.array([0.5 + 1j]), "real numbers, got numpy array of dtype complex128"),
+    (np.array([{"p": 0.5}]), "real numbers, got numpy array of dtype object"),
+])
+@pytest.mark.parametrize("func", [poisson_binomial_pmf, lambda p: advantage_exact(p, 1.0),
+                                  lambda p: select_top_n(p, 1)])
+def test_probabilities_and_scores_must_be_real_numbers(func, values, match):
+    """Strings and ragged lists are bad input (not a raw numpy ValueError); complex values
+    are rejected, never silently cut to their real part."""
+    with pytest.raises(InvalidParameter, match=match):
+        func(values)
+
+
+def test_probabilities_from_a_tensor_that_requires_grad():
+    import torch
+
+    p = torch.tensor([0.1, 0.2, 0.9], dtype=torch.float64, requires_grad=True)
+    assert poisson_binomial_pmf(p) == pytest.approx([0.072, 0.674, 0.236, 0.018])
+    assert select_top_n(p, 1).tolist() == [2]
+
+
 @given(st.lists(st.floats(0, 1), min_size=2, max_size=30), st.data())
 def test_top_n_maximises_every_tail(p, data):
     """Seed 002 § 4.3: with independent successes, the N most likely submissions maximise

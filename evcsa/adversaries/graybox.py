@@ -30,7 +30,7 @@ from evcsa.adversaries._common import (
 )
 from evcsa.adversaries.base import Adversary
 from evcsa.attacks.evaluation import run_attack
-from evcsa.attacks.registry import TARGETINGS, AttackSpec, get_attack
+from evcsa.attacks.registry import TARGETINGS, AttackSpec, check_params, get_attack
 from evcsa.errors import InvalidParameter
 
 if TYPE_CHECKING:
@@ -50,6 +50,12 @@ def _params_converter(value: Any) -> Mapping[str, Any]:
         raise InvalidParameter(f"expected params as a mapping of parameter names to values, got "
                                f"{type(value).__name__}")
     return dict(value)
+
+
+def _params_validator(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    """Overrides must be parameters of the attack (named at construction, not at prepare)."""
+    if isinstance(instance.attack, AttackSpec):
+        check_params(instance.attack.attack, value, name=instance.attack.name)
 
 
 def _targeting_validator(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
@@ -105,7 +111,7 @@ class GrayboxTransfer(Adversary):
     """
 
     attack: AttackSpec = attrs.field(default="bim", converter=_attack_converter)
-    params: Mapping[str, Any] = attrs.field(factory=dict, converter=_params_converter)
+    params: Mapping[str, Any] = attrs.field(factory=dict, converter=_params_converter, validator=_params_validator)
     targeting: str | None = attrs.field(default=None, validator=_targeting_validator)
     n_candidates: int | None = attrs.field(default=None, validator=positive_int(optional=True))
     source_order: str = attrs.field(default="given", validator=one_of(SOURCE_ORDERS))

@@ -36,7 +36,7 @@ from evcsa.adversaries._common import (
     submit,
 )
 from evcsa.adversaries.base import Adversary
-from evcsa.adversaries.graybox import _params_converter, _targeting_validator, craft_with_attack
+from evcsa.adversaries.graybox import _params_converter, _params_validator, _targeting_validator, craft_with_attack
 from evcsa.attacks.registry import get_attack
 from evcsa.errors import InvalidParameter
 
@@ -117,7 +117,7 @@ class GreedyAStar(Adversary):
     """
 
     attack: Any = attrs.field(default="bim", converter=_crafter_converter)
-    params: Mapping[str, Any] = attrs.field(factory=dict, converter=_params_converter)
+    params: Mapping[str, Any] = attrs.field(factory=dict, converter=_params_converter, validator=_params_validator)
     targeting: str | None = attrs.field(default=None, validator=_targeting_validator)
     queries_per_candidate: int = attrs.field(default=200, validator=positive_int())
     n_candidates: int | None = attrs.field(default=None, validator=positive_int(optional=True))

@@ -26,6 +26,7 @@ __all__ = [
     "as_classifier",
     "check_generator",
     "check_number",
+    "check_targets_differ",
     "cross_entropy",
     "cw_margin",
     "input_gradient",
@@ -88,7 +89,8 @@ def prepare_inputs(model: Any, x: Any, y: Any, target: Any
         (classifier, x, y, target) with tensors on the classifier's device.
 
     Raises:
-        InvalidParameter: malformed images or labels, or labels out of [0, K).
+        InvalidParameter: malformed images or labels, labels out of [0, K), or a target
+            equal to its true label.
     """
     clf = as_classifier(model)
     device = clf.device
@@ -100,7 +102,17 @@ def prepare_inputs(model: Any, x: Any, y: Any, target: Any
     y = as_labels(y, name="y", length=x.shape[0], num_classes=k).to(device)
     if target is not None:
         target = as_labels(target, name="target", length=x.shape[0], num_classes=k).to(device)
+        check_targets_differ(target, y)
     return clf, x, y, target
+
+
+def check_targets_differ(target: torch.Tensor, y: torch.Tensor) -> None:
+    """InvalidParameter when a target equals its true label: x itself would "reach" it, so
+    such a targeted attack measures nothing (the game refuses y_t = y too)."""
+    same = (target.cpu() == y.cpu()).nonzero().flatten().tolist()
+    if same:
+        raise InvalidParameter(f"expected targets different from the true labels, got target = y at "
+                               f"position(s) {same[:10]}{' …' if len(same) > 10 else ''}", positions=same)
 
 
 def next_class(y: Any, num_classes: int) -> torch.Tensor:

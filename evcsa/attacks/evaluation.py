@@ -28,9 +28,9 @@ import numpy as np
 import torch
 
 from evcsa._validation import as_images, as_labels, check_positive_int
-from evcsa.attacks._common import as_classifier, check_generator
+from evcsa.attacks._common import as_classifier, check_generator, check_targets_differ
 from evcsa.attacks.gradients import GradientHealth, GradientMonitor
-from evcsa.attacks.registry import get_attack, resolve_targets
+from evcsa.attacks.registry import check_params, get_attack, resolve_targets
 from evcsa.defenses.base import REJECTED
 from evcsa.distances import DEFAULT_TOLERANCE, NORMS, distance, within_epsilon
 from evcsa.errors import InvalidParameter
@@ -127,6 +127,7 @@ def run_attack(attack: Any, model: Any, x: Any, y: Any, *, target: Any = "spec",
     targeting = spec.targeting if isinstance(target, str) and target == "spec" else target
     targets = resolve_targets(targeting, clf, x, y)
     size = x.shape[0] if batch_size is None else check_positive_int(batch_size, "batch_size")
+    check_params(spec.attack, params, name=spec.name)
     merged = {**spec.params, **params}
     outs, fails, healths = [], [], []
     for start in range(0, x.shape[0], size):
@@ -280,7 +281,8 @@ def evaluate_adversarial(classifier: Any, x: Any, y: Any, x_adv: Any, *, target:
         :class:`AttackEvaluation`.
 
     Raises:
-        InvalidParameter: malformed x, y, targets, norm or failed mask.
+        InvalidParameter: malformed x, y, targets (or a target equal to its label), norm
+            or failed mask.
     """
     if not callable(getattr(classifier, "predict", None)):
         raise InvalidParameter(f"expected a classifier with predict(x), got {type(classifier).__name__}")
@@ -290,6 +292,8 @@ def evaluate_adversarial(classifier: Any, x: Any, y: Any, x_adv: Any, *, target:
     m = x.shape[0]
     y_t = as_labels(y, name="y", length=m)
     tgt = None if target is None else as_labels(target, name="target", length=m)
+    if tgt is not None:
+        check_targets_differ(tgt, y_t)
     if batch_size is not None:
         batch_size = check_positive_int(batch_size, "batch_size")
     rows, bad = _usable_rows(x_adv, x, "attack")

@@ -85,7 +85,8 @@ def jsma(model: Any, x: Any, y: Any, *, target: Any = None, theta: float = 1.0, 
         target: target labels [B] (the reference use: next or least likely) or None
             (the untargeted variant described in the module docstring).
         theta: the change applied to each chosen feature, θ ≠ 0 in [−1, 1] (default 1).
-        gamma: the largest fraction of features changed, in (0, 1] (default 0.1).
+        gamma: the largest fraction of features changed, in (0, 1] (default 0.1), with
+            ⌊γ·n/2⌋ ≥ 1 (at least one iteration).
         round_to_grid: round x′ to the uint8 grid.
         generator: unused; accepted for a uniform signature.
         monitor: receives the gradient health of α (the label's logit gradient).
@@ -109,6 +110,9 @@ def jsma(model: Any, x: Any, y: Any, *, target: Any = None, theta: float = 1.0, 
     bsz = x.shape[0]
     n_features = x[0].numel()
     max_iters = int(math.floor(n_features * gamma / 2.0))
+    if max_iters < 1:
+        raise InvalidParameter(f"expected gamma · C·H·W / 2 ≥ 1 (at least one iteration), got gamma = {gamma} "
+                               f"for {n_features} features", got=gamma)
     increase = theta > 0
     direction = (1.0 if increase else -1.0) * (1.0 if targeted else -1.0)
     flat = x.flatten(1).clone()

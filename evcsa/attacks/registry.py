@@ -26,6 +26,7 @@ jsma_ll          jsma        least_likely    θ 1, γ 0.1
 
 from __future__ import annotations
 
+import inspect
 import types
 from typing import Any, Callable, Mapping
 
@@ -83,6 +84,35 @@ def _frozen_params(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return types.MappingProxyType(dict(value))
 
 
+#: Arguments every attack takes that the runner passes itself: never ``params``.
+_RESERVED = ("model", "x", "y", "target", "generator", "monitor")
+
+
+def check_params(attack: Callable[..., Any], names: Any, *, name: str | None = None) -> None:
+    """Raise InvalidParameter when ``names`` holds a name ``attack`` takes no keyword
+    argument of (a callable taking ``**params`` takes any). Run where parameters are stored
+    for later (a spec, an adversary, a configuration), so a misspelt one is named at once
+    rather than as a TypeError from a later run."""
+    try:
+        signature = inspect.signature(attack)
+    except (TypeError, ValueError):  # a builtin without a signature: nothing to check
+        return
+    accepted = signature.parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted):
+        return
+    known = sorted(p.name for p in accepted if p.name not in _RESERVED
+                   and p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD))
+    unknown = sorted(set(names) - set(known))
+    if unknown:
+        what = name or getattr(attack, "__name__", type(attack).__name__)
+        raise InvalidParameter(f"expected parameters of {what} among {known}, got unknown {unknown}",
+                               key="params", got=unknown)
+
+
+def _check_spec_params(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    check_params(instance.attack, value)
+
+
 def _check_targeting(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
     if value not in TARGETINGS:
         raise InvalidParameter(f"expected targeting in {TARGETINGS}, got {value!r}", got=value)
@@ -111,7 +141,8 @@ class AttackSpec:
 
     name: str
     attack: Callable[..., torch.Tensor] = attrs.field(validator=_check_callable)
-    params: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_params)
+    params: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_params,
+                                            validator=_check_spec_params)
     targeting: str = attrs.field(default="untargeted", validator=_check_targeting)
     norm: str = "linf"
     label: str = ""

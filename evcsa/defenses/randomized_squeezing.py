@@ -25,7 +25,7 @@ import torch
 
 from evcsa._validation import as_images, check_positive_int
 from evcsa.defenses.base import Classifier, Defense
-from evcsa.defenses.squeezers import Squeezer, squeezer_from_spec
+from evcsa.defenses.squeezers import Squeezer, _check_channels, squeezer_from_spec
 from evcsa.errors import InvalidParameter
 from evcsa.randomness import KeySource, SystemKeys, keyed_uniform
 
@@ -36,7 +36,10 @@ def check_delta(delta: Any, name: str = "delta") -> float:
     """δ as a float in [0, 1], or InvalidParameter."""
     if isinstance(delta, bool) or not isinstance(delta, (int, float)) and not hasattr(delta, "__float__"):
         raise InvalidParameter(f"expected {name} as a number in [0, 1], got {delta!r}", got=delta)
-    value = float(delta)
+    try:
+        value = float(delta)
+    except (TypeError, ValueError):  # an array or tensor of several values
+        raise InvalidParameter(f"expected {name} as a number in [0, 1], got {delta!r}", got=delta) from None
     if not 0.0 <= value <= 1.0:
         raise InvalidParameter(f"expected {name} in [0, 1] (pixel scale), got {value}", got=value)
     return value
@@ -98,6 +101,10 @@ class RandomizedSqueezing(Defense):
         noise = keyed_uniform(key, tuple(x.shape), self.delta, first_item=first).to(x.device)
         return (x + noise).clamp_(0.0, 1.0) if not x.requires_grad else (x + noise).clamp(0.0, 1.0)
 
+    def _check_channels(self, x: torch.Tensor) -> None:
+        if self.squeezer is not None:
+            _check_channels(x, self.squeezer.channels)
+
     def _squeezed(self, x: torch.Tensor) -> torch.Tensor:
         return x if self.squeezer is None else self.squeezer._squeeze(x)
 
@@ -117,6 +124,7 @@ class RandomizedSqueezing(Defense):
     def preprocess(self, x: Any) -> torch.Tensor:
         """What the wrapped classifier sees for one draw: squeezer(clip(x + r, 0, 1))."""
         x = as_images(x, device=self.device)
+        self._check_channels(x)
         key = self.keys.next_key()
         return torch.cat([self._squeezed(self._noisy(c, key, i * self.batch_size))
                           for i, c in enumerate(x.split(self.batch_size))])
@@ -129,6 +137,7 @@ class RandomizedSqueezing(Defense):
             InvalidParameter: malformed ``x``.
         """
         x = as_images(x, device=self.device)
+        self._check_channels(x)
         key = self.keys.next_key()
         return torch.cat([self.base.predict(self._squeezed(self._noisy(c, key, i * self.batch_size)))
                           for i, c in enumerate(x.split(self.batch_size))])
@@ -136,6 +145,7 @@ class RandomizedSqueezing(Defense):
     def predict_proba(self, x: Any) -> torch.Tensor:
         """Probabilities float32 [B, K] for one draw of the noise (one fresh key)."""
         x = as_images(x, device=self.device)
+        self._check_channels(x)
         key = self.keys.next_key()
         return torch.cat([self.base.predict_proba(self._squeezed(self._noisy(c, key, i * self.batch_size)))
                           for i, c in enumerate(x.split(self.batch_size))])

@@ -71,9 +71,7 @@ def _check_batch(x: Any, name: str = "x", channels: tuple[int, ...] | None = Non
         raise InvalidParameter(f"expected {name} as floating images, got {describe(x)}")
     if x.dim() != 4:
         raise InvalidParameter(f"expected {name} of shape [B, C, H, W], got {describe(x)}")
-    if channels is not None and x.shape[1] not in channels:
-        raise InvalidParameter(f"expected {name} with {' or '.join(map(str, channels))} channel(s), "
-                               f"got {x.shape[1]}", got=int(x.shape[1]))
+    _check_channels(x, channels, name)
     if x.dtype != torch.float32:
         x = x.to(torch.float32)
     # One fast reduction; only when it is not finite (NaN/inf, or a finite overflow) the
@@ -81,6 +79,14 @@ def _check_batch(x: Any, name: str = "x", channels: tuple[int, ...] | None = Non
     if x.numel() and not bool(torch.isfinite(x.sum())) and not bool(torch.isfinite(x).all()):
         raise InvalidParameter(f"expected {name} with finite values, got NaN or infinite value(s)")
     return x
+
+
+def _check_channels(x: torch.Tensor, channels: tuple[int, ...] | None, name: str = "x") -> None:
+    """InvalidParameter unless x [B, C, H, W] has a channel count in ``channels`` (None: any).
+    Defenses call it on their input before squeezing with the unchecked ``_squeeze``."""
+    if channels is not None and x.shape[1] not in channels:
+        raise InvalidParameter(f"expected {name} with {' or '.join(map(str, channels))} channel(s), "
+                               f"got {x.shape[1]}", got=int(x.shape[1]))
 
 
 class Squeezer(abc.ABC):

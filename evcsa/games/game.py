@@ -29,7 +29,7 @@ import attrs
 import numpy as np
 import torch
 
-from evcsa._validation import as_images, as_labels, describe
+from evcsa._validation import as_images, as_labels, check_positive_int, describe
 from evcsa.defenses.base import REJECTED, ModelClassifier, undefended_model
 from evcsa.distances import distance, within_epsilon
 from evcsa.errors import BudgetExhausted, GameOver, InvalidParameter, InvalidQuery, NotFresh
@@ -106,8 +106,12 @@ class _GameState:
 
 
 def _digest(x: torch.Tensor) -> bytes:
-    """Digest of one image's (dtype, shape, bytes): the identity of x′ for freshness."""
-    arr = x.detach().to("cpu", torch.float32).contiguous().numpy()
+    """Digest of one image's (dtype, shape, bytes): the identity of x′ for freshness.
+
+    −0.0 is stored as +0.0 first (adding +0.0 does that): the two are the same pixel value,
+    so flipping the sign of a zero does not make a sample fresh.
+    """
+    arr = (x.detach().to("cpu", torch.float32) + 0.0).contiguous().numpy()
     h = hashlib.blake2b(digest_size=20)
     h.update(f"{arr.dtype.str}{arr.shape}".encode())
     h.update(arr.tobytes())
@@ -169,7 +173,7 @@ class Oracles:
             raise BudgetExhausted(f"expected at most {budget - st.classify_queries} more Classify "
                                   f"queries (budget {budget}), got {x.shape[0]}",
                                   budget=budget, used=st.classify_queries, requested=x.shape[0])
-        labels = self._game.classifier.predict(x).detach().cpu().to(torch.int64)
+        labels = self._game._predict(x)
         st.classify_queries += x.shape[0]
         return int(labels[0]) if single else labels
 
@@ -268,7 +272,7 @@ class Oracles:
         d = distance(x_nat, x_adv.to(x_nat.device), rules.norm, tolerance=rules.tolerance)
         ok = within_epsilon(d, rules.epsilon, rules.norm, tolerance=rules.tolerance)
         device = game.device
-        pred = game.classifier.predict(x_adv.to(device)).detach().cpu().to(torch.int64)
+        pred = game._predict(x_adv.to(device))
         if tgt is not None:
             reference = tgt
             hit = pred == tgt
@@ -276,7 +280,7 @@ class Oracles:
             if rules.untargeted_reference == "label":
                 reference = game.labels[src]
             else:
-                reference = game.classifier.predict(x_nat.to(device)).detach().cpu().to(torch.int64)
+                reference = game._predict(x_nat.to(device))
             hit = (pred != reference) & (pred != REJECTED)
         success = ok & hit
         # 4 & 6. count, record, reward
@@ -327,7 +331,8 @@ class EVCSA:
         num_classes: K (default: the classifier's ``num_classes``, else max label + 1).
 
     Raises:
-        InvalidParameter: bad samples, labels or rule values; graybox knowledge without an
+        InvalidParameter: bad samples, labels, rule values, ``num_classes`` (an integer
+            ≥ 2) or ``model`` (a ModelClassifier); graybox knowledge without an
             undefended model; whitebox knowledge against a randomized classifier that
             cannot make a twin (no ``with_keys``).
     """
@@ -362,16 +367,22 @@ class EVCSA:
         self.rules = rules
         self.samples = as_images(samples, name="samples", device="cpu").clone()
         m = self.samples.shape[0]
-        if num_classes is None:
+        if num_classes is not None:
+            num_classes = check_positive_int(num_classes, "num_classes", minimum=2)
+        else:
             try:
                 num_classes = int(classifier.num_classes)
             except Exception:
                 num_classes = None
+        self._declared_classes = num_classes
         self.labels = as_labels(labels, name="labels", length=m, num_classes=num_classes).clone()
         self.num_classes = int(num_classes) if num_classes is not None else int(self.labels.max()) + 1
         if rules.freshness == "source" and rules.n_chosen > m:
             raise InvalidParameter(f"expected N ≤ |X_D| = {m} under freshness 'source', got N = {rules.n_chosen}",
                                    n_chosen=rules.n_chosen, samples=m)
+        if model is not None and not isinstance(model, ModelClassifier):
+            raise InvalidParameter(f"expected model as a ModelClassifier or None, got {type(model).__name__} "
+                                   "(wrap an nn.Module in evcsa.defenses.ModelClassifier)", got=type(model).__name__)
         self.model = model if model is not None else undefended_model(classifier)
         if rules.knowledge in ("graybox", "whitebox") and self.model is None:
             raise InvalidParameter(f"expected an undefended model for {rules.knowledge} knowledge "
@@ -381,6 +392,33 @@ class EVCSA:
                 and not callable(getattr(classifier, "with_keys", None)):
             raise InvalidParameter("expected a randomized classifier with with_keys(keys) for whitebox "
                                    "knowledge (the adversary's twin), got none")
+
+    def _predict(self, x: torch.Tensor) -> torch.Tensor:
+        """``classifier.predict(x)`` checked: B labels in [REJECTED, K) as int64 (CPU).
+
+        A classifier answering something else (a wrong count, scores, labels ≥ K) would
+        corrupt the tallies (two successes for one submission), so it is an error before
+        anything is counted.
+
+        Raises:
+            InvalidParameter: the classifier's answer is not B integer labels in range.
+        """
+        out = self.classifier.predict(x)
+        if isinstance(out, np.ndarray) and np.issubdtype(out.dtype, np.integer):
+            out = torch.from_numpy(out)
+        b = x.shape[0]
+        if not isinstance(out, torch.Tensor) or tuple(out.shape) != (b,) or out.is_floating_point() \
+                or out.is_complex() or out.dtype == torch.bool:
+            raise InvalidParameter(f"expected classifier.predict to return {b} label(s) [B], got {describe(out)}",
+                                   got=describe(out))
+        labels = out.detach().cpu().to(torch.int64)
+        lo, hi = int(labels.min()), int(labels.max())
+        upper = self._declared_classes
+        if lo < REJECTED or (upper is not None and hi >= upper):
+            top = "∞" if upper is None else upper - 1
+            raise InvalidParameter(f"expected classifier.predict labels in [{REJECTED}, {top}], got values in "
+                                   f"[{lo}, {hi}]", min=lo, max=hi)
+        return labels
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -399,13 +437,13 @@ class EVCSA:
         Args:
             seed: seeds the adversary's generator and key source (None: OS entropy).
         """
+        seed = _as_seed(seed)
         generator = torch.Generator()
         if seed is None:
             generator.seed()
             keys: KeySource = SystemKeys()
         else:
-            ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
-            words = ss.generate_state(6, dtype=np.uint32)
+            words = seed.generate_state(6, dtype=np.uint32)
             generator.manual_seed(int(words[0]) << 32 | int(words[1]))
             keys = DerivedKeys(words[2:].tobytes(), label="adversary")
         level = self.rules.knowledge
@@ -446,11 +484,11 @@ class EVCSA:
             :class:`GameResult`; submissions never made count as failures.
 
         Raises:
-            InvalidParameter: ``adversary`` has no ``play``.
+            InvalidParameter: ``adversary`` has no ``play`` (or is a class), or a bad ``seed``.
             Whatever the adversary lets escape (an uncaught InvalidQuery, say).
         """
         _check_adversary(adversary)
-        ss = seed if isinstance(seed, np.random.SeedSequence) or seed is None else np.random.SeedSequence(seed)
+        ss = _as_seed(seed)
         prep_seed, play_seed = (None, None) if ss is None else ss.spawn(2)
         prepared = adversary.prepare(self.knowledge(prep_seed))
         return self._play_prepared(prepared, self.knowledge(play_seed))
@@ -482,15 +520,13 @@ class EVCSA:
             :class:`RepeatResult` with the R games.
 
         Raises:
-            InvalidParameter: runs < 1 or a bad adversary.
+            InvalidParameter: runs < 1, a bad adversary or a bad ``seed``.
         """
         from tqdm.auto import tqdm
 
-        from evcsa._validation import check_positive_int
-
         runs = check_positive_int(runs, "runs")
         _check_adversary(adversary)
-        ss = None if seed is None else np.random.SeedSequence(seed)
+        ss = _as_seed(seed)
         children = [None] * (runs + 1) if ss is None else ss.spawn(runs + 1)
         prepared = adversary.prepare(self.knowledge(children[0])) if reuse_preparation else None
         games = []
@@ -565,6 +601,23 @@ class Session:
                           transcript=tuple(st.transcript), report=report)
 
 
+def _as_seed(seed: Any) -> np.random.SeedSequence | None:
+    """``seed`` (an integer ≥ 0 or a SeedSequence) as a SeedSequence; None stays None.
+
+    Raises:
+        InvalidParameter: anything else (a string, a float, a negative number, a bool).
+    """
+    if seed is None or isinstance(seed, np.random.SeedSequence):
+        return seed
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InvalidParameter(f"expected seed as an integer ≥ 0, a SeedSequence or None, got {seed!r}",
+                               got=seed)
+    return np.random.SeedSequence(int(seed))
+
+
 def _check_adversary(adversary: Any) -> None:
+    if isinstance(adversary, type):
+        raise InvalidParameter(f"expected an Adversary instance, got the class {adversary.__name__} "
+                               f"(call it: {adversary.__name__}(...))", got=adversary.__name__)
     if not callable(getattr(adversary, "play", None)) or not callable(getattr(adversary, "prepare", None)):
         raise InvalidParameter(f"expected an Adversary (with prepare and play), got {type(adversary).__name__}")

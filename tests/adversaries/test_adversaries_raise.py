@@ -13,6 +13,8 @@ from evcsa.games import EVCSA
     (lambda: GrayboxTransfer(attack="cw_l3"), "expected an attack name in"),
     (lambda: GrayboxTransfer(attack=3), "expected an attack"),
     (lambda: GrayboxTransfer(params=[1]), "expected params as a mapping"),
+    (lambda: GrayboxTransfer(attack="fgsm", params={"eps": 0.1}), r"parameters of fgsm .*got unknown \['eps'\]"),
+    (lambda: GreedyAStar(attack="bim", params={"step": 0.1}), r"parameters of bim .*got unknown \['step'\]"),
     (lambda: GrayboxTransfer(targeting="farthest"), "expected targeting None or in"),
     (lambda: GrayboxTransfer(n_candidates=0), "expected n_candidates ≥ 1"),
     (lambda: GrayboxTransfer(source_order="sorted"), "expected source_order in"),

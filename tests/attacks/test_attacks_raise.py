@@ -57,6 +57,10 @@ def test_bad_inputs_are_rejected_by_every_attack(attack, small):
     if attack is not deepfool:
         with pytest.raises(InvalidParameter, match=r"expected target in \[0, 9\]"):
             attack(model, x, y, target=torch.tensor([0, 11]))
+        # C08: a target equal to the true label is no targeted attack (x itself "succeeds")
+        with pytest.raises(InvalidParameter, match=r"expected targets different from the true labels, "
+                                                   r"got target = y at position\(s\) \[1\]"):
+            attack(model, x, y, target=torch.stack([(y[0] + 1) % 10, y[1]]))
 
 
 @pytest.mark.parametrize("attack,kwargs,message", [
@@ -81,6 +85,8 @@ def test_bad_inputs_are_rejected_by_every_attack(attack, small):
     (jsma, {"theta": 0.0}, "expected theta ≠ 0"),
     (jsma, {"theta": 2.0}, "expected theta ≤ 1"),
     (jsma, {"gamma": 0.0}, "expected gamma > 0"),
+    # 8×8 digits: ⌊0.02 · 64 / 2⌋ = 0 iterations would return x untouched, silently
+    (jsma, {"gamma": 0.02}, r"expected gamma · C·H·W / 2 ≥ 1 \(at least one iteration\), got gamma = 0.02 for 64"),
 ])
 def test_bad_parameters(attack, kwargs, message, small):
     model, x, y = small
@@ -137,6 +143,22 @@ def test_registry_errors(small):
         ATTACKS["fgsm"](model, x, y, no_such_parameter=1)
 
 
+def test_unknown_attack_parameters_are_named_before_any_work(small):
+    """A misspelt parameter stored in a spec (or passed to run_attack) is named at once,
+    not a TypeError from deep inside a later run; a callable taking **params takes any."""
+    model, x, y = small
+    with pytest.raises(InvalidParameter, match=r"expected parameters of fgsm among \[.*'epsilon'.*\], got unknown \['eps'\]"):
+        AttackSpec(name="x", attack=fgsm, params={"eps": 0.1})
+    with pytest.raises(InvalidParameter, match=r"got unknown \['steps'\]"):
+        ATTACKS["fgsm"].with_params(steps=3)
+    with pytest.raises(InvalidParameter, match=r"expected parameters of bim among .*, got unknown \['stepsize'\]"):
+        run_attack("bim", model, x, y, stepsize=0.1)
+    with pytest.raises(InvalidParameter, match=r"got unknown \['monitor'\]"):
+        ATTACKS["bim"].with_params(monitor=None)  # passed by the runner, not a parameter
+    spec = AttackSpec(name="any", attack=lambda model, x, y, **params: x, params={"whatever": 1})
+    assert spec.params == {"whatever": 1}
+
+
 def test_evaluation_errors(small):
     model, x, y = small
     with pytest.raises(InvalidParameter, match="expected a classifier with predict"):
@@ -147,6 +169,8 @@ def test_evaluation_errors(small):
         evaluate_adversarial(model, x, y, x, failed=[True, False, True])
     with pytest.raises(InvalidParameter, match="expected 2 target"):
         evaluate_adversarial(model, x, y, x, target=[1])
+    with pytest.raises(InvalidParameter, match=r"targets different from the true labels.*\[0, 1\]"):
+        evaluate_adversarial(model, x, y, x, target=y)  # would count C(x) = y as targeted successes
 
     class Wrong(Classifier):
         num_classes = 10

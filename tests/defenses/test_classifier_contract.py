@@ -105,6 +105,18 @@ def test_malformed_input_raises(classifier_kind, bad, match):
         clf.predict_proba(bad)
 
 
+@pytest.mark.parametrize("kind", ["fs-nlm", "randomized-squeezing-nlm"])
+@pytest.mark.parametrize("channels", [2, 4])
+def test_squeezer_channel_limits_hold_inside_defenses(kind, channels):
+    """Non-local means takes 1 or 3 channels; a defense around it must say so, not pass
+    the batch on to OpenCV (a raw cv2.error for 2 channels, a silent 4-channel run)."""
+    clf = REGISTRY[kind](tiny_net(channels), master_keys())
+    x = images(2, (channels, 8, 8))
+    for call in (clf.predict, clf.predict_proba, clf.surrogate_logits):
+        with pytest.raises(InvalidParameter, match=fr"1 or 3 channel\(s\), got {channels}"):
+            call(x)
+
+
 def test_randomized_flag():
     assert {k for k in REGISTRY if make(k).randomized} == {
         "randomized-squeezing", "randomized-squeezing-nlm", "cropping-rescaling", "region-based"}

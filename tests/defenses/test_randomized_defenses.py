@@ -290,6 +290,8 @@ def test_region_errors(make, match):
 @pytest.mark.parametrize("make, match", [
     (lambda: RandomizedSqueezing(tiny_net(), "median-2x2", 1.2), r"delta in \[0, 1\]"),
     (lambda: RandomizedSqueezing(tiny_net(), "median-2x2", "0.1"), "delta as a number"),
+    (lambda: RandomizedSqueezing(tiny_net(), "median-2x2", torch.tensor([0.1, 0.2])), "delta as a number"),
+    (lambda: RandomizedSqueezing(tiny_net(), "median-2x2", np.zeros(3)), "delta as a number"),
     (lambda: RandomizedSqueezing(tiny_net(), "blur-3", 0.1), "squeezer spec like"),
     (lambda: RandomizedSqueezing(tiny_net(), None, 0.1, keys="os"), "KeySource"),
     (lambda: RandomizedSqueezing("net", None, 0.1), "Classifier or torch.nn.Module"),

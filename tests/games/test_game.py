@@ -453,3 +453,125 @@ def test_errors_share_one_hierarchy_and_carry_values():
     with pytest.raises(EvcsaError) as info:
         make_game(classify_budget=0).start().oracles.classify(SAMPLES[:2])
     assert info.value.details == {"budget": 0, "used": 0, "requested": 2}
+
+
+# -- misuse: malformed queries, odd values, broken collaborators -----------------------------
+def _state(s):
+    return (s.submissions, s.successes, s.stale_queries, s.classify_queries, s.transcript)
+
+
+def test_meta_tensors_are_malformed_queries_and_change_nothing():
+    s = make_game().start()
+    with pytest.raises(InvalidQuery, match="expected x with data, got a tensor on the 'meta' device"):
+        s.oracles.classify(torch.empty(2, 1, 4, 4, device="meta"))
+    with pytest.raises(InvalidQuery, match="expected x_adv with data, got a tensor on the 'meta' device"):
+        s.oracles.attack(0, torch.empty(1, 4, 4, device="meta"))
+    with pytest.raises(InvalidQuery, match="expected sources with data, got a tensor on the 'meta' device"):
+        s.oracles.attack_batch(torch.zeros(1, dtype=torch.int64, device="meta"), SAMPLES[:1])
+    assert _state(s) == (0, 0, 0, 0, ())
+
+
+def test_negative_zero_does_not_make_a_sample_fresh():
+    """Seed 002's freshness is x′ ∉ X_A: −0.0 and +0.0 are the same pixel value, so flipping
+    the sign of a zero must not let the same sample be submitted (and scored) twice."""
+    game = EVCSA.from_rules(code_model(), SAMPLES, LABELS, Rules.seed_002(3))
+    s = game.start()
+    x_adv = relabel(SAMPLES[0], 4)
+    s.oracles.attack(0, x_adv)
+    twin = x_adv.clone()
+    twin[0, 3, 3] = -0.0
+    assert bool((twin == x_adv).all())
+    with pytest.raises(NotFresh, match="bit-identical"):
+        s.oracles.attack(0, twin)
+    assert (s.submissions, s.successes) == (1, 1)
+
+
+class _Labels:
+    """A classifier whose predict returns whatever ``make(x)`` gives."""
+
+    randomized = False
+    num_classes = K
+
+    def __init__(self, make):
+        self.make = make
+
+    def predict(self, x):
+        return self.make(x)
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda x: torch.full((x.shape[0] + 1,), 5), r"1 label\(s\) \[B\], got torch tensor .* shape \(2,\)"),
+    (lambda x: torch.full((x.shape[0], K), 0.1), r"got torch tensor of dtype torch.float32 and shape \(1, 10\)"),
+    (lambda x: torch.full((x.shape[0],), K), r"labels in \[-1, 9\], got values in \[10, 10\]"),
+    (lambda x: [5] * x.shape[0], "got list"),
+])
+def test_a_classifier_answering_garbage_is_an_error_and_changes_nothing(make, match):
+    """A broken classifier must not inflate n (2 successes for 1 submission) nor crash with
+    an AttributeError; the query is not counted."""
+    game = EVCSA(_Labels(make), SAMPLES, LABELS, n_chosen=2, knowledge="blackbox")
+    s = game.start()
+    with pytest.raises(InvalidParameter, match=match):
+        s.oracles.attack(0, SAMPLES[0])
+    with pytest.raises(InvalidParameter, match=match):
+        s.oracles.classify(SAMPLES[:1])
+    assert _state(s) == (0, 0, 0, 0, ())
+
+
+def test_a_classifier_answering_numpy_labels_is_accepted():
+    game = EVCSA(_Labels(lambda x: np.full(x.shape[0], 5)), SAMPLES, LABELS, n_chosen=2, knowledge="blackbox")
+    s = game.start()
+    assert s.oracles.classify(SAMPLES[:2]).tolist() == [5, 5]
+    s.oracles.attack(0, SAMPLES[0])
+    assert (s.submissions, s.successes) == (1, 1)
+
+
+def test_a_classifier_raising_mid_attack_changes_nothing():
+    calls = []
+
+    def flaky(x):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("device lost")
+        return torch.full((x.shape[0],), 5)
+
+    game = EVCSA(_Labels(flaky), SAMPLES, LABELS, n_chosen=2, knowledge="blackbox")
+    s = game.start()
+    with pytest.raises(RuntimeError, match="device lost"):
+        s.oracles.attack(0, SAMPLES[0])
+    assert _state(s) == (0, 0, 0, 0, ())
+    s.oracles.attack(0, SAMPLES[0])  # the same source is still fresh
+    assert (s.submissions, s.successes) == (1, 1)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"num_classes": "10"}, "num_classes as an integer ≥ 2, got '10'"),
+    ({"num_classes": 0}, "num_classes ≥ 2, got 0"),
+    ({"num_classes": 2.5}, "num_classes as an integer ≥ 2, got 2.5"),
+    ({"model": "resnet"}, "model as a ModelClassifier or None, got str"),
+    ({"model": torch.nn.Linear(2, 2)}, "model as a ModelClassifier or None, got Linear"),
+])
+def test_bad_game_arguments_raise_with_expected_got(kwargs, match):
+    with pytest.raises(InvalidParameter, match=match):
+        EVCSA(code_model(), SAMPLES, LABELS, n_chosen=2, knowledge="graybox", **kwargs)
+
+
+@pytest.mark.parametrize("seed", ["1", -1, 1.5, True, [1, "a"]])
+def test_bad_seeds_raise_everywhere(seed):
+    game = make_game()
+    for call in (lambda: game.start(seed=seed), lambda: game.play(Scripted(), seed=seed),
+                 lambda: game.repeat(Scripted(), 1, seed=seed, progress=False),
+                 lambda: game.knowledge(seed)):
+        with pytest.raises(InvalidParameter, match="expected seed as an integer ≥ 0, a SeedSequence or None"):
+            call()
+
+
+def test_numpy_seeds_are_seeds():
+    game = make_game()
+    assert game.start(seed=np.int64(3)).knowledge.keys is not None
+    a = game.repeat(Scripted(moves=((0, 5),)), 2, seed=np.uint32(7), progress=False)
+    assert a.runs == 2
+
+
+def test_an_adversary_class_instead_of_an_instance_is_named():
+    with pytest.raises(InvalidParameter, match=r"expected an Adversary instance, got the class Scripted \(call it"):
+        make_game().play(Scripted)
