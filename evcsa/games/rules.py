@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
+import numpy as np
 
 from evcsa.distances import DEFAULT_TOLERANCE, NORMS
 from evcsa.errors import InvalidParameter
@@ -25,6 +26,13 @@ GOALS = ("untargeted", "targeted")
 FRESHNESS = ("source", "sample")
 KNOWLEDGE_LEVELS = ("blackbox", "graybox", "whitebox")
 REFERENCES = ("label", "prediction")
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars as the Python numbers they hold (np.int64(25) → 25), else ``value``."""
+    if isinstance(value, (np.integer, np.floating, np.bool_)):
+        return value.item()
+    return value
 
 
 def _one_of(choices: tuple[str, ...]):
@@ -89,16 +97,16 @@ class Rules:
         InvalidParameter: any value out of range (``key`` names the field).
     """
 
-    n_chosen: int = attrs.field(validator=_int_at_least(1))
-    epsilon: float | None = attrs.field(default=None, validator=_check_epsilon)
+    n_chosen: int = attrs.field(converter=_plain, validator=_int_at_least(1))
+    epsilon: float | None = attrs.field(converter=_plain, default=None, validator=_check_epsilon)
     norm: str = attrs.field(default="linf", validator=_one_of(NORMS))
     goal: str = attrs.field(default="untargeted", validator=_one_of(GOALS))
     freshness: str = attrs.field(default="source", validator=_one_of(FRESHNESS))
-    reveal: bool = attrs.field(default=False, validator=_check_bool)
+    reveal: bool = attrs.field(converter=_plain, default=False, validator=_check_bool)
     untargeted_reference: str = attrs.field(default="label", validator=_one_of(REFERENCES))
     knowledge: str = attrs.field(default="whitebox", validator=_one_of(KNOWLEDGE_LEVELS))
-    classify_budget: int | None = attrs.field(default=None, validator=_int_at_least(0, optional=True))
-    tolerance: float = attrs.field(default=DEFAULT_TOLERANCE, validator=_check_tolerance)
+    classify_budget: int | None = attrs.field(converter=_plain, default=None, validator=_int_at_least(0, optional=True))
+    tolerance: float = attrs.field(converter=_plain, default=DEFAULT_TOLERANCE, validator=_check_tolerance)
 
     @classmethod
     def seed_002(cls, n_chosen: int, **overrides: Any) -> Rules:

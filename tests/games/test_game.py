@@ -79,6 +79,13 @@ def test_bad_rule_values_raise_naming_the_field(field, value, match):
     assert info.value.key == field
 
 
+def test_numpy_scalars_are_read_as_numbers():
+    r = Rules(n_chosen=np.int64(25), epsilon=np.float32(0.25), classify_budget=np.int32(7),
+              reveal=np.bool_(True))
+    assert (r.n_chosen, r.epsilon, r.classify_budget, r.reveal) == (25, 0.25, 7, True)
+    assert type(r.n_chosen) is int and type(r.epsilon) is float
+
+
 def test_seed_presets_differ_only_by_configuration():
     r2, r0 = Rules.seed_002(25), Rules.seed_000(25, epsilon=0.3, goal="targeted")
     assert (r2.epsilon, r2.freshness, r2.reveal, r2.untargeted_reference) == (None, "sample", True, "label")
