@@ -15,3 +15,32 @@ settings.register_profile("ci", max_examples=100, deadline=None, derandomize=Tru
                           suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("dev", max_examples=30, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def digits_cache(tmp_path_factory):
+    """A model cache holding the trained "digits" reference model (trained once per session,
+    a few seconds), so tests never touch the user's cache or train the MNIST model."""
+    from evcsa.models import reference_model
+
+    import torch
+
+    path = tmp_path_factory.mktemp("evcsa-cache")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a 14k-parameter model: one thread is fastest, and robust to load
+    try:
+        reference_model("digits", cache_dir=path, progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    return path
+
+
+@pytest.fixture(scope="session")
+def digits_model(digits_cache):
+    """The trained "digits" reference model (a ModelClassifier), from ``digits_cache``."""
+    from evcsa.models import reference_model
+
+    return reference_model("digits", cache_dir=digits_cache, progress=False)

@@ -25,10 +25,12 @@ def _blocks(path: pathlib.Path) -> list[tuple[int, str]]:
 
 
 @pytest.mark.parametrize("path", sorted(DOCS.glob("*.md")), ids=lambda p: p.name)
-def test_doc_code_blocks_run(path: pathlib.Path, tmp_path, monkeypatch) -> None:
+def test_doc_code_blocks_run(path: pathlib.Path, tmp_path, monkeypatch, digits_cache) -> None:
+    """The docs share the session's model cache (the digits model is trained once)."""
     blocks = _blocks(path)
     assert blocks, f"{path.name} has no python code block to run"
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("EVCSA_CACHE", str(digits_cache))
     namespace: dict = {"__name__": f"docs.{path.stem}"}
     for line, code in blocks:
         exec(compile(code, f"{path.name}:{line}", "exec"), namespace)

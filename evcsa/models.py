@@ -1,0 +1,624 @@
+"""Reference models: the Carlini–Wagner MNIST CNN, a small CNN for 8×8 digits, their
+reproducible training, and an on-disk cache keyed by the training configuration.
+
+- :class:`CarliniMNIST` — the MNIST model of Carlini & Wagner ("Towards Evaluating the
+  Robustness of Neural Networks", S&P 2017; ``nn_robust_attacks/train_models.py``), the
+  model the feature-squeezing evaluation (Xu et al., NDSS 2018) and Mix'n'Squeeze (seed
+  002 § 5.1) attack: 3×3 conv 32, 32, max-pool 2, conv 64, 64, max-pool 2, dense 200,
+  200, 10 logits, ReLU, dropout 0.5 before the last two dense layers in training;
+  312,202 parameters for 28×28 grey images.
+- :class:`DigitsCNN` — a small CNN (13,706 parameters) for scikit-learn's 8×8 digits: fast
+  tests and docs.
+- :func:`train_model` — reproducible training: a local ``torch.Generator`` drives the
+  shuffling, the augmentation and the dropout masks; the global generators are never
+  seeded or read (initialisation takes its own generator in the model constructors).
+- :func:`reference_model` — the trained reference model by name ("mnist", "digits") as
+  a :class:`~evcsa.defenses.ModelClassifier`, trained once and cached on disk under a hash
+  of its :class:`TrainingConfig`, beside a JSON file with the configuration and the
+  measured test accuracy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import pathlib
+import platform
+import tempfile
+import time
+import warnings
+from typing import Any, Callable
+
+import attrs
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from evcsa._validation import check_positive_int
+from evcsa.data import SPLIT_SEED, ImageSet, load_dataset
+from evcsa.errors import InvalidParameter
+
+__all__ = [
+    "ARCHITECTURES",
+    "Augmentation",
+    "CarliniMNIST",
+    "DigitsCNN",
+    "REFERENCE_CONFIGS",
+    "TrainingConfig",
+    "build_model",
+    "resolve_cache_dir",
+    "evaluate",
+    "load_reference",
+    "reference_model",
+    "train_model",
+    "train_reference",
+]
+
+
+def _init_params(module: nn.Module, generator: torch.Generator | None) -> None:
+    """PyTorch's default initialisation of conv and linear layers (Kaiming-uniform weights
+    with a = √5, uniform biases in ±1/√fan_in), drawn from ``generator``.
+
+    The models build their layers on the "meta" device (no memory, no random draw) and
+    then initialise them here, so a model built with a generator never touches the global
+    one."""
+    for layer in module.modules():
+        if isinstance(layer, (nn.Conv2d, nn.Linear)):
+            nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)
+            if layer.bias is not None:
+                fan_in = layer.weight[0].numel()
+                bound = 1.0 / math.sqrt(fan_in)
+                nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
+
+
+class GeneratorDropout(nn.Module):
+    """Dropout whose masks come from :attr:`generator` when one is set.
+
+    :func:`train_model` sets a local generator for the duration of training, so training is
+    reproducible without seeding the global generator. With no generator set it is
+    ``torch.nn.functional.dropout`` (the global generator); in eval mode it is the identity.
+
+    Args:
+        p: the probability of zeroing an element, in [0, 1).
+    """
+
+    def __init__(self, p: float = 0.5) -> None:
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise InvalidParameter(f"expected dropout probability p in [0, 1), got {p!r}", got=p)
+        self.p = float(p)
+        self.generator: torch.Generator | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        if self.generator is None:
+            return F.dropout(x, self.p, training=True)
+        keep = torch.rand(x.shape, generator=self.generator, device=x.device, dtype=x.dtype) >= self.p
+        return x * keep / (1.0 - self.p)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class CarliniMNIST(nn.Module):
+    """The Carlini–Wagner MNIST CNN (Carlini & Wagner, S&P 2017, Table 1).
+
+    conv 3×3 32 → ReLU → conv 3×3 32 → ReLU → max-pool 2 → conv 3×3 64 → ReLU → conv 3×3 64
+    → ReLU → max-pool 2 → flatten → dense 200 → ReLU → dropout 0.5 → dense 200 → ReLU →
+    dense ``num_classes`` (logits). Valid convolutions (no padding), as in the original
+    Keras code. 312,202 parameters for 28×28×1 and 10 classes.
+
+    Args:
+        in_channels: C of the input images (1 for MNIST).
+        image_size: H = W of the input images (28 for MNIST; at least 12).
+        num_classes: K, the number of logits.
+        dropout: the dropout probability in training (0.5).
+        generator: draws the initial weights (None: the global generator).
+
+    Input: float32 [B, C, H, W] in [0, 1]. Output: logits float32 [B, K].
+    """
+
+    def __init__(self, in_channels: int = 1, image_size: int = 28, num_classes: int = 10, *,
+                 dropout: float = 0.5, generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        check_positive_int(in_channels, "in_channels")
+        check_positive_int(image_size, "image_size", minimum=12)
+        check_positive_int(num_classes, "num_classes", minimum=2)
+        side = ((image_size - 4) // 2 - 4) // 2
+        if side < 1:
+            raise InvalidParameter(f"expected image_size ≥ 14, got {image_size}", got=image_size)
+        with torch.device("meta"):  # no draw from the global generator; see _init_params
+            self._build_carlini(in_channels, side, num_classes, dropout)
+        self.to_empty(device="cpu")
+        _init_params(self, generator)
+
+    def _build_carlini(self, in_channels: int, side: int, num_classes: int, dropout: float) -> None:
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, 32, 3), nn.ReLU(),
+            nn.Conv2d(32, 32, 3), nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3), nn.ReLU(),
+            nn.Conv2d(64, 64, 3), nn.ReLU(),
+            nn.MaxPool2d(2),
+        )
+        self.classifier = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(64 * side * side, 200), nn.ReLU(),
+            GeneratorDropout(dropout),
+            nn.Linear(200, 200), nn.ReLU(),
+            nn.Linear(200, num_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+class DigitsCNN(nn.Module):
+    """A small CNN for 8×8 digits (scikit-learn's ``load_digits``), for fast tests and docs.
+
+    conv 3×3 16 (padding 1) → ReLU → max-pool 2 → conv 3×3 32 (padding 1) → ReLU → max-pool
+    2 → flatten → dense 64 → ReLU → dropout → dense ``num_classes``. 13,706 parameters for
+    8×8×1 and 10 classes.
+
+    Args:
+        in_channels: C (1).
+        image_size: H = W, a multiple of 4 (8).
+        num_classes: K (10).
+        dropout: the dropout probability in training (0.25).
+        generator: draws the initial weights (None: the global generator).
+    """
+
+    def __init__(self, in_channels: int = 1, image_size: int = 8, num_classes: int = 10, *,
+                 dropout: float = 0.25, generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        check_positive_int(in_channels, "in_channels")
+        check_positive_int(image_size, "image_size", minimum=4)
+        check_positive_int(num_classes, "num_classes", minimum=2)
+        side = image_size // 4
+        with torch.device("meta"):  # no draw from the global generator; see _init_params
+            self._build_digits(in_channels, side, num_classes, dropout)
+        self.to_empty(device="cpu")
+        _init_params(self, generator)
+
+    def _build_digits(self, in_channels: int, side: int, num_classes: int, dropout: float) -> None:
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        )
+        self.classifier = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(32 * side * side, 64), nn.ReLU(),
+            GeneratorDropout(dropout),
+            nn.Linear(64, num_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+#: Architectures by name, for configurations: name → constructor
+#: ``(in_channels, image_size, num_classes, *, generator)``.
+ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
+    "carlini_mnist": CarliniMNIST,
+    "digits_cnn": DigitsCNN,
+}
+
+
+def build_model(architecture: str, image_shape: tuple[int, int, int], num_classes: int, *,
+                seed: int) -> nn.Module:
+    """A freshly initialised model of ``architecture`` (a key of :data:`ARCHITECTURES`).
+
+    Args:
+        architecture: "carlini_mnist" or "digits_cnn".
+        image_shape: (C, H, W) with H = W.
+        num_classes: K.
+        seed: seeds the local generator that draws the initial weights.
+
+    Raises:
+        InvalidParameter: an unknown architecture or a shape it does not take.
+    """
+    if architecture not in ARCHITECTURES:
+        raise InvalidParameter(f"expected architecture in {tuple(ARCHITECTURES)}, got {architecture!r}",
+                               got=architecture)
+    c, h, w = image_shape
+    if h != w:
+        raise InvalidParameter(f"expected square images, got {h}×{w}", got=(h, w))
+    generator = torch.Generator().manual_seed(int(seed))
+    return ARCHITECTURES[architecture](c, h, num_classes, generator=generator)
+
+
+# -- training -------------------------------------------------------------------------
+
+def _non_negative(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 <= value < math.inf):
+        raise InvalidParameter(f"expected {attribute.name} as a finite number ≥ 0, got {value!r}",
+                               key=attribute.name, got=value)
+
+
+@attrs.frozen(kw_only=True)
+class Augmentation:
+    """Random affine augmentation of training images, drawn per image and per epoch.
+
+    Each training image is rotated by U[−rotation, +rotation] degrees, scaled by
+    U[1 − scale, 1 + scale] and shifted by U[−shift, +shift] pixels on each axis
+    (bilinear resampling, zeros outside, values stay in [0, 1]). Used only in training;
+    never on test data or inside the game.
+
+    Attributes:
+        shift: the largest shift in pixels (2.0).
+        rotation: the largest rotation in degrees (10.0).
+        scale: the largest relative zoom (0.1).
+    """
+
+    shift: float = attrs.field(default=2.0, validator=_non_negative)
+    rotation: float = attrs.field(default=10.0, validator=_non_negative)
+    scale: float = attrs.field(default=0.1, validator=_non_negative)
+
+    def apply(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Augment a batch x, float32 [B, C, H, W] in [0, 1], with parameters drawn from
+        ``generator`` (CPU). Returns a new tensor of the same shape on x's device."""
+        b, _, h, w = x.shape
+
+        def uniform(bound: float) -> torch.Tensor:
+            return (torch.rand(b, generator=generator, dtype=torch.float32) * 2 - 1) * bound
+
+        angle = uniform(math.radians(self.rotation))
+        zoom = 1.0 + uniform(self.scale)
+        # affine_grid maps output coordinates in [-1, 1] to input coordinates.
+        tx, ty = uniform(self.shift) * 2 / w, uniform(self.shift) * 2 / h
+        cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+        theta = torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1)
+        grid = F.affine_grid(theta.to(x.device), list(x.shape), align_corners=False)
+        return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros",
+                             align_corners=False).clamp_(0.0, 1.0)
+
+
+def _device_of(module: nn.Module) -> torch.device:
+    for p in module.parameters():
+        return p.device
+    return torch.device("cpu")
+
+
+def train_model(module: nn.Module, data: ImageSet, *, epochs: int = 10, batch_size: int = 128,
+                learning_rate: float = 1e-3, weight_decay: float = 0.0,
+                augment: Augmentation | None = None, seed: int = 0,
+                progress: bool | None = None) -> nn.Module:
+    """Train ``module`` in place on ``data`` with cross-entropy on its logits.
+
+    Adam with a one-cycle learning-rate schedule (peak ``learning_rate``), mini-batches
+    drawn without replacement. Everything random — the order of the batches, the
+    augmentation, the dropout masks of :class:`GeneratorDropout` layers — comes from local
+    generators seeded with ``seed``; the global generators are neither seeded nor used
+    (except by plain ``nn.Dropout`` layers of a user's module). The same module, data,
+    parameters, torch build and thread count give bit-identical weights. Runs on the
+    module's device.
+
+    Args:
+        module: maps float32 [B, C, H, W] in [0, 1] to logits [B, K].
+        data: the training set.
+        epochs: passes over the data (≥ 1).
+        batch_size: images per step (≥ 1).
+        learning_rate: the peak learning rate (> 0).
+        weight_decay: L2 penalty of Adam (≥ 0).
+        augment: random affine augmentation of each batch, or None.
+        seed: the training randomness.
+        progress: show a tqdm bar (None: only on a terminal).
+
+    Returns:
+        ``module``, trained, in eval mode.
+
+    Raises:
+        InvalidParameter: bad hyperparameters or data the module cannot take.
+    """
+    from tqdm.auto import tqdm
+
+    epochs = check_positive_int(epochs, "epochs")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    for name, value, low in (("learning_rate", learning_rate, 0.0), ("weight_decay", weight_decay, None)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                or (value <= low if low is not None else value < 0):
+            bound = "> 0" if low is not None else "≥ 0"
+            raise InvalidParameter(f"expected {name} {bound}, got {value!r}", key=name, got=value)
+    if not isinstance(data, ImageSet):
+        raise InvalidParameter(f"expected data as an ImageSet, got {type(data).__name__}")
+    device = _device_of(module)
+    module.to(memory_format=torch.channels_last)  # ~10× faster conv weight gradients on CPU
+    seeds = np.random.SeedSequence(int(seed)).generate_state(3, dtype=np.uint64)
+    order_gen = torch.Generator().manual_seed(int(seeds[0]) >> 1)
+    augment_gen = torch.Generator().manual_seed(int(seeds[1]) >> 1)
+    dropout_gen = torch.Generator(device=device).manual_seed(int(seeds[2]) >> 1)
+    dropouts = [m for m in module.modules() if isinstance(m, GeneratorDropout)]
+    x_all, y_all = data.images, data.labels
+    steps_per_epoch = math.ceil(len(data) / batch_size)
+    optimizer = torch.optim.Adam(module.parameters(), lr=learning_rate, weight_decay=weight_decay)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=learning_rate,
+                                                   epochs=epochs, steps_per_epoch=steps_per_epoch)
+    for d in dropouts:
+        d.generator = dropout_gen
+    module.train()
+    bar = tqdm(total=epochs * steps_per_epoch, desc="training", unit="batch", leave=False,
+               disable=None if progress is None else not progress)
+    try:
+        for _epoch in range(epochs):
+            order = torch.randperm(len(data), generator=order_gen)
+            running, seen = 0.0, 0
+            for idx in order.split(batch_size):
+                x = x_all[idx]
+                if augment is not None:
+                    x = augment.apply(x, augment_gen)
+                x, y = x.to(device), y_all[idx].to(device)
+                loss = F.cross_entropy(module(x), y)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                schedule.step()
+                running += float(loss.detach()) * len(idx)
+                seen += len(idx)
+                bar.update(1)
+                bar.set_postfix(loss=f"{running / seen:.3f}", refresh=False)
+    except RuntimeError as exc:
+        raise InvalidParameter(f"expected data the module can take (images {data.image_shape}, "
+                               f"{data.num_classes} classes), got an error: {str(exc).splitlines()[0]}") from exc
+    finally:
+        bar.close()
+        for d in dropouts:
+            d.generator = None
+        module.eval()
+    return module
+
+
+def evaluate(model: Any, data: ImageSet, *, batch_size: int = 500) -> float:
+    """Accuracy of ``model`` on ``data``: the fraction of images whose predicted label is
+    the true label (a rejection counts as wrong).
+
+    Args:
+        model: a classifier with ``predict(x)``, or a ``torch.nn.Module`` giving logits.
+        data: the labelled images.
+        batch_size: images per call.
+
+    Returns:
+        float in [0, 1].
+    """
+    if isinstance(model, nn.Module):
+        from evcsa.defenses.base import ModelClassifier
+
+        model = ModelClassifier(model, batch_size=batch_size)
+    correct = 0
+    for x, y in zip(data.images.split(batch_size), data.labels.split(batch_size)):
+        correct += int((model.predict(x).cpu() == y).sum())
+    return correct / len(data)
+
+
+# -- reference models and their cache --------------------------------------------------
+
+def _positive_int(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidParameter(f"expected {attribute.name} as an integer ≥ 1, got {value!r}",
+                               key=attribute.name, got=value)
+
+
+def _positive_float(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 < value < math.inf):
+        raise InvalidParameter(f"expected {attribute.name} as a number > 0, got {value!r}",
+                               key=attribute.name, got=value)
+
+
+def _architecture(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if value not in ARCHITECTURES:
+        raise InvalidParameter(f"expected architecture in {tuple(ARCHITECTURES)}, got {value!r}",
+                               key="architecture", got=value)
+
+
+def _embedded_dataset(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if value not in ("mnist", "digits"):
+        raise InvalidParameter(f"expected dataset in ('mnist', 'digits'), got {value!r}",
+                               key="dataset", got=value)
+
+
+def _seed(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidParameter(f"expected {attribute.name} as an integer ≥ 0, got {value!r}",
+                               key=attribute.name, got=value)
+
+
+@attrs.frozen(kw_only=True)
+class TrainingConfig:
+    """Everything that determines a reference model's weights (its cache key).
+
+    Attributes:
+        architecture: a key of :data:`ARCHITECTURES`.
+        dataset: "mnist" or "digits"; the model trains on its fixed "train" split and is
+            tested on its "test" split (:mod:`evcsa.data`).
+        epochs, batch_size, learning_rate, weight_decay, augment, seed: as
+            :func:`train_model` (``seed`` also draws the initial weights).
+        split_seed: the data split's seed (:data:`evcsa.data.SPLIT_SEED`).
+    """
+
+    architecture: str = attrs.field(validator=_architecture)
+    dataset: str = attrs.field(validator=_embedded_dataset)
+    epochs: int = attrs.field(validator=_positive_int)
+    batch_size: int = attrs.field(default=128, validator=_positive_int)
+    learning_rate: float = attrs.field(default=1e-3, validator=_positive_float)
+    weight_decay: float = attrs.field(default=0.0, validator=_non_negative)
+    augment: Augmentation | None = None
+    seed: int = attrs.field(default=0, validator=_seed)
+    split_seed: int = attrs.field(default=SPLIT_SEED, validator=_seed)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of the configuration."""
+        return attrs.asdict(self)
+
+    def digest(self) -> str:
+        """The cache key: the first 16 hex digits of SHA-256 over the canonical JSON of
+        :meth:`to_dict` (sorted keys, no spaces)."""
+        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+#: The reference models by name. "mnist": the Carlini–Wagner CNN on the 4,000 embedded
+#: MNIST training digits with random affine augmentation (±2 px shift, ±10°, ±10 % zoom);
+#: "digits": the small CNN on the 1,297 training 8×8 digits.
+REFERENCE_CONFIGS: dict[str, TrainingConfig] = {
+    "mnist": TrainingConfig(architecture="carlini_mnist", dataset="mnist", epochs=30,
+                            batch_size=128, learning_rate=2e-3, weight_decay=0.0,
+                            augment=Augmentation(shift=2.0, rotation=10.0, scale=0.1), seed=1),
+    "digits": TrainingConfig(architecture="digits_cnn", dataset="digits", epochs=30,
+                             batch_size=64, learning_rate=5e-3, augment=None, seed=1),
+}
+
+
+def resolve_cache_dir(path: str | os.PathLike[str] | None = None) -> pathlib.Path:
+    """The model cache directory: ``path``, else ``$EVCSA_CACHE``, else ``~/.cache/evcsa``."""
+    if path is not None:
+        return pathlib.Path(path).expanduser()
+    env = os.environ.get("EVCSA_CACHE")
+    if env:
+        return pathlib.Path(env).expanduser()
+    return pathlib.Path.home() / ".cache" / "evcsa"
+
+
+def _atomic_write(path: pathlib.Path, write: Callable[[Any], None], mode: str = "wb") -> None:
+    """Write through ``write(fh)`` into a temp file beside ``path``, then rename it over
+    ``path``: readers see the old file or the whole new one, never a part."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode) as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        pathlib.Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _sha256(path: pathlib.Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _config_for(name: str | TrainingConfig) -> tuple[str, TrainingConfig]:
+    if isinstance(name, TrainingConfig):
+        return name.dataset, name
+    if name not in REFERENCE_CONFIGS:
+        raise InvalidParameter(f"expected a reference model in {tuple(REFERENCE_CONFIGS)}, got {name!r}",
+                               got=name)
+    return name, REFERENCE_CONFIGS[name]
+
+
+def _paths(label: str, config: TrainingConfig, directory: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path]:
+    stem = f"{label}-{config.architecture}-{config.digest()}"
+    return directory / f"{stem}.pt", directory / f"{stem}.json"
+
+
+def train_reference(config: TrainingConfig, *, progress: bool | None = None
+                    ) -> tuple[nn.Module, dict[str, Any]]:
+    """Train a model from ``config`` on its data set's fixed training split.
+
+    Returns:
+        (module in eval mode on the CPU, info) where info holds the configuration, the
+        test accuracy on the fixed test split, the training time in seconds, the number
+        of parameters and the torch version and thread count used.
+    """
+    train = load_dataset(config.dataset, "train")
+    test = load_dataset(config.dataset, "test")
+    init_seed, train_seed = np.random.SeedSequence(config.seed).generate_state(2)
+    module = build_model(config.architecture, train.image_shape, train.num_classes,
+                         seed=int(init_seed))
+    start = time.perf_counter()
+    train_model(module, train, epochs=config.epochs, batch_size=config.batch_size,
+                learning_rate=config.learning_rate, weight_decay=config.weight_decay,
+                augment=config.augment, seed=int(train_seed), progress=progress)
+    seconds = time.perf_counter() - start
+    accuracy = evaluate(module, test)
+    info = {
+        "name": config.dataset,
+        "config": config.to_dict(),
+        "digest": config.digest(),
+        "test_accuracy": accuracy,
+        "test_set": f"{test.name}: {len(test)} images",
+        "train_set": f"{train.name}: {len(train)} images",
+        "parameters": sum(p.numel() for p in module.parameters()),
+        "train_seconds": round(seconds, 2),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+    }
+    return module, info
+
+
+def load_reference(name: str | TrainingConfig = "mnist", *,
+                   cache_dir: str | os.PathLike[str] | None = None) -> tuple[nn.Module, dict[str, Any]] | None:
+    """The cached reference model and its info, or None when it is not cached (or the
+    cached weights do not match their recorded SHA-256; a warning says so)."""
+    label, config = _config_for(name)
+    directory = resolve_cache_dir(cache_dir)
+    weights, meta = _paths(label, config, directory)
+    if not (weights.is_file() and meta.is_file()):
+        return None
+    try:
+        info = json.loads(meta.read_text())
+        if info.get("weights_sha256") != _sha256(weights):
+            raise ValueError("the weights do not match their recorded SHA-256")
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+        train = load_dataset(config.dataset, "test")
+        module = build_model(config.architecture, train.image_shape, train.num_classes, seed=0)
+        module.load_state_dict(state)
+        module.to(memory_format=torch.channels_last)
+    except (ValueError, OSError, RuntimeError, KeyError) as exc:
+        warnings.warn(f"ignoring the damaged cached model {weights} ({exc}); it will be retrained",
+                      RuntimeWarning, stacklevel=2)
+        return None
+    return module.eval(), info
+
+
+def reference_model(name: str | TrainingConfig = "mnist", *,
+                    cache_dir: str | os.PathLike[str] | None = None,
+                    progress: bool | None = None, retrain: bool = False,
+                    device: torch.device | str | None = None) -> Any:
+    """The trained reference model ``name`` as a :class:`~evcsa.defenses.ModelClassifier`.
+
+    Looked up in the cache first; trained (reproducibly, see :func:`train_model`) and
+    cached when missing. The cache holds ``<name>-<architecture>-<hash>.pt`` (the
+    state dict) and ``.json`` (the configuration, its hash, the measured test accuracy,
+    the weights' SHA-256), both written atomically (temp file + rename), the weights first.
+
+    Args:
+        name: "mnist" (Carlini–Wagner CNN, about 1–2 minutes on 2 CPU cores) or
+            "digits" (small CNN, seconds), or a :class:`TrainingConfig`.
+        cache_dir: the cache directory (default: ``$EVCSA_CACHE`` or ``~/.cache/evcsa``).
+        progress: show a training progress bar (None: only on a terminal).
+        retrain: train even when cached, and overwrite the cache.
+        device: move the model there (default: CPU).
+
+    Returns:
+        :class:`~evcsa.defenses.ModelClassifier` with ``info`` (the JSON's content) as an
+        attribute.
+
+    Raises:
+        InvalidParameter: an unknown name.
+        OSError: the cache directory cannot be created or written.
+    """
+    from evcsa.defenses.base import ModelClassifier
+
+    label, config = _config_for(name)
+    directory = resolve_cache_dir(cache_dir)
+    cached = None if retrain else load_reference(config, cache_dir=directory)
+    if cached is None:
+        module, info = train_reference(config, progress=progress)
+        directory.mkdir(parents=True, exist_ok=True)
+        weights, meta = _paths(label, config, directory)
+        _atomic_write(weights, lambda fh: torch.save(module.state_dict(), fh))
+        info["weights_sha256"] = _sha256(weights)
+        info["weights_file"] = weights.name
+        _atomic_write(meta, lambda fh: fh.write(json.dumps(info, indent=2) + "\n"), mode="w")
+    else:
+        module, info = cached
+    if device is not None:
+        module = module.to(device)
+    classifier = ModelClassifier(module, num_classes=int(module.classifier[-1].out_features))
+    classifier.info = info
+    return classifier
