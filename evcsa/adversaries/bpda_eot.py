@@ -78,6 +78,9 @@ def eot_gradient(classifier: Classifier, x: torch.Tensor, loss_fn: Any, samples:
     Returns:
         (mean gradient [B, C, H, W], logits of every draw [S, B, K], mean loss [B]).
     """
+    if samples == 1:
+        grad, z, loss = input_gradient(classifier, x, loss_fn, monitor=monitor, index=index)
+        return grad, z[None], loss
     draws = GradientMonitor(x.shape[0])
     total = torch.zeros_like(x)
     logits, losses = [], []

@@ -112,8 +112,13 @@ class GreedyAStar(Adversary):
         batch_size: images per attack call (default 256).
         query_batch: images per Classify call (default 10,000).
 
+    With fewer candidates than N, the missing submissions count as failures (noted in the
+    report). A Classify budget too small for ``queries_per_candidate`` draws per candidate
+    cuts the draws (noted); with none left, candidates are submitted in crafting order.
+
     Raises:
-        InvalidParameter: bad values; fewer candidates than N at ``play``.
+        InvalidParameter: bad values; at ``prepare``, blackbox knowledge with an attack
+            that needs the undefended model, or more candidates than samples in X_D.
     """
 
     attack: Any = attrs.field(default="bim", converter=_crafter_converter)
