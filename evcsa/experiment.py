@@ -973,6 +973,7 @@ label = "BPDA+EOT"
 kind = "bpda_eot"
 steps = 40
 eot_samples = 10              # gradient draws per step against a randomized twin
+selection = "offline"         # craft on all of X_D, submit the N best by p̂ from the twin (no query)
 
 [figures]
 taus = [1.0]

@@ -160,7 +160,7 @@ def format_table(result: Any) -> str:
     out.append("Intervals are exact Clopper–Pearson (95 %); the success-rate interval pools the "
                "runs × N submissions.")
     out.append("Π p̂: seed 002 Eq. 6 for the N candidates with the highest p̂ pooled over all games "
-               "(what A* would reach if it knew p̂ that precisely); — where the adversary estimates no p̂.")
+               "(what the adversary would reach if its p̂ were exact); — where the adversary estimates no p̂.")
     if any(r["gradient_flagged"] for r in rows):
         out.append("! a gradient check flagged zero, NaN or missing gradients in some cell "
                    "(see results.json notes): a low success there says nothing about robustness.")
