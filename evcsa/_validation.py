@@ -8,14 +8,25 @@ rejected with an error of the caller's choosing (``InvalidParameter`` by default
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
+
+import attrs
 
 import numpy as np
 import torch
 
 from evcsa.errors import EvcsaError, InvalidParameter
 
-__all__ = ["as_images", "as_labels", "check_probability", "check_positive_int", "describe"]
+__all__ = [
+    "as_images",
+    "as_labels",
+    "check_positive_int",
+    "check_probability",
+    "describe",
+    "int_at_least",
+    "is_bool",
+    "one_of",
+]
 
 
 def describe(x: Any) -> str:
@@ -171,3 +182,35 @@ def check_probability(value: Any, name: str, *, open_low: bool = False, open_hig
         interval = ("(" if open_low else "[") + "0, 1" + (")" if open_high else "]")
         raise error(f"expected {name} in {interval}, got {v}", got=v)
     return v
+
+
+# -- attrs validators (messages "expected ..., got ..."; ``key`` = the field's name) --------
+Validator = Callable[[Any, "attrs.Attribute[Any]", Any], None]
+
+
+def one_of(choices: tuple[Any, ...], *, error: type[EvcsaError] = InvalidParameter) -> Validator:
+    """An attrs validator: the value is one of ``choices``."""
+    def check(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+        if value not in choices:
+            raise error(f"expected {attribute.name} in {tuple(choices)}, got {value!r}",
+                        key=attribute.name, got=value)
+    return check
+
+
+def int_at_least(minimum: int, *, optional: bool = False,
+                 error: type[EvcsaError] = InvalidParameter) -> Validator:
+    """An attrs validator: an integer (not a bool) ≥ ``minimum``, or None when ``optional``."""
+    def check(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+        if value is None and optional:
+            return
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+            raise error(f"expected {attribute.name} as an integer ≥ {minimum}, got {value!r}",
+                        key=attribute.name, got=value)
+    return check
+
+
+def is_bool(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    """An attrs validator: ``True`` or ``False`` (not 0/1, not a string)."""
+    if not isinstance(value, bool):
+        raise InvalidParameter(f"expected {attribute.name} as true or false, got {value!r}",
+                               key=attribute.name, got=value)

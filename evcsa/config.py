@@ -67,6 +67,7 @@ from cattrs.errors import (
     IterableValidationNote,
 )
 
+from evcsa._validation import int_at_least, one_of
 from evcsa.errors import ConfigError, EvcsaError
 from evcsa.games.rules import Rules
 
@@ -91,14 +92,6 @@ __all__ = [
 
 # -- validators (messages "expected ..., got ..."; key = the field) ----------------------
 
-def _int_at_least(minimum: int):
-    def check(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise ConfigError(f"expected {attribute.name} as an integer ≥ {minimum}, got {value!r}",
-                              key=attribute.name, got=value)
-    return check
-
-
 def _non_empty_str(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(f"expected {attribute.name} as a non-empty string, got {value!r}",
@@ -108,14 +101,6 @@ def _non_empty_str(instance: Any, attribute: attrs.Attribute, value: Any) -> Non
 def _optional_str(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
     if value is not None:
         _non_empty_str(instance, attribute, value)
-
-
-def _one_of(*choices: str):
-    def check(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-        if value not in choices:
-            raise ConfigError(f"expected {attribute.name} in {choices}, got {value!r}",
-                              key=attribute.name, got=value)
-    return check
 
 
 def _name(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
@@ -164,8 +149,8 @@ class DataConfig:
     """
 
     dataset: str = attrs.field(default="mnist", validator=_non_empty_str)
-    split: str = attrs.field(default="test", validator=_one_of("all", "train", "test"))
-    samples: int = attrs.field(default=100, validator=_int_at_least(1))
+    split: str = attrs.field(default="test", validator=one_of(("all", "train", "test"), error=ConfigError))
+    samples: int = attrs.field(default=100, validator=int_at_least(1, error=ConfigError))
     correctly_classified: bool = True
 
 
@@ -255,11 +240,11 @@ class FiguresConfig:
                                             converter=_as_tuple,
                                             validator=_list_of(float, 0.0, 1.0, name_of_item="number",
                                                                strictly_increasing=True))
-    draws: int = attrs.field(default=50, validator=_int_at_least(1))
+    draws: int = attrs.field(default=50, validator=int_at_least(1, error=ConfigError))
     attack: str = attrs.field(default="bim", validator=_non_empty_str)
     attack_params: Mapping[str, Any] = attrs.field(factory=dict, validator=_check_params,
                                                    converter=lambda p: dict(p) if isinstance(p, Mapping) else p)
-    examples: int = attrs.field(default=5, validator=_int_at_least(0))
+    examples: int = attrs.field(default=5, validator=int_at_least(0, error=ConfigError))
     enabled: bool = True
 
 
@@ -296,10 +281,10 @@ class ExperimentConfig:
     """
 
     name: str = attrs.field(default="experiment", validator=_name)
-    seed: int = attrs.field(default=0, validator=_int_at_least(0))
-    runs: int = attrs.field(default=100, validator=_int_at_least(1))
+    seed: int = attrs.field(default=0, validator=int_at_least(0, error=ConfigError))
+    runs: int = attrs.field(default=100, validator=int_at_least(1, error=ConfigError))
     reproducible: bool = True
-    legitimate_draws: int = attrs.field(default=2, validator=_int_at_least(1))
+    legitimate_draws: int = attrs.field(default=2, validator=int_at_least(1, error=ConfigError))
     data: DataConfig = attrs.field(factory=DataConfig)
     model: ModelConfig = attrs.field(factory=ModelConfig)
     game: Rules

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from evcsa._validation import check_positive_int
+from evcsa._validation import check_positive_int, int_at_least, one_of
 from evcsa.data import SPLIT_SEED, ImageSet, load_dataset
 from evcsa.errors import InvalidParameter
 
@@ -395,33 +395,9 @@ def evaluate(model: Any, data: ImageSet, *, batch_size: int = 500) -> float:
 
 # -- reference models and their cache --------------------------------------------------
 
-def _positive_int(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidParameter(f"expected {attribute.name} as an integer ≥ 1, got {value!r}",
-                               key=attribute.name, got=value)
-
-
 def _positive_float(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 < value < math.inf):
         raise InvalidParameter(f"expected {attribute.name} as a number > 0, got {value!r}",
-                               key=attribute.name, got=value)
-
-
-def _architecture(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-    if value not in ARCHITECTURES:
-        raise InvalidParameter(f"expected architecture in {tuple(ARCHITECTURES)}, got {value!r}",
-                               key="architecture", got=value)
-
-
-def _embedded_dataset(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-    if value not in ("mnist", "digits"):
-        raise InvalidParameter(f"expected dataset in ('mnist', 'digits'), got {value!r}",
-                               key="dataset", got=value)
-
-
-def _seed(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InvalidParameter(f"expected {attribute.name} as an integer ≥ 0, got {value!r}",
                                key=attribute.name, got=value)
 
 
@@ -438,15 +414,15 @@ class TrainingConfig:
         split_seed: the data split's seed (:data:`evcsa.data.SPLIT_SEED`).
     """
 
-    architecture: str = attrs.field(validator=_architecture)
-    dataset: str = attrs.field(validator=_embedded_dataset)
-    epochs: int = attrs.field(validator=_positive_int)
-    batch_size: int = attrs.field(default=128, validator=_positive_int)
+    architecture: str = attrs.field(validator=one_of(tuple(ARCHITECTURES)))
+    dataset: str = attrs.field(validator=one_of(("mnist", "digits")))
+    epochs: int = attrs.field(validator=int_at_least(1))
+    batch_size: int = attrs.field(default=128, validator=int_at_least(1))
     learning_rate: float = attrs.field(default=1e-3, validator=_positive_float)
     weight_decay: float = attrs.field(default=0.0, validator=_non_negative)
     augment: Augmentation | None = None
-    seed: int = attrs.field(default=0, validator=_seed)
-    split_seed: int = attrs.field(default=SPLIT_SEED, validator=_seed)
+    seed: int = attrs.field(default=0, validator=int_at_least(0))
+    split_seed: int = attrs.field(default=SPLIT_SEED, validator=int_at_least(0))
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of the configuration."""

@@ -10,7 +10,7 @@ import attrs
 import numpy as np
 import torch
 
-from evcsa._validation import check_positive_int
+from evcsa._validation import int_at_least, is_bool, one_of
 from evcsa.adversaries.base import Adversary
 from evcsa.attacks._common import project, to_uint8_grid
 from evcsa.attacks.gradients import GradientHealth
@@ -196,31 +196,14 @@ class PreparedAdversary(Adversary):
 
 # -- validators ------------------------------------------------------------------------
 
-def one_of(choices: tuple[Any, ...]) -> Callable[[Any, attrs.Attribute, Any], None]:
-    def check(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-        if value not in choices:
-            raise InvalidParameter(f"expected {attribute.name} in {choices}, got {value!r}",
-                                   key=attribute.name, got=value)
-    return check
-
-
 def positive_int(minimum: int = 1, optional: bool = False) -> Callable[[Any, attrs.Attribute, Any], None]:
-    def check(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-        if value is None and optional:
-            return
-        check_positive_int(value, attribute.name, minimum=minimum)
-    return check
+    """An attrs validator: an integer ≥ ``minimum`` (default 1), or None when ``optional``."""
+    return int_at_least(minimum, optional=optional)
 
 
 def probability_open(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value < 1.0:
         raise InvalidParameter(f"expected {attribute.name} in (0, 1), got {value!r}", key=attribute.name, got=value)
-
-
-def is_bool(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-    if not isinstance(value, bool):
-        raise InvalidParameter(f"expected {attribute.name} as true or false, got {value!r}",
-                               key=attribute.name, got=value)
 
 
 # -- offline helpers -------------------------------------------------------------------

@@ -17,6 +17,7 @@ from typing import Any
 import attrs
 import numpy as np
 
+from evcsa._validation import int_at_least, is_bool, one_of
 from evcsa.distances import DEFAULT_TOLERANCE, NORMS
 from evcsa.errors import InvalidParameter
 
@@ -35,24 +36,6 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _one_of(choices: tuple[str, ...]):
-    def check(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-        if value not in choices:
-            raise InvalidParameter(f"expected {attribute.name} in {choices}, got {value!r}",
-                                   key=attribute.name, got=value)
-    return check
-
-
-def _int_at_least(minimum: int, *, optional: bool = False):
-    def check(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-        if value is None and optional:
-            return
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise InvalidParameter(f"expected {attribute.name} as an integer ≥ {minimum}, got {value!r}",
-                                   key=attribute.name, got=value)
-    return check
-
-
 def _check_epsilon(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
     if value is None:
         return
@@ -65,12 +48,6 @@ def _check_tolerance(instance: Any, attribute: attrs.Attribute, value: Any) -> N
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 <= value <= 1e-3):
         raise InvalidParameter(f"expected tolerance in [0, 1e-3] on the [0, 1] scale, got {value!r}",
                                key="tolerance", got=value)
-
-
-def _check_bool(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-    if not isinstance(value, bool):
-        raise InvalidParameter(f"expected {attribute.name} as true or false, got {value!r}",
-                               key=attribute.name, got=value)
 
 
 @attrs.frozen(kw_only=True)
@@ -97,15 +74,15 @@ class Rules:
         InvalidParameter: any value out of range (``key`` names the field).
     """
 
-    n_chosen: int = attrs.field(converter=_plain, validator=_int_at_least(1))
+    n_chosen: int = attrs.field(converter=_plain, validator=int_at_least(1))
     epsilon: float | None = attrs.field(converter=_plain, default=None, validator=_check_epsilon)
-    norm: str = attrs.field(default="linf", validator=_one_of(NORMS))
-    goal: str = attrs.field(default="untargeted", validator=_one_of(GOALS))
-    freshness: str = attrs.field(default="source", validator=_one_of(FRESHNESS))
-    reveal: bool = attrs.field(converter=_plain, default=False, validator=_check_bool)
-    untargeted_reference: str = attrs.field(default="label", validator=_one_of(REFERENCES))
-    knowledge: str = attrs.field(default="whitebox", validator=_one_of(KNOWLEDGE_LEVELS))
-    classify_budget: int | None = attrs.field(converter=_plain, default=None, validator=_int_at_least(0, optional=True))
+    norm: str = attrs.field(default="linf", validator=one_of(NORMS))
+    goal: str = attrs.field(default="untargeted", validator=one_of(GOALS))
+    freshness: str = attrs.field(default="source", validator=one_of(FRESHNESS))
+    reveal: bool = attrs.field(converter=_plain, default=False, validator=is_bool)
+    untargeted_reference: str = attrs.field(default="label", validator=one_of(REFERENCES))
+    knowledge: str = attrs.field(default="whitebox", validator=one_of(KNOWLEDGE_LEVELS))
+    classify_budget: int | None = attrs.field(converter=_plain, default=None, validator=int_at_least(0, optional=True))
     tolerance: float = attrs.field(converter=_plain, default=DEFAULT_TOLERANCE, validator=_check_tolerance)
 
     @classmethod
