@@ -25,14 +25,11 @@ reference machines have 2 shared cores and single-thread timings are the stable 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import time
-from typing import Callable
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from _shared import best_of, carlini_mnist_cnn, mnist_like  # noqa: E402  (puts evcsa on sys.path)
 
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
@@ -45,45 +42,9 @@ from evcsa.games import EVCSA  # noqa: E402
 from evcsa.randomness import DerivedKeys  # noqa: E402
 
 
-def best_of(fn: Callable[[], object], repeat: int, warmup: bool = True) -> float:
-    """Best wall time in seconds over ``repeat`` runs (after one warm-up run)."""
-    if warmup:
-        fn()
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
-
-
-def carlini_mnist_cnn(seed: int = 0) -> nn.Module:
-    """Carlini–Wagner's MNIST model (DESIGN): conv 32, 32, pool, conv 64, 64, pool, dense
-    200, 200, 10; ReLU; 312,202 parameters. Random weights from a local generator."""
-    g = torch.Generator().manual_seed(seed)
-    net = nn.Sequential(
-        nn.Conv2d(1, 32, 3), nn.ReLU(), nn.Conv2d(32, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3), nn.ReLU(), nn.Conv2d(64, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(1024, 200), nn.ReLU(), nn.Linear(200, 200), nn.ReLU(), nn.Linear(200, 10))
-    with torch.no_grad():
-        for p in net.parameters():
-            fan = p[0].numel() if p.dim() > 1 else 100
-            p.copy_((torch.rand(p.shape, generator=g) * 2 - 1) / fan ** 0.5)
-    assert sum(p.numel() for p in net.parameters()) == 312_202
-    return net.eval()
-
-
-def mnist_like(n: int, seed: int = 0) -> torch.Tensor:
-    """n images 1×28×28 on the uint8 grid, mostly background like MNIST digits."""
-    rng = np.random.default_rng(seed)
-    x = rng.integers(0, 256, (n, 1, 28, 28)).astype(np.float32) / 255
-    x[rng.random(x.shape) < 0.8] = 0.0
-    return torch.from_numpy(x)
-
-
 def bench_bpda_step(net: nn.Module, batch: int, repeat: int) -> None:
     model = ModelClassifier(net, num_classes=10)
-    x = mnist_like(batch, 1)
+    x = torch.from_numpy(mnist_like(batch, 1))
     y = torch.as_tensor(np.random.default_rng(2).integers(0, 10, batch))
     eps, step = 0.3, 0.01
     loss = lambda z: cross_entropy(z, y)  # noqa: E731
@@ -113,7 +74,7 @@ def bench_bpda_step(net: nn.Module, batch: int, repeat: int) -> None:
 
 def bench_astar(net: nn.Module, candidates: int, draws: int, repeat: int) -> None:
     model = ModelClassifier(net, num_classes=10)
-    x = mnist_like(candidates, 4)
+    x = torch.from_numpy(mnist_like(candidates, 4))
     y = torch.as_tensor(np.random.default_rng(5).integers(0, 10, candidates))
     game = EVCSA(model, x, y, n_chosen=min(25, candidates), knowledge="graybox")
     cands = Candidates(sources=np.arange(candidates), x_adv=x.clone(), targets=None,

@@ -28,18 +28,15 @@ import os
 import resource
 import subprocess
 import sys
-import time
-from typing import Callable
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from _shared import best_of, carlini_mnist_cnn, mnist_like  # noqa: E402  (puts evcsa on sys.path)
 
 import cv2  # noqa: E402
 import torch  # noqa: E402
 from Crypto.Cipher import AES  # noqa: E402
 from scipy.ndimage import median_filter  # noqa: E402
-from torch import nn  # noqa: E402
 
 from evcsa.defenses import (  # noqa: E402
     MedianSmoothing,
@@ -49,37 +46,6 @@ from evcsa.defenses import (  # noqa: E402
     RegionBasedClassification,
 )
 from evcsa.randomness import DerivedKeys, keyed_uniform  # noqa: E402
-
-
-def best_of(fn: Callable[[], object], repeat: int) -> float:
-    """Best wall time in seconds over ``repeat`` runs (after one warm-up run)."""
-    fn()
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
-
-
-def carlini_mnist_cnn(seed: int = 0) -> nn.Module:
-    """Carlini–Wagner's MNIST model (DESIGN): conv 32, 32, pool, conv 64, 64, pool,
-    dense 200, 200, 10; ReLU; 312,202 parameters. Random weights (speed only)."""
-    torch.manual_seed(seed)  # benchmark script, not library code
-    net = nn.Sequential(
-        nn.Conv2d(1, 32, 3), nn.ReLU(), nn.Conv2d(32, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3), nn.ReLU(), nn.Conv2d(64, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(1024, 200), nn.ReLU(), nn.Linear(200, 200), nn.ReLU(), nn.Linear(200, 10))
-    assert sum(p.numel() for p in net.parameters()) == 312_202
-    return net.eval()
-
-
-def mnist_like(n: int, seed: int = 0) -> np.ndarray:
-    """n images 1×28×28 on the uint8 grid, mostly background like MNIST digits."""
-    rng = np.random.default_rng(seed)
-    x = rng.integers(0, 256, (n, 1, 28, 28)).astype(np.float32) / 255
-    x[rng.random(x.shape) < 0.8] = 0.0
-    return x
 
 
 def bench_median(n: int, repeat: int) -> None:

@@ -13,31 +13,12 @@ ratio does not depend on the weights). Timings are medians over interleaved repe
 from __future__ import annotations
 
 import argparse
-import os
-import statistics
-import sys
-import time
+from _shared import carlini_mnist_cnn, interleaved  # noqa: I001  (puts evcsa on sys.path)
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-
-import torch  # noqa: E402
+import torch
 
 from evcsa.defenses import ModelClassifier  # noqa: E402
 from evcsa.games import EVCSA  # noqa: E402
-from evcsa.models import CarliniMNIST  # noqa: E402
-
-
-def interleaved(fns: dict, repeat: int) -> dict:
-    """Median wall time of each function, run in turn ``repeat`` times after a warm-up."""
-    for fn in fns.values():
-        fn()
-    times: dict = {name: [] for name in fns}
-    for _ in range(repeat):
-        for name, fn in fns.items():
-            t = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t)
-    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 def main() -> None:
@@ -48,7 +29,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     gen = torch.Generator().manual_seed(0)
-    clf = ModelClassifier(CarliniMNIST(generator=gen), num_classes=10, batch_size=args.batch)
+    clf = ModelClassifier(carlini_mnist_cnn(0), num_classes=10, batch_size=args.batch)
     x = torch.rand((args.batch, 1, 28, 28), generator=gen)
     labels = torch.randint(0, 10, (args.batch,), generator=gen)
     game = EVCSA(clf, x, labels, n_chosen=args.batch, knowledge="blackbox")

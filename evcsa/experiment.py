@@ -684,7 +684,6 @@ def _find(specs: Sequence[ComponentSpec], which: int | str, section: str) -> tup
 
 
 def _accuracy(classifier: Any, images: Any, labels: Any, draws: int, batch: int = 2_000) -> Estimate:
-    import torch
 
     correct = 0
     for _ in range(draws):

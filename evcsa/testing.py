@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from evcsa.defenses.base import REJECTED, Defense, ModelClassifier
+from evcsa.defenses.base import REJECTED, Defense
 from evcsa.distances import NORMS, distance
 from evcsa.errors import GameOver, InvalidQuery, NotFresh
 from evcsa.games.game import EVCSA, Session

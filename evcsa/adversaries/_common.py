@@ -10,7 +10,7 @@ import attrs
 import numpy as np
 import torch
 
-from evcsa._validation import int_at_least, is_bool, one_of
+from evcsa._validation import int_at_least
 from evcsa.adversaries.base import Adversary
 from evcsa.attacks._common import project, to_uint8_grid
 from evcsa.attacks.gradients import GradientHealth

@@ -25,6 +25,7 @@ import attrs
 import numpy as np
 import torch
 
+from evcsa._validation import is_bool, one_of
 from evcsa.adversaries._common import (
     RANKINGS,
     SOURCE_ORDERS,
@@ -35,8 +36,6 @@ from evcsa.adversaries._common import (
     choose_sources,
     count_successes,
     fit_to_game,
-    is_bool,
-    one_of,
     positive_int,
     probability_open,
     rank,

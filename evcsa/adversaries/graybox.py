@@ -14,6 +14,7 @@ import attrs
 import numpy as np
 import torch
 
+from evcsa._validation import is_bool, one_of
 from evcsa.adversaries._common import (
     SOURCE_ORDERS,
     AdversaryReport,
@@ -22,8 +23,6 @@ from evcsa.adversaries._common import (
     choose_sources,
     fit_to_game,
     game_targeting,
-    is_bool,
-    one_of,
     positive_int,
     rank,
     submit,

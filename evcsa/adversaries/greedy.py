@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 import attrs
 import numpy as np
 
+from evcsa._validation import is_bool, one_of
 from evcsa.adversaries._common import (
     RANKINGS,
     SOURCE_ORDERS,
@@ -27,8 +28,6 @@ from evcsa.adversaries._common import (
     SuccessEstimates,
     choose_sources,
     count_successes,
-    is_bool,
-    one_of,
     positive_int,
     probability_open,
     queries_per_draw,

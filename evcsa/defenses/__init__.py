@@ -48,5 +48,6 @@ __all__ = [
     "random_crop_rescale",
     "select_radius",
     "squeezer_from_spec",
+    "undefended_model",
     "straight_through",
 ]

@@ -17,7 +17,7 @@ that succeeds once succeeds every time (seed 002 § 3).
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
