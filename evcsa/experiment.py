@@ -165,15 +165,7 @@ def build_defense(spec: ComponentSpec, model: Any, keys: Any, *, where: str = "d
         ConfigError: an unknown kind, an unknown or missing key, or a bad value (the message
             names ``where`` and the key).
     """
-    if spec.kind not in DEFENSES:
-        raise ConfigError(f"{where}.kind: expected one of {tuple(DEFENSES)}, got {spec.kind!r}",
-                          key=f"{where}.kind")
-    builder = DEFENSES[spec.kind]
-    _check_params(where, spec, builder, 2)
-    try:
-        return builder(model, keys, **spec.params)
-    except (EvcsaError, TypeError, ValueError) as exc:
-        raise _component_error(where, spec, exc) from exc
+    return _build(DEFENSES, spec, where, model, keys)
 
 
 def build_adversary(spec: ComponentSpec, *, where: str = "adversary") -> Any:
@@ -182,13 +174,19 @@ def build_adversary(spec: ComponentSpec, *, where: str = "adversary") -> Any:
     Raises:
         ConfigError: as :func:`build_defense`.
     """
-    if spec.kind not in ADVERSARIES:
-        raise ConfigError(f"{where}.kind: expected one of {tuple(ADVERSARIES)}, got {spec.kind!r}",
+    return _build(ADVERSARIES, spec, where)
+
+
+def _build(registry: dict[str, Any], spec: ComponentSpec, where: str, *args: Any) -> Any:
+    """``registry[spec.kind](*args, **spec.params)``, every failure a ConfigError naming
+    ``where`` and the key."""
+    if spec.kind not in registry:
+        raise ConfigError(f"{where}.kind: expected one of {tuple(registry)}, got {spec.kind!r}",
                           key=f"{where}.kind")
-    cls = ADVERSARIES[spec.kind]
-    _check_params(where, spec, cls, 0)
+    builder = registry[spec.kind]
+    _check_params(where, spec, builder, len(args))
     try:
-        return cls(**spec.params)
+        return builder(*args, **spec.params)
     except (EvcsaError, TypeError, ValueError) as exc:
         raise _component_error(where, spec, exc) from exc
 

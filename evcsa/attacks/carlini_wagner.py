@@ -162,6 +162,17 @@ def _setup(model: Any, x: Any, y: Any, target: Any, confidence: float, generator
     return _Problem(clf, x, labels, target is not None, confidence, monitor), own
 
 
+def _check_schedule(learning_rate: Any, max_iterations: Any, initial_const: Any, largest_const: Any,
+                    const_factor: Any) -> tuple[float, int, float, float, float]:
+    """Check the Adam step and the c schedule of the L∞ and L0 attacks (c grows by
+    ``const_factor`` from ``initial_const`` until ``largest_const``); raises InvalidParameter."""
+    return (check_number(learning_rate, "learning_rate", minimum=0.0, open_low=True),
+            check_positive_int(max_iterations, "max_iterations"),
+            check_number(initial_const, "initial_const", minimum=0.0, open_low=True),
+            check_number(largest_const, "largest_const", minimum=0.0, open_low=True),
+            check_number(const_factor, "const_factor", minimum=1.0, open_low=True))
+
+
 def _view(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return v.view(-1, *([1] * (like.dim() - 1)))
 
@@ -307,11 +318,8 @@ def cw_linf(model: Any, x: Any, y: Any, *, target: Any = None, confidence: float
     Raises:
         InvalidParameter: malformed inputs or parameters.
     """
-    learning_rate = check_number(learning_rate, "learning_rate", minimum=0.0, open_low=True)
-    max_iterations = check_positive_int(max_iterations, "max_iterations")
-    initial_const = check_number(initial_const, "initial_const", minimum=0.0, open_low=True)
-    largest_const = check_number(largest_const, "largest_const", minimum=0.0, open_low=True)
-    const_factor = check_number(const_factor, "const_factor", minimum=1.0, open_low=True)
+    learning_rate, max_iterations, initial_const, largest_const, const_factor = _check_schedule(
+        learning_rate, max_iterations, initial_const, largest_const, const_factor)
     decrease_factor = check_number(decrease_factor, "decrease_factor", minimum=0.0, maximum=1.0, open_low=True)
     if decrease_factor == 1.0:
         raise InvalidParameter("expected decrease_factor < 1 (τ must shrink after each success), got 1.0")
@@ -416,11 +424,8 @@ def cw_l0(model: Any, x: Any, y: Any, *, target: Any = None, confidence: float =
     Raises:
         InvalidParameter: malformed inputs or parameters.
     """
-    learning_rate = check_number(learning_rate, "learning_rate", minimum=0.0, open_low=True)
-    max_iterations = check_positive_int(max_iterations, "max_iterations")
-    initial_const = check_number(initial_const, "initial_const", minimum=0.0, open_low=True)
-    largest_const = check_number(largest_const, "largest_const", minimum=0.0, open_low=True)
-    const_factor = check_number(const_factor, "const_factor", minimum=1.0, open_low=True)
+    learning_rate, max_iterations, initial_const, largest_const, const_factor = _check_schedule(
+        learning_rate, max_iterations, initial_const, largest_const, const_factor)
     p, own = _setup(model, x, y, target, confidence, generator, monitor)
     x = p.x
     b, ch = x.shape[0], x.shape[1]
