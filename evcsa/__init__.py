@@ -19,6 +19,7 @@ from evcsa.errors import (
     InvalidParameter,
     InvalidQuery,
     KeyStreamError,
+    ModelTampered,
     NotFresh,
 )
 
@@ -33,6 +34,7 @@ __all__ = [
     "InvalidParameter",
     "InvalidQuery",
     "KeyStreamError",
+    "ModelTampered",
     "NotFresh",
     "__version__",
 ]

@@ -15,7 +15,8 @@ so that generic handlers keep working.
     ├── NotFresh                        a stale Attack query: the game's ⊥, not counted
     ├── GameOver                        Attack after N submissions, or after the game ended
     ├── BudgetExhausted                 Classify beyond its optional query budget
-    └── KeyStreamError                  a key, nonce or keystream request out of range
+    ├── KeyStreamError                  a key, nonce or keystream request out of range
+    └── ModelTampered                   the adversary changed the model the game classifies with
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ __all__ = [
     "InvalidParameter",
     "InvalidQuery",
     "KeyStreamError",
+    "ModelTampered",
     "NotFresh",
 ]
 
@@ -87,3 +89,11 @@ class BudgetExhausted(EvcsaError):
 
 class KeyStreamError(EvcsaError):
     """A key or nonce of the wrong length, or a keystream request past the counter's end."""
+
+
+class ModelTampered(EvcsaError):
+    """The adversary changed the undefended model it was handed (graybox/whitebox knowledge)
+    — its parameters or buffers (in place, via ``.data`` or by replacement) or its train/eval
+    mode — while the game classified with that same model. The game's result is void;
+    an adversary that fine-tunes a surrogate must work on a copy
+    (``copy.deepcopy(knowledge.model.module)``)."""

@@ -32,7 +32,7 @@ import torch
 from evcsa._validation import as_images, as_labels, check_positive_int, describe
 from evcsa.defenses.base import REJECTED, ModelClassifier, undefended_model
 from evcsa.distances import distance, within_epsilon
-from evcsa.errors import BudgetExhausted, GameOver, InvalidParameter, InvalidQuery, NotFresh
+from evcsa.errors import BudgetExhausted, GameOver, InvalidParameter, InvalidQuery, ModelTampered, NotFresh
 from evcsa.games.results import GameResult, RepeatResult, Submission
 from evcsa.games.rules import Rules
 from evcsa.randomness import DerivedKeys, KeySource, SystemKeys
@@ -485,21 +485,31 @@ class EVCSA:
 
         Raises:
             InvalidParameter: ``adversary`` has no ``play`` (or is a class), or a bad ``seed``.
+            ModelTampered: the adversary changed the model in its knowledge (checked after
+                ``prepare`` and after ``play``).
             Whatever the adversary lets escape (an uncaught InvalidQuery, say).
         """
         _check_adversary(adversary)
         ss = _as_seed(seed)
         prep_seed, play_seed = (None, None) if ss is None else ss.spawn(2)
-        prepared = adversary.prepare(self.knowledge(prep_seed))
+        prepared = self._prepare(adversary, self.knowledge(prep_seed))
         return self._play_prepared(prepared, self.knowledge(play_seed))
+
+    def _prepare(self, adversary: Adversary, knowledge: Knowledge) -> Adversary:
+        before = _model_state(knowledge.model)
+        prepared = adversary.prepare(knowledge)
+        _check_model_unchanged(before, knowledge.model, "prepare")
+        return prepared
 
     def _play_prepared(self, adversary: Adversary, knowledge: Knowledge) -> GameResult:
         session = Session(self, knowledge)
         report = None
+        before = _model_state(knowledge.model)
         try:
             report = adversary.play(session.oracles, knowledge)
         finally:
             result = session.finish(report)
+        _check_model_unchanged(before, knowledge.model, "play")
         return result
 
     def repeat(self, adversary: Adversary, runs: int, *, seed: int | None = None,
@@ -521,6 +531,7 @@ class EVCSA:
 
         Raises:
             InvalidParameter: runs < 1, a bad adversary or a bad ``seed``.
+            ModelTampered: as :meth:`play`.
         """
         from tqdm.auto import tqdm
 
@@ -528,14 +539,14 @@ class EVCSA:
         _check_adversary(adversary)
         ss = _as_seed(seed)
         children = [None] * (runs + 1) if ss is None else ss.spawn(runs + 1)
-        prepared = adversary.prepare(self.knowledge(children[0])) if reuse_preparation else None
+        prepared = self._prepare(adversary, self.knowledge(children[0])) if reuse_preparation else None
         games = []
         bar = tqdm(range(runs), desc=f"games ({type(adversary).__name__})", unit="game",
                    disable=None if progress is None else not progress, leave=False)
         for i in bar:
             if prepared is None:
                 pair = [None, None] if children[i + 1] is None else children[i + 1].spawn(2)
-                player = adversary.prepare(self.knowledge(pair[0]))
+                player = self._prepare(adversary, self.knowledge(pair[0]))
                 k = self.knowledge(pair[1])
             else:
                 player, k = prepared, self.knowledge(children[i + 1])
@@ -599,6 +610,40 @@ class Session:
         return GameResult(successes=st.n, n_chosen=self.game.rules.n_chosen, submissions=st.q,
                           classify_queries=st.classify_queries, stale_queries=st.stale,
                           transcript=tuple(st.transcript), report=report)
+
+
+def _model_state(model: ModelClassifier | None) -> tuple | None:
+    """What identifies the state of the model handed to the adversary: each parameter's
+    and buffer's storage and version counter, a float64 sum of its values (which catches
+    writes through ``.data`` that bypass the counter), and every submodule's train/eval
+    mode. None when there is no model (blackbox knowledge)."""
+    if model is None:
+        return None
+    module = model.module
+    tensors = [*module.parameters(), *module.buffers()]
+    with torch.no_grad():
+        sums = torch.stack([t.detach().double().sum() for t in tensors]).cpu().numpy().tobytes() \
+            if tensors else b""
+    return (tuple((t.data_ptr(), _version(t)) for t in tensors), sums,
+            tuple(m.training for m in module.modules()))
+
+
+def _version(t: torch.Tensor) -> int | None:
+    try:
+        return t._version
+    except RuntimeError:  # inference tensors have no version counter
+        return None
+
+
+def _check_model_unchanged(before: tuple | None, model: ModelClassifier | None, phase: str) -> None:
+    """Raise ModelTampered when the model's state differs from ``before`` after the
+    adversary's ``phase`` ("prepare" or "play")."""
+    if before is None or _model_state(model) == before:
+        return
+    raise ModelTampered(
+        f"expected the adversary to leave the model it was given unchanged, got its parameters, "
+        f"buffers or train/eval mode changed during {phase}; the game's result is void "
+        "(work on a copy: copy.deepcopy(knowledge.model.module))", phase=phase)
 
 
 def _as_seed(seed: Any) -> np.random.SeedSequence | None:

@@ -10,7 +10,8 @@ import torch
 
 from evcsa.adversaries import Adversary
 from evcsa.defenses import REJECTED, Defense, ModelClassifier
-from evcsa.errors import BudgetExhausted, EvcsaError, GameOver, InvalidParameter, InvalidQuery, NotFresh
+from evcsa.errors import (BudgetExhausted, EvcsaError, GameOver, InvalidParameter, InvalidQuery, ModelTampered,
+                          NotFresh)
 from evcsa.games import EVCSA, Rules
 from evcsa.randomness import DerivedKeys
 from evcsa.stats import advantage_exact
@@ -582,3 +583,52 @@ def test_numpy_seeds_are_seeds():
 def test_an_adversary_class_instead_of_an_instance_is_named():
     with pytest.raises(InvalidParameter, match=r"expected an Adversary instance, got the class Scripted \(call it"):
         make_game().play(Scripted)
+
+
+# -- the model handed to the adversary is the game's model: changing it voids the game ------
+@attrs.frozen
+class Tamperer(Adversary):
+    """Changes knowledge.model in ``phase`` ("prepare" or "play") by ``how``."""
+
+    how: str
+    phase: str = "play"
+
+    def _tamper(self, knowledge):
+        module = knowledge.model.module
+        if self.how == "train mode":
+            module.train()
+        elif self.how == "in place":
+            module.centres.add_(1.0)
+        elif self.how == "through .data":
+            module.centres.data.add_(1.0)
+        elif self.how == "replaced":
+            module.centres = module.centres + 1.0
+        elif self.how == "on a copy":
+            import copy
+
+            copy.deepcopy(module).centres.add_(1.0)
+
+    def prepare(self, knowledge):
+        if self.phase == "prepare":
+            self._tamper(knowledge)
+        return self
+
+    def play(self, oracles, knowledge):
+        if self.phase == "play":
+            self._tamper(knowledge)
+
+
+@pytest.mark.parametrize("phase", ["prepare", "play"])
+@pytest.mark.parametrize("how", ["train mode", "in place", "through .data", "replaced"])
+def test_an_adversary_changing_the_model_voids_the_game(how, phase):
+    game = make_game(knowledge="graybox")
+    with pytest.raises(ModelTampered, match=f"unchanged, got .* changed during {phase}"):
+        game.play(Tamperer(how, phase), seed=0)
+    with pytest.raises(ModelTampered, match="deepcopy"):
+        make_game(knowledge="whitebox").repeat(Tamperer(how, phase), runs=2, seed=0)
+
+
+def test_an_adversary_changing_a_copy_of_the_model_is_fine():
+    game = make_game(knowledge="graybox")
+    assert game.play(Tamperer("on a copy"), seed=0).submissions == 0
+    assert game.repeat(Tamperer("on a copy", "prepare"), runs=2, seed=0).runs == 2
