@@ -538,19 +538,26 @@ class EVCSA:
         runs = check_positive_int(runs, "runs")
         _check_adversary(adversary)
         ss = _as_seed(seed)
-        children = [None] * (runs + 1) if ss is None else ss.spawn(runs + 1)
-        prepared = self._prepare(adversary, self.knowledge(children[0])) if reuse_preparation else None
+
+        def child() -> np.random.SeedSequence | None:
+            # one at a time: the same children as ss.spawn(runs + 1), without holding them all
+            return None if ss is None else ss.spawn(1)[0]
+
+        first = child()
+        prepared = self._prepare(adversary, self.knowledge(first)) if reuse_preparation else None
         games = []
-        bar = tqdm(range(runs), desc=f"games ({type(adversary).__name__})", unit="game",
-                   disable=None if progress is None else not progress, leave=False)
-        for i in bar:
-            if prepared is None:
-                pair = [None, None] if children[i + 1] is None else children[i + 1].spawn(2)
-                player = self._prepare(adversary, self.knowledge(pair[0]))
-                k = self.knowledge(pair[1])
-            else:
-                player, k = prepared, self.knowledge(children[i + 1])
-            games.append(self._play_prepared(player, k))
+        with tqdm(total=runs, desc=f"games ({type(adversary).__name__})", unit="game",
+                  disable=None if progress is None else not progress, leave=False) as bar:
+            for _ in range(runs):  # not tqdm(range(runs)): len() of a huge range overflows
+                seed_i = child()
+                if prepared is None:
+                    pair = [None, None] if seed_i is None else seed_i.spawn(2)
+                    player = self._prepare(adversary, self.knowledge(pair[0]))
+                    k = self.knowledge(pair[1])
+                else:
+                    player, k = prepared, self.knowledge(seed_i)
+                games.append(self._play_prepared(player, k))
+                bar.update(1)
         return RepeatResult(games=tuple(games), n_chosen=self.rules.n_chosen,
                             reused_preparation=reuse_preparation)
 

@@ -632,3 +632,22 @@ def test_an_adversary_changing_a_copy_of_the_model_is_fine():
     game = make_game(knowledge="graybox")
     assert game.play(Tamperer("on a copy"), seed=0).submissions == 0
     assert game.repeat(Tamperer("on a copy", "prepare"), runs=2, seed=0).runs == 2
+
+
+def test_repeat_with_a_huge_run_count_starts_and_stops_on_the_adversary_error():
+    """R = 10**20 must not fail up front (no list of R seeds, no len() of a huge range):
+    it plays until something stops it, here the adversary's own error in the third game."""
+
+    @attrs.define
+    class StopsAfterTwo(Adversary):
+        played: int = 0
+
+        def play(self, oracles, knowledge):
+            self.played += 1
+            if self.played > 2:
+                raise KeyboardInterrupt
+
+    adversary = StopsAfterTwo()
+    with pytest.raises(KeyboardInterrupt):
+        make_game().repeat(adversary, runs=10**20, seed=0, progress=True)
+    assert adversary.played == 3
