@@ -12,7 +12,7 @@
 docs/defenses.md describes each defense, its source, parameters and known attacks.
 """
 
-from evcsa.defenses.base import REJECTED, Classifier, Defense, ModelClassifier, undefended_model
+from evcsa.defenses.base import REJECTED, Classifier, Defense, LogitsWarning, ModelClassifier, undefended_model
 from evcsa.defenses.bpda import bpda, straight_through
 from evcsa.defenses.cropping_rescaling import CroppingRescaling, crop_size_pixels, random_crop_rescale
 from evcsa.defenses.feature_squeezing import FeatureSqueezing, fit_threshold
@@ -34,6 +34,7 @@ __all__ = [
     "Compose",
     "CroppingRescaling",
     "Defense",
+    "LogitsWarning",
     "FeatureSqueezing",
     "MedianSmoothing",
     "ModelClassifier",

@@ -18,6 +18,7 @@ Every classifier has:
 from __future__ import annotations
 
 import abc
+import warnings
 from typing import Any
 
 import torch
@@ -26,11 +27,19 @@ import torch.nn.functional as F
 from evcsa._validation import as_images, check_positive_int
 from evcsa.errors import InvalidParameter
 
-__all__ = ["REJECTED", "Classifier", "Defense", "ModelClassifier", "undefended_model"]
+__all__ = ["REJECTED", "Classifier", "Defense", "LogitsWarning", "ModelClassifier", "undefended_model"]
 
 #: The label a rejecting defense (a detector) returns. Never equal to a class index, so it
 #: is never a targeted success, and the game counts it as no untargeted success either.
 REJECTED = -1
+
+
+class LogitsWarning(UserWarning):
+    """A module's outputs look like probabilities (rows in [0, 1] summing to 1) rather than
+    logits. Predictions are unaffected, but the attacks' losses (C&W margins, cross-entropy)
+    and the squeezing detector's softmax assume logits: a final softmax layer flattens
+    their gradients and silently weakens every attack (the fault of cases.md's kind where
+    an attack reads probabilities as logits)."""
 
 
 class Classifier(abc.ABC):
@@ -123,6 +132,7 @@ class ModelClassifier(Classifier):
         if not isinstance(module, torch.nn.Module):
             raise InvalidParameter(f"expected module as a torch.nn.Module, got {type(module).__name__}")
         self.module = module.eval()
+        self._outputs_checked = False
         self.batch_size = check_positive_int(batch_size, "batch_size")
         self._num_classes = None if num_classes is None else check_positive_int(num_classes, "num_classes", minimum=2)
 
@@ -147,11 +157,33 @@ class ModelClassifier(Classifier):
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Logits [B, K] (float32, on :attr:`device`), chunked, without gradient."""
         x = as_images(x, device=self.device)
+        outs = []
         with torch.no_grad():
-            out = torch.cat([self.module(chunk) for chunk in x.split(self.batch_size)])
-        if self._num_classes is None:
-            self._num_classes = int(out.shape[1])
-        return out
+            for chunk in x.split(self.batch_size):
+                outs.append(self.module(chunk))
+                self._check_output(outs[-1], chunk.shape[0])
+        return torch.cat(outs) if outs else torch.empty((0, self._num_classes or 0), device=self.device)
+
+    def _check_output(self, out: Any, b: int) -> None:
+        """Logits must be a float [B, K] tensor with K ≥ 2 (and K as declared); the first
+        time, warn (LogitsWarning) if they look like probabilities."""
+        if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != b or out.shape[1] < 2 \
+                or not out.is_floating_point():
+            got = f"{tuple(out.shape)} {out.dtype}" if isinstance(out, torch.Tensor) else type(out).__name__
+            raise InvalidParameter(f"expected {type(self.module).__name__} to map {b} images to float logits "
+                                   f"[{b}, K] with K ≥ 2, got {got}", got=got)
+        if self._num_classes is not None and out.shape[1] != self._num_classes:
+            raise InvalidParameter(f"expected logits with num_classes = {self._num_classes} columns, "
+                                   f"got {out.shape[1]}", got=int(out.shape[1]))
+        self._num_classes = int(out.shape[1])
+        if not self._outputs_checked and out.numel():
+            self._outputs_checked = True
+            fractional = (out > 0) & (out < 1)  # logits such as (1, 0) are not evidence
+            if bool(((out >= 0) & (out <= 1)).all()) and bool(((out.sum(1) - 1).abs() < 1e-4).all()) \
+                    and bool(fractional.any()):
+                warnings.warn(f"{type(self.module).__name__} outputs look like probabilities (rows in [0, 1] "
+                              "summing to 1); evcsa expects logits: drop the final softmax, or the attacks' "
+                              "gradients will be flattened", LogitsWarning, stacklevel=3)
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         return self.logits(x).argmax(dim=1)
@@ -160,7 +192,10 @@ class ModelClassifier(Classifier):
         return F.softmax(self.logits(x), dim=1)
 
     def surrogate_logits(self, x: torch.Tensor) -> torch.Tensor:
-        return self.module(x.to(self.device))
+        out = self.module(x.to(self.device))
+        if not self._outputs_checked:
+            self._check_output(out.detach() if isinstance(out, torch.Tensor) else out, x.shape[0])
+        return out
 
     def __repr__(self) -> str:
         return f"ModelClassifier({type(self.module).__name__})"

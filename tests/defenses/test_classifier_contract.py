@@ -3,10 +3,12 @@ surrogate_logits, randomized, with_keys, model, device, chunking, input checks."
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 
-from evcsa.defenses import REJECTED, ModelClassifier
+from evcsa.defenses import REJECTED, LogitsWarning, ModelClassifier
 from evcsa.errors import InvalidParameter
 
 from .conftest import NUM_CLASSES, REGISTRY, images, master_keys, tiny_net
@@ -129,3 +131,51 @@ def test_no_global_rng_use(classifier_kind):
     clf.predict(images(3))
     clf.surrogate_logits(images(2))
     assert torch.equal(torch.get_rng_state(), state)
+
+
+class _Out(torch.nn.Module):
+    """A module answering whatever ``make(x)`` returns."""
+
+    def __init__(self, make):
+        super().__init__()
+        self.make = make
+
+    def forward(self, x):
+        return self.make(x)
+
+
+@pytest.mark.parametrize("make_out, match", [
+    (lambda x: x.flatten(1)[:, 0], r"float logits \[3, K\] with K ≥ 2, got \(3,\)"),
+    (lambda x: x.flatten(1)[:, :1], r"K ≥ 2, got \(3, 1\)"),
+    (lambda x: x.flatten(1)[:1, :4], r"map 3 images .* got \(1, 4\)"),
+    (lambda x: (x.flatten(1)[:, :4] * 10).long(), r"got \(3, 4\) torch.int64"),
+    (lambda x: x.flatten(1)[:, :4].tolist(), "got list"),
+])
+def test_a_module_answering_something_else_than_logits_is_named(make_out, match):
+    clf = ModelClassifier(_Out(make_out))
+    for call in (clf.predict, clf.logits, clf.surrogate_logits):
+        with pytest.raises(InvalidParameter, match=match):
+            call(images(3))
+
+
+def test_logits_must_have_the_declared_number_of_classes():
+    clf = ModelClassifier(_Out(lambda x: x.flatten(1)[:, :4]), num_classes=10)
+    with pytest.raises(InvalidParameter, match="num_classes = 10 columns, got 4"):
+        clf.predict(images(3))
+
+
+def test_probabilities_instead_of_logits_warn_once():
+    softmaxed = ModelClassifier(torch.nn.Sequential(tiny_net(), torch.nn.Softmax(dim=1)))
+    with pytest.warns(LogitsWarning, match="look like probabilities .* drop the final softmax"):
+        softmaxed.predict(images(4))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        softmaxed.predict(images(4))  # once per classifier
+        ModelClassifier(tiny_net()).predict(images(4))  # logits: no warning
+        ModelClassifier(_Out(lambda x: torch.eye(4)[: x.shape[0]])).predict(images(3))  # one-hot logits
+
+
+def test_probabilities_through_the_surrogate_warn_too():
+    softmaxed = ModelClassifier(torch.nn.Sequential(tiny_net(), torch.nn.Softmax(dim=1)))
+    with pytest.warns(LogitsWarning):
+        softmaxed.surrogate_logits(images(2).requires_grad_(True))
