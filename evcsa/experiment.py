@@ -217,7 +217,9 @@ def _stand_in_model() -> Any:
 
 def check_config(config: ExperimentConfig) -> None:
     """Check everything that can be checked before any work: every defense and adversary
-    builds, the sweep's attack exists, the data file and weights exist.
+    builds, each adversary accepts the game's rules (its knowledge level, norm, ε), N fits
+    in X_D, the data set holds ``data.samples``, the sweep's attack exists, the data file
+    and weights exist.
 
     Raises:
         ConfigError: the first problem, naming the key.
@@ -229,7 +231,17 @@ def check_config(config: ExperimentConfig) -> None:
     for i, spec in enumerate(config.defenses):
         build_defense(spec, stand_in, keys, where=f"defenses[{i}]")
     for i, spec in enumerate(config.adversaries):
-        build_adversary(spec, where=f"adversaries[{i}]")
+        adversary = build_adversary(spec, where=f"adversaries[{i}]")
+        try:
+            adversary.check_rules(config.game)
+        except EvcsaError as exc:
+            raise ConfigError(f"adversaries[{i}] ({spec.name}) in this [game]: {exc.message}",
+                              key=f"adversaries[{i}]") from exc
+    game = config.game
+    if game.freshness == "source" and game.n_chosen > config.data.samples:
+        raise ConfigError(f"game.n_chosen: expected N ≤ data.samples = {config.data.samples} under freshness "
+                          f"'source' (one chosen sample per natural sample), got {game.n_chosen}",
+                          key="game.n_chosen")
     if config.figures.enabled:
         _sweep_attack(config)
         try:
@@ -239,7 +251,15 @@ def check_config(config: ExperimentConfig) -> None:
     dataset = config.data.dataset
     from evcsa.data import DATASETS
 
-    if dataset not in DATASETS:
+    if dataset in DATASETS:
+        from evcsa.data import load_dataset
+
+        available = len(load_dataset(dataset, config.data.split).labels)
+        if config.data.samples > available:
+            raise ConfigError(f"data.samples: expected at most {available} (the size of {dataset}[{config.data.split}]"
+                              f"{', before filtering' if config.data.correctly_classified else ''}), got "
+                              f"{config.data.samples}", key="data.samples")
+    else:
         if not dataset.endswith(".npz"):
             raise ConfigError(f"data.dataset: expected one of {DATASETS} or a path to a .npz file, "
                               f"got {dataset!r}", key="data.dataset")

@@ -118,6 +118,15 @@ BAD_CONFIGS = [
      r"adversaries\[1\].*expected parameters of fgsm among .*got unknown \['eps'\]"),
     ('reference = "digits"', 'reference = "imagenet"', r"model.reference: expected one of \('mnist', 'digits'\)"),
     ("epsilon = 0.3", "epsilon = = 0.3", r"tiny.toml: invalid TOML: .*\(at line \d+, column \d+\)"),
+    # clashes between parts that each look fine, caught before any work (and by --check)
+    ("n_chosen = 5", "n_chosen = 31", r"game.n_chosen: expected N ≤ data.samples = 30 under freshness 'source'"),
+    ("samples = 30", "samples = 501", r"data.samples: expected at most 500 \(the size of digits\[test\], before "
+                                      r"filtering\), got 501"),
+    ("epsilon = 0.3", 'epsilon = 0.3\nknowledge = "graybox"',
+     r"adversaries\[2\] \(BPDA\+EOT\) in this \[game\]: expected whitebox knowledge for BPDAEOT, got graybox"),
+    ("epsilon = 0.3", 'epsilon = 0.3\nknowledge = "blackbox"',
+     r"adversaries\[0\] \(graybox FGSM\) in this \[game\]: expected graybox knowledge for GrayboxTransfer"),
+    ("epsilon = 0.3", 'epsilon = 3\nnorm = "l0"', r"adversaries\[2\] .*expected an L∞ or L2 game \(or norm=...\), got norm 'l0'"),
 ]
 
 
@@ -166,6 +175,9 @@ def test_check_only(workdir, capsys):
     code, out, err = _run(capsys, "play", "tiny.toml", "--check", "--threads", "1")
     assert code == 0 and "tiny.toml: OK (2 defense(s) × 3 adversary(ies), 4 games each)" in out
     assert list(workdir.iterdir()) == [workdir / "tiny.toml"]
+    (workdir / "tiny.toml").write_text(GOOD.replace("epsilon = 0.3", 'epsilon = 0.3\nknowledge = "graybox"'))
+    code, out, err = _run(capsys, "play", "tiny.toml", "--check")
+    assert code == 2 and "expected whitebox knowledge for BPDAEOT, got graybox" in _one_line_error(err)
 
 
 def test_train_reports_the_cached_model(workdir, capsys, digits_cache):

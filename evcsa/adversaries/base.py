@@ -20,14 +20,41 @@ from __future__ import annotations
 import abc
 from typing import TYPE_CHECKING, Any
 
+from evcsa.errors import InvalidParameter
+
 if TYPE_CHECKING:
     from evcsa.games.game import Knowledge, Oracles
+    from evcsa.games.rules import Rules
 
 __all__ = ["Adversary"]
 
 
 class Adversary(abc.ABC):
     """Base class of EV-CSA adversaries (seed 002 § 3, seed 000 § 3)."""
+
+    @property
+    def knowledge_needed(self) -> str:
+        """The least knowledge level this adversary can play with: "blackbox" (the
+        default: samples, labels, N, ε and the oracles), "graybox" (it needs the undefended
+        model) or "whitebox" (it needs the defense's twin)."""
+        return "blackbox"
+
+    def check_rules(self, rules: Rules) -> None:
+        """Refuse, before any work, a game this adversary cannot play.
+
+        :class:`~evcsa.games.EVCSA` calls it at the start of ``play`` and ``repeat``, and
+        ``evcsa play --check`` calls it on the configuration. The default checks
+        :attr:`knowledge_needed` against ``rules.knowledge``; override it (calling
+        ``super()``) to refuse other rules (a norm the attack lacks, say).
+
+        Raises:
+            InvalidParameter: "expected … knowledge …, got …" or the subclass's reason.
+        """
+        order = ("blackbox", "graybox", "whitebox")
+        needed = self.knowledge_needed
+        if order.index(needed) > order.index(rules.knowledge):
+            raise InvalidParameter(f"expected {needed} knowledge for {type(self).__name__}, got "
+                                   f"{rules.knowledge}", needed=needed, got=rules.knowledge)
 
     def prepare(self, knowledge: Knowledge) -> Adversary:
         """Offline phase: work that needs only ``knowledge`` (no oracle).

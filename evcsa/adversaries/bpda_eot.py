@@ -52,6 +52,7 @@ from evcsa.errors import InvalidParameter
 if TYPE_CHECKING:
     from evcsa.defenses.base import Classifier
     from evcsa.games.game import Knowledge, Oracles
+    from evcsa.games.rules import Rules
 
 __all__ = ["BPDAEOT", "eot_gradient"]
 
@@ -194,7 +195,17 @@ class BPDAEOT(Adversary):
     query_batch: int = attrs.field(default=10_000, validator=positive_int())
 
     # -- settings resolved against the game -----------------------------------------
-    def _bound(self, knowledge: Knowledge) -> tuple[float, str]:
+    @property
+    def knowledge_needed(self) -> str:
+        return "whitebox"
+
+    def check_rules(self, rules: Rules) -> None:
+        """Also refuses an L0 game without ``norm=...`` and an unbounded game without
+        ``epsilon=...``."""
+        super().check_rules(rules)
+        self._bound(rules)
+
+    def _bound(self, knowledge: Knowledge | Rules) -> tuple[float, str]:
         norm = self.norm if self.norm is not None else knowledge.norm
         if norm not in ("linf", "l2"):
             raise InvalidParameter(f"expected an L∞ or L2 game (or norm=...), got norm {norm!r}", got=norm)

@@ -117,6 +117,10 @@ class GrayboxTransfer(Adversary):
     round_to_grid: bool = attrs.field(default=False, validator=is_bool)
     batch_size: int = attrs.field(default=256, validator=positive_int())
 
+    @property
+    def knowledge_needed(self) -> str:
+        return "graybox"
+
     def craft(self, knowledge: Knowledge, sources: np.ndarray) -> Candidates:
         """Candidates for ``sources``, crafted on the undefended model.
 

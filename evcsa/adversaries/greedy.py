@@ -41,6 +41,7 @@ from evcsa.errors import InvalidParameter
 
 if TYPE_CHECKING:
     from evcsa.games.game import Knowledge, Oracles
+    from evcsa.games.rules import Rules
 
 __all__ = ["GreedyAStar", "estimate_online"]
 
@@ -131,6 +132,20 @@ class GreedyAStar(Adversary):
     round_to_grid: bool = attrs.field(default=False, validator=is_bool)
     batch_size: int = attrs.field(default=256, validator=positive_int())
     query_batch: int = attrs.field(default=10_000, validator=positive_int())
+
+    @property
+    def knowledge_needed(self) -> str:
+        """That of its crafter when it is an adversary (BPDA+EOT: whitebox), else graybox
+        (an attack runs on the undefended model)."""
+        if callable(getattr(self.attack, "craft", None)):
+            return getattr(self.attack, "knowledge_needed", "blackbox")
+        return "graybox"
+
+    def check_rules(self, rules: Rules) -> None:
+        super().check_rules(rules)
+        check = getattr(self.attack, "check_rules", None)
+        if callable(check):
+            check(rules)
 
     def craft(self, knowledge: Knowledge, sources: np.ndarray) -> Candidates:
         """Candidates for ``sources`` (no oracle)."""

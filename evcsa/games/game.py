@@ -484,12 +484,13 @@ class EVCSA:
             :class:`GameResult`; submissions never made count as failures.
 
         Raises:
-            InvalidParameter: ``adversary`` has no ``play`` (or is a class), or a bad ``seed``.
+            InvalidParameter: ``adversary`` has no ``play`` (or is a class), its
+                ``check_rules`` refuses the game (too little knowledge, say), or a bad ``seed``.
             ModelTampered: the adversary changed the model in its knowledge (checked after
                 ``prepare`` and after ``play``).
             Whatever the adversary lets escape (an uncaught InvalidQuery, say).
         """
-        _check_adversary(adversary)
+        _check_adversary(adversary, self.rules)
         ss = _as_seed(seed)
         prep_seed, play_seed = (None, None) if ss is None else ss.spawn(2)
         prepared = self._prepare(adversary, self.knowledge(prep_seed))
@@ -536,7 +537,7 @@ class EVCSA:
         from tqdm.auto import tqdm
 
         runs = check_positive_int(runs, "runs")
-        _check_adversary(adversary)
+        _check_adversary(adversary, self.rules)
         ss = _as_seed(seed)
 
         def child() -> np.random.SeedSequence | None:
@@ -667,9 +668,13 @@ def _as_seed(seed: Any) -> np.random.SeedSequence | None:
     return np.random.SeedSequence(int(seed))
 
 
-def _check_adversary(adversary: Any) -> None:
+def _check_adversary(adversary: Any, rules: Rules) -> None:
+    """An Adversary instance (with prepare and play) whose ``check_rules`` accepts ``rules``."""
     if isinstance(adversary, type):
         raise InvalidParameter(f"expected an Adversary instance, got the class {adversary.__name__} "
                                f"(call it: {adversary.__name__}(...))", got=adversary.__name__)
     if not callable(getattr(adversary, "play", None)) or not callable(getattr(adversary, "prepare", None)):
         raise InvalidParameter(f"expected an Adversary (with prepare and play), got {type(adversary).__name__}")
+    check = getattr(adversary, "check_rules", None)
+    if callable(check):
+        check(rules)

@@ -51,13 +51,23 @@ def test_hyperparameters_are_keyword_only():
 def test_knowledge_requirements(digits):
     model, x, y = digits
     blackbox = EVCSA(model, x[:5], y[:5], n_chosen=3, epsilon=0.1, knowledge="blackbox")
-    with pytest.raises(InvalidParameter, match="expected graybox or whitebox knowledge"):
-        blackbox.play(GrayboxTransfer())
-    with pytest.raises(InvalidParameter, match="expected graybox or whitebox knowledge"):
-        blackbox.play(GreedyAStar())
+    for adversary in (GrayboxTransfer(), GreedyAStar()):
+        # refused up front by check_rules, before any crafting ...
+        with pytest.raises(InvalidParameter, match=f"expected graybox knowledge for {type(adversary).__name__}, "
+                                                    "got blackbox"):
+            blackbox.play(adversary)
+        with pytest.raises(InvalidParameter, match="expected graybox knowledge"):
+            blackbox.repeat(adversary, runs=2)
+        # ... and by prepare itself when called directly
+        with pytest.raises(InvalidParameter, match="expected graybox or whitebox knowledge"):
+            adversary.prepare(blackbox.knowledge(0))
     graybox = EVCSA(model, x[:5], y[:5], n_chosen=3, epsilon=0.1, knowledge="graybox")
-    with pytest.raises(InvalidParameter, match="expected whitebox knowledge"):
+    with pytest.raises(InvalidParameter, match="expected whitebox knowledge for BPDAEOT, got graybox"):
         graybox.play(BPDAEOT(steps=1))
+    with pytest.raises(InvalidParameter, match="expected whitebox knowledge for GreedyAStar, got graybox"):
+        graybox.play(GreedyAStar(attack=BPDAEOT(steps=1)))  # A* crafting with BPDA+EOT needs the twin too
+    assert GreedyAStar(attack=BPDAEOT(steps=1)).knowledge_needed == "whitebox"
+    assert (GrayboxTransfer().knowledge_needed, GreedyAStar().knowledge_needed) == ("graybox", "graybox")
     unbounded = EVCSA(model, x[:5], y[:5], n_chosen=3)
     with pytest.raises(InvalidParameter, match="expected a distortion bound"):
         unbounded.play(BPDAEOT(steps=1))
