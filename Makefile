@@ -1,6 +1,7 @@
 # The two commands of the README: `make demo` (the main job) and `make test` (the suite).
 # Both create .venv if missing and install the CPU build of torch before the package, so
-# that pip never pulls a multi-GB CUDA build.
+# that pip never pulls a multi-GB CUDA build: scripts/install_torch_cpu.py asks pip which
+# build it would take and, unless that is a CPU build, takes torch from PyTorch's CPU index.
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -16,9 +17,9 @@ export OMP_WAIT_POLICY ?= PASSIVE
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml scripts/install_torch_cpu.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet $(TORCH)
+	$(PY) scripts/install_torch_cpu.py $(TORCH)
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
