@@ -160,9 +160,24 @@ class ModelClassifier(Classifier):
         outs = []
         with torch.no_grad():
             for chunk in x.split(self.batch_size):
-                outs.append(self.module(chunk))
+                outs.append(self._forward(chunk))
                 self._check_output(outs[-1], chunk.shape[0])
         return torch.cat(outs) if outs else torch.empty((0, self._num_classes or 0), device=self.device)
+
+    def _forward(self, x: torch.Tensor) -> Any:
+        """``module(x)``; a RuntimeError from the module (an input shape it cannot take) becomes
+        InvalidParameter naming the shape, with a hint for channels-last images."""
+        try:
+            return self.module(x)
+        except torch.OutOfMemoryError:
+            raise
+        except RuntimeError as exc:
+            shape = list(x.shape)
+            hint = " (channels last? evcsa expects NCHW: x.permute(0, 3, 1, 2))" \
+                if shape[1] not in (1, 3) and shape[-1] in (1, 3) else ""
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise InvalidParameter(f"expected images [B, C, H, W] that {type(self.module).__name__} accepts, got "
+                                   f"shape {shape}{hint}: {first}", got=shape) from exc
 
     def _check_output(self, out: Any, b: int) -> None:
         """Logits must be a float [B, K] tensor with K ≥ 2 (and K as declared); the first
@@ -192,7 +207,7 @@ class ModelClassifier(Classifier):
         return F.softmax(self.logits(x), dim=1)
 
     def surrogate_logits(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.module(x.to(self.device))
+        out = self._forward(x.to(self.device))
         if not self._outputs_checked:
             self._check_output(out.detach() if isinstance(out, torch.Tensor) else out, x.shape[0])
         return out

@@ -179,3 +179,21 @@ def test_probabilities_through_the_surrogate_warn_too():
     softmaxed = ModelClassifier(torch.nn.Sequential(tiny_net(), torch.nn.Softmax(dim=1)))
     with pytest.warns(LogitsWarning):
         softmaxed.surrogate_logits(images(2).requires_grad_(True))
+
+
+def test_images_the_module_cannot_take_are_named_with_a_channels_last_hint():
+    """A torch RuntimeError inside the module (here: NHWC digits into a 1-channel conv)
+    becomes one InvalidParameter naming the shape; other errors are left alone."""
+    clf = ModelClassifier(torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.Flatten()))
+    nhwc = torch.rand(5, 8, 8, 1)
+    for call in (clf.predict, clf.surrogate_logits):
+        with pytest.raises(InvalidParameter, match=r"expected images \[B, C, H, W\] that Sequential accepts, "
+                                                   r"got shape \[5, 8, 8, 1\] \(channels last\? .*permute"):
+            call(nhwc)
+
+    class Broken(torch.nn.Module):
+        def forward(self, x):
+            raise KeyError("a bug in the model")
+
+    with pytest.raises(KeyError, match="a bug in the model"):
+        ModelClassifier(Broken()).predict(images(2))
