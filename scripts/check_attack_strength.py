@@ -1,4 +1,4 @@
-"""Attack-strength check on the reference MNIST CNN (issue 4, "Done when").
+"""Attack-strength check on the reference MNIST CNN (the first release's acceptance bar).
 
 On the first 100 test digits the reference model classifies correctly (the selection of
 the feature-squeezing evaluation, EvadeML-Zoo ``main.py``), with no defense, the attacks
