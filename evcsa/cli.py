@@ -101,6 +101,14 @@ def _default_output(name: str) -> pathlib.Path:
     return pathlib.Path("results") / f"{name}-{stamp}"
 
 
+def _shape(config) -> str:  # type: ignore[no-untyped-def]
+    """"2 defenses × 3 adversaries, 4 games each"."""
+    from evcsa._text import counted
+
+    return (f"{counted(len(config.defenses), 'defense')} × "
+            f"{counted(len(config.adversaries), 'adversary', 'adversaries')}, {counted(config.runs, 'game')} each")
+
+
 def _checked(config, source: str):  # type: ignore[no-untyped-def]
     """check_config, with the configuration's source in front of the message."""
     from evcsa.errors import ConfigError
@@ -124,9 +132,7 @@ def _run(config, args, out, source: str) -> int:  # type: ignore[no-untyped-def]
     check_output(output, overwrite=args.overwrite)
     progress = False if args.no_progress else None
     start = time.perf_counter()
-    print(f"evcsa: {config.name}: {len(config.defenses)} defense(s) × {len(config.adversaries)} "
-          f"adversar{'y' if len(config.adversaries) == 1 else 'ies'}, {config.runs} games each, "
-          f"N = {config.game.n_chosen}", file=out, flush=True)
+    print(f"evcsa: {config.name}: {_shape(config)}, N = {config.game.n_chosen}", file=out, flush=True)
     result = run_experiment(config, progress=progress, cache_dir=args.cache_dir,
                             log=lambda line: print(f"  {line}", file=out, flush=True))
     write_results(result, output, overwrite=args.overwrite)
@@ -152,9 +158,8 @@ def _play(args, out) -> int:  # type: ignore[no-untyped-def]
 
     config = load_config(args.config)
     if args.check:
-        _checked(_apply_overrides(config, args), args.config)
-        print(f"{args.config}: OK ({len(config.defenses)} defense(s) × {len(config.adversaries)} "
-              f"adversary(ies), {config.runs} games each)", file=out)
+        checked = _checked(_apply_overrides(config, args), args.config)
+        print(f"{args.config}: OK ({_shape(checked)})", file=out)
         return 0
     return _run(config, args, out, args.config)
 

@@ -32,6 +32,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import attrs
 
+from evcsa._text import counted
 from evcsa.config import config_to_dict, config_to_toml
 from evcsa.errors import InvalidParameter
 
@@ -154,9 +155,9 @@ def format_table(result: Any) -> str:
     out = [fmt(header), "  ".join("-" * w for w in widths)] + [fmt(line) for line in lines]
     runs = result.config.runs
     out.append("")
-    out.append(f"{runs} games per cell, N = {n}, τ = {tau:g}; X_D = {result.data.get('samples')}; "
+    out.append(f"{counted(runs, 'game')} per cell, N = {n}, τ = {tau:g}; X_D = {result.data.get('samples')}; "
                f"legitimate accuracy on {result.data.get('legitimate')} "
-               f"({result.config.legitimate_draws} draw(s) per image for randomized defenses).")
+               f"({counted(result.config.legitimate_draws, 'draw')} per image for randomized defenses).")
     out.append("Intervals are exact Clopper–Pearson (95 %); the success-rate interval pools the "
                "runs × N submissions.")
     out.append("Π p̂: seed 002 Eq. 6 for the N candidates with the highest p̂ pooled over all games "

@@ -173,8 +173,14 @@ def test_missing_config_and_bad_options(workdir, capsys):
 def test_check_only(workdir, capsys):
     (workdir / "tiny.toml").write_text(GOOD)
     code, out, err = _run(capsys, "play", "tiny.toml", "--check", "--threads", "1")
-    assert code == 0 and "tiny.toml: OK (2 defense(s) × 3 adversary(ies), 4 games each)" in out
+    assert code == 0 and "tiny.toml: OK (2 defenses × 3 adversaries, 4 games each)" in out
     assert list(workdir.iterdir()) == [workdir / "tiny.toml"]
+    # counted nouns, and the overrides count
+    one = ('[game]\nn_chosen = 1\n[data]\ndataset = "digits"\n[model]\nreference = "digits"\n'
+           '[[defenses]]\nkind = "none"\n[[adversaries]]\nkind = "graybox_transfer"\nattack = "fgsm"\n')
+    (workdir / "one.toml").write_text(one)
+    code, out, err = _run(capsys, "play", "one.toml", "--check", "--runs", "1")
+    assert code == 0 and "one.toml: OK (1 defense × 1 adversary, 1 game each)" in out, err
     (workdir / "tiny.toml").write_text(GOOD.replace("epsilon = 0.3", 'epsilon = 0.3\nknowledge = "graybox"'))
     code, out, err = _run(capsys, "play", "tiny.toml", "--check")
     assert code == 2 and "expected whitebox knowledge for BPDAEOT, got graybox" in _one_line_error(err)
@@ -218,6 +224,7 @@ def test_play_end_to_end_on_the_small_digits(workdir, capsys):
     assert len(doc["cells"]) == 6 and all(len(c["successes"]) == 4 for c in doc["cells"])
     a_star = [c for c in doc["cells"] if c["adversary"] == "A* q=4"]
     assert all(c["p_hat"] is not None and len(c["p_hat"]) == 12 for c in a_star)
+    assert "evcsa: tiny: 2 defenses × 3 adversaries, 4 games each, N = 5" in out
     assert "Adv(5,1) [95% CI]" in out and "results: res/" in out
     assert (res / "summary.txt").read_text().strip() in out
     # the written configuration reproduces the run

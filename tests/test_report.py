@@ -7,6 +7,7 @@ import csv
 import json
 import pathlib
 
+import attrs
 import numpy as np
 import pytest
 import torch
@@ -108,7 +109,9 @@ def test_summary_rows_and_table(result):
     lines = table.splitlines()
     assert lines[0].split()[:2] == ["defense", "adversary"] and "Adv(3,1) [95% CI]" in lines[0]
     assert "0.750 [" in lines[5] and "0.504" in lines[5] and "95.0" in lines[5]
-    assert "4 games per cell, N = 3, τ = 1" in table
+    assert "4 games per cell, N = 3, τ = 1" in table and "(2 draws per image" in table
+    one = attrs.evolve(result, config=attrs.evolve(result.config, runs=1, legitimate_draws=1))
+    assert "1 game per cell" in report.format_table(one) and "(1 draw per image" in report.format_table(one)
 
 
 def test_figures_show_what_their_titles_say(result):
