@@ -53,6 +53,7 @@ Errors: a malformed file, an unknown key, a value of the wrong type or out of ra
 
 from __future__ import annotations
 
+import difflib
 import math
 import pathlib
 import sys
@@ -67,6 +68,7 @@ from cattrs.errors import (
     IterableValidationNote,
 )
 
+from evcsa._text import did_you_mean
 from evcsa._validation import int_at_least, one_of
 from evcsa.errors import ConfigError, EvcsaError
 from evcsa.games.rules import Rules
@@ -388,6 +390,7 @@ def _describe(path: str, exc: BaseException, cls_fields: Any = None) -> str:
         extra = sorted(exc.extra_fields)
         known = [f.name for f in attrs.fields(exc.cl) if f.metadata.get("toml", True)]
         return (f"{join(path, extra[0])}: unknown key (expected one of: {', '.join(known)})"
+                + did_you_mean(extra[0], known)
                 + (f"; also unknown: {', '.join(extra[1:])}" if extra[1:] else ""))
     if isinstance(exc, KeyError):
         key = str(exc.args[0])
@@ -398,6 +401,21 @@ def _describe(path: str, exc: BaseException, cls_fields: Any = None) -> str:
         where = join(path, key) if key and not path.endswith(f".{key}") and path != key else path
         return f"{where or '(top level)'}: {exc.message}"
     return f"{path or '(top level)'}: {type(exc).__name__}: {exc}"
+
+
+def _unknown_keys_first(leaves: list[tuple[str, BaseException]]) -> list[tuple[str, BaseException]]:
+    """The leaves with unknown keys first, less the "required key missing" a typo of that
+    key causes (``n_chosn`` makes ``n_chosen`` missing: one problem, reported once)."""
+    join = (lambda p, k: f"{p}.{k}" if p else k)
+    unknown = [(p, e) for p, e in leaves if isinstance(e, ForbiddenExtraKeysError)]
+    meant = set()
+    for path, exc in unknown:
+        known = [f.name for f in attrs.fields(exc.cl)]  # type: ignore[attr-defined]
+        for extra in exc.extra_fields:  # type: ignore[attr-defined]
+            meant.update(join(path, k) for k in difflib.get_close_matches(extra, known, n=1))
+    rest = [(p, e) for p, e in leaves if not isinstance(e, ForbiddenExtraKeysError)
+            and not (isinstance(e, KeyError) and p in meant)]
+    return unknown + rest
 
 
 def config_from_dict(data: Mapping[str, Any], *, source: str = "<config>",
@@ -416,7 +434,7 @@ def config_from_dict(data: Mapping[str, Any], *, source: str = "<config>",
     try:
         return _CONVERTER.structure({**data, "base_dir": str(base_dir)}, ExperimentConfig)
     except (BaseValidationError, EvcsaError) as exc:
-        leaves = _leaves(exc, "")
+        leaves = _unknown_keys_first(_leaves(exc, ""))
         path, leaf = leaves[0]
         message = _describe(path, leaf)
         more = f" (and {len(leaves) - 1} more)" if len(leaves) > 1 else ""

@@ -29,6 +29,7 @@ from typing import Any, Callable, Mapping, Sequence
 import attrs
 import numpy as np
 
+from evcsa._text import did_you_mean
 from evcsa.adversaries import BPDAEOT, GrayboxTransfer, GreedyAStar
 from evcsa.config import ComponentSpec, ExperimentConfig
 from evcsa.errors import ConfigError, EvcsaError
@@ -145,7 +146,8 @@ def _check_params(where: str, spec: ComponentSpec, builder: Callable[..., Any], 
         for key in spec.params:
             if key not in names:
                 raise ConfigError(f"{where}.{key}: unknown key for kind {spec.kind!r} (expected one of: "
-                                  f"kind, label, {', '.join(names)})", key=f"{where}.{key}")
+                                  f"kind, label, {', '.join(names)}){did_you_mean(key, names)}",
+                                  key=f"{where}.{key}")
     for key in required:
         if key not in spec.params:
             raise ConfigError(f"{where}.{key}: required key missing for kind {spec.kind!r}",
@@ -181,8 +183,8 @@ def _build(registry: dict[str, Any], spec: ComponentSpec, where: str, *args: Any
     """``registry[spec.kind](*args, **spec.params)``, every failure a ConfigError naming
     ``where`` and the key."""
     if spec.kind not in registry:
-        raise ConfigError(f"{where}.kind: expected one of {tuple(registry)}, got {spec.kind!r}",
-                          key=f"{where}.kind")
+        raise ConfigError(f"{where}.kind: expected one of {tuple(registry)}, got {spec.kind!r}"
+                          f"{did_you_mean(spec.kind, registry)}", key=f"{where}.kind")
     builder = registry[spec.kind]
     _check_params(where, spec, builder, len(args))
     try:

@@ -107,6 +107,14 @@ def _one_line_error(err: str) -> str:
 BAD_CONFIGS = [
     ("runs = 4", "runz = 4", r"tiny.toml: runz: unknown key"),
     ("runs = 4", "runs = -4", r"tiny.toml: runs: expected runs as an integer ≥ 1, got -4"),
+    ("n_chosen = 5", "n_chosn = 5", r"tiny.toml: game.n_chosn: unknown key \(expected one of: n_chosen, .*\); "
+                                    r"did you mean 'n_chosen'\?$"),
+    ("[game]", "[gmae]", r"tiny.toml: gmae: unknown key \(expected one of: .*\); did you mean 'game'\?$"),
+    ('squeezer = "bit-depth-1"', 'squezer = "bit-depth-1"',
+     r"tiny.toml: defenses\[1\].squezer: unknown key for kind 'randomized_squeezing' \(expected one of: kind, "
+     r"label, squeezer, delta\); did you mean 'squeezer'\?$"),
+    ('kind = "greedy_a_star"', 'kind = "greedy_astar"',
+     r"adversaries\[1\].kind: expected one of \(.*\), got 'greedy_astar'; did you mean 'greedy_a_star'\?$"),
     ("n_chosen = 5", "n_chosen = 5.5", r"tiny.toml: game.n_chosen: expected an integer, got 5.5"),
     ("delta = 0.3", "delta = 3.0", r"tiny.toml: defenses\[1\].delta: expected delta in \[0, 1\] \(pixel scale\), got 3.0"),
     ("queries_per_candidate = 4", "queries_per_candidat = 4",

@@ -109,6 +109,28 @@ def test_game_rules_errors_name_the_key(game, message):
         parse_config(text, source="cfg.toml")
 
 
+@pytest.mark.parametrize("old, new, message", [
+    # a typo'd key is reported as unknown, not as the key it stands for going missing
+    ("n_chosen = 5", "n_chosn = 5",
+     r"game.n_chosn: unknown key \(expected one of: n_chosen, epsilon, norm, goal, freshness, reveal, "
+     r"untargeted_reference, knowledge, classify_budget, tolerance\); did you mean 'n_chosen'\?$"),
+    ("[game]", "[gmae]", r"gmae: unknown key \(expected one of: name, seed, runs, .*, figures\); "
+                         r"did you mean 'game'\?$"),
+    ('name = "tiny"', 'nmae = "tiny"', r"nmae: unknown key \(expected one of: .*\); did you mean 'name'\?$"),
+    ("n_chosen = 5", "n_chosn = 5\nepsilonn = 0.3",
+     r"game.epsilonn: unknown key \(.*\); did you mean 'epsilon'\?; also unknown: n_chosn$"),
+    # no close match: no hint; an unknown key comes before other errors in the file
+    ("n_chosen = 5", "n_chosen = 5\nxyzzy = 1", r"game.xyzzy: unknown key \(expected one of: [^)]*\)$"),
+    ('name = "tiny"', 'runs = "3"\n[data]\nsampels = 0',
+     r"data.sampels: unknown key \(.*\); did you mean 'samples'\? \(and 1 more\)$"),
+])
+def test_unknown_keys_come_first_with_a_hint(old, new, message):
+    assert old in MINIMAL
+    with pytest.raises(ConfigError, match=r"^cfg.toml: " + message) as info:
+        parse_config(MINIMAL.replace(old, new), source="cfg.toml")
+    assert info.value.key == info.value.message.split(": ")[1]
+
+
 def test_required_sections_and_top_level():
     with pytest.raises(ConfigError, match=r"^c: game: required key missing"):
         parse_config('[[defenses]]\nkind = "none"\n[[adversaries]]\nkind = "x"\n', source="c")
