@@ -123,6 +123,18 @@ def _checked(config, source: str):  # type: ignore[no-untyped-def]
     return config
 
 
+def _model_to_train(config, cache_dir: str | None) -> str | None:  # type: ignore[no-untyped-def]
+    """The reference model the run will train (not in the cache), or None; the cache
+    directory is checked first when one must be trained (evcsa.models.check_cache_dir)."""
+    from evcsa.models import check_cache_dir, is_cached
+
+    name = config.model.reference
+    if name is None or is_cached(name, cache_dir=cache_dir):
+        return None
+    check_cache_dir(cache_dir)
+    return name
+
+
 def _run(config, args, out, source: str) -> int:  # type: ignore[no-untyped-def]
     from evcsa.experiment import run_experiment
     from evcsa.report import check_output, format_table, write_results
@@ -130,6 +142,7 @@ def _run(config, args, out, source: str) -> int:  # type: ignore[no-untyped-def]
     config = _checked(_apply_overrides(config, args), source)
     output = pathlib.Path(args.output) if args.output else _default_output(config.name)
     check_output(output, overwrite=args.overwrite)
+    _model_to_train(config, args.cache_dir)
     progress = False if args.no_progress else None
     start = time.perf_counter()
     print(f"evcsa: {config.name}: {_shape(config)}, N = {config.game.n_chosen}", file=out, flush=True)
@@ -159,13 +172,14 @@ def _play(args, out) -> int:  # type: ignore[no-untyped-def]
     config = load_config(args.config)
     if args.check:
         checked = _checked(_apply_overrides(config, args), args.config)
+        _model_to_train(checked, args.cache_dir)
         print(f"{args.config}: OK ({_shape(checked)})", file=out)
         return 0
     return _run(config, args, out, args.config)
 
 
 def _train(args, out) -> int:  # type: ignore[no-untyped-def]
-    from evcsa.models import REFERENCE_CONFIGS, load_reference, reference_model
+    from evcsa.models import REFERENCE_CONFIGS, check_cache_dir, load_reference, reference_model
 
     if args.name not in REFERENCE_CONFIGS:
         from evcsa.errors import InvalidParameter
@@ -173,6 +187,7 @@ def _train(args, out) -> int:  # type: ignore[no-untyped-def]
         raise InvalidParameter(f"expected a reference model in {tuple(REFERENCE_CONFIGS)}, got {args.name!r}")
     cached = None if args.retrain else load_reference(args.name, cache_dir=args.cache_dir)
     if cached is None:
+        check_cache_dir(args.cache_dir)
         print(f"evcsa: training the {args.name} reference model …", file=out, flush=True)
     model = reference_model(args.name, cache_dir=args.cache_dir, retrain=args.retrain,
                             progress=False if args.no_progress else None)

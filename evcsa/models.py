@@ -29,7 +29,7 @@ import platform
 import tempfile
 import time
 import warnings
-from typing import Any, Callable
+from typing import Any, Callable, NoReturn
 
 import attrs
 import numpy as np
@@ -49,10 +49,12 @@ __all__ = [
     "REFERENCE_CONFIGS",
     "TrainingConfig",
     "build_model",
-    "resolve_cache_dir",
+    "check_cache_dir",
     "evaluate",
+    "is_cached",
     "load_reference",
     "reference_model",
+    "resolve_cache_dir",
     "train_model",
     "train_reference",
 ]
@@ -457,6 +459,43 @@ def resolve_cache_dir(path: str | os.PathLike[str] | None = None) -> pathlib.Pat
     return pathlib.Path.home() / ".cache" / "evcsa"
 
 
+def check_cache_dir(path: str | os.PathLike[str] | None = None) -> pathlib.Path:
+    """The model cache directory (:func:`resolve_cache_dir`), checked to be one evcsa can
+    create and write files in — without creating it: a probe directory is made and removed
+    in it, or in its nearest existing parent.
+
+    Returns:
+        The directory.
+
+    Raises:
+        InvalidParameter: "expected a writable cache directory, got DIR: <reason>" (the
+            path is a file, a parent is a file, or the disk or the permissions refuse);
+            ``path`` names the directory.
+    """
+    directory = resolve_cache_dir(path)
+    origin = " (from $EVCSA_CACHE)" if path is None and os.environ.get("EVCSA_CACHE") else ""
+
+    def fail(reason: str) -> NoReturn:
+        raise InvalidParameter(f"expected a writable cache directory, got {directory}{origin}: {reason}",
+                               path=str(directory))
+
+    existing = directory
+    try:
+        while not existing.exists() and existing.parent != existing:
+            existing = existing.parent
+        is_dir = existing.is_dir()
+    except OSError as exc:
+        fail(f"cannot look it up ({exc.strerror or exc})")
+    if not is_dir:
+        fail("it is not a directory" if existing == directory else f"{existing} is not a directory")
+    try:  # os.access answers yes to root even where nothing can be created (/proc, read-only mounts)
+        os.rmdir(tempfile.mkdtemp(prefix=".evcsa-", suffix=".check", dir=existing))
+    except OSError as exc:
+        fail(f"cannot write in it ({exc.strerror or exc})" if existing == directory
+             else f"cannot create it in {existing} ({exc.strerror or exc})")
+    return directory
+
+
 def _atomic_write(path: pathlib.Path, write: Callable[[Any], None], mode: str = "wb") -> None:
     """Write through ``write(fh)`` into a temp file beside ``path``, then rename it over
     ``path``: readers see the old file or the whole new one, never a part."""
@@ -488,6 +527,17 @@ def _config_for(name: str | TrainingConfig) -> tuple[str, TrainingConfig]:
 def _paths(label: str, config: TrainingConfig, directory: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path]:
     stem = f"{label}-{config.architecture}-{config.digest()}"
     return directory / f"{stem}.pt", directory / f"{stem}.json"
+
+
+def is_cached(name: str | TrainingConfig = "mnist", *,
+              cache_dir: str | os.PathLike[str] | None = None) -> bool:
+    """Whether the cache holds the reference model's files (present, not verified: a
+    damaged copy is found out, and retrained, by :func:`load_reference`)."""
+    label, config = _config_for(name)
+    try:
+        return all(p.is_file() for p in _paths(label, config, resolve_cache_dir(cache_dir)))
+    except OSError:
+        return False
 
 
 def train_reference(config: TrainingConfig, *, progress: bool | None = None
@@ -575,8 +625,10 @@ def reference_model(name: str | TrainingConfig = "mnist", *,
         attribute.
 
     Raises:
-        InvalidParameter: an unknown name.
-        OSError: the cache directory cannot be created or written.
+        InvalidParameter: an unknown name; a cache directory that cannot be created or
+            written, when the model must be trained (:func:`check_cache_dir`, before the
+            training).
+        OSError: the disk refused the files.
     """
     from evcsa.defenses.base import ModelClassifier
 
@@ -584,6 +636,7 @@ def reference_model(name: str | TrainingConfig = "mnist", *,
     directory = resolve_cache_dir(cache_dir)
     cached = None if retrain else load_reference(config, cache_dir=directory)
     if cached is None:
+        check_cache_dir(directory)  # before the training, not after it
         module, info = train_reference(config, progress=progress)
         directory.mkdir(parents=True, exist_ok=True)
         weights, meta = _paths(label, config, directory)

@@ -194,6 +194,47 @@ def test_check_only(workdir, capsys):
     assert code == 2 and "expected whitebox knowledge for BPDAEOT, got graybox" in _one_line_error(err)
 
 
+def test_a_bad_cache_dir_fails_before_any_work(workdir, capsys, monkeypatch):
+    """--cache-dir or $EVCSA_CACHE where no model can be cached: one line naming the folder,
+    exit 2, before any training and nothing written; --check finds it too."""
+    from evcsa import models
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("the cache directory must be checked before training")
+
+    monkeypatch.setattr(models, "train_reference", no_training)
+    (workdir / "tiny.toml").write_text(GOOD)
+    (workdir / "afile").write_text("x")
+    for argv in (["train", "digits", "--cache-dir", "afile"],
+                 ["play", "tiny.toml", "--cache-dir", "afile", "--output", "res"],
+                 ["play", "tiny.toml", "--cache-dir", "afile/sub", "--check"]):
+        code, out, err = _run(capsys, *argv)
+        assert code == 2, argv
+        assert _one_line_error(err) == (f"evcsa: error: expected a writable cache directory, got {argv[3]}: "
+                                        f"{'afile is' if argv[3] == 'afile/sub' else 'it is'} not a directory")
+    monkeypatch.setenv("EVCSA_CACHE", "afile")
+    code, out, err = _run(capsys, "play", "tiny.toml", "--output", "res")
+    assert code == 2 and _one_line_error(err) == ("evcsa: error: expected a writable cache directory, got afile "
+                                                  "(from $EVCSA_CACHE): it is not a directory")
+    assert sorted(p.name for p in workdir.iterdir()) == ["afile", "tiny.toml"], "nothing written"
+
+
+def test_a_cache_that_holds_the_model_need_not_be_writable(workdir, capsys, monkeypatch, digits_cache):
+    """A shared, read-only cache with the model in it is fine: the folder is checked only
+    when a model must be trained into it."""
+    from evcsa import models
+
+    def unwritable(path=None):
+        raise AssertionError("a cache holding the model is not checked for writing")
+
+    monkeypatch.setattr(models, "check_cache_dir", unwritable)
+    (workdir / "tiny.toml").write_text(GOOD)
+    code, out, err = _run(capsys, "play", "tiny.toml", "--check", "--cache-dir", str(digits_cache))
+    assert code == 0, err
+    code, out, err = _run(capsys, "train", "digits", "--cache-dir", str(digits_cache))
+    assert code == 0, err
+
+
 def test_train_reports_the_cached_model(workdir, capsys, digits_cache):
     code, out, err = _run(capsys, "train", "digits", "--cache-dir", str(digits_cache))
     assert code == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pathlib
 import warnings
 
 import attrs
@@ -21,7 +22,9 @@ from evcsa.models import (
     GeneratorDropout,
     TrainingConfig,
     build_model,
+    check_cache_dir,
     evaluate,
+    is_cached,
     reference_model,
     resolve_cache_dir,
     train_model,
@@ -159,6 +162,46 @@ def test_cache_dir_resolution(monkeypatch, tmp_path):
     monkeypatch.delenv("EVCSA_CACHE")
     monkeypatch.setenv("HOME", str(tmp_path))
     assert resolve_cache_dir() == tmp_path / ".cache" / "evcsa"
+
+
+def test_check_cache_dir(monkeypatch, tmp_path):
+    """A cache directory that exists, or can be created, passes (and is not created); a
+    file, a path under a file, or a place nothing can be created in fails in one line."""
+    assert check_cache_dir(tmp_path) == tmp_path
+    assert check_cache_dir(tmp_path / "new" / "deeper") == tmp_path / "new" / "deeper"
+    assert sorted(tmp_path.iterdir()) == [], "checking creates nothing"
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(InvalidParameter, match=rf"^expected a writable cache directory, got {tmp_path}/afile: "
+                                               r"it is not a directory$") as info:
+        check_cache_dir(tmp_path / "afile")
+    assert info.value.path == str(tmp_path / "afile")
+    with pytest.raises(InvalidParameter, match=rf"^expected a writable cache directory, got {tmp_path}/afile/sub: "
+                                               rf"{tmp_path}/afile is not a directory$"):
+        check_cache_dir(tmp_path / "afile" / "sub")
+    monkeypatch.setenv("EVCSA_CACHE", str(tmp_path / "afile"))
+    with pytest.raises(InvalidParameter, match=r"^expected a writable cache directory, got .*/afile "
+                                               r"\(from \$EVCSA_CACHE\): it is not a directory$"):
+        check_cache_dir()
+
+
+@pytest.mark.skipif(not pathlib.Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_check_cache_dir_where_nothing_can_be_created():
+    """/proc refuses new directories even to root (for whom os.access says yes)."""
+    with pytest.raises(InvalidParameter, match=r"^expected a writable cache directory, got /proc/x: "
+                                               r"cannot create it in /proc \(.+\)$"):
+        check_cache_dir("/proc/x")
+
+
+def test_a_bad_cache_dir_fails_before_training(tmp_path, monkeypatch, digits_cache):
+    def no_training(*args, **kwargs):
+        raise AssertionError("the cache directory must be checked before training")
+
+    monkeypatch.setattr(models, "train_reference", no_training)
+    (tmp_path / "afile").write_text("x")
+    assert not is_cached("digits", cache_dir=tmp_path / "afile")
+    with pytest.raises(InvalidParameter, match=r"expected a writable cache directory, got .*afile: "):
+        reference_model("digits", cache_dir=tmp_path / "afile")
+    assert is_cached("digits", cache_dir=digits_cache) and not is_cached("mnist", cache_dir=digits_cache)
 
 
 def test_reference_model_is_trained_once_then_loaded(digits_cache, monkeypatch):
