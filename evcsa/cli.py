@@ -15,12 +15,13 @@ the key, with exit status 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import os
 import pathlib
 import sys
 import time
-from typing import Sequence
+from typing import Iterator, Sequence
 
 __all__ = ["main"]
 
@@ -109,17 +110,26 @@ def _shape(config) -> str:  # type: ignore[no-untyped-def]
             f"{counted(len(config.adversaries), 'adversary', 'adversaries')}, {counted(config.runs, 'game')} each")
 
 
-def _checked(config, source: str):  # type: ignore[no-untyped-def]
-    """check_config, with the configuration's source in front of the message."""
+@contextlib.contextmanager
+def _naming(source: str) -> Iterator[None]:
+    """Puts the configuration's source in front of every ConfigError raised inside (at
+    check time and at run time alike: "t.toml: data.samples: expected …")."""
     from evcsa.errors import ConfigError
-    from evcsa.experiment import check_config
 
     try:
-        check_config(config)
+        yield
     except ConfigError as exc:
         if exc.message.startswith(f"{source}: "):
             raise
         raise ConfigError(f"{source}: {exc.message}", **exc.details) from exc
+
+
+def _checked(config, source: str):  # type: ignore[no-untyped-def]
+    """check_config, with the configuration's source in front of the message."""
+    from evcsa.experiment import check_config
+
+    with _naming(source):
+        check_config(config)
     return config
 
 
@@ -146,8 +156,9 @@ def _run(config, args, out, source: str) -> int:  # type: ignore[no-untyped-def]
     progress = False if args.no_progress else None
     start = time.perf_counter()
     print(f"evcsa: {config.name}: {_shape(config)}, N = {config.game.n_chosen}", file=out, flush=True)
-    result = run_experiment(config, progress=progress, cache_dir=args.cache_dir,
-                            log=lambda line: print(f"  {line}", file=out, flush=True))
+    with _naming(source):
+        result = run_experiment(config, progress=progress, cache_dir=args.cache_dir,
+                                log=lambda line: print(f"  {line}", file=out, flush=True))
     write_results(result, output, overwrite=args.overwrite)
     print("", file=out)
     print(format_table(result), file=out)

@@ -130,6 +130,9 @@ BAD_CONFIGS = [
     ("n_chosen = 5", "n_chosen = 31", r"game.n_chosen: expected N ≤ data.samples = 30 under freshness 'source'"),
     ("samples = 30", "samples = 501", r"data.samples: expected at most 500 \(the size of digits\[test\], before "
                                       r"filtering\), got 501"),
+    # found only at run time (the model must classify the samples first), named the same way
+    ("samples = 30", "samples = 500", r"^evcsa: error: tiny.toml: data.samples: expected at most \d+ natural samples "
+                                      r"from digits\[test\] \(after filtering\), got 500$"),
     ("epsilon = 0.3", 'epsilon = 0.3\nknowledge = "graybox"',
      r"adversaries\[2\] \(BPDA\+EOT\) in this \[game\]: expected whitebox knowledge for BPDAEOT, got graybox"),
     ("epsilon = 0.3", 'epsilon = 0.3\nknowledge = "blackbox"',
@@ -157,6 +160,19 @@ def test_bad_data_file_fails_before_any_work(workdir, capsys):
     code, out, err = _run(capsys, "play", "tiny.toml", "--output", "res", "--no-progress")
     assert code == 2
     assert "data.npz: cannot read as a .npz archive" in _one_line_error(err)
+    assert not (workdir / "res").exists()
+
+
+def test_weights_that_do_not_load_are_named_with_the_file(workdir, capsys):
+    """A ConfigError found while running (here: loading the weights) names the
+    configuration file like one found by the check."""
+    (workdir / "w.pt").write_text("not a state dict")
+    (workdir / "tiny.toml").write_text(GOOD.replace('reference = "digits"',
+                                                    'architecture = "digits_cnn"\nweights = "w.pt"'))
+    code, out, err = _run(capsys, "play", "tiny.toml", "--output", "res", "--no-progress")
+    assert code == 2
+    assert _one_line_error(err).startswith(f"evcsa: error: tiny.toml: model.weights: {workdir}/w.pt: cannot load "
+                                           f"as a digits_cnn state dict")
     assert not (workdir / "res").exists()
 
 
