@@ -159,12 +159,22 @@ def _run(config, args, out, source: str) -> int:  # type: ignore[no-untyped-def]
     with _naming(source):
         result = run_experiment(config, progress=progress, cache_dir=args.cache_dir,
                                 log=lambda line: print(f"  {line}", file=out, flush=True))
-    write_results(result, output, overwrite=args.overwrite)
+    written: list[str] = []
+    write_results(result, output, overwrite=args.overwrite, progress=written.append)
     print("", file=out)
     print(format_table(result), file=out)
-    print(f"\nresults: {output}/ (results.json, results.csv, figures) — {time.perf_counter() - start:.0f} s",
+    print(f"\nresults: {output}/ ({_listing(written)}) — {time.perf_counter() - start:.0f} s",
           file=out, flush=True)
     return 0
+
+
+def _listing(names: Sequence[str]) -> str:
+    """"results.json, …, summary.txt, 4 figures" (or "…; no figures")."""
+    from evcsa._text import counted
+
+    files = [n for n in names if not n.endswith(".png")]
+    pictures = len(names) - len(files)
+    return ", ".join(files) + (f", {counted(pictures, 'figure')}" if pictures else "; no figures")
 
 
 def _demo(args, out) -> int:  # type: ignore[no-untyped-def]

@@ -233,7 +233,7 @@ def check_output(path: str | os.PathLike[str], *, overwrite: bool = False) -> pa
 
 
 def write_results(result: Any, path: str | os.PathLike[str], *, overwrite: bool = False,
-                  figures: bool = True,
+                  figures: bool | None = None,
                   progress: Callable[[str], None] | None = None) -> pathlib.Path:
     """Write the results directory ``path`` atomically.
 
@@ -246,7 +246,9 @@ def write_results(result: Any, path: str | os.PathLike[str], *, overwrite: bool 
         result: an :class:`~evcsa.experiment.ExperimentResult`.
         path: the results directory.
         overwrite: replace an existing directory.
-        figures: draw the PNG figures (:mod:`evcsa.plots`).
+        figures: draw the PNG figures (:mod:`evcsa.plots`); None (the default): as the
+            configuration says (``[figures] enabled``; false — and ``--no-figures`` — means
+            no PNG at all).
         progress: receives the name of each file as it is written.
 
     Returns:
@@ -277,7 +279,9 @@ def write_results(result: Any, path: str | os.PathLike[str], *, overwrite: bool 
             with open(tmp / "examples.npz", "wb") as fh:
                 np.savez_compressed(fh, original=ex.original.numpy(), adversarial=ex.adversarial.numpy(),
                                     randomized=ex.randomized.numpy(), squeezed=ex.squeezed.numpy())
-        if figures:
+            if progress:
+                progress("examples.npz")
+        if figures if figures is not None else result.config.figures.enabled:
             from evcsa.plots import save_figures
 
             for name in save_figures(result, tmp):

@@ -290,12 +290,16 @@ def test_play_end_to_end_on_the_small_digits(workdir, capsys):
     a_star = [c for c in doc["cells"] if c["adversary"] == "A* q=4"]
     assert all(c["p_hat"] is not None and len(c["p_hat"]) == 12 for c in a_star)
     assert "evcsa: tiny: 2 defenses × 3 adversaries, 4 games each, N = 5" in out
-    assert "Adv(5,1) [95% CI]" in out and "results: res/" in out
+    assert "Adv(5,1) [95% CI]" in out
+    assert ("results: res/ (results.json, results.csv, games.csv, sweep.csv, config.toml, summary.txt, "
+            "examples.npz, 4 figures) — ") in out
     assert (res / "summary.txt").read_text().strip() in out
     # the written configuration reproduces the run
     code, out2, err = _run(capsys, "play", str(res / "config.toml"), "--output", "again", "--no-progress",
                            "--no-figures")
     assert code == 0, err
+    assert not list((workdir / "again").glob("*.png")), "--no-figures: no figure at all"
+    assert "results: again/ (results.json, results.csv, games.csv, config.toml, summary.txt; no figures) — " in out2
     again = json.loads((workdir / "again" / "results.json").read_text())
     assert [c["successes"] for c in again["cells"]] == [c["successes"] for c in doc["cells"]]
 

@@ -152,10 +152,12 @@ def test_figures_show_what_their_titles_say(result):
 
 
 def test_write_results_writes_every_file_and_reads_back(result, tmp_path):
-    out = report.write_results(result, tmp_path / "run")
+    written = []
+    out = report.write_results(result, tmp_path / "run", progress=written.append)
     names = sorted(p.name for p in out.iterdir())
     assert names == sorted(["results.json", "results.csv", "games.csv", "sweep.csv", "config.toml",
                             "summary.txt", "examples.npz", *plots.FIGURES])
+    assert sorted(written) == names, "progress hears of every file"
     for name in plots.FIGURES:
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     doc = json.loads((out / "results.json").read_text())
@@ -177,6 +179,18 @@ def test_write_results_writes_every_file_and_reads_back(result, tmp_path):
     assert parse_config((out / "config.toml").read_text()).defenses == result.config.defenses
     assert (out / "summary.txt").read_text().strip() == report.format_table(result)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "no temporary left behind"
+
+
+def test_figures_follow_the_configuration(result, tmp_path):
+    """[figures] enabled = false (what --no-figures sets) means no PNG at all, the heatmap
+    included, unless figures=True asks for them; figures=False drops them."""
+    off = attrs.evolve(result, config=attrs.evolve(result.config, figures=attrs.evolve(
+        result.config.figures, enabled=False)))
+    for res, figures, name, pngs in [(off, None, "off", []), (off, True, "forced", list(plots.FIGURES)),
+                                     (result, False, "dropped", []), (result, None, "on", list(plots.FIGURES))]:
+        out = report.write_results(res, tmp_path / name, figures=figures)
+        assert sorted(p.name for p in out.glob("*.png")) == pngs, name
+        assert (out / "results.json").exists()
 
 
 def test_a_failed_write_leaves_nothing(result, tmp_path, monkeypatch):
