@@ -133,6 +133,19 @@ def _checked(config, source: str):  # type: ignore[no-untyped-def]
     return config
 
 
+#: Rough training times of the reference models (2 CPU cores), for the notice.
+_TRAINING_TIME = {"mnist": "about 1–2 minutes", "digits": "a few seconds"}
+
+
+def _training_notice(name: str, cache_dir: str | None) -> str:
+    """The line said before a reference model is trained (train, play, demo)."""
+    from evcsa.models import resolve_cache_dir
+
+    took = _TRAINING_TIME.get(name, "once")
+    return (f"evcsa: training the {name} reference model ({took}, once; then cached in "
+            f"{resolve_cache_dir(cache_dir)}) …")
+
+
 def _model_to_train(config, cache_dir: str | None) -> str | None:  # type: ignore[no-untyped-def]
     """The reference model the run will train (not in the cache), or None; the cache
     directory is checked first when one must be trained (evcsa.models.check_cache_dir)."""
@@ -152,10 +165,12 @@ def _run(config, args, out, source: str) -> int:  # type: ignore[no-untyped-def]
     config = _checked(_apply_overrides(config, args), source)
     output = pathlib.Path(args.output) if args.output else _default_output(config.name)
     check_output(output, overwrite=args.overwrite)
-    _model_to_train(config, args.cache_dir)
+    to_train = _model_to_train(config, args.cache_dir)
     progress = False if args.no_progress else None
     start = time.perf_counter()
     print(f"evcsa: {config.name}: {_shape(config)}, N = {config.game.n_chosen}", file=out, flush=True)
+    if to_train is not None:  # on stderr, terminal or not: a piped first run is not silent for minutes
+        print(_training_notice(to_train, args.cache_dir), file=sys.stderr, flush=True)
     with _naming(source):
         result = run_experiment(config, progress=progress, cache_dir=args.cache_dir,
                                 log=lambda line: print(f"  {line}", file=out, flush=True))
@@ -209,7 +224,7 @@ def _train(args, out) -> int:  # type: ignore[no-untyped-def]
     cached = None if args.retrain else load_reference(args.name, cache_dir=args.cache_dir)
     if cached is None:
         check_cache_dir(args.cache_dir)
-        print(f"evcsa: training the {args.name} reference model …", file=out, flush=True)
+        print(_training_notice(args.name, args.cache_dir), file=out, flush=True)
     model = reference_model(args.name, cache_dir=args.cache_dir, retrain=args.retrain,
                             progress=False if args.no_progress else None)
     info = model.info

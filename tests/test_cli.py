@@ -251,6 +251,34 @@ def test_a_cache_that_holds_the_model_need_not_be_writable(workdir, capsys, monk
     assert code == 0, err
 
 
+def test_play_and_demo_say_when_they_train_the_model(workdir, capsys, monkeypatch, digits_cache):
+    """A model not yet cached is announced on stderr (not a terminal here) before the run
+    trains it; a cached one is not."""
+    from evcsa import models
+
+    (workdir / "tiny.toml").write_text(GOOD)
+    code, out, err = _run(capsys, "play", "tiny.toml", "--check")
+    assert code == 0 and "training" not in out + err, "--check trains nothing"
+
+    with monkeypatch.context() as m:  # as if not cached (the run then finds it after all)
+        m.setattr(models, "is_cached", lambda name, cache_dir=None: False)
+        code, out, err = _run(capsys, "play", "tiny.toml", "--output", "res", "--no-progress", "--no-figures")
+    assert code == 0, err
+    assert err.strip() == (f"evcsa: training the digits reference model (a few seconds, once; then cached in "
+                           f"{digits_cache}) …")
+    assert "training" not in out
+    # the demo: $EVCSA_CACHE holds the digits model, not the MNIST one
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(experiment, "run_experiment", interrupted)
+    code, out, err = _run(capsys, "demo", "--output", "demo-res")
+    assert code == 130 and out.startswith("evcsa: demo: 4 defenses × 3 adversaries, 100 games each, N = 25")
+    assert err.splitlines() == [f"evcsa: training the mnist reference model (about 1–2 minutes, once; then "
+                                f"cached in {digits_cache}) …", "evcsa: interrupted; no results written"]
+
+
 def test_train_reports_the_cached_model(workdir, capsys, digits_cache):
     code, out, err = _run(capsys, "train", "digits", "--cache-dir", str(digits_cache))
     assert code == 0
@@ -290,6 +318,7 @@ def test_play_end_to_end_on_the_small_digits(workdir, capsys):
     a_star = [c for c in doc["cells"] if c["adversary"] == "A* q=4"]
     assert all(c["p_hat"] is not None and len(c["p_hat"]) == 12 for c in a_star)
     assert "evcsa: tiny: 2 defenses × 3 adversaries, 4 games each, N = 5" in out
+    assert "training" not in out + err, "the model is cached"
     assert "Adv(5,1) [95% CI]" in out
     assert ("results: res/ (results.json, results.csv, games.csv, sweep.csv, config.toml, summary.txt, "
             "examples.npz, 4 figures) — ") in out
