@@ -21,7 +21,7 @@ import os
 import pathlib
 import sys
 import time
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 __all__ = ["main"]
 
@@ -237,6 +237,39 @@ def _train(args, out) -> int:  # type: ignore[no-untyped-def]
     return 0
 
 
+class _PipeSafe:
+    """Standard output that survives a closed pipe (``evcsa play … | head``): once the reader
+    has gone, the rest is dropped and the run goes on to write its results."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.closed_pipe = False
+
+    def write(self, text: str) -> int:
+        if not self.closed_pipe:
+            try:
+                return self.stream.write(text)
+            except BrokenPipeError:
+                self._drop()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.closed_pipe:
+            try:
+                self.stream.flush()
+            except BrokenPipeError:
+                self._drop()
+
+    def _drop(self) -> None:
+        self.closed_pipe = True
+        try:  # so that the interpreter's own flush at exit does not complain either
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError):
+            pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``evcsa`` console script.
 
@@ -245,7 +278,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         130 when interrupted.
     """
     args = _parser().parse_args(argv)
-    out = sys.stdout
+    out = _PipeSafe(sys.stdout)
     # Before torch loads: idle OpenMP threads sleep instead of spinning, which keeps a run
     # fast on a machine shared with other work (measured 2-3x faster on 2 loaded cores).
     # An explicit OMP_WAIT_POLICY in the environment wins.

@@ -342,3 +342,18 @@ def test_console_script_in_a_process(workdir):
     assert proc.returncode == 2
     assert proc.stderr.strip() == "evcsa: error: tiny.toml: runs: expected runs as an integer ≥ 1, got 0"
     assert proc.stdout == ""
+
+
+def test_a_closed_pipe_drops_the_output_and_the_run_still_writes_its_results(workdir, digits_cache):
+    """`evcsa play … | head -1`: no BrokenPipeError traceback, exit 0, results written."""
+    (workdir / "tiny.toml").write_text(GOOD.replace("runs = 4", "runs = 1"))
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "EVCSA_CACHE": str(digits_cache)}
+    proc = subprocess.Popen([sys.executable, "-m", "evcsa.cli", "play", "tiny.toml", "--output", "res",
+                             "--no-figures", "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            cwd=workdir, env=env)
+    assert proc.stdout.readline().startswith(b"evcsa: tiny:")
+    proc.stdout.close()  # the reader goes away, as `head -1` does
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert b"Traceback" not in err and b"BrokenPipe" not in err
+    assert (workdir / "res" / "results.json").is_file()
