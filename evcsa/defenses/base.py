@@ -245,6 +245,11 @@ class Defense(Classifier):
     def model(self) -> ModelClassifier:
         return self.base.model
 
+    def _twin_base(self, keys: Any) -> Classifier:
+        """The base for a twin drawing from ``keys`` (a checked KeySource): a randomized base
+        is twinned too, from ``keys.derive("base")``; a deterministic one is shared."""
+        return self.base.with_keys(keys.derive("base")) if getattr(self.base, "randomized", False) else self.base
+
 
 def undefended_model(classifier: Any) -> ModelClassifier | None:
     """The undefended :class:`ModelClassifier` under ``classifier``, or None if it has none."""

@@ -140,7 +140,7 @@ class CroppingRescaling(Defense):
     def with_keys(self, keys: KeySource) -> CroppingRescaling:
         """A twin with the same parameters drawing from ``keys``."""
         keys = check_keys(keys)
-        base = self.base.with_keys(keys.derive("base")) if getattr(self.base, "randomized", False) else self.base
+        base = self._twin_base(keys)
         return CroppingRescaling(base, self.crop_size, self.n_crops, keys,
                                  surrogate_crops=self.surrogate_crops, batch_size=self.batch_size)
 

@@ -93,7 +93,7 @@ class RandomizedSqueezing(Defense):
         (the whitebox adversary's own randomness). A randomized wrapped classifier is
         twinned too, from ``keys.derive("base")``."""
         keys = check_keys(keys)
-        base = self.base.with_keys(keys.derive("base")) if getattr(self.base, "randomized", False) else self.base
+        base = self._twin_base(keys)
         return RandomizedSqueezing(base, self.squeezer, self.delta, keys, batch_size=self.batch_size)
 
     # -- the randomized preprocessing --------------------------------------------------

@@ -73,7 +73,7 @@ class RegionBasedClassification(Defense):
     def with_keys(self, keys: KeySource) -> RegionBasedClassification:
         """A twin with the same parameters drawing from ``keys``."""
         keys = check_keys(keys)
-        base = self.base.with_keys(keys.derive("base")) if getattr(self.base, "randomized", False) else self.base
+        base = self._twin_base(keys)
         return RegionBasedClassification(base, self.radius, self.n_samples, keys,
                                          surrogate_samples=self.surrogate_samples, batch_size=self.batch_size)
 
