@@ -27,8 +27,10 @@ from evcsa.errors import InvalidParameter
 
 __all__ = [
     "BinomialEstimate",
+    "IntervalEstimate",
     "advantage_exact",
     "clopper_pearson",
+    "expected_advantage",
     "log_advantage_exact",
     "log_poisson_binomial_pmf",
     "poisson_binomial_pmf",
@@ -243,3 +245,109 @@ def select_top_n(scores: Any, n: int) -> np.ndarray:
     if n > s.size:
         raise InvalidParameter(f"expected n ≤ {s.size} (the number of candidates), got {n}", got=n)
     return np.argsort(-s, kind="stable")[:n].astype(np.int64)
+
+
+# -- estimates that are not a binomial proportion -----------------------------------------
+
+@attrs.frozen
+class IntervalEstimate:
+    """A quantity estimated with a confidence interval that is not a binomial proportion's
+    (the expected advantage of submitted samples, say).
+
+    Attributes:
+        value: the point estimate.
+        low, high: the interval's ends, low ≤ value ≤ high.
+        alpha: the interval covers the true value with probability ≥ 1 − alpha.
+        method: how the interval was obtained, in words (shown with the estimate).
+
+    Raises:
+        InvalidParameter: non-finite ends, low > value or value > high, alpha outside (0, 1).
+    """
+
+    value: float = attrs.field(converter=float)
+    low: float = attrs.field(converter=float)
+    high: float = attrs.field(converter=float)
+    alpha: float = attrs.field(converter=float)
+    method: str = attrs.field(converter=str)
+
+    def __attrs_post_init__(self) -> None:
+        ends = (self.low, self.value, self.high)
+        if not all(math.isfinite(v) for v in ends) or not self.low <= self.value <= self.high:
+            raise InvalidParameter(f"expected finite low ≤ value ≤ high, got {self.low} ≤ {self.value} ≤ "
+                                   f"{self.high}", low=self.low, value=self.value, high=self.high)
+        _check_alpha(self.alpha)
+
+    def __contains__(self, x: float) -> bool:
+        return self.low <= x <= self.high
+
+    def __str__(self) -> str:
+        return f"{self.value:.3f} [{self.low:.3f}, {self.high:.3f}]"
+
+
+def _counts_and_draws(successes: Any, draws: Any) -> tuple[np.ndarray, np.ndarray]:
+    k = _as_reals(successes, "successes")
+    if k.ndim != 1 or k.size == 0:
+        raise InvalidParameter(f"expected successes as a non-empty 1-D sequence of counts, got shape {k.shape}")
+    n = _as_reals(draws, "draws")
+    if n.ndim > 1 or (n.ndim == 1 and n.shape != k.shape):
+        raise InvalidParameter(f"expected draws as one count or {k.size} counts, got shape {n.shape}")
+    n = np.broadcast_to(n, k.shape)
+    if not (np.all(np.isfinite(k)) and np.all(np.isfinite(n))) or np.any(k != np.round(k)) \
+            or np.any(n != np.round(n)):
+        raise InvalidParameter("expected whole numbers of successes and draws, got fractions or non-finite values")
+    if n.min() < 1 or k.min() < 0 or np.any(k > n):
+        raise InvalidParameter(f"expected 0 ≤ successes ≤ draws and draws ≥ 1, got successes in "
+                               f"[{k.min():g}, {k.max():g}], draws in [{n.min():g}, {n.max():g}]")
+    return k.astype(np.int64), n.astype(np.int64)
+
+
+def expected_advantage(successes: Any, draws: Any, tau: float, *, alpha: float = 0.05) -> IntervalEstimate:
+    """The expected advantage of N submitted samples, estimated from fresh classifications.
+
+    Given that sample i succeeded in kᵢ of nᵢ independent fresh-key classifications, its
+    success probability is estimated as p̂ᵢ = kᵢ / nᵢ, and the advantage its submission
+    gives (the N succeed independently, seed 002 Eq. 4 and 6) is the Poisson-binomial tail
+    Adv = Pr[S ≥ ⌈τN⌉], S = Σ Bernoulli(pᵢ) (Π pᵢ for τ = 1).
+
+    - value: the tail at p̂ (:func:`advantage_exact`);
+    - low / high: the tail at the per-sample Clopper–Pearson lower / upper ends at level
+      α / N. By Bonferroni all N intervals hold at once with probability ≥ 1 − α, and the
+      tail is non-decreasing in every pᵢ, so [low, high] covers the true advantage with
+      probability ≥ 1 − α (conservative; the more draws per sample, the narrower).
+
+    This is what an adversary gets from the samples it submitted; the per-game Π p̂ that
+    A* believes (its own estimates, which chose the samples) is biased upwards by the
+    selection, these fresh classifications are not.
+
+    Args:
+        successes: int [N], fresh-key successes kᵢ of each submitted sample.
+        draws: int or int [N], classifications nᵢ ≥ 1 behind each kᵢ.
+        tau: the threshold τ in (0, 1].
+        alpha: 1 − the interval's level, in (0, 1); default 0.05.
+
+    Returns:
+        :class:`IntervalEstimate` with values in [0, 1] (tiny tails underflow to 0.0).
+
+    Raises:
+        InvalidParameter: counts not whole numbers with 0 ≤ kᵢ ≤ nᵢ, nᵢ ≥ 1; draws of
+            another length; τ outside (0, 1]; α outside (0, 1).
+    """
+    k, n = _counts_and_draws(successes, draws)
+    alpha = _check_alpha(alpha)
+    threshold_count(tau, k.size)  # validates tau
+    level = alpha / k.size
+    cache: dict[tuple[int, int], tuple[float, float]] = {}
+    lows, highs = np.empty(k.size), np.empty(k.size)
+    for i, (ki, ni) in enumerate(zip(k.tolist(), n.tolist())):
+        if (ki, ni) not in cache:
+            cache[(ki, ni)] = clopper_pearson(ki, ni, level)
+        lows[i], highs[i] = cache[(ki, ni)]
+    def tail(p: np.ndarray) -> float:  # logsumexp may round a sure event to 1 + 2e-16
+        return min(1.0, advantage_exact(p, tau))
+
+    value = tail(k / n)
+    low = min(value, tail(lows))
+    high = max(value, tail(highs))
+    return IntervalEstimate(value, low, high, alpha,
+                            f"Poisson-binomial tail at p̂ = k/n; Clopper–Pearson at α/N = {level:.3g} per sample "
+                            f"(Bonferroni), draws {int(n.min())}" + ("" if n.min() == n.max() else f"–{int(n.max())}"))
