@@ -2,6 +2,7 @@
 
 from evcsa.games.game import EVCSA, Knowledge, Oracles, Session
 from evcsa.games.results import GameResult, RepeatResult, Submission
+from evcsa.games.rejudge import rejudge
 from evcsa.games.rules import Rules
 
-__all__ = ["EVCSA", "GameResult", "Knowledge", "Oracles", "RepeatResult", "Rules", "Session", "Submission"]
+__all__ = ["EVCSA", "GameResult", "Knowledge", "Oracles", "RepeatResult", "Rules", "Session", "Submission", "rejudge"]

@@ -1,0 +1,122 @@
+"""Re-judging submitted samples with fresh classifier randomness.
+
+The empirical advantage of a game is what one draw of the defense's randomness gave the
+adversary. What the adversary's submissions are worth is their success probabilities
+pᵢ under fresh keys; :func:`rejudge` counts, for each submitted sample, its successes in
+``draws`` independent classifications, with the game's own success rule, so that
+:func:`evcsa.stats.expected_advantage` turns the counts into the expected advantage with
+an interval (seed 002 Eq. 4 and 6: Adv = Pr[S ≥ ⌈τN⌉], Π pᵢ for τ = 1).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from evcsa._validation import as_images, as_labels, check_positive_int
+from evcsa.defenses.base import REJECTED
+from evcsa.distances import distance, within_epsilon
+from evcsa.errors import InvalidParameter
+from evcsa.games.rules import Rules
+
+__all__ = ["rejudge"]
+
+
+def _is_success(rules: Rules, predictions: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor | None,
+                reference: torch.Tensor | None) -> torch.Tensor:
+    """The game's success rule on [draws, B] predictions: ``rules.is_success`` when the
+    record has one (the referee's single rule), else the same rule written out —
+    targeted: C(x′) = y_t; untargeted: C(x′) ∉ {reference, REJECTED} with reference the
+    label or C(x) (itself never REJECTED for a success)."""
+    rule = getattr(rules, "is_success", None)
+    if callable(rule):
+        return torch.as_tensor(rule(predictions, labels, targets=targets, reference_predictions=reference))
+    if targets is not None:
+        return predictions == targets
+    ref = labels if reference is None else reference
+    hit = (predictions != ref) & (predictions != REJECTED)
+    if reference is not None:
+        hit &= reference != REJECTED
+    return hit
+
+
+def rejudge(classifier: Any, samples: Any, sources: Any, labels: Any, rules: Rules, *, draws: int,
+            targets: Any = None, keys: Any = None, query_batch: int = 10_000) -> np.ndarray:
+    """Fresh-key successes of each submitted sample, judged by the game's rule.
+
+    Each sample x′ᵢ is classified ``draws`` times, each time on fresh classifier
+    randomness, and a draw counts when it meets the game's goal (:class:`Rules`: targeted,
+    C(x′) = y_t; untargeted against the label, C(x′) ∉ {y, REJECTED}; against the
+    prediction (seed 000), C(x′) ≠ C(x) with C(x) drawn afresh in every draw, so that a
+    draw costs two classifications). A sample outside the game's ε-ball (with the game's
+    tolerance) never succeeds, as in the game.
+
+    Args:
+        classifier: the game's classifier (``predict(x) -> labels``; randomized or not).
+        samples: the submitted x′, float32 [N, C, H, W] in [0, 1].
+        sources: the natural samples x they were built from, float32 [N, C, H, W], in
+            the same order (the images, not their indices into X_D).
+        labels: int64 [N], the true labels of the sources.
+        rules: the game's :class:`Rules` (goal, reference, ε, norm, tolerance).
+        draws: classifications per sample, ≥ 1.
+        targets: int64 [N] for a targeted game (required there), else None.
+        keys: a :class:`~evcsa.randomness.KeySource` for the fresh keys: the classifier's
+            twin ``classifier.with_keys(keys)`` classifies (reproducible, independent of
+            the game's keys). None: the classifier draws from its own key source.
+        query_batch: images per ``predict`` call (default 10,000).
+
+    Returns:
+        int64 numpy array [N], values in [0, draws].
+
+    Raises:
+        InvalidParameter: mismatched shapes or lengths, bad images, labels or draws, a
+            targeted game without targets (or targets in an untargeted one), ``keys``
+            with a randomized classifier that has no ``with_keys``.
+    """
+    if not isinstance(rules, Rules):
+        raise InvalidParameter(f"expected rules as an evcsa.games.Rules, got {type(rules).__name__}")
+    draws = check_positive_int(draws, "draws")
+    query_batch = check_positive_int(query_batch, "query_batch")
+    x_adv = as_images(samples, name="samples", device="cpu")
+    x_nat = as_images(sources, name="sources", shape=tuple(x_adv.shape[1:]), device="cpu")
+    n = x_adv.shape[0]
+    if x_nat.shape[0] != n:
+        raise InvalidParameter(f"expected {n} source images (one per sample), got {x_nat.shape[0]}")
+    y = as_labels(labels, name="labels", length=n)
+    if rules.goal == "targeted":
+        if targets is None:
+            raise InvalidParameter("expected targets in a targeted game, got none")
+        tgt: torch.Tensor | None = as_labels(targets, name="targets", length=n)
+    elif targets is not None:
+        raise InvalidParameter("expected no targets in an untargeted game, got some")
+    else:
+        tgt = None
+    if keys is not None and getattr(classifier, "randomized", False):
+        if not callable(getattr(classifier, "with_keys", None)):
+            raise InvalidParameter(f"expected a classifier with with_keys(keys) to rejudge with keys, got "
+                                   f"{type(classifier).__name__}")
+        classifier = classifier.with_keys(keys)
+    versus_prediction = tgt is None and rules.untargeted_reference == "prediction"
+
+    def predict(x: torch.Tensor) -> torch.Tensor:
+        out = classifier.predict(x)
+        if isinstance(out, np.ndarray):
+            out = torch.from_numpy(out)
+        return torch.as_tensor(out).detach().cpu().to(torch.int64)
+
+    inside = within_epsilon(distance(x_nat, x_adv, rules.norm, tolerance=rules.tolerance), rules.epsilon,
+                            rules.norm, tolerance=rules.tolerance)
+    counts = np.zeros(n, dtype=np.int64)
+    per = max(1, query_batch // draws)
+    for start in range(0, n, per):
+        sl = slice(start, min(n, start + per))
+        b = sl.stop - sl.start
+        # draw-major layout: row d holds draw d of every sample in the chunk
+        pred = predict(x_adv[sl].repeat(draws, 1, 1, 1)).view(draws, b)
+        reference = predict(x_nat[sl].repeat(draws, 1, 1, 1)).view(draws, b) if versus_prediction else None
+        hit = _is_success(rules, pred, y[sl], None if tgt is None else tgt[sl], reference)
+        hit = hit.to(torch.bool) & inside[sl][None, :]
+        counts[sl] = hit.sum(dim=0).numpy()
+    return counts
