@@ -31,6 +31,8 @@ __all__ = [
     "advantage_exact",
     "clopper_pearson",
     "expected_advantage",
+    "format_interval",
+    "format_number",
     "log_advantage_exact",
     "log_poisson_binomial_pmf",
     "poisson_binomial_pmf",
@@ -82,12 +84,36 @@ def clopper_pearson(k: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
     return low, high
 
 
-@attrs.frozen
+def format_number(x: float, digits: int = 3) -> str:
+    """A probability-scale number with ``digits`` decimals; a non-zero one too small to
+    show that way (|x| < 0.5·10^-digits) with two significant digits instead ("1.2e-05"),
+    so that a tiny advantage never prints as 0.000."""
+    x = float(x)
+    if x != 0.0 and math.isfinite(x) and abs(x) < 0.5 * 10.0 ** -digits:
+        return f"{x:.2g}"
+    return f"{x:.{digits}f}"
+
+
+def format_interval(value: float, low: float, high: float, spec: str = "") -> str:
+    """``"value [low, high]"``: each number with the format ``spec`` (e.g. ``".1%"``), or
+    with :func:`format_number` when ``spec`` is empty."""
+    if spec:
+        return f"{value:{spec}} [{low:{spec}}, {high:{spec}}]"
+    return f"{format_number(value)} [{format_number(low)}, {format_number(high)}]"
+
+
+@attrs.frozen(repr=False)
 class BinomialEstimate:
     """A proportion estimated from ``successes`` out of ``trials``, with its exact
-    Clopper–Pearson interval at level 1 − ``alpha``.
+    Clopper–Pearson interval [``low``, ``high``] at level 1 − ``alpha``.
 
-    Build with :meth:`from_counts`. ``value`` = successes / trials.
+    Build with :meth:`from_counts` (or :meth:`from_dict` for a stored one). ``value`` =
+    successes / trials. The one estimate type of evcsa's results: success rates,
+    accuracies and the empirical advantage all are one.
+
+    Printing: ``str(e)`` is ``"0.440 [0.341, 0.543]"`` (three decimals; tiny values with
+    two significant digits); a format spec applies to all three numbers
+    (``f"{e:.1%}"`` → ``"44.0% [34.1%, 54.3%]"``); ``repr(e)`` names the counts too.
     """
 
     successes: int
@@ -99,15 +125,52 @@ class BinomialEstimate:
 
     @classmethod
     def from_counts(cls, successes: int, trials: int, alpha: float = 0.05) -> BinomialEstimate:
-        """Estimate and interval from counts (see :func:`clopper_pearson`)."""
+        """Estimate and interval from counts (see :func:`clopper_pearson`).
+
+        Raises:
+            InvalidParameter: counts not integers with 0 ≤ successes ≤ trials, trials ≥ 1,
+                or α outside (0, 1).
+        """
         low, high = clopper_pearson(successes, trials, alpha)
         return cls(int(successes), int(trials), float(alpha), successes / trials, low, high)
+
+    @classmethod
+    def from_dict(cls, d: Any) -> BinomialEstimate:
+        """The estimate :meth:`to_dict` wrote (results.json), taken as stored (no
+        recomputation of the interval).
+
+        Raises:
+            InvalidParameter: not a mapping with the six keys, or counts out of range.
+        """
+        keys = ("successes", "trials", "alpha", "value", "low", "high")
+        if not isinstance(d, dict) or not all(k in d for k in keys):
+            raise InvalidParameter(f"expected a mapping with keys {keys}, got {describe(d)}")
+        k, n = _check_counts(d["successes"], d["trials"])
+        return cls(k, n, float(d["alpha"]), float(d["value"]), float(d["low"]), float(d["high"]))
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"value", "low", "high", "successes", "trials", "alpha"}`` (full precision;
+        JSON-ready)."""
+        return {"value": float(self.value), "low": float(self.low), "high": float(self.high),
+                "successes": int(self.successes), "trials": int(self.trials), "alpha": float(self.alpha)}
+
+    @property
+    def level(self) -> float:
+        """The interval's confidence level 1 − α (0.95 by default)."""
+        return 1.0 - self.alpha
 
     def __contains__(self, p: float) -> bool:
         return self.low <= p <= self.high
 
     def __str__(self) -> str:
-        return f"{self.value:.3f} [{self.low:.3f}, {self.high:.3f}]"
+        return format_interval(self.value, self.low, self.high)
+
+    def __format__(self, spec: str) -> str:
+        return format_interval(self.value, self.low, self.high, spec)
+
+    def __repr__(self) -> str:
+        return (f"BinomialEstimate(successes={self.successes}, trials={self.trials}, value={self.value:.4g}, "
+                f"low={self.low:.4g}, high={self.high:.4g}, alpha={self.alpha:g})")
 
 
 def threshold_count(tau: float, n: int) -> int:

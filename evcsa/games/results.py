@@ -5,12 +5,13 @@ Statistics are computed from the rows by named methods whose docstrings give the
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import attrs
 import numpy as np
 
-from evcsa.stats import BinomialEstimate, clopper_pearson, threshold_count
+from evcsa.stats import BinomialEstimate, threshold_count
 
 __all__ = ["GameResult", "RepeatResult", "Submission"]
 
@@ -83,7 +84,7 @@ class GameResult:
                 "classify_queries": self.classify_queries, "stale_queries": self.stale_queries}
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class RepeatResult:
     """R games of the same adversary against the same classifier, fresh classifier
     randomness in each.
@@ -115,14 +116,26 @@ class RepeatResult:
         """Mean success rate over the R games."""
         return float(self.success_rates.mean())
 
-    def success_rate_interval(self, alpha: float = 0.05) -> tuple[float, float]:
-        """Clopper–Pearson interval for the mean success rate, pooling the R·N submissions.
+    def success_rate_estimate(self, alpha: float = 0.05) -> BinomialEstimate:
+        """The mean success rate Σn / (R·N) with its Clopper–Pearson interval, pooling the
+        R·N submissions (equal to :attr:`mean`).
 
         Exact when the submissions are independent Bernoulli trials of equal probability;
-        for a mixture it is a pooled-proportion interval. Returns (low, high).
+        for a mixture it is a pooled-proportion interval.
+
+        Raises:
+            InvalidParameter: α outside (0, 1).
         """
         total = sum(g.successes for g in self.games)
-        return clopper_pearson(total, self.runs * self.n_chosen, alpha)
+        return BinomialEstimate.from_counts(total, self.runs * self.n_chosen, alpha)
+
+    def success_rate_interval(self, alpha: float = 0.05) -> BinomialEstimate:
+        """The same as :meth:`success_rate_estimate` (an estimate with ``.value``, ``.low``,
+        ``.high``). Unpacking it as the (low, high) pair it used to be still works, with a
+        DeprecationWarning: write ``e = r.success_rate_interval(); e.low, e.high``.
+        """
+        e = self.success_rate_estimate(alpha)
+        return _PairCompatibleEstimate(e.successes, e.trials, e.alpha, e.value, e.low, e.high)
 
     def advantage(self, tau: float = 1.0, alpha: float = 0.05) -> BinomialEstimate:
         """Empirical Adv(N, τ) = #{games with succ ≥ τ} / R (seed 002 Eq. 4), with its
@@ -138,3 +151,31 @@ class RepeatResult:
     def rows(self) -> list[dict[str, Any]]:
         """One flat row per game (with its index ``run``), for CSV."""
         return [{"run": i, **g.row()} for i, g in enumerate(self.games)]
+
+    def __repr__(self) -> str:
+        """``RepeatResult(runs=100, n_chosen=25, success_rate=0.440 [0.420, 0.460],
+        Adv(τ=1)=0.120 [0.064, 0.200], reused_preparation=True)``."""
+        if not self.games:
+            return f"RepeatResult(runs=0, n_chosen={self.n_chosen}, reused_preparation={self.reused_preparation})"
+        return (f"RepeatResult(runs={self.runs}, n_chosen={self.n_chosen}, "
+                f"success_rate={self.success_rate_estimate()}, Adv(τ=1)={self.advantage(1.0)}, "
+                f"reused_preparation={self.reused_preparation})")
+
+
+class _PairCompatibleEstimate(BinomialEstimate):
+    """A :class:`BinomialEstimate` that can still be unpacked as ``(low, high)``, the
+    tuple :meth:`RepeatResult.success_rate_interval` returned before 0.2 (deprecated)."""
+
+    def _pair(self) -> tuple[float, float]:
+        warnings.warn("success_rate_interval() returns a BinomialEstimate now; unpacking it as (low, high) "
+                      "is deprecated: use its .low and .high", DeprecationWarning, stacklevel=3)
+        return (self.low, self.high)
+
+    def __iter__(self) -> Any:
+        return iter(self._pair())
+
+    def __getitem__(self, i: int) -> float:
+        return self._pair()[i]
+
+    def __len__(self) -> int:
+        return len(self._pair())
