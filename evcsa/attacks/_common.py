@@ -29,6 +29,7 @@ __all__ = [
     "check_targets_differ",
     "cross_entropy",
     "cw_margin",
+    "gradient_health",
     "input_gradient",
     "least_likely",
     "next_class",
@@ -252,13 +253,33 @@ def input_gradient(clf: Classifier, x: torch.Tensor,
     missing = grad is None
     if missing:
         grad = torch.zeros_like(x)
-    finite = torch.isfinite(grad)
-    nonfinite = ~finite.flatten(1).all(dim=1)
-    if bool(nonfinite.any()):
-        grad = torch.where(finite, grad, torch.zeros_like(grad))
+    grad, nonfinite, zero = gradient_health(grad)
     if monitor is not None:
-        monitor.observe(grad, index=index, missing=missing, nonfinite=nonfinite)
+        monitor.observe(grad, index=index, missing=missing, nonfinite=nonfinite, zero=zero)
     return grad.detach(), logits.detach(), loss.detach()
+
+
+def gradient_health(grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``grad`` with non-finite entries set to 0, and per sample whether it had any
+    (nonfinite) and whether the cleaned gradient is identically zero (zero).
+
+    One pass over the gradient (its per-sample minimum and maximum, NaN-propagating):
+    finite rows need nothing else; only when a row is not finite are the entries
+    replaced and that row's zero test redone on the cleaned values.
+
+    Args:
+        grad: float [B, ...].
+
+    Returns:
+        (gradient [B, ...], nonfinite bool [B], zero bool [B]).
+    """
+    low, high = torch.aminmax(grad.detach().flatten(1), dim=1)
+    nonfinite = ~(torch.isfinite(low) & torch.isfinite(high))
+    zero = (low == 0) & (high == 0)
+    if bool(nonfinite.any()):
+        grad = torch.where(torch.isfinite(grad), grad, torch.zeros_like(grad))
+        zero = (grad.detach().flatten(1) == 0).all(dim=1)
+    return grad, nonfinite, zero
 
 
 def project(x_adv: torch.Tensor, x: torch.Tensor, epsilon: float | None, norm: str) -> torch.Tensor:

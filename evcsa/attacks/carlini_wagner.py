@@ -67,18 +67,42 @@ class _Adam:
         self.v[idx] = 0.0
         self.t[idx] = 0
 
-    def step(self, param: torch.Tensor, grad: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        """The updated ``param`` (the rows ``idx`` of the optimised tensor) after one step."""
-        t = self.t[idx] + 1
-        self.t[idx] = t
-        m = self.beta1 * self.m[idx] + (1.0 - self.beta1) * grad
-        v = self.beta2 * self.v[idx] + (1.0 - self.beta2) * grad * grad
-        self.m[idx] = m
-        self.v[idx] = v
+    def step(self, param: torch.Tensor, grad: torch.Tensor, ix: torch.Tensor | None) -> torch.Tensor:
+        """The updated ``param`` (the rows ``ix`` of the optimised tensor, every row when
+        None) after one step."""
+        t = _rows(self.t, ix) + 1
+        m = self.beta1 * _rows(self.m, ix) + (1.0 - self.beta1) * grad
+        v = self.beta2 * _rows(self.v, ix) + (1.0 - self.beta2) * grad * grad
+        if ix is None:
+            self.t, self.m, self.v = t, m, v
+        else:
+            self.t[ix] = t
+            self.m[ix] = m
+            self.v[ix] = v
         tf = t.to(param.dtype)
         lr_t = self.lr * torch.sqrt(1.0 - self.beta2 ** tf) / (1.0 - self.beta1 ** tf)
         lr_t = lr_t.view(-1, *([1] * (param.dim() - 1)))
         return param - lr_t * m / (torch.sqrt(v) + self.eps)
+
+
+def _rows(t: torch.Tensor, ix: torch.Tensor | None) -> torch.Tensor:
+    """The rows ``ix`` of ``t``; ``t`` itself (no copy) when ``ix`` is None (every row)."""
+    return t if ix is None else t[ix]
+
+
+def _put(t: torch.Tensor, ix: torch.Tensor | None, value: torch.Tensor) -> None:
+    """``t[ix] = value`` (every row when ``ix`` is None)."""
+    if ix is None:
+        t.copy_(value)
+    else:
+        t[ix] = value
+
+
+def _active(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(positions of the True entries, the same as a row selector: None when all are
+    True, so the loops skip gathers and scatters on a full batch)."""
+    idx = mask.nonzero().flatten()
+    return idx, (None if idx.numel() == mask.numel() else idx)
 
 
 def _raw_margin(labels: torch.Tensor, targeted: bool):
@@ -101,39 +125,43 @@ class _Problem:
         self.kappa = confidence
         self.monitor = monitor
         self.w_x = _to_tanh_space(x)
+        self.tanh_w_x = torch.tanh(self.w_x)
         self.fallback = x.clone()
         self.fallback_dist = torch.full((x.shape[0],), float("inf"), dtype=torch.float32, device=x.device)
 
-    def evaluate(self, idx: torch.Tensor, start_w: torch.Tensor, modifier: torch.Tensor,
+    def evaluate(self, ix: torch.Tensor | None, start_w: torch.Tensor, modifier: torch.Tensor,
                  valid: torch.Tensor | None = None):
-        """x′, logits, margin, the margin's input gradient and ∂x′/∂m for samples idx."""
-        x = self.x[idx]
+        """x′, logits, margin, the margin's input gradient and ∂x′/∂m for the rows ``ix``
+        (every row when None)."""
+        x = _rows(self.x, ix)
         tw = torch.tanh(start_w + modifier)
-        u = x + (tw - torch.tanh(self.w_x[idx])) / 2.0
+        u = x + (tw - _rows(self.tanh_w_x, ix)) / 2.0
         inside = ((u >= 0.0) & (u <= 1.0)).to(x.dtype)
         x_adv = u.clamp(0.0, 1.0)
         dxdm = inside * (1.0 - tw * tw) / 2.0
         if valid is not None:
             x_adv = torch.where(valid, x_adv, x)
             dxdm = dxdm * valid.to(x.dtype)
-        grad, logits, margin = input_gradient(self.clf, x_adv, _raw_margin(self.labels[idx], self.targeted),
-                                              monitor=self.monitor, index=idx)
+        grad, logits, margin = input_gradient(self.clf, x_adv, _raw_margin(_rows(self.labels, ix), self.targeted),
+                                              monitor=self.monitor, index=ix)
         return x_adv, logits, margin, grad, dxdm
 
-    def hits(self, idx: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    def hits(self, ix: torch.Tensor | None, logits: torch.Tensor) -> torch.Tensor:
         """The goal reached at all: top class = t (targeted) or ≠ y (untargeted)."""
         pred = logits.argmax(dim=1)
-        return pred == self.labels[idx] if self.targeted else pred != self.labels[idx]
+        labels = _rows(self.labels, ix)
+        return pred == labels if self.targeted else pred != labels
 
-    def succeeded(self, idx: torch.Tensor, logits: torch.Tensor, margin: torch.Tensor) -> torch.Tensor:
+    def succeeded(self, ix: torch.Tensor | None, logits: torch.Tensor, margin: torch.Tensor) -> torch.Tensor:
         """The goal reached with confidence κ (margin ≤ −κ)."""
-        return (margin + self.kappa <= 0.0) & self.hits(idx, logits)
+        return (margin + self.kappa <= 0.0) & self.hits(ix, logits)
 
-    def track_fallback(self, idx: torch.Tensor, x_adv: torch.Tensor, logits: torch.Tensor,
-                       dist: torch.Tensor) -> None:
+    def track_fallback(self, idx: torch.Tensor, ix: torch.Tensor | None, x_adv: torch.Tensor,
+                       logits: torch.Tensor, dist: torch.Tensor) -> None:
         """Keep, per sample, the closest iterate that reaches the goal without the
-        confidence margin: returned only when no κ-confident point is ever found."""
-        better = self.hits(idx, logits) & (dist < self.fallback_dist[idx])
+        confidence margin: returned only when no κ-confident point is ever found.
+        ``idx`` are the rows' positions, ``ix`` the same as a selector (None: all)."""
+        better = self.hits(ix, logits) & (dist < _rows(self.fallback_dist, ix))
         if bool(better.any()):
             bi = idx[better]
             self.fallback_dist[bi] = dist[better]
@@ -177,10 +205,115 @@ def _view(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return v.view(-1, *([1] * (like.dim() - 1)))
 
 
+#: The schedules of the three attacks (see the module docstring, "The fast schedule").
+SCHEDULES = ("reference", "fast")
+#: Fast schedule: steps between two stall checks of a sample's optimisation.
+FAST_CHECK_EVERY = 10
+#: Fast schedule: a window's least loss must fall below (1 − this) × the previous
+#: window's to count as progress.
+FAST_STALL_TOLERANCE = 1e-3
+#: Fast schedule (L∞, L0): doublings of c allowed beyond the last successful constant.
+FAST_CLIMB = 5
+
+
+def _check_schedule_name(schedule: Any) -> str:
+    if schedule not in SCHEDULES:
+        raise InvalidParameter(f"expected schedule in {SCHEDULES}, got {schedule!r}", got=schedule)
+    return schedule
+
+
+class _Stall:
+    """Per-sample stall detection of the fast schedule: every ``FAST_CHECK_EVERY`` steps
+    of one optimisation, a sample whose least loss over the last window is not below
+    (1 − ``FAST_STALL_TOLERANCE``) × the previous window's least loss has stalled."""
+
+    def __init__(self, b: int, device: torch.device) -> None:
+        self.window = torch.full((b,), float("inf"), dtype=torch.float32, device=device)
+        self.previous = torch.full((b,), float("inf"), dtype=torch.float32, device=device)
+
+    def restart(self, idx: torch.Tensor | None) -> None:
+        """Forget the history of samples ``idx`` (all when None): a new optimisation."""
+        if idx is None:
+            self.window.fill_(float("inf"))
+            self.previous.fill_(float("inf"))
+        else:
+            self.window[idx] = float("inf")
+            self.previous[idx] = float("inf")
+
+    def update(self, idx: torch.Tensor, ix: torch.Tensor | None, loss: torch.Tensor,
+               check: torch.Tensor) -> torch.Tensor:
+        """Record ``loss`` of rows ``idx`` (selector ``ix``); where ``check`` (bool, per
+        row) close the window. Returns bool per row: stalled."""
+        window = torch.minimum(_rows(self.window, ix), loss.to(torch.float32))
+        previous = _rows(self.previous, ix)
+        stalled = check & (window > previous * (1.0 - FAST_STALL_TOLERANCE))
+        previous = torch.where(check, window, previous)
+        window = torch.where(check, torch.full_like(window, float("inf")), window)
+        if ix is None:
+            self.window, self.previous = window, previous
+        else:
+            self.window[idx] = window
+            self.previous[idx] = previous
+        return stalled
+
+
+def _l0_loss(diff: torch.Tensor, c: torch.Tensor, margin: torch.Tensor, kappa: float) -> torch.Tensor:
+    """The L0 attack's per-sample objective ‖x′ − x‖₂² + c·max(f + κ, 0) (its stall test)."""
+    return diff.flatten(1).pow(2).sum(dim=1) + c * torch.clamp(margin + kappa, min=0.0)
+
+
+class _Climb:
+    """The schedule of c in the L∞ and L0 attacks: after ``max_iterations`` steps without
+    success (fast schedule: or a stall) c grows by ``const_factor``; a sample is done once
+    c reaches ``largest_const`` (fast schedule: or exceeds its last successful constant by
+    more than ``const_factor ** FAST_CLIMB``)."""
+
+    def __init__(self, b: int, device: torch.device, max_iterations: int, initial_const: float,
+                 largest_const: float, const_factor: float, fast: bool) -> None:
+        self.const = torch.full((b,), initial_const, dtype=torch.float64, device=device)
+        self.step = torch.zeros(b, dtype=torch.int64, device=device)
+        self.done = self.const >= largest_const
+        self.max_iterations, self.largest, self.factor = max_iterations, largest_const, const_factor
+        self.stall = _Stall(b, device) if fast else None
+        self.last_ok = torch.full((b,), float("inf"), dtype=torch.float64, device=device)
+        self.cap = const_factor ** FAST_CLIMB
+
+    def succeeded(self, oi: torch.Tensor) -> None:
+        """Samples ``oi`` succeeded at their current c: a new optimisation starts."""
+        self.last_ok[oi] = self.const[oi]
+        self.step[oi] = 0
+        if self.stall is not None:
+            self.stall.restart(oi)
+
+    def finished(self, oi: torch.Tensor) -> torch.Tensor:
+        """bool per sample of ``oi``: done at its current c."""
+        out = self.const[oi] >= self.largest
+        if self.stall is not None:
+            out = out | (self.const[oi] > self.last_ok[oi] * self.cap)
+        return out
+
+    def stepped(self, gi: torch.Tensor, gix: torch.Tensor | None, loss: torch.Tensor | None) -> None:
+        """Samples ``gi`` (selector ``gix``) took one step from a point of loss ``loss``
+        (read by the fast schedule only)."""
+        step = _rows(self.step, gix) + 1
+        over = step >= self.max_iterations
+        if self.stall is not None:
+            over = over | self.stall.update(gi, gix, loss, step % FAST_CHECK_EVERY == 0)
+        _put(self.step, gix, step)
+        if bool(over.any()):
+            oi = gi[over]
+            self.const[oi] = self.const[oi] * self.factor
+            self.step[oi] = 0
+            if self.stall is not None:
+                self.stall.restart(oi)
+            self.done[oi] = self.finished(oi)
+
+
 def cw_l2(model: Any, x: Any, y: Any, *, target: Any = None, confidence: float = 10.0,
           learning_rate: float = 1e-2, binary_search_steps: int = 9, max_iterations: int = 1000,
           abort_early: bool = True, initial_const: float = 1e-3, round_to_grid: bool = False,
-          generator: torch.Generator | None = None, monitor: GradientMonitor | None = None) -> torch.Tensor:
+          schedule: str = "reference", generator: torch.Generator | None = None,
+          monitor: GradientMonitor | None = None) -> torch.Tensor:
     """Carlini–Wagner L2 attack (Carlini & Wagner, S&P 2017, § VI).
 
     Minimises ‖x′ − x‖₂² + c·max(f(x′) + κ, 0) over tanh-space modifiers with Adam, for
@@ -190,6 +323,7 @@ def cw_l2(model: Any, x: Any, y: Any, *, target: Any = None, confidence: float =
     search step on, the last step reruns with c at its upper bound, as the reference does.
     Early abort per sample: every ``max_iterations // 10`` iterations, a sample whose loss
     has not dropped below 0.9999× its value at the previous check stops for this c.
+    ``schedule="fast"`` checks every 10 iterations instead (module docstring).
 
     Args:
         model: Classifier (gradients via ``surrogate_logits``) or nn.Module.
@@ -204,6 +338,8 @@ def cw_l2(model: Any, x: Any, y: Any, *, target: Any = None, confidence: float =
         abort_early: stop a sample's optimisation when it stalls (default True).
         initial_const: the first c (default 1e-3).
         round_to_grid: round x′ to the uint8 grid (no ε here: the attack is unbounded).
+        schedule: "reference" (default: the reference code's schedule) or "fast" (the
+            stall stop of the module docstring, a departure from the reference).
         generator: unused (deterministic); accepted for a uniform signature.
         monitor: receives the gradient health; without one, flagged samples warn.
 
@@ -218,6 +354,7 @@ def cw_l2(model: Any, x: Any, y: Any, *, target: Any = None, confidence: float =
     binary_search_steps = check_positive_int(binary_search_steps, "binary_search_steps")
     max_iterations = check_positive_int(max_iterations, "max_iterations")
     initial_const = check_number(initial_const, "initial_const", minimum=0.0, open_low=True)
+    fast = _check_schedule_name(schedule) == "fast"
     p, own = _setup(model, x, y, target, confidence, generator, monitor)
     x = p.x
     b = x.shape[0]
@@ -229,6 +366,8 @@ def cw_l2(model: Any, x: Any, y: Any, *, target: Any = None, confidence: float =
     best = x.clone()
     repeat = binary_search_steps >= 10
     check_every = max(1, max_iterations // 10)
+    stall = _Stall(b, dev) if fast else None
+    fast_every = min(FAST_CHECK_EVERY, check_every)
     for search in range(binary_search_steps):
         if repeat and search == binary_search_steps - 1:
             const = upper.clone()
@@ -237,33 +376,48 @@ def cw_l2(model: Any, x: Any, y: Any, *, target: Any = None, confidence: float =
         prev = torch.full((b,), float("inf"), dtype=torch.float32, device=dev)
         active = torch.ones(b, dtype=torch.bool, device=dev)
         hit_this = torch.zeros(b, dtype=torch.bool, device=dev)
+        if stall is not None:
+            stall.restart(None)
         for it in range(max_iterations):
-            idx = active.nonzero().flatten()
+            idx, ix = _active(active)
             if idx.numel() == 0:
                 break
-            x_adv, logits, margin, grad, dxdm = p.evaluate(idx, p.w_x[idx], modifier[idx])
-            l2 = (x_adv - x[idx]).flatten(1).pow(2).sum(dim=1)
-            c = const[idx]
+            x_adv, logits, margin, grad, dxdm = p.evaluate(ix, _rows(p.w_x, ix), _rows(modifier, ix))
+            diff = x_adv - _rows(x, ix)
+            l2 = diff.flatten(1).pow(2).sum(dim=1)
+            c = _rows(const, ix)
             loss = l2 + c * torch.clamp(margin + p.kappa, min=0.0)
-            ok = p.succeeded(idx, logits, margin)
-            p.track_fallback(idx, x_adv, logits, l2)
+            ok = p.succeeded(ix, logits, margin)
+            p.track_fallback(idx, ix, x_adv, logits, l2)
             hit_this[idx[ok]] = True
-            better = ok & (l2 < best_l2[idx])
+            better = ok & (l2 < _rows(best_l2, ix))
             if bool(better.any()):
                 bi = idx[better]
                 best_l2[bi] = l2[better]
                 best[bi] = x_adv[better]
-            keep = torch.ones_like(ok)
-            if abort_early and it % check_every == 0:
-                keep = ~(loss > prev[idx] * 0.9999)
-                prev[idx] = torch.where(keep, loss, prev[idx])
+            keep = None
+            if abort_early and stall is not None:
+                if it % fast_every == 0:
+                    check = torch.full_like(ok, it > 0)
+                else:
+                    check = torch.zeros_like(ok)
+                keep = ~stall.update(idx, ix, loss, check)
+            elif abort_early and it % check_every == 0:
+                prev_rows = _rows(prev, ix)
+                keep = ~(loss > prev_rows * 0.9999)
+                _put(prev, ix, torch.where(keep, loss, prev_rows))
+            if keep is not None and not bool(keep.all()):
                 active[idx[~keep]] = False
-            if not bool(keep.any()):
+                if not bool(keep.any()):
+                    continue
+                ki = idx[keep]
+                grad_x = _view(c, grad) * p.hinge_grad(margin, grad) + 2.0 * diff
+                grad_m = grad_x * dxdm
+                modifier[ki] = adam.step(modifier[ki], grad_m[keep], ki)
                 continue
-            grad_x = _view(c, grad) * p.hinge_grad(margin, grad) + 2.0 * (x_adv - x[idx])
+            grad_x = _view(c, grad) * p.hinge_grad(margin, grad) + 2.0 * diff
             grad_m = grad_x * dxdm
-            ki = idx[keep]
-            modifier[ki] = adam.step(modifier[ki], grad_m[keep], ki)
+            _put(modifier, ix, adam.step(_rows(modifier, ix), grad_m, ix))
         # the binary search over c, per sample (reference: 1e9 marks "no upper bound yet")
         upper = torch.where(hit_this, torch.minimum(upper, const), upper)
         lower = torch.where(hit_this, lower, torch.maximum(lower, const))
@@ -281,7 +435,8 @@ def cw_linf(model: Any, x: Any, y: Any, *, target: Any = None, confidence: float
             learning_rate: float = 5e-3, max_iterations: int = 1000, abort_early: bool = True,
             initial_const: float = 1e-5, largest_const: float = 20.0, const_factor: float = 2.0,
             decrease_factor: float = 0.9, reduce_const: bool = False, round_to_grid: bool = False,
-            generator: torch.Generator | None = None, monitor: GradientMonitor | None = None) -> torch.Tensor:
+            schedule: str = "reference", generator: torch.Generator | None = None,
+            monitor: GradientMonitor | None = None) -> torch.Tensor:
     """Carlini–Wagner L∞ attack (Carlini & Wagner, S&P 2017, § VIII).
 
     For a threshold τ (start 1), minimise c·max(f(x′) + κ, 0) + Σᵢ max(|x′ᵢ − xᵢ| − τ, 0)
@@ -308,6 +463,8 @@ def cw_linf(model: Any, x: Any, y: Any, *, target: Any = None, confidence: float
         decrease_factor: τ's shrink factor in (0, 1) (default 0.9).
         reduce_const: halve c after each success (default False).
         round_to_grid: round x′ to the uint8 grid.
+        schedule: "reference" (default: the reference code's schedule) or "fast" (stall
+            stop and capped climb of c, a departure from the reference: module docstring).
         generator: unused; accepted for a uniform signature.
         monitor: receives the gradient health.
 
@@ -323,59 +480,59 @@ def cw_linf(model: Any, x: Any, y: Any, *, target: Any = None, confidence: float
     decrease_factor = check_number(decrease_factor, "decrease_factor", minimum=0.0, maximum=1.0, open_low=True)
     if decrease_factor == 1.0:
         raise InvalidParameter("expected decrease_factor < 1 (τ must shrink after each success), got 1.0")
+    fast = _check_schedule_name(schedule) == "fast"
     p, own = _setup(model, x, y, target, confidence, generator, monitor)
     x = p.x
     b = x.shape[0]
     dev = x.device
     tau = torch.ones(b, dtype=torch.float32, device=dev)
-    const = torch.full((b,), initial_const, dtype=torch.float64, device=dev)
+    climb = _Climb(b, dev, max_iterations, initial_const, largest_const, const_factor, fast)
+    const = climb.const
     prev = x.clone()
     start_w = p.w_x.clone()
     modifier = torch.zeros_like(x)
     adam = _Adam(x, learning_rate)
-    step = torch.zeros(b, dtype=torch.int64, device=dev)
     succeeded = torch.zeros(b, dtype=torch.bool, device=dev)
-    done = const >= largest_const
     while True:
-        idx = (~done).nonzero().flatten()
+        idx, ix = _active(~climb.done)
         if idx.numel() == 0:
             break
-        x_adv, logits, margin, grad, dxdm = p.evaluate(idx, start_w[idx], modifier[idx])
-        c = const[idx].to(torch.float32)
-        diff = x_adv - x[idx]
-        excess = diff.abs() - _view(tau[idx], diff)
+        x_adv, logits, margin, grad, dxdm = p.evaluate(ix, _rows(start_w, ix), _rows(modifier, ix))
+        c = _rows(const, ix).to(torch.float32)
+        diff = x_adv - _rows(x, ix)
+        adiff = diff.abs()
+        excess = adiff - _view(_rows(tau, ix), diff)
         loss = c * torch.clamp(margin + p.kappa, min=0.0) + excess.clamp(min=0.0).flatten(1).sum(dim=1)
-        p.track_fallback(idx, x_adv, logits, diff.abs().flatten(1).amax(dim=1))
-        ok = p.succeeded(idx, logits, margin) & (loss < 1e-4 * c)
+        p.track_fallback(idx, ix, x_adv, logits, adiff.flatten(1).amax(dim=1))
+        ok = p.succeeded(ix, logits, margin) & (loss < 1e-4 * c)
         if not abort_early:
-            ok = ok & (step[idx] == max_iterations - 1)
-        if bool(ok.any()):
+            ok = ok & (_rows(climb.step, ix) == max_iterations - 1)
+        any_ok = bool(ok.any())
+        if any_ok:
             oi = idx[ok]
             found = x_adv[ok]
             prev[oi] = found
             succeeded[oi] = True
             actual = (found - x[oi]).abs().flatten(1).amax(dim=1)
             tau[oi] = torch.minimum(tau[oi], actual) * decrease_factor
+            climb.succeeded(oi)
             if reduce_const:
                 const[oi] = const[oi] / 2.0
             start_w[oi] = _to_tanh_space(found)
             modifier[oi] = 0.0
             adam.reset(oi)
-            step[oi] = 0
-            done[oi] = (tau[oi] <= 1.0 / 256.0) | (const[oi] >= largest_const)
+            climb.done[oi] = (tau[oi] <= 1.0 / 256.0) | climb.finished(oi)
+        grad_x = _view(c, grad) * p.hinge_grad(margin, grad) + diff.sign() * (excess > 0).to(diff.dtype)
+        grad_m = grad_x * dxdm
+        if not any_ok:
+            _put(modifier, ix, adam.step(_rows(modifier, ix), grad_m, ix))
+            climb.stepped(idx, ix, loss)
+            continue
         go = ~ok
         if bool(go.any()):
             gi = idx[go]
-            grad_x = _view(c, grad) * p.hinge_grad(margin, grad) + diff.sign() * (excess > 0).to(diff.dtype)
-            grad_m = (grad_x * dxdm)[go]
-            modifier[gi] = adam.step(modifier[gi], grad_m, gi)
-            step[gi] += 1
-            over = step[gi] >= max_iterations
-            if bool(over.any()):
-                oi = gi[over]
-                const[oi] = const[oi] * const_factor
-                step[oi] = 0
-                done[oi] = const[oi] >= largest_const
+            modifier[gi] = adam.step(modifier[gi], grad_m[go], gi)
+            climb.stepped(gi, gi, loss[go])
     prev = p.result(succeeded, prev)
     if round_to_grid:
         prev = to_uint8_grid(prev)
@@ -388,7 +545,8 @@ def cw_l0(model: Any, x: Any, y: Any, *, target: Any = None, confidence: float =
           learning_rate: float = 1e-2, max_iterations: int = 1000, abort_early: bool = True,
           initial_const: float = 1e-3, largest_const: float = 2e6, const_factor: float = 2.0,
           reduce_const: bool = False, independent_channels: bool = False, round_to_grid: bool = False,
-          generator: torch.Generator | None = None, monitor: GradientMonitor | None = None) -> torch.Tensor:
+          schedule: str = "reference", generator: torch.Generator | None = None,
+          monitor: GradientMonitor | None = None) -> torch.Tensor:
     """Carlini–Wagner L0 attack (Carlini & Wagner, S&P 2017, § VII).
 
     Repeatedly solve the L2 problem ‖x′ − x‖₂² + c·max(f(x′) + κ, 0) restricted to a set
@@ -414,6 +572,8 @@ def cw_l0(model: Any, x: Any, y: Any, *, target: Any = None, confidence: float =
         reduce_const: halve c after each success (default False).
         independent_channels: freeze channels rather than pixels.
         round_to_grid: round x′ to the uint8 grid.
+        schedule: "reference" (default: the reference code's schedule) or "fast" (stall
+            stop and capped climb of c, a departure from the reference: module docstring).
         generator: unused; accepted for a uniform signature.
         monitor: receives the gradient health.
 
@@ -426,42 +586,45 @@ def cw_l0(model: Any, x: Any, y: Any, *, target: Any = None, confidence: float =
     """
     learning_rate, max_iterations, initial_const, largest_const, const_factor = _check_schedule(
         learning_rate, max_iterations, initial_const, largest_const, const_factor)
+    fast = _check_schedule_name(schedule) == "fast"
     p, own = _setup(model, x, y, target, confidence, generator, monitor)
     x = p.x
     b, ch = x.shape[0], x.shape[1]
     dev = x.device
     mask_shape = (b, ch if independent_channels else 1, *x.shape[2:])
     valid = torch.ones(mask_shape, dtype=torch.bool, device=dev)
-    const = torch.full((b,), initial_const, dtype=torch.float64, device=dev)
+    climb = _Climb(b, dev, max_iterations, initial_const, largest_const, const_factor, fast)
+    const = climb.const
     solution = x.clone()
     start_w = p.w_x.clone()
     modifier = torch.zeros_like(x)
     adam = _Adam(x, learning_rate)
-    step = torch.zeros(b, dtype=torch.int64, device=dev)
     succeeded = torch.zeros(b, dtype=torch.bool, device=dev)
-    done = const >= largest_const
     while True:
-        idx = (~done).nonzero().flatten()
+        idx, ix = _active(~climb.done)
         if idx.numel() == 0:
             break
-        vmask = valid[idx]
-        x_adv, logits, margin, grad, dxdm = p.evaluate(idx, start_w[idx], modifier[idx], valid=vmask)
-        c = const[idx].to(torch.float32)
-        diff = x_adv - x[idx]
-        ok = p.succeeded(idx, logits, margin)
-        p.track_fallback(idx, x_adv, logits, (diff.abs() > 1e-6).any(dim=1).flatten(1).sum(dim=1).to(torch.float32))
+        x_adv, logits, margin, grad, dxdm = p.evaluate(ix, _rows(start_w, ix), _rows(modifier, ix),
+                                                       valid=_rows(valid, ix))
+        c = _rows(const, ix).to(torch.float32)
+        diff = x_adv - _rows(x, ix)
+        ok = p.succeeded(ix, logits, margin)
+        p.track_fallback(idx, ix, x_adv, logits,
+                         (diff.abs() > 1e-6).any(dim=1).flatten(1).sum(dim=1).to(torch.float32))
         if not abort_early:
-            ok = ok & (step[idx] == max_iterations - 1)
+            ok = ok & (_rows(climb.step, ix) == max_iterations - 1)
         grad_x = _view(c, grad) * p.hinge_grad(margin, grad) + 2.0 * diff
         grad_m = grad_x * dxdm
-        if bool(ok.any()):
+        loss = _l0_loss(diff, c, margin, p.kappa) if fast else None
+        any_ok = bool(ok.any())
+        if any_ok:
             for j in ok.nonzero().flatten().tolist():
                 i = int(idx[j])
                 if not bool(valid[i].any()):
                     # nothing may change and it is adversarial already: x itself
                     solution[i] = x[i]
                     succeeded[i] = True
-                    done[i] = True
+                    climb.done[i] = True
                     continue
                 delta = diff[j]
                 changed = int(((delta.abs() >= 1e-4).any(dim=0)).sum())
@@ -481,22 +644,21 @@ def cw_l0(model: Any, x: Any, y: Any, *, target: Any = None, confidence: float =
                 succeeded[i] = True
                 start_w[i] = _to_tanh_space(x_adv[j])
                 modifier[i] = 0.0
-                adam.reset(idx[j:j + 1])
-                step[i] = 0
+                one = idx[j:j + 1]
+                adam.reset(one)
+                climb.succeeded(one)
                 if reduce_const:
                     const[i] = const[i] / 2.0
-                done[i] = bool(const[i] >= largest_const)
+                climb.done[one] = climb.finished(one)
+        if not any_ok:
+            _put(modifier, ix, adam.step(_rows(modifier, ix), grad_m, ix))
+            climb.stepped(idx, ix, loss)
+            continue
         go = ~ok
         if bool(go.any()):
             gi = idx[go]
             modifier[gi] = adam.step(modifier[gi], grad_m[go], gi)
-            step[gi] += 1
-            over = step[gi] >= max_iterations
-            if bool(over.any()):
-                oi = gi[over]
-                const[oi] = const[oi] * const_factor
-                step[oi] = 0
-                done[oi] = const[oi] >= largest_const
+            climb.stepped(gi, gi, None if loss is None else loss[go])
     solution = p.result(succeeded, solution)
     if round_to_grid:
         solution = to_uint8_grid(solution)

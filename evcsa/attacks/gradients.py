@@ -155,7 +155,7 @@ class GradientMonitor:
         self._missing = torch.zeros(self.batch_size, dtype=torch.bool)
 
     def observe(self, grad: torch.Tensor, *, index: torch.Tensor | None = None, missing: bool = False,
-                nonfinite: torch.Tensor | None = None) -> None:
+                nonfinite: torch.Tensor | None = None, zero: torch.Tensor | None = None) -> None:
         """Record one gradient evaluation for the samples ``index`` (all when None).
 
         Args:
@@ -163,15 +163,36 @@ class GradientMonitor:
             index: int64 [b] positions in the batch, or None for 0..B−1.
             missing: the classifier gave no gradient path.
             nonfinite: bool [b], samples whose raw gradient had NaN/inf entries.
+            zero: bool [b], samples whose ``grad`` is identically zero, when the caller
+                computed it already (:func:`evcsa.attacks._common.gradient_health`); else
+                computed here.
+
+        Raises:
+            InvalidParameter: ``index`` and ``grad`` disagree on the number of samples.
         """
-        idx = torch.arange(self.batch_size) if index is None else index.detach().cpu().to(torch.int64)
-        if idx.numel() != grad.shape[0]:
-            raise InvalidParameter(f"expected {idx.numel()} gradients for the monitored samples, got {grad.shape[0]}")
-        zero = (grad.detach().flatten(1) == 0).all(dim=1).cpu()
+        full = index is None
+        if not full and index.numel() != grad.shape[0]:
+            raise InvalidParameter(f"expected {index.numel()} gradients for the monitored samples, "
+                                   f"got {grad.shape[0]}")
+        if full and grad.shape[0] != self.batch_size:
+            raise InvalidParameter(f"expected {self.batch_size} gradients for the monitored samples, "
+                                   f"got {grad.shape[0]}")
+        if zero is None:
+            zero = (grad.detach().flatten(1) == 0).all(dim=1)
+        zero = zero.detach().to("cpu", torch.int64)
+        if full:  # every sample: plain adds, no index tensors
+            self._evals += 1
+            self._zero += zero
+            if nonfinite is not None:
+                self._nonfinite += nonfinite.detach().to("cpu", torch.int64)
+            if missing:
+                self._missing[:] = True
+            return
+        idx = index.detach().to("cpu", torch.int64)
         self._evals.index_add_(0, idx, torch.ones_like(idx))
-        self._zero.index_add_(0, idx, zero.to(torch.int64))
+        self._zero.index_add_(0, idx, zero)
         if nonfinite is not None:
-            self._nonfinite.index_add_(0, idx, nonfinite.detach().cpu().to(torch.int64))
+            self._nonfinite.index_add_(0, idx, nonfinite.detach().to("cpu", torch.int64))
         if missing:
             self._missing[idx] = True
 
