@@ -1,0 +1,346 @@
+"""The reproduction plans: the experiment configurations behind ``evcsa reproduce``.
+
+A plan is data: :class:`~evcsa.config.ExperimentConfig` records for the experiment engine
+(``run_cell``, ``run_legitimate``, ``run_sweep``), grouped by the table or figure they
+reproduce, and the :class:`Gap` list — every place where the engine or the attacks cannot
+yet do what the paper did, stated precisely with what the plan does instead. Nothing is
+run here (:mod:`evcsa.reproduction.run` runs a plan).
+
+Scales: ``"full"`` is the papers' setting (seed 002 § 5.1: 100 adversarial samples per
+attack, 200 runs, 20 attack repetitions; the attacks' reference settings); ``"quick"``
+is a few samples and runs with cut-down attack schedules, to check the whole pipeline in
+seconds (its numbers are not comparable to the papers'). ``data="digits"`` runs the plan
+on scikit-learn's 8×8 digits with the small digits model (for tests; also not
+comparable).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import attrs
+
+from evcsa.config import ExperimentConfig, config_from_dict
+from evcsa.errors import InvalidParameter
+
+__all__ = ["GAPS", "PLANS", "SCALES", "Gap", "Part", "Plan", "Scale", "build_plan"]
+
+#: Seed 002 Table 1 minus DeepFool (omitted on MNIST by the seed), in its column order.
+TABLE1_ATTACKS = ("fgsm", "bim", "cw_linf_next", "cw_linf_ll", "cw_l2_next", "cw_l2_ll",
+                  "cw_l0_next", "cw_l0_ll", "jsma_next", "jsma_ll")
+
+#: Seed 002's MNIST squeezers (Table 1 rows) and the δ it chose for each (§ 5.2.1).
+MNIST_SQUEEZERS = {"bit-depth-1": 0.2, "median-2x2": 0.5, "median-3x3": 0.5}
+
+
+@attrs.frozen(kw_only=True)
+class Scale:
+    """How big a run is.
+
+    Attributes:
+        name: "full" or "quick".
+        samples: |X_D|, correctly classified test digits (100: seed 002 § 5.1).
+        runs: Table 2's classifications of each adversarial sample (200: § 5.1).
+        repetitions: Table 3's attack repetitions (20: Table 3 caption).
+        legitimate_draws: classifications of each legitimate test digit by a randomized
+            defense (1,000 embedded test digits × 10 = the seed's 10,000 classifications).
+        sweep_draws: classifications per adversarial sample and δ in Figures 5–7 (200).
+        deltas: Figure 5's δ axis.
+        n_values: Figure 6's N axis.
+        attack_params: attack name → overrides of the registry's reference settings.
+        bpda: BPDA+EOT parameters (steps, eot_samples, …).
+        region_samples: Region-Based Classification's samples per prediction (10,000).
+        crop_counts: Cropping-Rescaling's crops per prediction (30).
+    """
+
+    name: str
+    samples: int
+    runs: int
+    repetitions: int
+    legitimate_draws: int
+    sweep_draws: int
+    deltas: tuple[float, ...]
+    n_values: tuple[int, ...]
+    attack_params: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
+    bpda: Mapping[str, Any] = attrs.field(factory=dict)
+    region_samples: int = 10_000
+    crop_counts: int = 30
+
+
+_QUICK_CW = {"max_iterations": 10}
+SCALES: dict[str, Scale] = {
+    "full": Scale(name="full", samples=100, runs=200, repetitions=20, legitimate_draws=10, sweep_draws=200,
+                  deltas=(0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8),
+                  n_values=(1, 2, 3, 5, 7, 10, 15, 20, 25, 30, 40, 50, 70, 100),
+                  bpda={"steps": 100, "eot_samples": 30}),
+    "quick": Scale(name="quick", samples=8, runs=3, repetitions=2, legitimate_draws=1, sweep_draws=4,
+                   deltas=(0.0, 0.5), n_values=(1, 2, 5),
+                   attack_params={"bim": {"steps": 3},
+                                  "cw_linf_next": {**_QUICK_CW, "largest_const": 0.1},
+                                  "cw_linf_ll": {**_QUICK_CW, "largest_const": 0.1},
+                                  "cw_l2_next": {**_QUICK_CW, "binary_search_steps": 1},
+                                  "cw_l2_ll": {**_QUICK_CW, "binary_search_steps": 1},
+                                  "cw_l0_next": {**_QUICK_CW, "largest_const": 1e-2},
+                                  "cw_l0_ll": {**_QUICK_CW, "largest_const": 1e-2},
+                                  "jsma_next": {"gamma": 0.05}, "jsma_ll": {"gamma": 0.05}},
+                   bpda={"steps": 3, "eot_samples": 2}, region_samples=20, crop_counts=3),
+}
+
+
+@attrs.frozen(kw_only=True)
+class Gap:
+    """A capability the paper's evaluation needs that evcsa lacks today.
+
+    Attributes:
+        part: the table or figure affected ("table3", "figures", …, or "all").
+        missing: what is missing, precisely.
+        owner: where it is being built (the open issue), or "" if nowhere.
+        instead: what the plan does meanwhile (and what that costs or changes).
+    """
+
+    part: str
+    missing: str
+    owner: str
+    instead: str
+
+
+@attrs.frozen(kw_only=True)
+class Part:
+    """One table or figure of a plan.
+
+    Attributes:
+        id: "table1", "table2", "table3", "figures", "cropping-rescaling", ….
+        title: a line for the printed table.
+        configs: the experiment configurations to run (Table 3: one per attack repetition,
+            differing in ``seed`` only; the figures: one per attack).
+        run: "cells" (every defense × adversary with ``run_cell``, plus
+            ``run_legitimate``), "repetitions" (the same, one config per repetition) or
+            "sweep" (``run_sweep`` only).
+    """
+
+    id: str
+    title: str
+    configs: tuple[ExperimentConfig, ...]
+    run: str
+
+
+@attrs.frozen(kw_only=True)
+class Plan:
+    """A reproduction: ``name`` ("mix-n-squeeze" / "randomized-squeezing"), the seed
+    paper, the :class:`Scale`, the data ("mnist" or "digits"), its :class:`Part` list and
+    its :class:`Gap` list."""
+
+    name: str
+    paper: str
+    scale: Scale
+    data: str
+    parts: tuple[Part, ...]
+    gaps: tuple[Gap, ...]
+
+    def part(self, id: str) -> Part:
+        """The part ``id``.
+
+        Raises:
+            InvalidParameter: no such part.
+        """
+        for p in self.parts:
+            if p.id == id:
+                return p
+        raise InvalidParameter(f"expected a part in {[p.id for p in self.parts]}, got {id!r}", got=id)
+
+
+#: What the papers' evaluations need that evcsa does not provide yet (as of this plan).
+GAPS: dict[str, tuple[Gap, ...]] = {
+    "mix-n-squeeze": (
+        Gap(part="all", missing="a crafting unit shared by every defense: run_cell crafts the graybox set again in "
+            "every defense × adversary cell", owner="issue 10 (engine: units of work, content keys)",
+            instead="each cell crafts its own set (same attack, same seed, same samples), 7× the crafting of "
+                    "Tables 1–2; --estimate counts it"),
+        Gap(part="all", missing="resumable, parallel runs (--jobs, a store of finished units)",
+            owner="issue 10 (engine)", instead="parts run one after the other in this process; a killed run "
+                                               "starts over"),
+        Gap(part="all", missing="the fast C&W schedule (schedule='fast' on cw_l2/cw_linf/cw_l0): the reference "
+            "schedule (1,000 iterations, 9 binary-search steps; L0 repeats the L2 problem per frozen pixel set) "
+            "dominates the full run", owner="issue 11 (attacks)",
+            instead="the reference schedule at full scale; --estimate measures its cost"),
+        Gap(part="table1", missing="the seed's model and data: Carlini's CNN trained on 60,000 MNIST digits "
+            "(99.43 % on 10,000 test digits)", owner="",
+            instead="the reference CNN trained on the 4,000 embedded training digits (≈ 98.6 %), legitimate "
+                    "accuracy on the 1,000 embedded test digits"),
+        Gap(part="table2", missing="runs per defense: config.runs is one number for a whole configuration",
+            owner="issue 10 (engine)", instead="Table 1 (deterministic: 1 game) and Table 2 (200 games) are "
+                                               "separate configurations"),
+        Gap(part="table3", missing="He et al.'s adaptive attack (a C&W L2 variant that survives squeezing), "
+            "the one Table 3 reports", owner="",
+            instead="BPDA+EOT (L∞, ε = 0.3, CE loss) as the adaptive adversary; the stronger ones of issue 12 "
+                    "(APGD, discrete search) are added when they land"),
+        Gap(part="table3", missing="a configuration key to re-prepare the adversary in every game "
+            "(EVCSA.repeat(reuse_preparation=False) exists; run_cell does not pass it)", owner="issue 10 (engine)",
+            instead="one configuration per repetition, differing in seed (a fresh attack each time)"),
+        Gap(part="table3", missing="accuracy of a defense on X_D itself (non-adversarial accuracy on the 100 "
+            "attacked samples)", owner="issue 10 (engine)",
+            instead="computed here from load_inputs + build_defense (each repetition classifies X_D once)"),
+        Gap(part="figures", missing="the targeted success criterion in the δ sweep (it counts "
+            "misclassification only; DESIGN asks for both for targeted attacks)", owner="issue 10 (engine)",
+            instead="misclassification only; Fig. 6's stated CW∞ values are compared against it"),
+        Gap(part="figures", missing="an interval for the sweep's exact advantage (Π of the N largest p̂): "
+            "evcsa.stats.expected_advantage", owner="issue 12 (adversaries)",
+            instead="used when evcsa.stats.expected_advantage exists; else the point value, no interval"),
+        Gap(part="figures", missing="legitimate accuracy shared across sweeps: run_sweep recomputes it per "
+            "configuration, i.e. per attack", owner="issue 10 (engine)",
+            instead="recomputed per attack (the same keys, the same numbers)"),
+    ),
+    "randomized-squeezing": (
+        Gap(part="all", missing="seed 000's results: the text we hold ends in § 5.1 (Setup)", owner="",
+            instead="no paper value to print beside ours; the tables show ours only"),
+        Gap(part="cropping-rescaling", missing="training the model with crop-rescale augmentation (evcsa.models "
+            "trains with random affine augmentation only)", owner="",
+            instead="the reference model (not trained on crops)"),
+        Gap(part="region-based", missing="the radius selection rule at the seed's cost: the largest r with an "
+            "accuracy drop ≤ 1 point, searched in steps of 0.01 with 10,000 samples per prediction",
+            owner="", instead="a grid of radii run as cells; the rule is applied to their legitimate "
+                              "accuracies (the grid's resolution, not 0.01)"),
+        Gap(part="all", missing="sweeps over crop size and radius: run_sweep varies only the squeezers' δ",
+            owner="issue 10 (engine)", instead="one defense per value, run as cells"),
+        Gap(part="whitebox", missing="EOT without BPDA as a separate adversary (BPDAEOT always differentiates "
+            "through the twin's surrogate)", owner="issue 12 (adversaries)",
+            instead="'BPDA' = BPDAEOT with one draw per step, 'BPDA+EOT' = 30 draws; for the differentiable "
+                    "Cropping-Rescaling the surrogate is exact, so its BPDA+EOT is EOT"),
+    ),
+}
+
+
+def _check(name: str, choices: Any, what: str) -> None:
+    if name not in choices:
+        from evcsa._text import did_you_mean
+
+        raise InvalidParameter(f"expected {what} in {tuple(choices)}, got {name!r}{did_you_mean(str(name), choices)}",
+                               got=name)
+
+
+def _base(name: str, data: str, scale: Scale, *, runs: int, n_chosen: int, epsilon: float | None,
+          knowledge: str, defenses: list[dict[str, Any]], adversaries: list[dict[str, Any]],
+          seed: int = 2002, figures: dict[str, Any] | None = None) -> ExperimentConfig:
+    game: dict[str, Any] = {"n_chosen": n_chosen, "norm": "linf", "freshness": "source",
+                            "untargeted_reference": "label", "knowledge": knowledge}
+    if epsilon is not None:
+        game["epsilon"] = epsilon
+    doc = {"name": name, "seed": seed, "runs": runs, "reproducible": True,
+           "legitimate_draws": scale.legitimate_draws,
+           "data": {"dataset": data, "split": "test", "samples": scale.samples, "correctly_classified": True},
+           "model": {"reference": data}, "game": game, "defenses": defenses, "adversaries": adversaries,
+           "figures": figures if figures is not None else {"enabled": False}}
+    return config_from_dict(doc, source=f"<reproduce {name}>")
+
+
+def _graybox(scale: Scale, attacks: tuple[str, ...]) -> list[dict[str, Any]]:
+    out = []
+    for a in attacks:
+        spec: dict[str, Any] = {"label": a, "kind": "graybox_transfer", "attack": a, "round_to_grid": True}
+        if scale.attack_params.get(a):
+            spec["params"] = dict(scale.attack_params[a])
+        out.append(spec)
+    return out
+
+
+def _squeezing(squeezer: str, delta: float) -> dict[str, Any]:
+    if delta == 0.0:
+        return {"label": squeezer, "kind": "feature_squeezing", "squeezers": squeezer}
+    return {"label": f"{squeezer} δ={delta:g}", "kind": "randomized_squeezing", "squeezer": squeezer,
+            "delta": delta}
+
+
+def _mix_n_squeeze(scale: Scale, data: str) -> tuple[Part, ...]:
+    n = scale.samples
+    table1 = _base("mix-n-squeeze-table1", data, scale, runs=1, n_chosen=n, epsilon=None, knowledge="graybox",
+                   defenses=[{"label": "none", "kind": "none"}] + [_squeezing(s, 0.0) for s in MNIST_SQUEEZERS],
+                   adversaries=_graybox(scale, TABLE1_ATTACKS))
+    table2 = _base("mix-n-squeeze-table2", data, scale, runs=scale.runs, n_chosen=n, epsilon=None,
+                   knowledge="graybox", defenses=[_squeezing(s, d) for s, d in MNIST_SQUEEZERS.items()],
+                   adversaries=_graybox(scale, TABLE1_ATTACKS))
+    bpda = {"label": "BPDA+EOT", "kind": "bpda_eot", "selection": "first", "targeting": "next", **scale.bpda}
+    defenses3 = []
+    for s, d in MNIST_SQUEEZERS.items():
+        defenses3 += [_squeezing(s, d), _squeezing(s, 0.0)]
+    table3 = tuple(_base("mix-n-squeeze-table3", data, scale, runs=1, n_chosen=n, epsilon=0.3, knowledge="whitebox",
+                         defenses=defenses3, adversaries=[bpda], seed=3000 + i) for i in range(scale.repetitions))
+    figures = []
+    for attack in TABLE1_ATTACKS:
+        fig = {"enabled": True, "taus": [1.0], "n_values": [v for v in scale.n_values if v <= n],
+               "deltas": list(scale.deltas), "draws": scale.sweep_draws, "attack": attack, "examples": 0}
+        if scale.attack_params.get(attack):
+            fig["attack_params"] = dict(scale.attack_params[attack])
+        figures.append(_base(f"mix-n-squeeze-figures-{attack}", data, scale, runs=1, n_chosen=n, epsilon=None,
+                             knowledge="graybox", defenses=[_squeezing(s, 0.0) for s in MNIST_SQUEEZERS],
+                             adversaries=_graybox(scale, (attack,)), figures=fig))
+    return (
+        Part(id="table1", title="Table 1: adversarial accuracy without randomness (δ = 0), graybox (%)",
+             configs=(table1,), run="cells"),
+        Part(id="table2", title=f"Table 2: adversarial accuracy of Mix'n'Squeeze over {scale.runs} runs (%)",
+             configs=(table2,), run="cells"),
+        Part(id="table3", title=f"Table 3: adaptive adversary (BPDA+EOT; the seed: He et al.), "
+                                f"{scale.repetitions} repetitions (%)", configs=table3, run="repetitions"),
+        Part(id="figures", title="Figures 5–7: accuracy and A*'s Adv(N, 1) vs δ, per attack",
+             configs=tuple(figures), run="sweep"),
+    )
+
+
+#: Seed 000's randomness axes: δ of Randomized Squeezing, crop size of Cropping-Rescaling
+#: (fraction of the side), radius of Region-Based Classification (MNIST search range ≤ 0.3).
+SEED000_AXES = {"randomized_squeezing": (0.1, 0.2, 0.3, 0.5), "cropping_rescaling": (0.9, 0.8, 0.7, 0.6),
+                "region_based": (0.05, 0.1, 0.2, 0.3)}
+_SEED000_QUICK_AXES = {"randomized_squeezing": (0.5,), "cropping_rescaling": (0.75,), "region_based": (0.2,)}
+
+
+def _seed000_defenses(scale: Scale) -> list[dict[str, Any]]:
+    axes = SEED000_AXES if scale.name == "full" else _SEED000_QUICK_AXES
+    out: list[dict[str, Any]] = [{"label": "none", "kind": "none"}, _squeezing("median-2x2", 0.0)]
+    out += [_squeezing("median-2x2", d) for d in axes["randomized_squeezing"]]
+    out += [{"label": f"crop {c:g}", "kind": "cropping_rescaling", "crop_size": c, "n_crops": scale.crop_counts}
+            for c in axes["cropping_rescaling"]]
+    out += [{"label": f"region r={r:g}", "kind": "region_based", "radius": r, "n_samples": scale.region_samples}
+            for r in axes["region_based"]]
+    return out
+
+
+def _randomized_squeezing(scale: Scale, data: str) -> tuple[Part, ...]:
+    n = scale.samples
+    defenses = _seed000_defenses(scale)
+    graybox = _base("randomized-squeezing-graybox", data, scale, runs=scale.runs, n_chosen=n, epsilon=None,
+                    knowledge="graybox", defenses=defenses, adversaries=_graybox(scale, TABLE1_ATTACKS))
+    whitebox_adv = [{"label": "BPDA", "kind": "bpda_eot", "selection": "first", "targeting": "next",
+                     **{**scale.bpda, "eot_samples": 1}},
+                    {"label": "BPDA+EOT", "kind": "bpda_eot", "selection": "first", "targeting": "next", **scale.bpda}]
+    whitebox = _base("randomized-squeezing-whitebox", data, scale, runs=scale.runs, n_chosen=n, epsilon=0.3,
+                     knowledge="whitebox", defenses=[d for d in defenses if d["kind"] != "none"],
+                     adversaries=whitebox_adv)
+    return (
+        Part(id="graybox", title="Seed 000: graybox attacks vs the amount of randomness (adversarial accuracy, %)",
+             configs=(graybox,), run="cells"),
+        Part(id="whitebox", title="Seed 000: BPDA and BPDA+EOT (L∞, ε = 0.3) vs the amount of randomness",
+             configs=(whitebox,), run="cells"),
+    )
+
+
+#: Plan name → (seed paper, builder).
+PLANS = {"mix-n-squeeze": ("002", _mix_n_squeeze), "randomized-squeezing": ("000", _randomized_squeezing)}
+
+
+def build_plan(name: str, *, scale: str = "full", data: str = "mnist") -> Plan:
+    """The reproduction plan ``name`` at ``scale``.
+
+    Args:
+        name: "mix-n-squeeze" (seed 002) or "randomized-squeezing" (seed 000).
+        scale: "full" (the papers' setting) or "quick" (a few samples and runs).
+        data: "mnist" (the embedded digits and the reference CNN: the papers' setting) or
+            "digits" (8×8 digits and the small digits model: a smoke test).
+
+    Raises:
+        InvalidParameter: an unknown name, scale or data set.
+    """
+    _check(name, PLANS, "a reproduction")
+    _check(scale, SCALES, "scale")
+    _check(data, ("mnist", "digits"), "data")
+    paper, builder = PLANS[name]
+    return Plan(name=name, paper=paper, scale=SCALES[scale], data=data, parts=builder(SCALES[scale], data),
+                gaps=GAPS[name])
