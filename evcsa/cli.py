@@ -126,7 +126,7 @@ def _naming(source: str) -> Iterator[None]:
 
 def _checked(config, source: str):  # type: ignore[no-untyped-def]
     """check_config, with the configuration's source in front of the message."""
-    from evcsa.experiment import check_config
+    from evcsa.experiments import check_config
 
     with _naming(source):
         check_config(config)
@@ -159,7 +159,7 @@ def _model_to_train(config, cache_dir: str | None) -> str | None:  # type: ignor
 
 
 def _run(config, args, out, source: str) -> int:  # type: ignore[no-untyped-def]
-    from evcsa.experiment import run_experiment
+    from evcsa.experiments import run_experiment
     from evcsa.report import check_output, format_table, write_results
 
     config = _checked(_apply_overrides(config, args), source)
@@ -194,7 +194,7 @@ def _listing(names: Sequence[str]) -> str:
 
 def _demo(args, out) -> int:  # type: ignore[no-untyped-def]
     from evcsa.config import parse_config
-    from evcsa.experiment import DEMO_TOML
+    from evcsa.experiments import DEMO_TOML
 
     if args.print_config:
         print(DEMO_TOML, end="", file=out)

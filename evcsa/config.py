@@ -3,7 +3,7 @@
 An experiment plays every defense of the configuration against every adversary, R games
 per pair (a *cell*), on one data set and one model, under one set of game rules; it also
 sweeps the noise magnitude δ for the figures. The whole run is a pure function of the
-:class:`ExperimentConfig` (:func:`evcsa.experiment.run_experiment`).
+:class:`ExperimentConfig` (:func:`evcsa.experiments.run_experiment`).
 
 The file format (every key optional unless marked; see ``docs/quickstart.md`` and
 ``examples/*.toml``)::
@@ -193,10 +193,10 @@ def _check_params(instance: Any, attribute: attrs.Attribute, value: Any) -> None
 class ComponentSpec:
     """One ``[[defenses]]`` or ``[[adversaries]]`` table: a registry ``kind``, an optional
     ``label`` for tables and figures, and the kind's parameters (the table's other keys),
-    checked against the registry by :func:`evcsa.experiment.check_config`.
+    checked against the registry by :func:`evcsa.experiments.check_config`.
 
     Attributes:
-        kind: a key of :data:`evcsa.experiment.DEFENSES` or :data:`evcsa.experiment.ADVERSARIES`.
+        kind: a key of :data:`evcsa.experiments.DEFENSES` or :data:`evcsa.experiments.ADVERSARIES`.
         label: a short name (default: derived from the kind and parameters).
         params: the other keys of the table.
     """

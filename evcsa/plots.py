@@ -1,6 +1,6 @@
 """The figures of a run, after seed 002 (Mix'n'Squeeze) § 4–5.
 
-Each function takes results records (:mod:`evcsa.experiment`) and returns a matplotlib
+Each function takes results records (:mod:`evcsa.experiments`) and returns a matplotlib
 ``Figure`` (built without pyplot, so no global state and no display needed);
 :func:`save_figures` writes them as PNG.
 
@@ -50,7 +50,7 @@ def plot_examples(examples: Any) -> Figure:
     answer for that draw of the noise).
 
     Args:
-        examples: an :class:`~evcsa.experiment.ExampleImages`.
+        examples: an :class:`~evcsa.experiments.ExampleImages`.
     """
     rows = [("original", examples.original, examples.labels.get("original")),
             ("adversarial", examples.adversarial, examples.labels.get("adversarial")),
@@ -86,7 +86,7 @@ def plot_accuracy_vs_delta(sweep: Sequence[Any], n_chosen: int) -> Figure:
     for the largest N of the sweep not above ``n_chosen``.
 
     Args:
-        sweep: :class:`~evcsa.experiment.SweepPoint` records.
+        sweep: :class:`~evcsa.experiments.SweepPoint` records.
         n_chosen: the game's N.
 
     Raises:
@@ -145,8 +145,8 @@ def plot_advantage_vs_n(sweep: Sequence[Any], cells: Sequence[Any] = (), config:
     adversary, colour of its δ, nudged sideways so that they do not hide each other).
 
     Args:
-        sweep: :class:`~evcsa.experiment.SweepPoint` records.
-        cells: :class:`~evcsa.experiment.CellResult` records (optional).
+        sweep: :class:`~evcsa.experiments.SweepPoint` records.
+        cells: :class:`~evcsa.experiments.CellResult` records (optional).
         config: the :class:`~evcsa.config.ExperimentConfig` (to place the cells).
 
     Raises:

@@ -62,7 +62,7 @@ def _finite(value: Any) -> Any:
 
 
 def to_json(result: Any) -> dict[str, Any]:
-    """The JSON document of an :class:`~evcsa.experiment.ExperimentResult` (no images)."""
+    """The JSON document of an :class:`~evcsa.experiments.ExperimentResult` (no images)."""
     cells = []
     for c in result.cells:
         d = attrs.asdict(c, recurse=True)
@@ -243,7 +243,7 @@ def write_results(result: Any, path: str | os.PathLike[str], *, overwrite: bool 
     temporary directory is removed and ``path`` is left as it was.
 
     Args:
-        result: an :class:`~evcsa.experiment.ExperimentResult`.
+        result: an :class:`~evcsa.experiments.ExperimentResult`.
         path: the results directory.
         overwrite: replace an existing directory.
         figures: draw the PNG figures (:mod:`evcsa.plots`); None (the default): as the
@@ -306,7 +306,7 @@ def write_results(result: Any, path: str | os.PathLike[str], *, overwrite: bool 
 
 
 def read_results(path: str | os.PathLike[str]) -> Any:
-    """Read a results directory back into an :class:`~evcsa.experiment.ExperimentResult`
+    """Read a results directory back into an :class:`~evcsa.experiments.ExperimentResult`
     (the example images from ``examples.npz`` when present), e.g. to redraw the figures.
 
     Raises:
@@ -315,7 +315,7 @@ def read_results(path: str | os.PathLike[str]) -> Any:
     import cattrs
 
     from evcsa.config import config_from_dict
-    from evcsa.experiment import CellResult, Estimate, ExampleImages, ExperimentResult, SweepPoint
+    from evcsa.experiments import CellResult, Estimate, ExampleImages, ExperimentResult, SweepPoint
 
     path = pathlib.Path(path)
     try:

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from evcsa import cli, experiment
+from evcsa import cli, experiments
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -272,7 +272,7 @@ def test_play_and_demo_say_when_they_train_the_model(workdir, capsys, monkeypatc
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(experiment, "run_experiment", interrupted)
+    monkeypatch.setattr(experiments, "run_experiment", interrupted)
     code, out, err = _run(capsys, "demo", "--output", "demo-res")
     assert code == 130 and out.startswith("evcsa: demo: 4 defenses × 3 adversaries, 100 games each, N = 25")
     assert err.splitlines() == [f"evcsa: training the mnist reference model (about 1–2 minutes, once; then "
@@ -288,14 +288,14 @@ def test_train_reports_the_cached_model(workdir, capsys, digits_cache):
 
 def test_demo_prints_its_configuration(capsys):
     code, out, _ = _run(capsys, "demo", "--print-config")
-    assert code == 0 and out == experiment.DEMO_TOML
+    assert code == 0 and out == experiments.DEMO_TOML
 
 
 def test_interrupted_run_writes_nothing(workdir, capsys, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(experiment, "run_experiment", interrupted)
+    monkeypatch.setattr(experiments, "run_experiment", interrupted)
     (workdir / "tiny.toml").write_text(GOOD)
     code, out, err = _run(capsys, "play", "tiny.toml", "--output", "res")
     assert code == 130 and "interrupted; no results written" in err

@@ -184,16 +184,22 @@ delta = 0.2
 def test_every_example_config_parses_and_checks():
     """examples/*.toml are complete, valid configurations (check_config builds every
     defense and adversary they name)."""
-    from evcsa.experiment import check_config
+    from evcsa.experiments import check_config
 
     files = sorted(EXAMPLES.glob("*.toml"))
-    assert files, "examples/ holds at least the demo configuration"
+    assert files, "examples/ holds at least one configuration"
     for path in files:
         check_config(load_config(path))
 
 
-def test_demo_example_is_the_demo_configuration():
-    from evcsa.experiment import DEMO_TOML
+def test_demo_configuration_is_package_data_and_checks():
+    """The demo configuration exists once, as package data, and is a valid configuration."""
+    from importlib import resources
 
-    assert (EXAMPLES / "demo.toml").read_text() == DEMO_TOML
-    assert parse_config(DEMO_TOML).name == "demo"
+    from evcsa.experiments import DEMO_TOML, check_config
+
+    assert resources.files("evcsa.experiments").joinpath("demo.toml").read_text(encoding="utf-8") == DEMO_TOML
+    assert not (EXAMPLES / "demo.toml").exists(), "one copy only: evcsa/experiments/demo.toml"
+    config = parse_config(DEMO_TOML)
+    assert config.name == "demo"
+    check_config(config)

@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from evcsa import plots, report
 from evcsa.config import parse_config
 from evcsa.errors import InvalidParameter
-from evcsa.experiment import CellResult, Estimate, ExampleImages, ExperimentResult, SweepPoint
+from evcsa.experiments import CellResult, Estimate, ExampleImages, ExperimentResult, SweepPoint
 from evcsa.stats import advantage_exact
 
 CONFIG = """

@@ -1,4 +1,4 @@
-"""evcsa.experiment: cells, legitimate accuracy, sweep and examples as pure functions of
+"""evcsa.experiments: cells, legitimate accuracy, sweep and examples as pure functions of
 the configuration; component registries and their one-line errors.
 
 The games here use the small 8×8 digits model and tiny budgets; two stand-in adversaries
@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 import torch
 
-from evcsa import experiment
+from evcsa import experiments
 from evcsa.adversaries import Adversary
 from evcsa.config import ComponentSpec, parse_config
 from evcsa.errors import ConfigError, DataError
-from evcsa.experiment import (
+from evcsa.experiments import (
     build_adversary,
     build_defense,
     check_config,
@@ -79,8 +79,8 @@ class _Prepared(Adversary):
 
 @pytest.fixture
 def stand_ins(monkeypatch):
-    monkeypatch.setitem(experiment.ADVERSARIES, "unchanged", Unchanged)
-    monkeypatch.setitem(experiment.ADVERSARIES, "noisy", NoisyEstimator)
+    monkeypatch.setitem(experiments.ADVERSARIES, "unchanged", Unchanged)
+    monkeypatch.setitem(experiments.ADVERSARIES, "noisy", NoisyEstimator)
 
 
 BASE = """
@@ -203,7 +203,7 @@ def test_cells_in_another_process_give_the_same_numbers(config):
 
 
 def _cell_in_worker(config):
-    experiment.ADVERSARIES["unchanged"] = Unchanged
+    experiments.ADVERSARIES["unchanged"] = Unchanged
     return run_cell(config, 0, 0, progress=False)
 
 
@@ -269,9 +269,19 @@ def test_user_data_and_weights(config, digits_model, tmp_path):
     assert len(inputs.legitimate) == 50 and inputs.model_info["architecture"] == "digits_cnn"
     (tmp_path / "w.pt").write_bytes(b"not a state dict")
     with pytest.raises(ConfigError, match=r"model.weights: .*w.pt: cannot load as a digits_cnn state dict"):
-        experiment._INPUTS.clear()
+        experiments.inputs._INPUTS.clear()
         load_inputs(user)
     (tmp_path / "mine.npz").write_text("garbage")
-    experiment._INPUTS.clear()
+    experiments.inputs._INPUTS.clear()
     with pytest.raises(DataError, match=r"mine.npz: cannot read as a .npz archive"):
         load_inputs(user)
+
+
+def test_old_module_name_is_a_deprecated_alias():
+    import importlib
+    import sys
+
+    sys.modules.pop("evcsa.experiment", None)
+    with pytest.warns(DeprecationWarning, match="import from evcsa.experiments"):
+        old = importlib.import_module("evcsa.experiment")
+    assert old.run_experiment is experiments.run_experiment and old.ADVERSARIES is experiments.ADVERSARIES

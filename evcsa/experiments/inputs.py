@@ -1,0 +1,105 @@
+"""What every part of a run shares: the model, the legitimate set and X_D
+(:func:`load_inputs`, cached per process)."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import attrs
+
+from evcsa.config import ExperimentConfig
+from evcsa.errors import ConfigError
+
+__all__ = ["Inputs", "load_inputs"]
+
+
+@attrs.frozen(kw_only=True, eq=False)
+class Inputs:
+    """What every part of a run shares.
+
+    Attributes:
+        model: the undefended model.
+        model_info: its description (the reference model's JSON, or the weights file).
+        legitimate: the legitimate test images (the whole configured split).
+        samples: X_D, the natural samples of the games (the first ``data.samples`` of the
+            split, correctly classified ones only when configured).
+        dropped: natural samples skipped because the model misclassified them.
+    """
+
+    model: Any = attrs.field(repr=False)
+    model_info: Mapping[str, Any]
+    legitimate: Any = attrs.field(repr=False)
+    samples: Any = attrs.field(repr=False)
+    dropped: int
+
+
+def _inputs_key(config: ExperimentConfig) -> tuple[Any, ...]:
+    return (attrs.astuple(config.data), attrs.astuple(config.model), config.base_dir)
+
+
+_INPUTS: dict[tuple[Any, ...], Inputs] = {}
+
+
+def _load_inputs(config: ExperimentConfig, cache_dir: str | None) -> Inputs:
+    import torch
+
+    from evcsa.data import load_dataset
+    from evcsa.defenses.base import ModelClassifier
+    from evcsa.models import build_model, reference_model
+
+    d, m = config.data, config.model
+    spec = d.dataset if d.dataset in ("mnist", "digits") else str(config.resolve(d.dataset))
+    data = load_dataset(spec, d.split)
+    if m.reference is not None:
+        model = reference_model(m.reference, cache_dir=cache_dir)
+        info = dict(model.info)
+    else:
+        path = config.resolve(m.weights)  # type: ignore[arg-type]
+        module = build_model(m.architecture, data.image_shape, data.num_classes, seed=0)  # type: ignore[arg-type]
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            module.load_state_dict(state)
+        except Exception as exc:
+            raise ConfigError(f"model.weights: {path}: cannot load as a {m.architecture} state dict "
+                              f"({type(exc).__name__}: {str(exc).splitlines()[0]})", key="model.weights") from exc
+        model = ModelClassifier(module, num_classes=data.num_classes)
+        info = {"architecture": m.architecture, "weights": str(path)}
+    if tuple(model.module(data.images[:1].to(model.device)).shape) != (1, model.num_classes) \
+            or model.num_classes < data.num_classes:
+        raise ConfigError(f"model: expected a model for {data.num_classes} classes of images "
+                          f"{data.image_shape}, got one with {model.num_classes} outputs", key="model")
+    pool, dropped = data, 0
+    if d.correctly_classified:
+        pred = model.predict(data.images).cpu()
+        keep = (pred == data.labels).nonzero().flatten()
+        if keep.numel() == 0:
+            raise ConfigError("data.correctly_classified: the model classifies no natural sample correctly",
+                              key="data.correctly_classified")
+        keep = keep[: d.samples]
+        pool = data.subset(keep)
+        dropped = int(keep[-1]) + 1 - int(keep.numel())  # misclassified ones passed over
+    samples = pool.head(d.samples)
+    samples = attrs.evolve(samples, name=f"{data.name}[:{len(samples)}]"
+                           + (" correctly classified" if d.correctly_classified else ""))
+    if len(samples) < d.samples:
+        raise ConfigError(f"data.samples: expected at most {len(samples)} natural samples from {data.name} "
+                          f"(after filtering), got {d.samples}", key="data.samples")
+    if config.game.freshness == "source" and config.game.n_chosen > len(samples):
+        raise ConfigError(f"game.n_chosen: expected N ≤ |X_D| = {len(samples)} under freshness 'source', "
+                          f"got {config.game.n_chosen}", key="game.n_chosen")
+    return Inputs(model=model, model_info=info, legitimate=data, samples=samples, dropped=dropped)
+
+
+def load_inputs(config: ExperimentConfig, *, cache_dir: str | None = None) -> Inputs:
+    """The model, the legitimate set and X_D for ``config`` (cached per process).
+
+    Raises:
+        ConfigError, DataError: the data or the model cannot be loaded, or X_D is too small.
+    """
+    cache_dir = None if cache_dir is None else str(cache_dir)
+    key = (*_inputs_key(config), config.game.freshness, config.game.n_chosen, cache_dir)
+    if key not in _INPUTS:
+        if len(_INPUTS) >= 4:
+            _INPUTS.pop(next(iter(_INPUTS)))
+        _INPUTS[key] = _load_inputs(config, cache_dir)
+    return _INPUTS[key]

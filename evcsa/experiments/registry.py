@@ -1,0 +1,187 @@
+"""Component registries: ``kind`` → builder for ``[[defenses]]`` and ``[[adversaries]]``
+tables, the builders that turn a table into a classifier or an adversary (every failure a
+one-line :class:`~evcsa.errors.ConfigError` naming the table and the key), the squeezers a
+configuration sweeps, and the sweep's attack.
+
+- :data:`DEFENSES`: ``kind`` → builder ``(model, keys, **params) -> Classifier``:
+  "none", "feature_squeezing", "randomized_squeezing", "cropping_rescaling",
+  "region_based".
+- :data:`ADVERSARIES`: ``kind`` → adversary class (keyword-only attrs fields as
+  parameters): "graybox_transfer", "greedy_a_star", "bpda_eot".
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from typing import Any, Callable
+
+import attrs
+
+from evcsa._text import did_you_mean
+from evcsa.adversaries import BPDAEOT, GrayboxTransfer, GreedyAStar
+from evcsa.config import ComponentSpec, ExperimentConfig
+from evcsa.errors import ConfigError, EvcsaError
+
+__all__ = ["ADVERSARIES", "DEFENSES", "build_adversary", "build_defense", "squeezers_of"]
+
+
+def _none(model: Any, keys: Any) -> Any:
+    """The undefended model."""
+    return model
+
+
+def _feature_squeezing(model: Any, keys: Any, squeezers: Any, threshold: float | None = None,
+                       classify_on: str = "squeezed") -> Any:
+    """FeatureSqueezing(model, squeezers) (Xu et al., NDSS 2018); deterministic."""
+    from evcsa.defenses import FeatureSqueezing
+
+    return FeatureSqueezing(model, squeezers, threshold=threshold, classify_on=classify_on)
+
+
+def _randomized_squeezing(model: Any, keys: Any, squeezer: Any, delta: float) -> Any:
+    """RandomizedSqueezing(model, squeezer, delta, keys) (Mix'n'Squeeze, seed 002 § 4.2)."""
+    from evcsa.defenses import RandomizedSqueezing
+
+    return RandomizedSqueezing(model, squeezer, delta, keys)
+
+
+def _cropping_rescaling(model: Any, keys: Any, crop_size: float, n_crops: int = 30) -> Any:
+    """CroppingRescaling(model, crop_size, n_crops, keys) (Guo et al., ICLR 2018)."""
+    from evcsa.defenses import CroppingRescaling
+
+    return CroppingRescaling(model, crop_size, n_crops, keys)
+
+
+def _region_based(model: Any, keys: Any, radius: float, n_samples: int = 10_000) -> Any:
+    """RegionBasedClassification(model, radius, n_samples, keys) (Cao & Gong, ACSAC 2017)."""
+    from evcsa.defenses import RegionBasedClassification
+
+    return RegionBasedClassification(model, radius, n_samples, keys)
+
+
+#: Defense kinds: name → builder ``(model, keys, **params) -> Classifier``. The builder's
+#: keyword parameters are the keys its ``[[defenses]]`` table accepts.
+DEFENSES: dict[str, Callable[..., Any]] = {
+    "none": _none,
+    "feature_squeezing": _feature_squeezing,
+    "randomized_squeezing": _randomized_squeezing,
+    "cropping_rescaling": _cropping_rescaling,
+    "region_based": _region_based,
+}
+
+
+#: Adversary kinds: name → the adversary class, constructed with the ``[[adversaries]]``
+#: table's other keys as keyword arguments (its attrs fields). Any
+#: :class:`~evcsa.adversaries.Adversary` subclass with keyword parameters can be added.
+ADVERSARIES: dict[str, Any] = {
+    "graybox_transfer": GrayboxTransfer,
+    "greedy_a_star": GreedyAStar,
+    "bpda_eot": BPDAEOT,
+}
+
+
+def _accepted(target: Callable[..., Any], skip: int) -> tuple[list[str], list[str], bool]:
+    """(accepted keyword names, required ones, accepts **kwargs) of an attrs class or a
+    function whose first ``skip`` parameters are not configuration keys."""
+    if attrs.has(target):
+        fields = [f for f in attrs.fields(target) if f.init]
+        return ([f.alias for f in fields],
+                [f.alias for f in fields if f.default is attrs.NOTHING], False)
+    params = list(inspect.signature(target).parameters.values())[skip:]
+    named = [p for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return ([p.name for p in named], [p.name for p in named if p.default is p.empty],
+            any(p.kind == p.VAR_KEYWORD for p in params))
+
+
+def _component_error(where: str, spec: ComponentSpec, exc: BaseException) -> ConfigError:
+    """A one-line ConfigError for a component that failed to build."""
+    if isinstance(exc, EvcsaError):
+        key = exc.details.get("key")
+        if key is None:  # the parameter the message names, when exactly one
+            named = [k for k in spec.params if re.search(rf"\b{re.escape(k)}\b", exc.message)]
+            key = named[0] if len(named) == 1 else None
+        path = f"{where}.{key}" if key else where
+        return ConfigError(f"{path}: {exc.message}", key=path)
+    return ConfigError(f"{where}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+                       key=where)
+
+
+def _check_params(where: str, spec: ComponentSpec, builder: Callable[..., Any], skip: int) -> None:
+    names, required, var_kw = _accepted(builder, skip)
+    if not var_kw:
+        for key in spec.params:
+            if key not in names:
+                raise ConfigError(f"{where}.{key}: unknown key for kind {spec.kind!r} (expected one of: "
+                                  f"kind, label, {', '.join(names)}){did_you_mean(key, names)}",
+                                  key=f"{where}.{key}")
+    for key in required:
+        if key not in spec.params:
+            raise ConfigError(f"{where}.{key}: required key missing for kind {spec.kind!r}",
+                              key=f"{where}.{key}")
+
+
+def build_defense(spec: ComponentSpec, model: Any, keys: Any, *, where: str = "defense") -> Any:
+    """The classifier a ``[[defenses]]`` table describes, around ``model``.
+
+    Args:
+        spec: the table.
+        model: the undefended :class:`~evcsa.defenses.ModelClassifier`.
+        keys: the defense's :class:`~evcsa.randomness.KeySource`.
+        where: the table's position for error messages, e.g. "defenses[2]".
+
+    Raises:
+        ConfigError: an unknown kind, an unknown or missing key, or a bad value (the message
+            names ``where`` and the key).
+    """
+    return _build(DEFENSES, spec, where, model, keys)
+
+
+def build_adversary(spec: ComponentSpec, *, where: str = "adversary") -> Any:
+    """The adversary an ``[[adversaries]]`` table describes.
+
+    Raises:
+        ConfigError: as :func:`build_defense`.
+    """
+    return _build(ADVERSARIES, spec, where)
+
+
+def _build(registry: dict[str, Any], spec: ComponentSpec, where: str, *args: Any) -> Any:
+    """``registry[spec.kind](*args, **spec.params)``, every failure a ConfigError naming
+    ``where`` and the key."""
+    if spec.kind not in registry:
+        raise ConfigError(f"{where}.kind: expected one of {tuple(registry)}, got {spec.kind!r}"
+                          f"{did_you_mean(spec.kind, registry)}", key=f"{where}.kind")
+    builder = registry[spec.kind]
+    _check_params(where, spec, builder, len(args))
+    try:
+        return builder(*args, **spec.params)
+    except (EvcsaError, TypeError, ValueError) as exc:
+        raise _component_error(where, spec, exc) from exc
+
+
+def squeezers_of(config: ExperimentConfig) -> list[str]:
+    """The distinct squeezer specs of the configuration's squeezing defenses, in order of
+    appearance: what the δ sweep varies δ for."""
+    out: list[str] = []
+    for spec in config.defenses:
+        value = spec.params.get("squeezer", spec.params.get("squeezers"))
+        if spec.kind in ("feature_squeezing", "randomized_squeezing") and value is not None:
+            from evcsa.defenses import squeezer_from_spec
+
+            name = squeezer_from_spec(value).spec
+            if name not in out:
+                out.append(name)
+    return out
+
+
+def _sweep_attack(config: ExperimentConfig) -> Any:
+    try:
+        from evcsa.attacks import get_attack
+    except ImportError as exc:  # pragma: no cover - the attacks package is part of evcsa
+        raise ConfigError(f"figures.attack: the attacks are not available ({exc})") from exc
+    try:
+        spec = get_attack(config.figures.attack)
+        return spec.with_params(**config.figures.attack_params) if config.figures.attack_params else spec
+    except EvcsaError as exc:
+        raise ConfigError(f"figures.attack: {exc.message}", key="figures.attack") from exc

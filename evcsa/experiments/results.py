@@ -1,0 +1,165 @@
+"""The result records of a run: :class:`CellResult`, :class:`SweepPoint`,
+:class:`ExampleImages`, :class:`ExperimentResult` and the :class:`Estimate` they hold."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import attrs
+
+from evcsa.config import ExperimentConfig
+
+__all__ = ["CellResult", "Estimate", "ExampleImages", "ExperimentResult", "SweepPoint"]
+
+
+@attrs.frozen(kw_only=True)
+class Estimate:
+    """A proportion with its two-sided Clopper–Pearson interval at level 1 − ``alpha``.
+
+    ``successes`` of ``trials``; ``value`` = successes / trials.
+    """
+
+    value: float
+    low: float
+    high: float
+    successes: int
+    trials: int
+    alpha: float = 0.05
+
+    @classmethod
+    def from_counts(cls, successes: int, trials: int, alpha: float = 0.05) -> Estimate:
+        from evcsa.stats import clopper_pearson
+
+        low, high = clopper_pearson(int(successes), int(trials), alpha)
+        return cls(value=successes / trials, low=low, high=high, successes=int(successes),
+                   trials=int(trials), alpha=alpha)
+
+    def __str__(self) -> str:
+        return f"{self.value:.3f} [{self.low:.3f}, {self.high:.3f}]"
+
+
+@attrs.frozen(kw_only=True)
+class CellResult:
+    """One defense × adversary cell: R games.
+
+    Attributes:
+        defense, adversary: the labels.
+        runs: R; n_chosen: N.
+        successes: n per game (R integers).
+        success_rate: the mean success rate with the pooled Clopper–Pearson interval over the
+            R·N submissions (:meth:`evcsa.games.RepeatResult.success_rate_interval`).
+        advantage: τ (as a string key, e.g. "1.0") → empirical Adv(N, τ) over the R games
+            with its exact interval (:meth:`evcsa.games.RepeatResult.advantage`).
+        adversarial_accuracy: submissions the defense labelled with the source's true label,
+            over all submissions (pooled interval).
+        submissions: mean submissions per game (≤ N; missing ones count as failures).
+        classify_queries: mean Classify queries per game.
+        stale_queries: stale Attack queries over all games.
+        p_hat: the adversary's per-candidate success estimates averaged over the games
+            (A*, or BPDA+EOT's selection), or None; ``p_hat_sources`` their natural samples;
+            ``p_hat_draws`` the draws per candidate summed over games.
+        advantage_exact: τ → Adv(N, τ) computed from ``p_hat`` (seed 002 Eq. 6 for τ = 1:
+            Π of the N largest p̂; the Poisson-binomial tail otherwise), or empty.
+        log_advantage_exact: the same in natural log (−inf allowed as None).
+        gradient_flagged: whether any game's report flagged a zero, NaN or missing gradient.
+        notes: distinct remarks from the adversary's reports.
+        seconds: wall time of the cell.
+    """
+
+    defense: str
+    adversary: str
+    runs: int
+    n_chosen: int
+    successes: tuple[int, ...]
+    success_rate: Estimate
+    advantage: Mapping[str, Estimate]
+    adversarial_accuracy: Estimate | None
+    submissions: float
+    classify_queries: float
+    stale_queries: int
+    p_hat: tuple[float, ...] | None = None
+    p_hat_sources: tuple[int, ...] | None = None
+    p_hat_draws: int | None = None
+    advantage_exact: Mapping[str, float] = attrs.field(factory=dict)
+    log_advantage_exact: Mapping[str, float | None] = attrs.field(factory=dict)
+    gradient_flagged: bool = False
+    notes: tuple[str, ...] = ()
+    seconds: float = 0.0
+
+    @property
+    def mean_success_rate(self) -> float:
+        """The mean success rate over the games."""
+        return self.success_rate.value
+
+
+@attrs.frozen(kw_only=True)
+class SweepPoint:
+    """One squeezer at one δ in the sweep (seed 002 Fig. 5 and Fig. 6).
+
+    Attributes:
+        squeezer: its spec ("bit-depth-1"); delta: δ (0: deterministic feature squeezing).
+        legitimate_accuracy: on the legitimate test images.
+        adversarial_accuracy: on the sweep's adversarial samples (one per X_D sample,
+            crafted on the undefended model), each classified ``draws`` times.
+        p_hat: per adversarial sample, the fraction of draws that succeeded (untargeted:
+            label ∉ {y, REJECTED}).
+        advantage_exact: "N" → Adv(N, 1) = Π of the N largest p̂ (seed 002 Eq. 6), for
+            each N of ``figures.n_values`` not above the number of samples.
+    """
+
+    squeezer: str
+    delta: float
+    legitimate_accuracy: Estimate
+    adversarial_accuracy: Estimate
+    p_hat: tuple[float, ...]
+    advantage_exact: Mapping[str, float]
+
+
+@attrs.frozen(kw_only=True, eq=False)
+class ExampleImages:
+    """The example strip (seed 002 Fig. 4): images float32 [K, C, H, W] in [0, 1].
+
+    Attributes:
+        original, adversarial, randomized, squeezed: the natural sample, its adversarial
+            version (the sweep's attack on the undefended model), that with the defense's
+            noise (clip(x′ + r, 0, 1)), and then squeezed — what the model classifies.
+        labels: "original" / "adversarial" / "squeezed" → the model's labels of each row
+            (the squeezed row's labels are the defense's answer for that draw); "true".
+        defense: the randomized defense shown; squeezer and delta its parameters.
+    """
+
+    original: Any = attrs.field(repr=False)
+    adversarial: Any = attrs.field(repr=False)
+    randomized: Any = attrs.field(repr=False)
+    squeezed: Any = attrs.field(repr=False)
+    labels: Mapping[str, tuple[int, ...]]
+    defense: str
+    squeezer: str
+    delta: float
+
+
+@attrs.frozen(kw_only=True, eq=False)
+class ExperimentResult:
+    """Everything a run produced (see :mod:`evcsa.report` for the files).
+
+    Attributes:
+        config: the configuration.
+        cells: one :class:`CellResult` per defense × adversary, defenses outer.
+        legitimate: defense label → accuracy on the legitimate test images.
+        sweep: the δ sweep (empty when figures are disabled).
+        examples: the example strip, or None.
+        data: a description of X_D and the legitimate set.
+        model: the model's description (the reference model's JSON).
+        environment: versions, threads, platform.
+        seconds: wall time of the run.
+    """
+
+    config: ExperimentConfig
+    cells: tuple[CellResult, ...]
+    legitimate: Mapping[str, Estimate]
+    sweep: tuple[SweepPoint, ...]
+    examples: ExampleImages | None
+    data: Mapping[str, Any]
+    model: Mapping[str, Any]
+    environment: Mapping[str, Any]
+    seconds: float
