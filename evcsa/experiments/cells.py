@@ -91,8 +91,8 @@ def run_cell(config: ExperimentConfig, defense: int | str, adversary: int | str,
             correct += int(s.label == int(labels[s.source]))
     adv_acc = Estimate.from_counts(correct, submitted) if submitted else None
     total = sum(g.successes for g in result.games)
-    low, high = result.success_rate_interval()
-    success_rate = Estimate(value=result.mean, low=low, high=high, successes=total,
+    pooled = result.success_rate_estimate()
+    success_rate = Estimate(value=result.mean, low=pooled.low, high=pooled.high, successes=total,
                             trials=result.runs * result.n_chosen)
     taus = config.figures.taus
     advantage = {}
