@@ -54,6 +54,8 @@ __all__ = [
 
 #: Images per internal chunk of the median filter (cache-friendly; DESIGN perf facts).
 _MEDIAN_CHUNK = 256
+#: Images per chunk of the bit-depth reduction (cache-friendly, no large temporaries).
+_BIT_DEPTH_CHUNK = 256
 #: Widest strip handed to OpenCV (pixels), well inside its 16-bit-safe sizes.
 _MAX_STRIP_WIDTH = 32_000
 
@@ -179,7 +181,16 @@ class BitDepth(Squeezer):
 
     def _squeeze(self, x: torch.Tensor) -> torch.Tensor:
         levels = float(2 ** self.bits - 1)
-        return torch.round(x * levels) / levels
+        if x.shape[0] <= _BIT_DEPTH_CHUNK:
+            return torch.round(x * levels) / levels
+        # In chunks, in place in the output: no full-size temporaries whose fresh pages
+        # fault on every call (10,000 MNIST images: 14-65 ms in one piece, 9-15 ms so).
+        out = torch.empty_like(x)
+        for start in range(0, x.shape[0], _BIT_DEPTH_CHUNK):
+            o = out[start:start + _BIT_DEPTH_CHUNK]
+            torch.mul(x[start:start + _BIT_DEPTH_CHUNK], levels, out=o)
+            o.round_().div_(levels)
+        return out
 
     @property
     def spec(self) -> str:
