@@ -75,7 +75,8 @@ def measure(variant: str, schedule: str, model: Any, x: Any, y: Any, *, max_iter
     return {"variant": variant, "schedule": schedule, "seconds": seconds, "n": int(len(y)),
             "correct": correct.astype(int).tolist(), "distance": np.asarray(ev.distances, float).tolist(),
             "success": ev.success.astype(int).tolist(), "norm": ev.norm,
-            "flagged": int(ev.gradient_flagged.sum()), "failed": int(ev.failed.sum())}
+            "flagged": int(ev.gradient_flagged.sum()), "failed": int(ev.failed.sum()),
+            "gradients": None if ev.health is None else int(ev.health.evaluations.sum())}
 
 
 def run(args: argparse.Namespace) -> int:

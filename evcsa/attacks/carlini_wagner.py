@@ -212,8 +212,9 @@ FAST_CHECK_EVERY = 10
 #: Fast schedule: a window's least loss must fall below (1 − this) × the previous
 #: window's to count as progress.
 FAST_STALL_TOLERANCE = 1e-3
-#: Fast schedule (L∞, L0): doublings of c allowed beyond the last successful constant.
-FAST_CLIMB = 5
+#: Fast schedule (L0): doublings of c allowed in a round beyond the last successful
+#: constant (the reference climbs up to ``largest_const`` = 2e6 before it may stop).
+FAST_CLIMB = 10
 
 
 def _check_schedule_name(schedule: Any) -> str:
@@ -269,14 +270,14 @@ class _Climb:
     more than ``const_factor ** FAST_CLIMB``)."""
 
     def __init__(self, b: int, device: torch.device, max_iterations: int, initial_const: float,
-                 largest_const: float, const_factor: float, fast: bool) -> None:
+                 largest_const: float, const_factor: float, fast: bool, cap: bool) -> None:
         self.const = torch.full((b,), initial_const, dtype=torch.float64, device=device)
         self.step = torch.zeros(b, dtype=torch.int64, device=device)
         self.done = self.const >= largest_const
         self.max_iterations, self.largest, self.factor = max_iterations, largest_const, const_factor
         self.stall = _Stall(b, device) if fast else None
         self.last_ok = torch.full((b,), float("inf"), dtype=torch.float64, device=device)
-        self.cap = const_factor ** FAST_CLIMB
+        self.cap = const_factor ** FAST_CLIMB if fast and cap else float("inf")
 
     def succeeded(self, oi: torch.Tensor) -> None:
         """Samples ``oi`` succeeded at their current c: a new optimisation starts."""
@@ -288,7 +289,7 @@ class _Climb:
     def finished(self, oi: torch.Tensor) -> torch.Tensor:
         """bool per sample of ``oi``: done at its current c."""
         out = self.const[oi] >= self.largest
-        if self.stall is not None:
+        if self.cap != float("inf"):
             out = out | (self.const[oi] > self.last_ok[oi] * self.cap)
         return out
 
@@ -486,7 +487,7 @@ def cw_linf(model: Any, x: Any, y: Any, *, target: Any = None, confidence: float
     b = x.shape[0]
     dev = x.device
     tau = torch.ones(b, dtype=torch.float32, device=dev)
-    climb = _Climb(b, dev, max_iterations, initial_const, largest_const, const_factor, fast)
+    climb = _Climb(b, dev, max_iterations, initial_const, largest_const, const_factor, fast, cap=False)
     const = climb.const
     prev = x.clone()
     start_w = p.w_x.clone()
@@ -593,7 +594,7 @@ def cw_l0(model: Any, x: Any, y: Any, *, target: Any = None, confidence: float =
     dev = x.device
     mask_shape = (b, ch if independent_channels else 1, *x.shape[2:])
     valid = torch.ones(mask_shape, dtype=torch.bool, device=dev)
-    climb = _Climb(b, dev, max_iterations, initial_const, largest_const, const_factor, fast)
+    climb = _Climb(b, dev, max_iterations, initial_const, largest_const, const_factor, fast, cap=True)
     const = climb.const
     solution = x.clone()
     start_w = p.w_x.clone()

@@ -33,44 +33,54 @@ from evcsa.errors import InvalidParameter
 __all__ = ["jsma"]
 
 #: Elements of one block of pair scores (float32): bounds the memory of the pair search.
-_PAIR_BLOCK = 1 << 23
+_PAIR_BLOCK = 1 << 22
+#: Rows p of the pair matrix scored per block.
+_PAIR_ROWS = 64
 
 
 def _best_pairs(a: torch.Tensor, b: torch.Tensor, domain: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """For each row: argmax over p ≠ q in the domain of (a_p + a_q)·(−(b_p + b_q)) with
-    a_p + a_q > 0 and b_p + b_q < 0. Returns (p, q, found) as [n] tensors. Scores are
-    computed in blocks of at most ``_PAIR_BLOCK`` elements (several samples at once when
-    n_features² fits, else row blocks of one sample)."""
+    """For each row: argmax over p < q in the domain of (a_p + a_q)·(−(b_p + b_q)) with
+    a_p + a_q > 0 and b_p + b_q < 0. Returns (p, q, found) as [n] tensors.
+
+    The score is symmetric in (p, q), so only p < q is scored: row blocks of
+    ``_PAIR_ROWS`` values of p against q ≥ the block's first p, in place in two reused
+    buffers (entries that do not qualify score 0, and a best score of 0 means no pair).
+    Ties go to the smallest p, then the smallest q — the first maximum of the full
+    matrix in row-major order, as before."""
     n, f = a.shape
-    a = torch.where(domain, a, torch.full_like(a, float("nan")))  # NaN compares False
-    eye = torch.eye(f, dtype=torch.bool, device=a.device)
-    best_score = torch.full((n,), float("-inf"), device=a.device)
-    best_flat = torch.zeros(n, dtype=torch.int64, device=a.device)
-
-    def scores(ai: torch.Tensor, bi: torch.Tensor, rows: slice) -> torch.Tensor:
-        sa = ai[:, rows, None] + ai[:, None, :]
-        sb = bi[:, rows, None] + bi[:, None, :]
-        ok = (sa > 0) & (sb < 0) & ~eye[rows]
-        return torch.where(ok, sa * (-sb), torch.full_like(sa, float("-inf"))).flatten(1)
-
-    if f * f <= _PAIR_BLOCK:
-        chunk = max(1, _PAIR_BLOCK // (f * f))
-        for s in range(0, n, chunk):
-            sc = scores(a[s:s + chunk], b[s:s + chunk], slice(None))
-            val, j = sc.max(dim=1)
-            best_score[s:s + chunk], best_flat[s:s + chunk] = val, j
-    else:
-        rows = max(1, _PAIR_BLOCK // f)
-        for i in range(n):
-            for start in range(0, f, rows):
-                sc = scores(a[i:i + 1], b[i:i + 1], slice(start, min(f, start + rows)))
-                val, j = sc.max(dim=1)
-                if val[0] > best_score[i]:
-                    best_score[i] = val[0]
-                    best_flat[i] = j[0] + start * f
-    found = torch.isfinite(best_score) & (best_score > 0)
-    return best_flat // f, best_flat % f, found
+    a = torch.where(domain, a, torch.full_like(a, float("-inf")))  # a pair outside scores 0
+    best_score = torch.zeros(n, device=a.device)
+    best_p = torch.zeros(n, dtype=torch.int64, device=a.device)
+    best_q = torch.zeros(n, dtype=torch.int64, device=a.device)
+    rows = min(_PAIR_ROWS, f)
+    chunk = max(1, _PAIR_BLOCK // (rows * f))
+    buf_a = torch.empty(min(n, chunk) * rows * f, device=a.device)
+    buf_b = torch.empty_like(buf_a)
+    col = torch.arange(f, device=a.device)
+    for s in range(0, n, chunk):
+        ai, bi = a[s:s + chunk], b[s:s + chunk]
+        m = ai.shape[0]
+        for r0 in range(0, f - 1, rows):
+            r1 = min(f - 1, r0 + rows)
+            width = f - r0
+            shape = (m, r1 - r0, width)
+            size = m * (r1 - r0) * width
+            sa = torch.add(ai[:, r0:r1, None], ai[:, None, r0:], out=buf_a[:size].view(shape))
+            sb = torch.sub(bi[:, r0:r1, None].neg(), bi[:, None, r0:], out=buf_b[:size].view(shape))
+            sa.clamp_(min=0.0)
+            sb.clamp_(min=0.0)
+            sa.mul_(sb)
+            lower = col[r0:, None].T <= col[r0:r1, None]  # q <= p
+            sa.masked_fill_(lower, 0.0)
+            val, j = sa.view(m, -1).max(dim=1)
+            better = val > best_score[s:s + m]
+            if bool(better.any()):
+                best_score[s:s + m] = torch.where(better, val, best_score[s:s + m])
+                best_p[s:s + m] = torch.where(better, r0 + j // width, best_p[s:s + m])
+                best_q[s:s + m] = torch.where(better, r0 + j % width, best_q[s:s + m])
+    found = best_score > 0
+    return best_p, best_q, found
 
 
 def jsma(model: Any, x: Any, y: Any, *, target: Any = None, theta: float = 1.0, gamma: float = 0.1,

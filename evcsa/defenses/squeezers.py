@@ -54,6 +54,8 @@ __all__ = [
 
 #: Images per internal chunk of the median filter (cache-friendly; DESIGN perf facts).
 _MEDIAN_CHUNK = 256
+#: Images per chunk of the bit-depth reduction (cache-friendly, no large temporaries).
+_BIT_DEPTH_CHUNK = 256
 #: Widest strip handed to OpenCV (pixels), well inside its 16-bit-safe sizes.
 _MAX_STRIP_WIDTH = 32_000
 
@@ -179,7 +181,16 @@ class BitDepth(Squeezer):
 
     def _squeeze(self, x: torch.Tensor) -> torch.Tensor:
         levels = float(2 ** self.bits - 1)
-        return torch.round(x * levels) / levels
+        if x.shape[0] <= _BIT_DEPTH_CHUNK:
+            return torch.round(x * levels) / levels
+        # In chunks, in place in the output: no full-size temporaries whose fresh pages
+        # fault on every call (10,000 MNIST images: 14-65 ms in one piece, 9-15 ms so).
+        out = torch.empty_like(x)
+        for start in range(0, x.shape[0], _BIT_DEPTH_CHUNK):
+            o = out[start:start + _BIT_DEPTH_CHUNK]
+            torch.mul(x[start:start + _BIT_DEPTH_CHUNK], levels, out=o)
+            o.round_().div_(levels)
+        return out
 
     @property
     def spec(self) -> str:
@@ -264,9 +275,34 @@ def _median3(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, out: torch.Tenso
         else torch.maximum(lo, torch.minimum(hi, c))
 
 
+def _flat_result(p: torch.Tensor, kh: int, kw: int, h: int, w: int, out: torch.Tensor, fn) -> None:
+    """Run ``fn(flat, row, length, res)`` on the padded chunk ``p`` seen as one flat array:
+    a shift by a row is an offset of ``row`` elements, by a column an offset of 1, so every
+    min/max runs on long contiguous 1-D slices (no per-row loop inside the kernels). The
+    value at flat position q = image·S + i·row + j is the window with top-left (i, j);
+    positions whose window straddles a row end or an image are computed and dropped."""
+    row = w + kw - 1
+    flat = p.reshape(-1)
+    length = flat.numel() - (kh - 1) * row - (kw - 1)
+    res = torch.empty(flat.numel(), dtype=p.dtype, device=p.device)
+    fn(flat, row, length, res[:length])
+    out.copy_(res.view(p.shape)[..., :h, :w])
+
+
+def _median_2x2_flat(f: torch.Tensor, row: int, length: int, res: torch.Tensor) -> None:
+    # Rank 2 of 4 (the upper middle) = the second largest: with each vertical pair sorted,
+    # max(min of the highs, max of the lows).
+    m = length + 1
+    r0, r1 = f[0:m], f[row:row + m]
+    lo, hi = torch.minimum(r0, r1), torch.maximum(r0, r1)
+    n = length
+    torch.maximum(torch.minimum(hi[0:n], hi[1:n + 1]), torch.maximum(lo[0:n], lo[1:n + 1]), out=res)
+
+
 def _median_3x3(p: torch.Tensor, h: int, w: int, out: torch.Tensor) -> None:
     # Sort each vertical triple once (shared by the three windows that contain it), then
     # median = med3(max of the lows, med3 of the middles, min of the highs): exact for 3×3.
+    # (The flat form of _flat_result measured slower here: its temporaries are larger.)
     r0, r1, r2 = p[..., 0:h, :], p[..., 1:h + 1, :], p[..., 2:h + 2, :]
     lo01, hi01 = torch.minimum(r0, r1), torch.maximum(r0, r1)
     lo = torch.minimum(lo01, r2)
@@ -280,12 +316,7 @@ def _median_3x3(p: torch.Tensor, h: int, w: int, out: torch.Tensor) -> None:
 
 
 def _median_2x2(p: torch.Tensor, h: int, w: int, out: torch.Tensor) -> None:
-    # Rank 2 of 4 (the upper middle) = the second largest: with each vertical pair sorted,
-    # max(min of the highs, max of the lows).
-    r0, r1 = p[..., 0:h, :], p[..., 1:h + 1, :]
-    lo, hi = torch.minimum(r0, r1), torch.maximum(r0, r1)
-    torch.maximum(torch.minimum(hi[..., 0:w], hi[..., 1:w + 1]),
-                  torch.maximum(lo[..., 0:w], lo[..., 1:w + 1]), out=out)
+    _flat_result(p, 2, 2, h, w, out, _median_2x2_flat)
 
 
 @attrs.frozen
@@ -370,7 +401,9 @@ class NonLocalMeans(Squeezer):
         search_window: a, odd ≥ 1 (pixels).
         patch_size: b, odd ≥ 1 (pixels).
         strength: c = h > 0 on the 0…255 scale.
-        tiles_per_call: images per OpenCV call (default 256; 1 = the per-image loop).
+        tiles_per_call: images per OpenCV call (default 16: narrow strips keep OpenCV's
+            per-row buffers in cache, strips of 256 run up to 1.5x slower; 1 = the
+            per-image loop).
 
     Raises:
         InvalidParameter: even or non-positive window sizes, strength ≤ 0, bad tiles.
@@ -379,7 +412,7 @@ class NonLocalMeans(Squeezer):
     search_window: int = attrs.field(validator=_positive_int(1, odd=True))
     patch_size: int = attrs.field(validator=_positive_int(1, odd=True))
     strength: float = attrs.field(converter=float)
-    tiles_per_call: int = attrs.field(default=256, kw_only=True, validator=_positive_int(1))
+    tiles_per_call: int = attrs.field(default=16, kw_only=True, validator=_positive_int(1))
     channels = (1, 3)
 
     @strength.validator
