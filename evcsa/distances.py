@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from typing import Literal
 
+import math
+import warnings
+
 import torch
 
-from evcsa.errors import InvalidParameter
+from evcsa.errors import InvalidParameter, TrivialEpsilonWarning
 
-__all__ = ["NORMS", "Norm", "distance", "within_epsilon", "DEFAULT_TOLERANCE"]
+__all__ = ["NORMS", "Norm", "distance", "trivial_bound", "warn_if_trivial", "within_epsilon", "DEFAULT_TOLERANCE"]
 
 Norm = Literal["l0", "l2", "linf"]
 NORMS: tuple[str, ...] = ("l0", "l2", "linf")
@@ -73,3 +76,36 @@ def within_epsilon(d: torch.Tensor, epsilon: float | None, norm: str,
         return torch.ones_like(d, dtype=torch.bool)
     slack = 0.0 if norm == "l0" else tolerance
     return d <= float(epsilon) + slack
+
+
+def trivial_bound(norm: str, image_shape: tuple[int, ...]) -> float:
+    """The distance at which every [0, 1] image of ``image_shape`` (C, H, W) is within ε of
+    every other: 1 for L∞, √(C·H·W) for L2, C·H·W for L0 (evcsa counts L0 in pixels, so
+    H·W already suffices there; C·H·W is the bound that holds for every convention).
+
+    Raises:
+        InvalidParameter: unknown norm.
+    """
+    if norm not in NORMS:
+        raise InvalidParameter(f"expected norm in {NORMS}, got {norm!r}", got=norm)
+    size = math.prod(int(d) for d in image_shape)
+    return {"linf": 1.0, "l2": math.sqrt(size), "l0": float(size)}[norm]
+
+
+def warn_if_trivial(epsilon: float | None, norm: str, image_shape: tuple[int, ...], *, where: str = "",
+                    stacklevel: int = 3) -> bool:
+    """Warn (:class:`~evcsa.errors.TrivialEpsilonWarning`) when ε ≥ :func:`trivial_bound`;
+    ε = None (unbounded on purpose) never warns. Returns whether it warned."""
+    if epsilon is None:
+        return False
+    bound = trivial_bound(norm, image_shape)
+    if float(epsilon) < bound:
+        return False
+    shape = "×".join(str(int(d)) for d in image_shape)
+    hint = " (ε = 8 meant as 8/255? pass 8 / 255)" if norm == "linf" else ""
+    message = (f"{where + ': ' if where else ''}ε = {epsilon:g} ({norm}) is at or beyond the trivial bound "
+               f"{bound:g} for {shape} images in [0, 1]: every image is within ε of every other, so every "
+               f"attack succeeds{hint}")
+    warnings.warn(TrivialEpsilonWarning(message, epsilon=float(epsilon), norm=norm, bound=bound),
+                  stacklevel=stacklevel)
+    return True

@@ -17,6 +17,8 @@ so that generic handlers keep working.
     ├── BudgetExhausted                 Classify beyond its optional query budget
     ├── KeyStreamError                  a key, nonce or keystream request out of range
     └── ModelTampered                   the adversary changed the model the game classifies with
+
+    TrivialEpsilonWarning (UserWarning) ε at or beyond the bound that lets every image through
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ __all__ = [
     "KeyStreamError",
     "ModelTampered",
     "NotFresh",
+    "TrivialEpsilonWarning",
 ]
 
 
@@ -97,3 +100,16 @@ class ModelTampered(EvcsaError):
     mode — while the game classified with that same model. The game's result is void;
     an adversary that fine-tunes a surrogate must work on a copy
     (``copy.deepcopy(knowledge.model.module)``)."""
+
+
+class TrivialEpsilonWarning(UserWarning):
+    """A distortion bound ε at or beyond the trivial bound of its norm on [0, 1] images of
+    C × H × W values: L∞ ε ≥ 1, L2 ε ≥ √(C·H·W), L0 ε ≥ C·H·W (a pixel count). Every image
+    of the same shape is then within ε of every other, so every attack "succeeds" and the
+    numbers say nothing about the defense (ε = 8 written for 8/255, say). A warning, not an
+    error: an unbounded evaluation is legitimate (seed 002 plays with ε = None), but one
+    should say so. ``epsilon``, ``norm``, ``bound`` hold the values."""
+
+    def __init__(self, message: str, *, epsilon: float, norm: str, bound: float) -> None:
+        super().__init__(message)
+        self.epsilon, self.norm, self.bound = epsilon, norm, bound

@@ -16,9 +16,10 @@ from evcsa.adversaries._common import AdversaryReport, Candidates, PreparedAdver
 from evcsa.adversaries.base import Adversary
 from evcsa.adversaries.bpda_eot import BPDAEOT, eot_gradient
 from evcsa.adversaries.graybox import GrayboxTransfer
-from evcsa.adversaries.greedy import GreedyAStar, estimate_online
+from evcsa.adversaries.greedy import AdaptiveSampling, GreedyAStar, estimate_adaptive, estimate_online
 
 __all__ = [
+    "AdaptiveSampling",
     "Adversary",
     "AdversaryReport",
     "BPDAEOT",
@@ -28,5 +29,6 @@ __all__ = [
     "PreparedAdversary",
     "SuccessEstimates",
     "eot_gradient",
+    "estimate_adaptive",
     "estimate_online",
 ]

@@ -47,6 +47,7 @@ from evcsa.attacks._common import input_gradient, project, random_start
 from evcsa.attacks.gradient_sign import ascent_loss
 from evcsa.attacks.gradients import GradientHealth, GradientMonitor
 from evcsa.attacks.registry import resolve_targets
+from evcsa.distances import warn_if_trivial
 from evcsa.errors import InvalidParameter
 
 if TYPE_CHECKING:
@@ -233,6 +234,7 @@ class BPDAEOT(Adversary):
         """
         twin = self._twin(knowledge)
         eps, norm = self._bound(knowledge)
+        warn_if_trivial(eps, norm, tuple(knowledge.image_shape), where=type(self).__name__)
         step = self.step_size if self.step_size is not None else 2.5 * eps / self.steps
         randomized = getattr(twin, "randomized", True) is not False
         samples = self.eot_samples if randomized else 1

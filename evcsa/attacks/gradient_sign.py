@@ -11,7 +11,10 @@ Sources:
 
 Defaults are the MNIST settings of the feature-squeezing evaluation (Xu et al., NDSS
 2018; EvadeML-Zoo ``Reproduce_FeatureSqueezing.md``): FGSM ε = 0.3; BIM ε = 0.3,
-step 0.06, 10 steps (cleverhans' ``nb_iter`` default). Losses are on logits
+step 0.06, 10 steps (cleverhans' ``nb_iter`` default). BIM's step scales with ε: by
+default α = 2ε / steps, which is the feature-squeezing 0.06 at ε = 0.3 and 10 steps and
+stays a fixed fraction of ε at any other ε (a fixed 0.06 is 7× ε at ε = 8/255). An ε at
+or beyond the trivial bound of its norm warns (:class:`~evcsa.errors.TrivialEpsilonWarning`). Losses are on logits
 (cross-entropy, or the Carlini–Wagner margin). Every point the model is queried on lies
 in [0, 1] and within ε of x, the random start included (cases.md C06).
 """
@@ -36,9 +39,10 @@ from evcsa.attacks._common import (
 )
 from evcsa.attacks.gradients import GradientMonitor
 from evcsa.defenses.base import Classifier
+from evcsa.distances import warn_if_trivial
 from evcsa.errors import InvalidParameter
 
-__all__ = ["bim", "fgsm"]
+__all__ = ["bim", "default_step_size", "fgsm"]
 
 LOSSES = ("ce", "cw")
 
@@ -53,6 +57,13 @@ def _check_norm(norm: Any, allowed: tuple[str, ...] = ("linf", "l2")) -> str:
     if norm not in allowed:
         raise InvalidParameter(f"expected norm in {allowed}, got {norm!r}", got=norm)
     return norm
+
+
+def default_step_size(epsilon: float, steps: int, fraction: float = 2.0) -> float:
+    """The default step of an iterative attack as a fraction of ε: α = fraction · ε / steps
+    (default 2ε / steps: BIM's 0.06 at ε 0.3 and 10 steps, the feature-squeezing setting;
+    Madry et al. use 2.5ε / steps, AutoAttack's APGD starts at 2ε)."""
+    return fraction * float(epsilon) / int(steps)
 
 
 def ascent_loss(labels: torch.Tensor, targeted: bool, loss: str, confidence: float = 0.0
@@ -112,6 +123,7 @@ def fgsm(model: Any, x: Any, y: Any, *, target: Any = None, epsilon: float = 0.3
     norm = _check_norm(norm)
     loss = _check_loss(loss)
     clf, x, y, target = prepare_inputs(model, x, y, target)
+    warn_if_trivial(epsilon, norm, tuple(x.shape[1:]), where="fgsm")
     own = monitor is None
     monitor = GradientMonitor(x.shape[0]) if own else monitor
     labels = y if target is None else target
@@ -142,7 +154,7 @@ def pgd_loop(clf: Classifier, x: torch.Tensor, start: torch.Tensor, loss_fn: Cal
     return x_adv
 
 
-def bim(model: Any, x: Any, y: Any, *, target: Any = None, epsilon: float = 0.3, step_size: float = 0.06,
+def bim(model: Any, x: Any, y: Any, *, target: Any = None, epsilon: float = 0.3, step_size: float | None = None,
         steps: int = 10, norm: str = "linf", random_start: bool = False, loss: str = "ce",
         confidence: float = 0.0, round_to_grid: bool = False, generator: torch.Generator | None = None,
         monitor: GradientMonitor | None = None) -> torch.Tensor:
@@ -161,7 +173,7 @@ def bim(model: Any, x: Any, y: Any, *, target: Any = None, epsilon: float = 0.3,
         y: true labels [B].
         target: target labels [B] or None.
         epsilon: ε ≥ 0 (default 0.3).
-        step_size: α > 0 (default 0.06).
+        step_size: α > 0 (default None: 2ε / steps, i.e. 0.06 at ε 0.3 and 10 steps).
         steps: number of steps ≥ 1 (default 10).
         norm: "linf" (default) or "l2" (normalised-gradient steps, L2 ball).
         random_start: start from a random point of the ε-ball (PGD).
@@ -180,12 +192,17 @@ def bim(model: Any, x: Any, y: Any, *, target: Any = None, epsilon: float = 0.3,
     """
     check_generator(generator)
     epsilon = check_number(epsilon, "epsilon", minimum=0.0)
-    step_size = check_number(step_size, "step_size", minimum=0.0, open_low=True)
     steps = check_positive_int(steps, "steps")
+    if step_size is None:
+        step_size = default_step_size(epsilon, steps)
+        if step_size == 0.0:  # ε = 0: nothing can move; any positive step gives x itself
+            step_size = 1.0
+    step_size = check_number(step_size, "step_size", minimum=0.0, open_low=True)
     norm = _check_norm(norm)
     loss = _check_loss(loss)
     confidence = check_number(confidence, "confidence", minimum=0.0)
     clf, x, y, target = prepare_inputs(model, x, y, target)
+    warn_if_trivial(epsilon, norm, tuple(x.shape[1:]), where="bim")
     own = monitor is None
     monitor = GradientMonitor(x.shape[0]) if own else monitor
     labels = y if target is None else target

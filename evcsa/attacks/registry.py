@@ -11,7 +11,7 @@ norm it minimises or bounds. It is a plain dict: look names up, iterate it, or b
 name             function    targeting       defaults
 ===============  ==========  ==============  =====================================
 fgsm             fgsm        untargeted      ε 0.3 (L∞)
-bim              bim         untargeted      ε 0.3, step 0.06, 10 steps (L∞)
+bim              bim         untargeted      ε 0.3, step 2ε/10 (0.06), 10 steps (L∞)
 cw_linf_next     cw_linf     next            κ 10, 1000 iterations
 cw_linf_ll       cw_linf     least_likely    κ 10, 1000 iterations
 deepfool         deepfool    untargeted      overshoot 0.02, 50 iterations (L2)
@@ -184,7 +184,7 @@ _CW = "Carlini & Wagner, S&P 2017"
 ATTACKS: dict[str, AttackSpec] = {
     "fgsm": AttackSpec(name="fgsm", attack=fgsm, params={"epsilon": 0.3}, norm="linf", label="FGSM",
                        source=f"Goodfellow et al., ICLR 2015; {_FS}"),
-    "bim": AttackSpec(name="bim", attack=bim, params={"epsilon": 0.3, "step_size": 0.06, "steps": 10},
+    "bim": AttackSpec(name="bim", attack=bim, params={"epsilon": 0.3, "steps": 10},
                       norm="linf", label="BIM", source=f"Kurakin et al., ICLR-W 2017; {_FS}"),
     "cw_linf_next": AttackSpec(name="cw_linf_next", attack=cw_linf,
                                params={"confidence": 10.0, "max_iterations": 1000}, targeting="next",

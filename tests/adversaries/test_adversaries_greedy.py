@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import attrs
 import numpy as np
 import pytest
 import torch
@@ -141,3 +142,79 @@ def test_default_attack_is_graybox_bim_on_every_sample(digits):
     result = game.play(GreedyAStar(queries_per_candidate=3), seed=0)
     assert len(result.report.sources) == 15 and result.successes == 5
     assert math.isclose(result.report.advantage(1.0), 1.0)
+
+
+# -- adaptive sampling (issue 12) ---------------------------------------------------------
+class TwoLevels(KnownOdds):
+    """Candidates 0..9 always succeed, 10..39 with probability 0.2."""
+
+    def craft(self, knowledge, sources):
+        c = super().craft(knowledge, sources)
+        x = c.x_adv.clone()
+        x[:, 0, 0, 1] = torch.where(torch.as_tensor(sources) < 10, 1.0, 0.2)
+        return attrs.evolve(c, x_adv=x)
+
+
+def test_adaptive_decides_a_clear_top_n_with_few_queries():
+    """Ten sure candidates among 30 at p = 0.2: the bounds decide every one (inside or
+    outside), the ten are submitted, for a fraction of the fixed mode's 40 × 200 queries.
+    The decisions err with probability ≤ stop_alpha = 0.05 (Bonferroni over candidates and
+    rounds); deterministic with the derived keys."""
+    game = _coin_game(n_chosen=10)
+    result = game.play(GreedyAStar(attack=TwoLevels(), sampling="adaptive"), seed=0)
+    rep = result.report
+    assert sorted(rep.submitted.tolist()) == list(range(10))
+    assert result.classify_queries < 40 * 200 / 4
+    draws = rep.estimates.draws
+    assert np.all(draws >= 10) and np.all(draws <= 200)
+    assert draws[:10].min() > draws[10:].max(), "draws go to the candidates that decide the top N"
+    assert any("10 candidates surely in, 30 surely out" in note for note in rep.notes)
+
+
+def test_adaptive_draws_go_to_the_top_of_the_ranking():
+    game = _coin_game(n_chosen=10)
+    result = game.play(GreedyAStar(attack=KnownOdds(), sampling="adaptive", focus=0), seed=0)
+    est = result.report.estimates
+    assert np.all(est.draws[:20] == 10), "candidates with p ≤ 0.475 never enter the window after round 1"
+    assert est.draws.max() == 200
+    assert result.classify_queries == int(est.draws.sum())
+
+
+def test_adaptive_keeps_to_its_budget_and_to_the_games():
+    game = _coin_game(n_chosen=10)
+    result = game.play(GreedyAStar(attack=KnownOdds(), sampling="adaptive", query_budget=700), seed=0)
+    assert 400 <= result.classify_queries <= 700
+    assert any("budget of 700" in note for note in result.report.notes)
+    game = _coin_game(n_chosen=10, classify_budget=500)
+    result = game.play(GreedyAStar(attack=KnownOdds(), sampling="adaptive"), seed=0)
+    assert result.classify_queries <= 500 and result.submissions == 10
+    assert any("Classify budget left 500" in note for note in result.report.notes)
+
+
+def test_adaptive_counts_two_queries_per_draw_against_the_prediction():
+    game = _coin_game(n_chosen=10, untargeted_reference="prediction")
+    result = game.play(GreedyAStar(attack=KnownOdds(), sampling="adaptive", query_budget=1000), seed=0)
+    assert result.classify_queries <= 1000
+    assert result.classify_queries == 2 * int(result.report.estimates.draws.sum())
+
+
+def test_adaptive_with_fewer_candidates_than_n_submits_them_all():
+    game = _coin_game(n_chosen=10)
+    result = game.play(GreedyAStar(attack=KnownOdds(), sampling="adaptive", n_candidates=8), seed=0)
+    assert result.submissions == 8 and np.all(result.report.estimates.draws == 10)
+
+
+def test_adaptive_selection_breaks_ties_by_draws():
+    from evcsa.adversaries.greedy import select_adaptive
+
+    est = SuccessEstimates.from_counts([10, 200, 10, 190], [10, 200, 10, 200], 0.05, "online")
+    assert select_adaptive(est, np.arange(4), 3, "estimate", "sample").tolist() == [1, 0, 2]
+
+
+@pytest.mark.parametrize("field, value", [("sampling", "lucb"), ("round_draws", 0), ("query_budget", 0),
+                                          ("focus", -1), ("stop_alpha", 1.0)])
+def test_adaptive_parameters_are_checked(field, value):
+    from evcsa.errors import InvalidParameter
+
+    with pytest.raises(InvalidParameter):
+        GreedyAStar(**{field: value})

@@ -29,7 +29,7 @@ def test_registry_holds_the_eleven_attacks_of_seed_002_table_1_in_order():
     assert labels == ["FGSM", "BIM", "CW∞ Next", "CW∞ LL", "DeepFool", "CW2 Next", "CW2 LL",
                       "CW0 Next", "CW0 LL", "JSMA Next", "JSMA LL"]
     assert ATTACKS["fgsm"].params["epsilon"] == 0.3
-    assert dict(ATTACKS["bim"].params) == {"epsilon": 0.3, "step_size": 0.06, "steps": 10}
+    assert dict(ATTACKS["bim"].params) == {"epsilon": 0.3, "steps": 10}  # step 2ε/steps = 0.06
     assert all(ATTACKS[n].params["confidence"] == 10.0 for n in NAMES if n.startswith("cw"))
     assert dict(ATTACKS["jsma_next"].params) == {"theta": 1.0, "gamma": 0.1}
     assert {ATTACKS[n].targeting for n in NAMES if n.endswith("_ll")} == {"least_likely"}
