@@ -5,6 +5,7 @@
     evcsa demo                  the main job: feature squeezing vs three adversaries on MNIST
     evcsa play CONFIG.toml      one experiment from a TOML configuration
     evcsa train [NAME]          train (or show) a cached reference model
+    evcsa show DIR              a finished run's summary, and its figures redrawn from its results
 
 Every run writes a results directory (``--output``, default ``results/<name>-<time>``)
 atomically: a failed or interrupted run leaves nothing behind. Errors in the
@@ -62,6 +63,13 @@ def _parser() -> argparse.ArgumentParser:
     play.add_argument("config", metavar="CONFIG.toml", help="the configuration file")
     run_options(play)
     play.add_argument("--check", action="store_true", help="check the configuration and exit")
+
+    show = sub.add_parser("show", help="print a finished run's summary and redraw its figures (no recomputation)",
+                          description="Reads DIR/results.json (and examples.npz), prints what made the run and "
+                                      "its table, and redraws the figures from the stored numbers.")
+    show.add_argument("dir", metavar="DIR", help="a results directory written by play or demo")
+    show.add_argument("--figures-dir", metavar="D", help="write the figures there (default: DIR itself)")
+    show.add_argument("--no-figures", action="store_true", help="print the summary only")
 
     train = sub.add_parser("train", help="train a reference model into the cache (or show the cached one)")
     train.add_argument("name", nargs="?", default="mnist", help="reference model: mnist (default) or digits")
@@ -171,11 +179,17 @@ def _run(config, args, out, source: str) -> int:  # type: ignore[no-untyped-def]
     print(f"evcsa: {config.name}: {_shape(config)}, N = {config.game.n_chosen}", file=out, flush=True)
     if to_train is not None:  # on stderr, terminal or not: a piped first run is not silent for minutes
         print(_training_notice(to_train, args.cache_dir), file=sys.stderr, flush=True)
+    from evcsa.report import reproducibility_notice
+
+    notice = reproducibility_notice(config)
+    if notice:
+        print(notice, file=sys.stderr, flush=True)
     with _naming(source):
         result = run_experiment(config, progress=progress, cache_dir=args.cache_dir,
                                 log=lambda line: print(f"  {line}", file=out, flush=True))
     written: list[str] = []
-    write_results(result, output, overwrite=args.overwrite, progress=written.append)
+    write_results(result, output, overwrite=args.overwrite, progress=written.append,
+                  command=["evcsa", *sys.argv[1:]] if args.argv is None else ["evcsa", *args.argv])
     print("", file=out)
     print(format_table(result), file=out)
     print(f"\nresults: {output}/ ({_listing(written)}) — {time.perf_counter() - start:.0f} s",
@@ -212,6 +226,14 @@ def _play(args, out) -> int:  # type: ignore[no-untyped-def]
         print(f"{args.config}: OK ({_shape(checked)})", file=out)
         return 0
     return _run(config, args, out, args.config)
+
+
+def _show(args, out) -> int:  # type: ignore[no-untyped-def]
+    from evcsa.report import show
+
+    show(args.dir, figures=not args.no_figures, figures_dir=args.figures_dir,
+         out=lambda line: print(line, file=out, flush=True))
+    return 0
 
 
 def _train(args, out) -> int:  # type: ignore[no-untyped-def]
@@ -278,6 +300,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         130 when interrupted.
     """
     args = _parser().parse_args(argv)
+    args.argv = None if argv is None else list(argv)
     out = _PipeSafe(sys.stdout)
     # Before torch loads: idle OpenMP threads sleep instead of spinning, which keeps a run
     # fast on a machine shared with other work (measured 2-3x faster on 2 loaded cores).
@@ -297,6 +320,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _demo(args, out)
         if args.command == "play":
             return _play(args, out)
+        if args.command == "show":
+            return _show(args, out)
         return _train(args, out)
     except EvcsaError as exc:
         print(f"evcsa: error: {exc.message if hasattr(exc, 'message') else exc}", file=sys.stderr)

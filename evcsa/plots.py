@@ -1,22 +1,44 @@
-"""The figures of a run, after seed 002 (Mix'n'Squeeze) § 4–5.
+"""The figures of a run, after seed 002 (Mix'n'Squeeze) § 4–5, and the distributions the
+games produce.
 
-Each function takes results records (:mod:`evcsa.experiments`) and returns a matplotlib
-``Figure`` (built without pyplot, so no global state and no display needed);
-:func:`save_figures` writes them as PNG.
+Each function takes results records (:mod:`evcsa.experiments`, or the same records read
+back by :func:`evcsa.report.read_results`) and returns a matplotlib ``Figure`` (built
+without pyplot: no global state, no display needed); :func:`save_figures` writes them as
+PNG. Nothing here plays a game or classifies an image: every number drawn is stored in
+the results (statistics such as a Clopper–Pearson interval or a Poisson-binomial pmf are
+computed from the stored counts).
 
-- :func:`plot_examples` — Fig. 4: original, adversarial, randomized and squeezed images.
+Per cell (defense × adversary; one panel each, defenses in rows, adversaries in columns):
+
+- :func:`plot_success_rate_distribution` — the success rate n/N of each of the R games
+  as a histogram, with the exact Poisson-binomial distribution of the submitted samples
+  overlaid where their success probabilities are known.
+- :func:`plot_advantage_vs_tau` — the empirical Adv(N, τ) = Pr[n/N ≥ τ] over the games for
+  every τ = k/N, with its 95 % Clopper–Pearson band (and the Poisson-binomial tail where
+  known).
+
+Run level:
+
+- :func:`plot_games_advantage_vs_n` — the games' Adv(N, τ) with 95 % intervals for every N
+  the run played, one series per adversary, one panel per defense.
+
+Seed 002's figures (the δ sweep: one graybox attack on the undefended model, its samples
+classified ``figures.draws`` times per δ):
+
+- :func:`plot_examples` — Fig. 4: original, adversarial, randomized and squeezed images,
+  each with the label the model gives it.
 - :func:`plot_accuracy_vs_delta` — Fig. 5: accuracy on legitimate and adversarial samples
-  vs δ, and the exact advantage Adv(N, 1) = Π p̂ (Eq. 6) vs δ.
-- :func:`plot_advantage_vs_n` — Fig. 6: Adv(N, 1) vs N at τ = 1 for several δ, with the
-  games' empirical Adv(N, τ) and its interval at the played N.
-- :func:`plot_error_heatmap` — Fig. 7: per-sample error probability p̂ (rows: defense ×
-  adversary, or squeezer × δ; columns: adversarial samples).
+  vs δ, and the plug-in Adv(N, 1) = Π p̂ of the sweep's N best samples vs δ beside the
+  games' Adv.
+- :func:`plot_advantage_vs_n` — Fig. 6: the sweep's plug-in Adv(N, 1) vs N, one curve per δ.
+- :func:`plot_error_heatmap` — Fig. 7: per-sample error probability p̂ with its draws.
 """
 
 from __future__ import annotations
 
+import math
 import pathlib
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -25,15 +47,377 @@ __all__ = [
     "FIGURES",
     "plot_accuracy_vs_delta",
     "plot_advantage_vs_n",
+    "plot_advantage_vs_tau",
     "plot_error_heatmap",
     "plot_examples",
+    "plot_games_advantage_vs_n",
+    "plot_success_rate_distribution",
     "save_figures",
 ]
 
-#: File names of the figures :func:`save_figures` writes.
+#: File names of the figures :func:`save_figures` writes (when the run has what they show).
 FIGURES = ("fig4_examples.png", "fig5_accuracy_vs_delta.png", "fig6_advantage_vs_n.png",
-           "fig7_error_heatmap.png")
+           "fig7_error_heatmap.png", "success_rate_distribution.png", "advantage_vs_tau.png",
+           "games_advantage_vs_n.png")
 
+_MARKERS = ("o", "^", "s", "D", "v", "P", "X", "*")
+_COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink",
+           "tab:olive", "tab:cyan", "tab:gray")
+
+
+# -- what the stored records hold -------------------------------------------------------------
+
+def _tau_key(mapping: Mapping[str, Any], tau: float) -> Any:
+    """The entry of a τ-keyed mapping ("1.0" → …) for ``tau``, or None."""
+    for key, value in (mapping or {}).items():
+        try:
+            if math.isclose(float(key), tau, abs_tol=1e-9):
+                return value
+        except (TypeError, ValueError):
+            continue
+    return None
+
+
+def _headline_tau(config: Any) -> float:
+    return float(config.figures.taus[0]) if config is not None else 1.0
+
+
+def _expected(cell: Any, tau: float) -> Any:
+    """The cell's expected advantage of its submitted samples at τ (an
+    :class:`~evcsa.stats.IntervalEstimate`), when the run measured it."""
+    value = getattr(cell, "expected_advantage", None)
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        return _tau_key(value, tau)
+    return value if math.isclose(tau, 1.0) else None
+
+
+def _submitted(cell: Any) -> tuple[np.ndarray, np.ndarray, str] | None:
+    """(successes int [N], draws int [N], what they are) of the samples the cell's
+    adversary submitted, as far as the results know them:
+
+    - the fresh-key successes of the submitted samples (``submitted_successes`` /
+      ``submitted_draws``, :func:`evcsa.games.rejudge`), when the run counted them;
+    - else the adversary's own p̂ of its N best candidates pooled over the games
+      (A*, BPDA+EOT's offline selection) — what it believes, biased upwards by the
+      selection;
+    - else None (a graybox transfer estimates nothing).
+    """
+    k = getattr(cell, "submitted_successes", None)
+    n = getattr(cell, "submitted_draws", None)
+    if k is not None and n is not None:
+        k = np.asarray(k, dtype=np.int64)
+        n = np.broadcast_to(np.asarray(n, dtype=np.int64), k.shape)
+        if k.size and n.min() >= 1:
+            return k, n, f"fresh classifications of the submitted samples ({_draws_text(n)} each)"
+    p = getattr(cell, "p_hat", None)
+    draws = getattr(cell, "p_hat_draws", None)
+    if p is None or not draws or len(p) < cell.n_chosen:
+        return None
+    top = np.sort(np.asarray(p, dtype=np.float64))[::-1][: cell.n_chosen]
+    n = np.full(top.shape, int(draws), dtype=np.int64)
+    return (np.rint(top * n).astype(np.int64), n,
+            f"the adversary's own p̂ of its top {cell.n_chosen} ({_draws_text(n)} pooled over the games)")
+
+
+def _draws_text(n: np.ndarray) -> str:
+    lo, hi = int(np.min(n)), int(np.max(n))
+    return f"{lo} draws" if lo == hi else f"{lo}–{hi} draws"
+
+
+def _pmf(k: np.ndarray, n: np.ndarray) -> np.ndarray:
+    from evcsa.stats import poisson_binomial_pmf
+
+    return poisson_binomial_pmf(k / n)
+
+
+def _tail_band(k: np.ndarray, n: np.ndarray, taus: Sequence[float]) -> tuple[np.ndarray, ...] | None:
+    """Pr[S ≥ ⌈τN⌉] at p = k/n for each τ, with the Bonferroni interval of
+    :func:`evcsa.stats.expected_advantage` when it is available."""
+    from evcsa import stats
+
+    fn = getattr(stats, "expected_advantage", None)
+    if fn is not None:
+        est = [fn(k, n, t) for t in taus]
+        return (np.array([e.value for e in est]), np.array([e.low for e in est]), np.array([e.high for e in est]))
+    tail = np.cumsum(_pmf(k, n)[::-1])[::-1]
+    return (np.array([tail[stats.threshold_count(t, k.size)] for t in taus]), None, None)
+
+
+def _grid(cells: Sequence[Any]) -> tuple[list[str], list[str], dict[tuple[str, str], Any]]:
+    defenses = list(dict.fromkeys(c.defense for c in cells))
+    adversaries = list(dict.fromkeys(c.adversary for c in cells))
+    return defenses, adversaries, {(c.defense, c.adversary): c for c in cells}
+
+
+def _cell_figure(cells: Sequence[Any], *, height: float = 2.1) -> tuple[Figure, Any, list[str], list[str], dict]:
+    defenses, adversaries, by = _grid(cells)
+    if not by:
+        raise ValueError("expected cells, got none")
+    fig = Figure(figsize=(0.6 + 3.3 * len(adversaries), 1.5 + height * len(defenses)), layout="constrained")
+    axes = fig.subplots(len(defenses), len(adversaries), squeeze=False, sharex=True, sharey=True)
+    for i, d in enumerate(defenses):
+        for j, a in enumerate(adversaries):
+            ax = axes[i][j]
+            if i == 0:
+                ax.set_title(a, fontsize=9, fontweight="bold")
+            if j == 0:
+                ax.set_ylabel(d, fontsize=9, fontweight="bold")
+            if (d, a) not in by:
+                ax.text(0.5, 0.5, "not played", ha="center", va="center", transform=ax.transAxes, color="0.5")
+    return fig, axes, defenses, adversaries, by
+
+
+def _label_outer(fig: Figure, axes: Any, xlabel: str, ylabel: str) -> None:
+    """The x label under each bottom panel (a figure-level one would sit under the legend),
+    the y label once for the figure."""
+    for ax in axes[-1]:
+        ax.set_xlabel(xlabel, fontsize=9)
+    fig.supylabel(ylabel, fontsize=10)
+
+
+def _shape_text(cells: Sequence[Any]) -> str:
+    """"R = 40 games of N = 25 submissions" when every cell has the same R and N, else ""."""
+    runs = {int(c.runs) for c in cells}
+    ns = {int(c.n_chosen) for c in cells}
+    if len(runs) == 1 and len(ns) == 1:
+        return f"R = {runs.pop()} games of N = {ns.pop()} submissions per cell"
+    return "R games of N submissions per cell (R, N in each panel)"
+
+
+# -- per cell ---------------------------------------------------------------------------------
+
+def plot_success_rate_distribution(cells: Sequence[Any], config: Any = None) -> Figure:
+    """The distribution of the success rate succ = n/N over each cell's R games (bars: the
+    fraction of games with n successes), with the Poisson-binomial pmf Pr[S = n] of the
+    submitted samples overlaid where their success probabilities are known (seed 002
+    Eq. 6: the N submissions succeed independently). The dashed line is the headline τ:
+    the games to its right make up Adv(N, τ).
+
+    Args:
+        cells: :class:`~evcsa.experiments.CellResult` records.
+        config: the run's configuration (for τ; optional).
+
+    Raises:
+        ValueError: no cells.
+    """
+    fig, axes, defenses, adversaries, by = _cell_figure(cells)
+    tau = _headline_tau(config)
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    overlays = set()
+    for i, d in enumerate(defenses):
+        for j, a in enumerate(adversaries):
+            c = by.get((d, a))
+            if c is None:
+                continue
+            ax = axes[i][j]
+            n_chosen = int(c.n_chosen)
+            counts = np.bincount(np.asarray(c.successes, dtype=np.int64), minlength=n_chosen + 1)
+            rates = np.arange(n_chosen + 1) / n_chosen
+            ax.bar(rates, counts / max(1, c.runs), width=0.8 / n_chosen, color="tab:blue", alpha=0.75,
+                   zorder=2)
+            sub = _submitted(c)
+            if sub is not None:
+                pmf = _pmf(sub[0], sub[1])
+                pmf = np.where(pmf < 1e-4, np.nan, pmf)  # no line along the axis where it is ~0
+                own = sub[2].startswith("the adversary")
+                style = "tab:orange" if own else "black"
+                ax.plot(rates, pmf, "-", marker=".", color=style, linewidth=1.2, markersize=4, zorder=3)
+                overlays.add((own, style))
+            ax.axvline(tau, color="tab:red", linestyle="--", linewidth=1, zorder=1)
+            uniform = bool(_shape_text(cells).startswith("R ="))
+            ax.text(0.5, 0.97, ("" if uniform else f"R = {c.runs}, N = {n_chosen}: ") + f"mean {c.success_rate}",
+                    transform=ax.transAxes, fontsize=7.5, va="top", ha="center")
+            ax.set_xlim(-0.05, 1.05)
+            ax.set_ylim(0, 1.22)  # the band above 1 holds the text
+            ax.set_yticks([0, 0.2, 0.4, 0.6, 0.8, 1.0])
+            ax.grid(alpha=0.3, zorder=0)
+    handles = [Patch(color="tab:blue", alpha=0.75, label="fraction of the R games with success rate n/N")]
+    for own, style in sorted(overlays):
+        handles.append(Line2D([], [], color=style, marker=".", label=(
+            "Poisson-binomial Pr[S = n] at the adversary's own p̂ of its top N (believed; biased up)" if own
+            else "Poisson-binomial Pr[S = n] of the submitted samples (fresh classifications)")))
+    handles.append(Line2D([], [], color="tab:red", linestyle="--", label=f"τ = {tau:g} (Adv counts the games at or right of it)"))
+    fig.legend(handles=handles, loc="outside lower center", fontsize=8, ncols=2 if len(handles) > 2 else 1)
+    _label_outer(fig, axes, "success rate succ = n / N", "fraction of games")
+    fig.suptitle(f"Success rate over the games of each cell (rows: defense; columns: adversary)\n"
+                 f"{_shape_text(cells)}, judged by the defense on fresh randomness; "
+                 f"mean with its pooled 95 % Clopper–Pearson interval", fontsize=10)
+    return fig
+
+
+def plot_advantage_vs_tau(cells: Sequence[Any], config: Any = None) -> Figure:
+    """The empirical advantage Adv(N, τ) = #{games with n ≥ ⌈τN⌉} / R (seed 002 Eq. 4) vs
+    τ for each cell, at every τ = k/N (k = 1..N), with its exact 95 % Clopper–Pearson band;
+    the Poisson-binomial tail Pr[S ≥ ⌈τN⌉] of the submitted samples is drawn where known
+    (with its Bonferroni interval, :func:`evcsa.stats.expected_advantage`).
+
+    Args:
+        cells: :class:`~evcsa.experiments.CellResult` records.
+        config: the run's configuration (optional; marks the headline τ).
+
+    Raises:
+        ValueError: no cells.
+    """
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    from evcsa.stats import clopper_pearson
+
+    fig, axes, defenses, adversaries, by = _cell_figure(cells)
+    tau0 = _headline_tau(config)
+    overlays = set()
+    measured = False
+    for i, d in enumerate(defenses):
+        for j, a in enumerate(adversaries):
+            c = by.get((d, a))
+            if c is None:
+                continue
+            ax = axes[i][j]
+            n_chosen = int(c.n_chosen)
+            s = np.asarray(c.successes, dtype=np.int64)
+            ks = np.arange(1, n_chosen + 1)
+            taus = ks / n_chosen
+            wins = np.array([(s >= k).sum() for k in ks])
+            band = np.array([clopper_pearson(int(w), int(c.runs)) for w in wins])
+            # Adv(N, τ) = Pr[n ≥ k] for every τ in ((k − 1)/N, k/N]: a step drawn "pre" from τ = 0
+            x = np.concatenate(([0.0], taus))
+            ax.fill_between(x, np.concatenate((band[:1, 0], band[:, 0])), np.concatenate((band[:1, 1], band[:, 1])),
+                            step="pre", color="tab:blue", alpha=0.2, zorder=1)
+            ax.step(x, np.concatenate((wins[:1], wins)) / c.runs, where="pre", color="tab:blue", linewidth=1.5,
+                    zorder=3)
+            sub = _submitted(c)
+            if sub is not None:
+                value, low, high = _tail_band(sub[0], sub[1], list(taus))
+                own = sub[2].startswith("the adversary")
+                style = "tab:orange" if own else "black"
+                ax.plot(taus, value, "--", color=style, linewidth=1.2, zorder=4)
+                if low is not None:
+                    ax.fill_between(taus, low, high, color=style, alpha=0.12, zorder=0)
+                overlays.add((own, style, low is not None))
+            exp = _expected(c, tau0)
+            if exp is not None:
+                measured = True
+                ax.errorbar([tau0], [exp.value], yerr=[[exp.value - exp.low], [exp.high - exp.value]],
+                            fmt="D", color="black", markersize=4, capsize=3, zorder=5)
+            if not _shape_text(cells).startswith("R ="):
+                ax.text(0.03, 0.05, f"R = {c.runs}, N = {n_chosen}", transform=ax.transAxes, fontsize=7)
+            ax.set_xlim(0, 1.02)
+            ax.set_ylim(-0.03, 1.03)
+            ax.grid(alpha=0.3)
+    handles = [Line2D([], [], color="tab:blue", label="games: Adv(N, τ) = fraction with n/N ≥ τ"),
+               Patch(color="tab:blue", alpha=0.2, label="its 95 % Clopper–Pearson interval")]
+    for own, style, banded in sorted(overlays):
+        text = ("Pr[S ≥ ⌈τN⌉] at the adversary's own p̂ of its top N (believed; biased up)" if own
+                else "Pr[S ≥ ⌈τN⌉] of the submitted samples (fresh classifications)")
+        handles.append(Line2D([], [], color=style, linestyle="--",
+                              label=text + (", band: Bonferroni 95 %" if banded else "")))
+    if measured:
+        handles.append(Line2D([], [], color="black", marker="D", linestyle="none",
+                              label=f"expected advantage at τ = {tau0:g} (95 %)"))
+    fig.legend(handles=handles, loc="outside lower center", fontsize=8, ncols=2)
+    _label_outer(fig, axes, "τ (success-rate threshold)", "Adv(N, τ) = Pr[succ ≥ τ]")
+    fig.suptitle(f"Advantage vs τ for each cell (rows: defense; columns: adversary)\n"
+                 f"from the games' success counts ({_shape_text(cells)}); a step at every τ = k/N", fontsize=10)
+    return fig
+
+
+# -- run level --------------------------------------------------------------------------------
+
+def _ticks_for(ax: Any, values: Sequence[float], axis: str = "x") -> None:
+    """Log scale with a labelled tick at every decade and at 2× and 5× it within the
+    range of ``values``; plain numbers ("1, 2, 5, 10, 20, 50"), no minor labels."""
+    from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator
+
+    lo, hi = min(values), max(values)
+    ticks = [m * 10 ** e for e in range(int(math.floor(math.log10(lo))), int(math.ceil(math.log10(hi))) + 1)
+             for m in (1, 2, 5) if lo <= m * 10 ** e <= hi]
+    ticks = sorted(set(ticks) | {lo, hi})
+    which = ax.xaxis if axis == "x" else ax.yaxis
+    (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
+    which.set_major_locator(FixedLocator(ticks))
+    which.set_minor_locator(NullLocator())
+    which.set_minor_formatter(NullFormatter())
+    (ax.set_xticks if axis == "x" else ax.set_yticks)(ticks, [f"{t:g}" for t in ticks])
+
+
+def plot_games_advantage_vs_n(cells: Sequence[Any], config: Any = None) -> Figure:
+    """The games' empirical Adv(N, τ) (headline τ) with its exact 95 % interval for every N
+    the run played: one panel per defense, one series per adversary (its own colour and
+    marker; the series are nudged sideways so that equal values do not hide each other).
+    Hollow diamonds: the expected advantage of the submitted samples where the run
+    measured it. A log N axis only when the N span a factor above 10.
+
+    Raises:
+        ValueError: no cells.
+    """
+    from matplotlib.lines import Line2D
+
+    defenses, adversaries, by = _grid(cells)
+    if not by:
+        raise ValueError("expected cells, got none")
+    tau = _headline_tau(config)
+    ns = sorted({int(c.n_chosen) for c in cells})
+    log = len(ns) > 2 and ns[-1] / ns[0] > 10
+    cols = min(len(defenses), 4)
+    rows = math.ceil(len(defenses) / cols)
+    fig = Figure(figsize=(0.8 + 3.2 * cols, 1.8 + 2.8 * rows), layout="constrained")
+    axes = np.asarray(fig.subplots(rows, cols, squeeze=False, sharey=True)).ravel()
+    width = 0.5 / max(1, len(adversaries))
+    measured = False
+    for ax, d in zip(axes, defenses):
+        for k, a in enumerate(adversaries):
+            series = sorted((c for c in cells if c.defense == d and c.adversary == a), key=lambda c: c.n_chosen)
+            est = [(c.n_chosen, _tau_key(c.advantage, tau), _expected(c, tau)) for c in series]
+            est = [e for e in est if e[1] is not None]
+            if not est:
+                continue
+            shift = (k - (len(adversaries) - 1) / 2) * width
+            if log:
+                x = [n * 10 ** (0.04 * shift / width * 0.5) for n, _, _ in est]
+            else:
+                x = [ns.index(n) + shift for n, _, _ in est]
+            v = np.array([e.value for _, e, _ in est])
+            yerr = [v - np.array([e.low for _, e, _ in est]), np.array([e.high for _, e, _ in est]) - v]
+            color = _COLORS[k % len(_COLORS)]
+            ax.errorbar(x, v, yerr=yerr, fmt=_MARKERS[k % len(_MARKERS)] + "-", color=color, capsize=3,
+                        markersize=6, markeredgecolor="black", linewidth=1)
+            for xi, (_, _, exp) in zip(x, est):
+                if exp is not None:
+                    measured = True
+                    ax.errorbar([xi + (0 if log else width / 3)], [exp.value],
+                                yerr=[[exp.value - exp.low], [exp.high - exp.value]], fmt="D",
+                                markerfacecolor="none", color=color, capsize=2, markersize=5)
+        if log:
+            _ticks_for(ax, ns)
+        else:
+            ax.set_xticks(range(len(ns)), [str(n) for n in ns])
+            ax.set_xlim(-0.6, len(ns) - 0.4)
+        ax.set_ylim(-0.03, 1.03)
+        ax.set_title(d, fontsize=9, fontweight="bold")
+        ax.grid(alpha=0.3)
+    for ax in axes[len(defenses):]:
+        ax.set_visible(False)
+    handles = [Line2D([], [], color=_COLORS[k % len(_COLORS)], marker=_MARKERS[k % len(_MARKERS)],
+                      markeredgecolor="black", label=f"{a}: games' Adv, 95 % Clopper–Pearson")
+               for k, a in enumerate(adversaries)]
+    if measured:
+        handles.append(Line2D([], [], color="0.3", marker="D", markerfacecolor="none", linestyle="none",
+                              label="expected advantage of the submitted samples (95 %)"))
+    fig.legend(handles=handles, loc="outside lower center", fontsize=8, ncols=min(3, len(handles)))
+    _label_outer(fig, [list(axes[(rows - 1) * cols:len(defenses)])], "N (chosen samples per game)",
+                 f"Adv(N, τ = {tau:g})")
+    runs = sorted({int(c.runs) for c in cells})
+    played = f"N = {', '.join(map(str, ns))}" if len(ns) > 1 else f"this run played N = {ns[0]} only"
+    fig.suptitle(f"The games' advantage vs N, per defense (τ = {tau:g}; {'/'.join(map(str, runs))} games per "
+                 f"point; {played})", fontsize=10)
+    return fig
+
+
+# -- seed 002's figures (the δ sweep) --------------------------------------------------------
 
 def _by_squeezer(sweep: Sequence[Any]) -> dict[str, list[Any]]:
     out: dict[str, list[Any]] = {}
@@ -44,23 +428,46 @@ def _by_squeezer(sweep: Sequence[Any]) -> dict[str, list[Any]]:
     return out
 
 
-def plot_examples(examples: Any) -> Figure:
+def _sweep_draws(point: Any, config: Any) -> int:
+    """Classifications behind each p̂ of a sweep point: 1 at δ = 0 (deterministic), else
+    ``figures.draws``."""
+    stored = getattr(point, "draws", None)
+    if stored:
+        return int(stored)
+    if point.delta == 0.0:
+        return 1
+    return int(config.figures.draws) if config is not None else 0
+
+
+def _attack_text(config: Any) -> str:
+    if config is None:
+        return "the sweep's attack"
+    eps = config.game.epsilon
+    norm = {"linf": "L∞", "l2": "L2", "l0": "L0"}.get(str(config.game.norm), str(config.game.norm))
+    bound = "unbounded" if eps is None else f"{norm} ε = {eps:g}"
+    return f"{config.figures.attack}, {bound}"
+
+
+def plot_examples(examples: Any, config: Any = None) -> Figure:
     """Fig. 4: rows original / adversarial / randomized / squeezed, one column per sample;
-    each image titled with the model's label for it (the squeezed row: the defense's
-    answer for that draw of the noise).
+    each image titled with the label the undefended model gives it (red: not the true
+    label). The squeezed row's label is the defense's answer for that draw of the noise;
+    the randomized row's is the model's on the noisy image before squeezing (when stored).
 
     Args:
         examples: an :class:`~evcsa.experiments.ExampleImages`.
+        config: the run's configuration (names the attack and ε; optional).
     """
-    rows = [("original", examples.original, examples.labels.get("original")),
-            ("adversarial", examples.adversarial, examples.labels.get("adversarial")),
-            (f"randomized\nδ = {examples.delta:g}", examples.randomized, None),
-            (f"squeezed\n{examples.squeezer}", examples.squeezed, examples.labels.get("squeezed"))]
+    labels = examples.labels
+    rows = [("original\n(natural x)", examples.original, labels.get("original")),
+            (f"adversarial x′\n{_attack_text(config)}", examples.adversarial, labels.get("adversarial")),
+            (f"randomized\nclip(x′ + r), δ = {examples.delta:g}", examples.randomized, labels.get("randomized")),
+            (f"squeezed\n{examples.squeezer}(clip(x′ + r))", examples.squeezed, labels.get("squeezed"))]
     k = int(examples.original.shape[0])
-    fig = Figure(figsize=(1.6 * k + 1.4, 7.2), layout="constrained")
+    fig = Figure(figsize=(1.35 * k + 2.2, 7.0), layout="constrained")
     axes = fig.subplots(4, k, squeeze=False)
-    true = examples.labels.get("true")
-    for r, (name, images, labels) in enumerate(rows):
+    true = labels.get("true")
+    for r, (name, images, row_labels) in enumerate(rows):
         for i in range(k):
             ax = axes[r][i]
             img = np.asarray(images[i].detach().cpu() if hasattr(images[i], "detach") else images[i])
@@ -70,84 +477,146 @@ def plot_examples(examples: Any) -> Figure:
                 ax.imshow(np.transpose(img, (1, 2, 0)).clip(0, 1), interpolation="nearest")
             ax.set_xticks([])
             ax.set_yticks([])
-            if labels is not None:
-                wrong = true is not None and labels[i] != true[i]
-                ax.set_title(f"label {labels[i]}", fontsize=9, color="tab:red" if wrong else "black")
+            if row_labels is not None:
+                wrong = true is not None and row_labels[i] != true[i]
+                ax.set_title(f"→ {row_labels[i]}", fontsize=9, color="tab:red" if wrong else "black",
+                             fontweight="bold" if wrong else "normal")
+            elif r == 2:
+                ax.set_title("(not stored)", fontsize=7, color="0.5")
             if i == 0:
-                ax.set_ylabel(name, fontsize=10)
-    fig.suptitle(f"Fig. 4 — example images: original, adversarial, randomized, squeezed\n"
-                 f"defense {examples.defense}; red label = misclassified", fontsize=11)
+                ax.set_ylabel(name, fontsize=8)
+    truth = "" if true is None else "true labels " + " ".join(str(t) for t in true) + "; "
+    fig.suptitle(f"Fig. 4 — examples against {examples.defense}: → the undefended model's label of each "
+                 f"image; x′ crafted on the undefended model\n{truth}red = misclassified; the squeezed row's "
+                 f"label is the defense's answer for this draw of r", fontsize=9)
     return fig
 
 
-def plot_accuracy_vs_delta(sweep: Sequence[Any], n_chosen: int) -> Figure:
+def plot_accuracy_vs_delta(sweep: Sequence[Any], n_chosen: int, cells: Sequence[Any] = (),
+                           config: Any = None) -> Figure:
     """Fig. 5: per squeezer (columns), accuracy on legitimate samples and on the sweep's
-    adversarial samples vs δ with 95 % intervals (top), and Adv(N, 1) = Π p̂ vs δ (bottom)
-    for the largest N of the sweep not above ``n_chosen``.
+    adversarial samples vs δ with 95 % Clopper–Pearson bands (top); below, the plug-in
+    Adv(N, 1) = Π p̂ of the sweep's N samples with the highest p̂ (seed 002 Eq. 6), for the
+    largest N of ``figures.n_values`` not above ``n_chosen``, with its Bonferroni 95 %
+    interval (:func:`evcsa.stats.expected_advantage`; none at δ = 0, where p̂ is exact),
+    and the games' Adv(N, 1) of every cell whose defense is this squeezer at a δ, as
+    markers (one per adversary) — different adversaries, drawn side by side.
 
     Args:
         sweep: :class:`~evcsa.experiments.SweepPoint` records.
         n_chosen: the game's N.
+        cells: the run's cells (optional; their markers).
+        config: the run's configuration (optional; draws, attack, cell placement).
 
     Raises:
         ValueError: an empty sweep.
     """
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
     groups = _by_squeezer(sweep)
     if not groups:
         raise ValueError("expected sweep points, got none")
-    fig = Figure(figsize=(max(7.0, 4.6 * len(groups)), 6.6), layout="constrained")
+    fig = Figure(figsize=(max(7.0, 4.4 * len(groups)), 7.2), layout="constrained")
     axes = fig.subplots(2, len(groups), squeeze=False, sharex="col")
+    adversaries = list(dict.fromkeys(c.adversary for c in cells))
+    n_used = None
+    samples = None
     for col, (squeezer, points) in enumerate(groups.items()):
         deltas = [p.delta for p in points]
         ax = axes[0][col]
-        for attr, label, color in (("legitimate_accuracy", "legitimate", "tab:blue"),
-                                   ("adversarial_accuracy", "adversarial", "tab:red")):
+        for attr, color in (("legitimate_accuracy", "tab:blue"), ("adversarial_accuracy", "tab:red")):
             est = [getattr(p, attr) for p in points]
-            ax.plot(deltas, [100 * e.value for e in est], "o-", color=color, label=label)
             ax.fill_between(deltas, [100 * e.low for e in est], [100 * e.high for e in est],
-                            color=color, alpha=0.2)
+                            color=color, alpha=0.2, zorder=1)
+            ax.plot(deltas, [100 * e.value for e in est], "o-", color=color, zorder=2, markersize=5)
         ax.set_ylim(-2, 102)
         ax.set_ylabel("accuracy (%)")
-        ax.set_title(squeezer)
+        ax.set_title(squeezer, fontsize=10, fontweight="bold")
         ax.grid(alpha=0.3)
-        ax.legend(loc="lower left", fontsize=9)
         ax = axes[1][col]
         ns = sorted({int(n) for p in points for n in p.advantage_exact})
         usable = [n for n in ns if n <= n_chosen] or ns[:1]
         if usable:
-            n = usable[-1]
-            adv = [p.advantage_exact.get(str(n), np.nan) for p in points]
-            ax.plot(deltas, adv, "s-", color="tab:purple", label=f"Adv({n}, 1) = Π p̂")
-            ax.legend(loc="upper right", fontsize=9)
-        ax.set_ylim(-0.02, 1.02)
-        ax.set_xlabel("δ (noise magnitude)")
-        ax.set_ylabel("advantage")
+            n = n_used = usable[-1]
+            values, lows, highs = [], [], []
+            for p in points:
+                samples = len(p.p_hat)
+                draws = _sweep_draws(p, config)
+                pv = np.asarray(p.p_hat, dtype=np.float64)
+                if n > pv.size:
+                    values.append(np.nan), lows.append(np.nan), highs.append(np.nan)
+                    continue
+                top = np.sort(pv)[::-1][:n]
+                if draws > 1:
+                    k = np.rint(top * draws).astype(np.int64)
+                    v, lo, hi = _tail_band(k, np.full(k.shape, draws), [1.0])
+                    values.append(float(v[0]))
+                    lows.append(float(lo[0]) if lo is not None else np.nan)
+                    highs.append(float(hi[0]) if hi is not None else np.nan)
+                else:
+                    exact = float(np.prod(top))
+                    values.append(exact), lows.append(exact), highs.append(exact)
+            ax.fill_between(deltas, lows, highs, color="tab:purple", alpha=0.2, zorder=1)
+            ax.plot(deltas, values, "s-", color="tab:purple", zorder=2, markersize=5)
+        for c in cells:
+            sq, delta = _squeezer_of(c, config)
+            est = _tau_key(c.advantage, 1.0)
+            if sq != squeezer or est is None or c.n_chosen != n_used:
+                continue
+            k = adversaries.index(c.adversary)
+            x = delta + (k - (len(adversaries) - 1) / 2) * 0.022 * max(0.1, max(deltas) - min(deltas))
+            ax.errorbar([x], [est.value], yerr=[[est.value - est.low], [est.high - est.value]],
+                        fmt=_MARKERS[k % len(_MARKERS)], color=_COLORS[k % len(_COLORS)], markeredgecolor="black",
+                        capsize=3, markersize=6, zorder=4)
+        ax.set_ylim(-0.03, 1.03)
+        ax.set_xlabel("δ (noise magnitude, pixel scale)")
+        ax.set_ylabel(f"Adv(N = {n_used}, τ = 1)" if n_used else "advantage")
         ax.grid(alpha=0.3)
-    fig.suptitle("Fig. 5 — accuracy on legitimate and adversarial samples vs δ,\n"
-                 "and the greedy adversary's advantage Π p̂", fontsize=11)
+    draws = config.figures.draws if config is not None else "?"
+    top = [Line2D([], [], color="tab:blue", marker="o", label="legitimate test images"),
+           Line2D([], [], color="tab:red", marker="o", label=f"the sweep's adversarial samples ({draws} draws each)"),
+           Patch(color="0.5", alpha=0.3, label="band: 95 % interval")]
+    bottom = [Line2D([], [], color="tab:purple", marker="s",
+                     label=f"sweep: plug-in Π p̂ of its best {n_used} of {samples} samples (Bonferroni 95 %)")]
+    bottom += [Line2D([], [], linestyle="none", marker=_MARKERS[k % len(_MARKERS)], color=_COLORS[k % len(_COLORS)],
+                      markeredgecolor="black", label=f"games: {a} (95 % CI)") for k, a in enumerate(adversaries)
+               if any(_squeezer_of(c, config)[0] in groups and c.adversary == a for c in cells)]
+    fig.legend(handles=top + bottom, loc="outside lower center", fontsize=8, ncols=2)
+    fig.suptitle(f"Fig. 5 — accuracy vs δ (top) and Adv(N, 1) vs δ (bottom); sweep samples: "
+                 f"{_attack_text(config)} on the undefended model\n"
+                 f"(graybox, one per X_D sample, the same at every δ); δ = 0 is deterministic feature "
+                 f"squeezing", fontsize=9)
     return fig
 
 
 def _squeezer_of(cell: Any, config: Any) -> tuple[str | None, float | None]:
+    """(squeezer spec, δ) of the cell's defense when it is a (randomized) squeezing one."""
+    return _squeezer_of_defense(cell.defense, config)
+
+
+def _squeezer_of_defense(name: str, config: Any) -> tuple[str | None, float | None]:
+    if config is None:
+        return None, None
     for spec in config.defenses:
-        if spec.name == cell.defense and spec.kind in ("feature_squeezing", "randomized_squeezing"):
+        if spec.name == name and spec.kind in ("feature_squeezing", "randomized_squeezing"):
             from evcsa.defenses import squeezer_from_spec
 
             value = spec.params.get("squeezer", spec.params.get("squeezers"))
-            return squeezer_from_spec(value).spec, float(spec.params.get("delta", 0.0))
+            try:
+                return squeezer_from_spec(value).spec, float(spec.params.get("delta", 0.0))
+            except Exception:  # a joint detector of several squeezers: no single column
+                return None, None
     return None, None
 
 
 def plot_advantage_vs_n(sweep: Sequence[Any], cells: Sequence[Any] = (), config: Any = None) -> Figure:
-    """Fig. 6: per squeezer (columns), Adv(N, 1) = Π of the N largest p̂ (seed 002 Eq. 6)
-    vs N at τ = 1, one curve per δ of the sweep; the games' empirical Adv(N, 1) with its
-    95 % interval is drawn at the played N for each cell on that squeezer (marker per
-    adversary, colour of its δ, nudged sideways so that they do not hide each other).
-
-    Args:
-        sweep: :class:`~evcsa.experiments.SweepPoint` records.
-        cells: :class:`~evcsa.experiments.CellResult` records (optional).
-        config: the :class:`~evcsa.config.ExperimentConfig` (to place the cells).
+    """Fig. 6: per squeezer (columns), the sweep's plug-in Adv(N, 1) = Π of the N largest
+    p̂ (seed 002 Eq. 6) vs N, one curve per δ (δ = 0 black and dashed, drawn on top, so
+    that it shows where curves coincide), with the Bonferroni 95 % band
+    (:func:`evcsa.stats.expected_advantage`) at the δ of the configured defenses. The
+    games' Adv is in ``games_advantage_vs_n.png`` (other adversaries; not mixed in here).
+    ``cells`` is accepted for compatibility and unused.
 
     Raises:
         ValueError: an empty sweep.
@@ -159,87 +628,122 @@ def plot_advantage_vs_n(sweep: Sequence[Any], cells: Sequence[Any] = (), config:
     if not groups:
         raise ValueError("expected sweep points, got none")
     deltas = sorted({p.delta for p in sweep})
+    positive = [d for d in deltas if d > 0]
     cmap = colormaps["viridis"]
-    color = {d: cmap(0.9 * i / max(1, len(deltas) - 1)) for i, d in enumerate(deltas)}
-    markers = ["o", "^", "s", "D", "v", "P", "X"]
-    adversaries = list(dict.fromkeys(c.adversary for c in cells))
-    fig = Figure(figsize=(4.8 * len(groups) + 2.4, 4.6), layout="constrained")
-    axes = fig.subplots(1, len(groups), squeeze=False)[0]
+    color = {d: cmap(0.05 + 0.85 * i / max(1, len(positive) - 1)) for i, d in enumerate(positive)}
+    color[0.0] = "black"
+    fig = Figure(figsize=(4.4 * len(groups) + 2.6, 4.6), layout="constrained")
+    axes = fig.subplots(1, len(groups), squeeze=False, sharey=True)[0]
+    all_n: list[int] = []
+    samples = None
+    banded = False
+    played = set() if config is None else {
+        sd for sd in (_squeezer_of_defense(spec.name, config) for spec in config.defenses) if sd[0] is not None}
     for ax, (squeezer, points) in zip(axes, groups.items()):
-        for p in points:
+        for p in sorted(points, key=lambda p: (p.delta == 0.0, p.delta)):
             ns = sorted(int(n) for n in p.advantage_exact)
-            ax.plot(ns, [p.advantage_exact[str(n)] for n in ns], "-", color=color[p.delta], linewidth=1.6)
-        if config is not None:
-            for c in cells:
-                sq, delta = _squeezer_of(c, config)
-                key = next((k for k in c.advantage if float(k) == 1.0), None)
-                if sq != squeezer or key is None:
-                    continue
-                est = c.advantage[key]
-                k = adversaries.index(c.adversary)
-                near = min(deltas, key=lambda d: abs(d - delta))
-                x = c.n_chosen * (1.0 + 0.06 * (k - (len(adversaries) - 1) / 2))
-                ax.errorbar([x], [est.value], yerr=[[est.value - est.low], [est.high - est.value]],
-                            fmt=markers[k % len(markers)], color=color[near], markeredgecolor="black",
-                            ecolor="black", capsize=3, markersize=7)
-        ax.set_xscale("log")
-        ax.set_ylim(-0.02, 1.02)
+            all_n += ns
+            samples = len(p.p_hat)
+            zero = p.delta == 0.0
+            ax.plot(ns, [p.advantage_exact[str(n)] for n in ns], "--" if zero else "-", color=color[p.delta],
+                    linewidth=2.2 if zero else 1.4, marker="" if zero else ".", markersize=4,
+                    zorder=5 if zero else 2)
+            draws = _sweep_draws(p, config)
+            if draws > 1 and (squeezer, p.delta) in played:  # δ = 0: p̂ exact; bands only at the run's δ
+                pv = np.sort(np.asarray(p.p_hat, dtype=np.float64))[::-1]
+                bands = [_tail_band(np.rint(pv[:n] * draws).astype(np.int64), np.full(n, draws), [1.0])
+                         for n in ns]
+                if bands and bands[0][1] is not None:
+                    banded = True
+                    ax.fill_between(ns, [b[1][0] for b in bands], [b[2][0] for b in bands], color=color[p.delta],
+                                    alpha=0.08, zorder=1)
+        ax.set_ylim(-0.03, 1.03)
         ax.set_xlabel("N (chosen samples)")
-        ax.set_ylabel("Adv(N, τ = 1)")
-        ax.set_title(squeezer)
-        ax.grid(alpha=0.3, which="both")
-    handles = [Line2D([], [], color=color[d], linewidth=2, label=f"Π p̂, δ = {d:g}") for d in deltas]
-    handles += [Line2D([], [], linestyle="none", marker=markers[k % len(markers)], color="0.6",
-                       markeredgecolor="black", label=f"games: {a}") for k, a in enumerate(adversaries)]
-    fig.legend(handles=handles, loc="outside right center", fontsize=8)
-    fig.suptitle("Fig. 6 — advantage vs N at τ = 1\nlines: Π p̂ of the top N (Eq. 6); markers: the games' "
-                 "Adv with 95 % interval (colour: δ)", fontsize=10)
+        ax.set_title(squeezer, fontsize=10, fontweight="bold")
+        ax.grid(alpha=0.3)
+    for ax in axes:
+        if all_n:
+            _ticks_for(ax, all_n)
+    axes[0].set_ylabel("plug-in Adv(N, τ = 1) = Π p̂")
+    handles = [Line2D([], [], color=color[d], linestyle="--" if d == 0 else "-", linewidth=2,
+                      label="δ = 0 (feature squeezing)" if d == 0 else f"δ = {d:g}") for d in deltas]
+    fig.legend(handles=handles, loc="outside right center", fontsize=8, title="noise δ", title_fontsize=8)
+    draws = config.figures.draws if config is not None else "?"
+    band_text = "; bands: Bonferroni 95 % at the δ of the run's defenses"
+    fig.suptitle(f"Fig. 6 — the sweep's plug-in advantage vs N at τ = 1: Π p̂ of the N samples with the "
+                 f"highest p̂ of {samples}\n({_attack_text(config)} on the undefended model; p̂ from {draws} "
+                 f"draws per δ{band_text if banded else ''}; the games' Adv: "
+                 f"games_advantage_vs_n.png)", fontsize=9)
     return fig
 
 
-def plot_error_heatmap(cells: Sequence[Any] = (), sweep: Sequence[Any] = ()) -> Figure:
+def plot_error_heatmap(cells: Sequence[Any] = (), sweep: Sequence[Any] = (), config: Any = None) -> Figure:
     """Fig. 7: the estimated probability p̂ that each adversarial sample is misclassified
-    (colour, 0 to 1). Rows: the cells whose adversary estimated p̂ (A*), labelled
-    "defense × adversary"; without such cells, the sweep's squeezer × δ. Columns: the
-    adversarial samples in X_D order. A deterministic defense gives only 0 and 1;
-    randomness spreads the probabilities (seed 002 § 5.2.1).
+    (colour, 0 to 1). Rows: the cells whose adversary estimated p̂ (A*, BPDA+EOT), labelled
+    "defense × adversary (draws)"; without such cells, the sweep's squeezer × δ. Columns:
+    the natural samples in X_D order (grey: not a candidate). Cells whose adversary
+    estimates no p̂ (graybox transfer) are named below the map. A deterministic defense
+    gives only 0 and 1; randomness spreads the probabilities (seed 002 § 5.2.1).
 
     Raises:
         ValueError: nothing with p̂ to show.
     """
-    rows: list[tuple[str, np.ndarray]] = []
+    rows: list[tuple[str, np.ndarray, np.ndarray]] = []
     for c in cells:
         if c.p_hat is not None:
-            rows.append((f"{c.defense} × {c.adversary}", np.asarray(c.p_hat, dtype=float)))
-    source = "the adversaries' own estimates"
+            sources = np.asarray(c.p_hat_sources if c.p_hat_sources is not None else range(len(c.p_hat)))
+            draws = f"{c.p_hat_draws} draws" if c.p_hat_draws else "draws ?"
+            rows.append((f"{c.defense} × {c.adversary}\n({draws} pooled over {c.runs} games)",
+                         np.asarray(c.p_hat, dtype=float), sources))
+    missing: dict[str, int] = {}
+    for c in cells:
+        if c.p_hat is None:
+            missing[c.adversary] = missing.get(c.adversary, 0) + 1
+    source = "each adversary's own estimates (its Classify queries, or its twin of the defense)"
     if not rows:
-        rows = [(f"{p.squeezer}, δ = {p.delta:g}", np.asarray(p.p_hat, dtype=float)) for p in sweep]
-        source = "the δ sweep"
+        for p in sweep:
+            d = _sweep_draws(p, config)
+            rows.append((f"{p.squeezer}, δ = {p.delta:g} ({d} draw{'s' if d != 1 else ''})",
+                         np.asarray(p.p_hat, dtype=float), np.arange(len(p.p_hat))))
+        source = f"the δ sweep ({_attack_text(config)} on the undefended model)"
     if not rows:
         raise ValueError("expected cells or sweep points with p̂, got none")
-    width = max(len(r[1]) for r in rows)
+    width = int(max(r[2].max() for r in rows)) + 1
     grid = np.full((len(rows), width), np.nan)
-    for i, (_, values) in enumerate(rows):
-        grid[i, : len(values)] = values
-    fig = Figure(figsize=(min(16.0, 3.0 + 0.11 * width), 1.2 + 0.42 * len(rows)), layout="constrained")
+    for i, (_, values, sources) in enumerate(rows):
+        grid[i, sources] = values
+    per_row = 0.5 if "\n" in rows[0][0] else 0.3
+    height = 1.5 + per_row * len(rows) + (0.25 if missing else 0)
+    fig = Figure(figsize=(min(16.0, 5.0 + 0.1 * width), height), layout="constrained")
     ax = fig.subplots()
-    image = ax.imshow(grid, aspect="auto", cmap="magma", vmin=0.0, vmax=1.0, interpolation="nearest")
-    ax.set_yticks(range(len(rows)), [r[0] for r in rows], fontsize=8)
-    ax.set_xlabel("adversarial sample (index in X_D)")
-    fig.colorbar(image, ax=ax, label="p̂ = Pr[misclassified]", fraction=0.03, pad=0.01)
-    fig.suptitle(f"Fig. 7 — per-sample error probability p̂ ({source})", fontsize=11)
+    from matplotlib import colormaps
+
+    cmap = colormaps["magma"].with_extremes(bad="0.85")
+    image = ax.imshow(np.ma.masked_invalid(grid), aspect="auto", cmap=cmap, vmin=0.0, vmax=1.0,
+                      interpolation="nearest")
+    ax.set_yticks(range(len(rows)), [r[0] for r in rows], fontsize=7)
+    ax.set_xlabel("natural sample (index in X_D); grey: not a candidate")
+    fig.colorbar(image, ax=ax, label="p̂ = Pr[success]", fraction=0.03, pad=0.01)
+    title = f"Fig. 7 — per-sample success probability p̂, from {source}"
+    if missing:
+        names = ", ".join(f"{a} ({n} cell{'s' if n != 1 else ''})" for a, n in missing.items())
+        title += f"\nnot shown, as it estimates no p̂: {names}"
+    fig.suptitle(title, fontsize=9)
     return fig
 
 
 def save_figures(result: Any, directory: str | pathlib.Path, *, dpi: int = 110) -> list[pathlib.Path]:
-    """Write the figures a run supports into ``directory`` as PNG.
+    """Write the figures a run supports into ``directory`` as PNG (names in
+    :data:`FIGURES`).
 
     Returns:
-        The paths written: the example strip when there are examples, the sweep figures
-        when there is a sweep, the heatmap when anything has p̂.
+        The paths written: the example strip when there are examples; the per-cell and
+        run-level figures when there are cells; the sweep figures when there is a sweep;
+        the heatmap when anything has p̂.
     """
     directory = pathlib.Path(directory)
     written = []
+    config = result.config
 
     def save(fig: Figure, name: str) -> None:
         path = directory / name
@@ -247,10 +751,14 @@ def save_figures(result: Any, directory: str | pathlib.Path, *, dpi: int = 110) 
         written.append(path)
 
     if result.examples is not None:
-        save(plot_examples(result.examples), FIGURES[0])
+        save(plot_examples(result.examples, config), FIGURES[0])
     if result.sweep:
-        save(plot_accuracy_vs_delta(result.sweep, result.config.game.n_chosen), FIGURES[1])
-        save(plot_advantage_vs_n(result.sweep, result.cells, result.config), FIGURES[2])
+        save(plot_accuracy_vs_delta(result.sweep, config.game.n_chosen, result.cells, config), FIGURES[1])
+        save(plot_advantage_vs_n(result.sweep, result.cells, config), FIGURES[2])
     if result.sweep or any(c.p_hat is not None for c in result.cells):
-        save(plot_error_heatmap(result.cells, result.sweep), FIGURES[3])
+        save(plot_error_heatmap(result.cells, result.sweep, config), FIGURES[3])
+    if result.cells:
+        save(plot_success_rate_distribution(result.cells, config), FIGURES[4])
+        save(plot_advantage_vs_tau(result.cells, config), FIGURES[5])
+        save(plot_games_advantage_vs_n(result.cells, config), FIGURES[6])
     return written

@@ -7,15 +7,24 @@ or is interrupted — leaves no half-written directory behind.
 
 Files:
 
-- ``results.json`` — everything: configuration, environment, model, data, the legitimate
-  accuracies, every cell (per-game successes, intervals, p̂), the δ sweep.
+- ``results.json`` — everything: when and how it was made (``created``, ``command``,
+  ``evcsa_version``, ``schema_version``), configuration, environment, model, data, the
+  legitimate accuracies, every cell (per-game successes, intervals, p̂), the δ sweep, the
+  example strip's labels. Its layout is the JSON Schema :func:`results_schema` returns
+  (shipped in the package, ``evcsa/schemas/results.schema.json``).
 - ``results.csv`` — the summary table, one row per defense × adversary.
 - ``games.csv`` — one row per game (cell, run, successes).
-- ``sweep.csv`` — one row per squeezer × δ of the sweep.
+- ``sweep.csv`` — one row per squeezer × δ of the sweep (``plugin_advantage_N<n>``: the
+  plug-in Π p̂ of the sweep's best n samples, not an exact advantage).
 - ``config.toml`` — the configuration, runnable with ``evcsa play``.
 - ``summary.txt`` — the table as printed.
-- ``fig4_examples.png``, ``fig5_accuracy_vs_delta.png``, ``fig6_advantage_vs_n.png``,
-  ``fig7_error_heatmap.png`` — see :mod:`evcsa.plots`.
+- ``examples.npz`` — the example strip's images (float32 [K, C, H, W]) and their labels
+  (``labels_<row>``, int64 [K]).
+- the figures (PNG) — see :mod:`evcsa.plots`; ``evcsa show DIR`` redraws them from
+  ``results.json`` and ``examples.npz``.
+
+CSV numbers are written with 4 significant digits (integers as they are): the intervals of
+these estimates are wider than 10⁻⁴, so more digits would be noise (0.8899999999999999).
 """
 
 from __future__ import annotations
@@ -37,17 +46,49 @@ from evcsa.config import config_to_dict, config_to_toml
 from evcsa.errors import InvalidParameter
 
 __all__ = [
+    "FORMAT",
+    "SCHEMA_VERSION",
     "check_output",
     "format_table",
     "read_results",
+    "reproducibility_notice",
+    "results_schema",
+    "show",
     "summary_rows",
     "to_json",
     "write_results",
 ]
 
+#: The ``format`` of the results.json this version writes, and its schema version.
+SCHEMA_VERSION = 2
+FORMAT = f"evcsa-results/{SCHEMA_VERSION}"
+#: Formats :func:`read_results` reads (version 1 lacks created/command/evcsa_version).
+_READABLE = ("evcsa-results/1", FORMAT)
+
 
 def _est(e: Any) -> dict[str, Any] | None:
-    return None if e is None else attrs.asdict(e)
+    if e is None:
+        return None
+    return e.to_dict() if hasattr(e, "to_dict") else attrs.asdict(e)
+
+
+def results_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of results.json, as shipped in the package."""
+    from importlib.resources import files
+
+    return json.loads(files("evcsa").joinpath("schemas/results.schema.json").read_text(encoding="utf-8"))
+
+
+def reproducibility_notice(config: Any) -> str | None:
+    """The one-line notice for a run whose numbers cannot be repeated — defense keys from OS
+    entropy (``reproducible = false`` and no ``master_key``) — saying how to make them
+    repeatable; None for a reproducible run."""
+    if getattr(config, "reproducible", True) or getattr(config, "master_key", None):
+        return None
+    how = ("set reproducible = true (keys derived from seed = ...) or master_key = \"<64 hex digits>\""
+           if hasattr(config, "master_key") else "set reproducible = true (keys derived from seed = ...)")
+    return (f"evcsa: notice: defense keys come from OS entropy (reproducible = false), so these numbers "
+            f"will differ from run to run; to repeat them, {how} in the configuration")
 
 
 def _finite(value: Any) -> Any:
@@ -61,15 +102,31 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def to_json(result: Any) -> dict[str, Any]:
-    """The JSON document of an :class:`~evcsa.experiments.ExperimentResult` (no images)."""
-    cells = []
-    for c in result.cells:
-        d = attrs.asdict(c, recurse=True)
-        cells.append(d)
+def to_json(result: Any, *, command: Sequence[str] | None = None,
+            created: str | None = None) -> dict[str, Any]:
+    """The JSON document of an :class:`~evcsa.experiments.ExperimentResult` (no images),
+    valid against :func:`results_schema`.
+
+    Args:
+        result: the run.
+        command: the command line that made it (``evcsa play …``), or None (the Python API).
+        created: ISO 8601 UTC time stamp; default: now.
+    """
+    import datetime
+
+    import evcsa
+
+    cells = [attrs.asdict(c, recurse=True) for c in result.cells]
     sweep = [attrs.asdict(p, recurse=True) for p in result.sweep]
+    ex = result.examples
+    if created is None:
+        created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     doc = {
-        "format": "evcsa-results/1",
+        "format": FORMAT,
+        "schema_version": SCHEMA_VERSION,
+        "created": created,
+        "command": None if command is None else [str(a) for a in command],
+        "evcsa_version": evcsa.__version__,
         "name": result.config.name,
         "seconds": round(result.seconds, 2),
         "environment": dict(result.environment),
@@ -79,9 +136,12 @@ def to_json(result: Any) -> dict[str, Any]:
         "legitimate_accuracy": {k: _est(v) for k, v in result.legitimate.items()},
         "cells": cells,
         "sweep": sweep,
-        "examples": None if result.examples is None else {
-            "defense": result.examples.defense, "squeezer": result.examples.squeezer,
-            "delta": result.examples.delta, "labels": {k: list(v) for k, v in result.examples.labels.items()},
+        "examples": None if ex is None else {
+            "defense": ex.defense, "squeezer": ex.squeezer, "delta": ex.delta,
+            "count": int(ex.original.shape[0]),
+            "attack": result.config.figures.attack, "epsilon": result.config.game.epsilon,
+            "norm": result.config.game.norm,
+            "labels": {k: [int(v) for v in vs] for k, vs in ex.labels.items()},
         },
     }
     return _finite(doc)
@@ -113,7 +173,8 @@ def summary_rows(result: Any) -> list[dict[str, Any]]:
             "advantage": None if adv is None else adv.value,
             "advantage_low": None if adv is None else adv.low,
             "advantage_high": None if adv is None else adv.high,
-            "advantage_exact": c.advantage_exact.get(tau),
+            "plugin_advantage": c.advantage_exact.get(tau),
+            **_expected_columns(c, float(tau)),
             "classify_queries_per_game": c.classify_queries,
             "gradient_flagged": c.gradient_flagged,
             "seconds": round(c.seconds, 2),
@@ -121,32 +182,51 @@ def summary_rows(result: Any) -> list[dict[str, Any]]:
     return rows
 
 
+def _expected_columns(cell: Any, tau: float) -> dict[str, Any]:
+    """expected_advantage(_low, _high) of the submitted samples at τ, when the cell has it."""
+    from evcsa.plots import _expected
+
+    e = _expected(cell, tau)
+    return {"expected_advantage": None if e is None else e.value,
+            "expected_advantage_low": None if e is None else e.low,
+            "expected_advantage_high": None if e is None else e.high}
+
+
 def _pct(value: float | None) -> str:
     return "—" if value is None else f"{100 * value:.1f}"
 
 
-def _ci(value: float | None, low: float | None, high: float | None, digits: int = 3) -> str:
+def _ci(value: float | None, low: float | None, high: float | None) -> str:
+    from evcsa.stats import format_interval
+
     if value is None:
         return "—"
-    return f"{value:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+    return format_interval(value, low, high)
 
 
 def format_table(result: Any) -> str:
     """The summary table as aligned text: per defense × adversary, the legitimate accuracy,
-    the adversarial accuracy, the success rate (mean, 95 % CI) and Adv(N, τ) (estimate,
-    95 % CI; and Π p̂ where the adversary estimated p̂)."""
+    the adversarial accuracy, the success rate (mean, 95 % CI), Adv(N, τ) of the games
+    (estimate, 95 % CI), the expected advantage of the submitted samples where the run
+    measured it, and the plug-in Π p̂ where the adversary estimated p̂."""
+    from evcsa.stats import format_number
+
     rows = summary_rows(result)
     tau = float(_headline_tau(result))
     n = result.config.game.n_chosen
+    expected = any(r["expected_advantage"] is not None for r in rows)
     header = ["defense", "adversary", "legit acc %", "adv acc %", "success rate [95% CI]",
-              f"Adv({n},{tau:g}) [95% CI]", "Π p̂", "queries/game"]
+              f"Adv({n},{tau:g}) [95% CI]"] + (["E[Adv] submitted [95%]"] if expected else []) + \
+             ["Π p̂ (own)", "queries/game"]
     lines = []
     for r in rows:
         lines.append([
             r["defense"], r["adversary"], _pct(r["legitimate_accuracy"]), _pct(r["adversarial_accuracy"]),
             _ci(r["success_rate"], r["success_rate_low"], r["success_rate_high"]),
             _ci(r["advantage"], r["advantage_low"], r["advantage_high"]),
-            "—" if r["advantage_exact"] is None else f"{r['advantage_exact']:.3g}",
+        ] + ([_ci(r["expected_advantage"], r["expected_advantage_low"], r["expected_advantage_high"])]
+             if expected else []) + [
+            "—" if r["plugin_advantage"] is None else format_number(r["plugin_advantage"]),
             f"{r['classify_queries_per_game']:.0f}",
         ])
     widths = [max(len(str(x)) for x in col) for col in zip(header, *lines)]
@@ -160,12 +240,27 @@ def format_table(result: Any) -> str:
                f"({counted(result.config.legitimate_draws, 'draw')} per image for randomized defenses).")
     out.append("Intervals are exact Clopper–Pearson (95 %); the success-rate interval pools the "
                "runs × N submissions.")
-    out.append("Π p̂: seed 002 Eq. 6 for the N candidates with the highest p̂ pooled over all games "
-               "(what the adversary would reach if its p̂ were exact); — where the adversary estimates no p̂.")
+    if expected:
+        out.append("E[Adv] submitted: the Poisson-binomial tail Pr[S ≥ ⌈τN⌉] at the fresh-key success "
+                   "rates of the samples actually submitted (Bonferroni 95 %).")
+    out.append("Π p̂ (own): a plug-in, seed 002 Eq. 6 at the adversary's own p̂ of its N best candidates "
+               "pooled over all games (what it would reach if its p̂ were exact; biased up by the selection); "
+               "— where the adversary estimates no p̂.")
     if any(r["gradient_flagged"] for r in rows):
         out.append("! a gradient check flagged zero, NaN or missing gradients in some cell "
                    "(see results.json notes): a low success there says nothing about robustness.")
     return "\n".join(out)
+
+
+def _cell_text(v: Any) -> Any:
+    """A CSV field: None → empty, a float with 4 significant digits, the rest as is."""
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            return ""
+        return f"{v:.4g}"
+    return v
 
 
 def _csv(rows: Sequence[Mapping[str, Any]]) -> str:
@@ -175,7 +270,7 @@ def _csv(rows: Sequence[Mapping[str, Any]]) -> str:
     writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+        writer.writerow({k: _cell_text(v) for k, v in row.items()})
     return buf.getvalue()
 
 
@@ -199,7 +294,7 @@ def _sweep_rows(result: Any) -> list[dict[str, Any]]:
                "adversarial_accuracy_low": p.adversarial_accuracy.low,
                "adversarial_accuracy_high": p.adversarial_accuracy.high}
         for n, v in p.advantage_exact.items():
-            row[f"advantage_exact_N{n}"] = v
+            row[f"plugin_advantage_N{n}"] = v
         rows.append(row)
     return rows
 
@@ -234,7 +329,8 @@ def check_output(path: str | os.PathLike[str], *, overwrite: bool = False) -> pa
 
 def write_results(result: Any, path: str | os.PathLike[str], *, overwrite: bool = False,
                   figures: bool | None = None,
-                  progress: Callable[[str], None] | None = None) -> pathlib.Path:
+                  progress: Callable[[str], None] | None = None,
+                  command: Sequence[str] | None = None) -> pathlib.Path:
     """Write the results directory ``path`` atomically.
 
     Everything is written into a temporary directory beside ``path`` and renamed into
@@ -250,6 +346,7 @@ def write_results(result: Any, path: str | os.PathLike[str], *, overwrite: bool 
             configuration says (``[figures] enabled``; false — and ``--no-figures`` — means
             no PNG at all).
         progress: receives the name of each file as it is written.
+        command: the command line to record in results.json (the CLI passes its own).
 
     Returns:
         ``path``.
@@ -265,7 +362,7 @@ def write_results(result: Any, path: str | os.PathLike[str], *, overwrite: bool 
             (tmp / name).write_text(text, encoding="utf-8")
             if progress:
                 progress(name)
-        put("results.json", json.dumps(to_json(result), indent=2, allow_nan=False) + "\n")
+        put("results.json", json.dumps(to_json(result, command=command), indent=2, allow_nan=False) + "\n")
         put("results.csv", _csv(summary_rows(result)))
         put("games.csv", _csv(_game_rows(result)))
         if result.sweep:
@@ -276,9 +373,10 @@ def write_results(result: Any, path: str | os.PathLike[str], *, overwrite: bool 
             import numpy as np
 
             ex = result.examples
+            labels = {f"labels_{k}": np.asarray(v, dtype=np.int64) for k, v in ex.labels.items()}
             with open(tmp / "examples.npz", "wb") as fh:
                 np.savez_compressed(fh, original=ex.original.numpy(), adversarial=ex.adversarial.numpy(),
-                                    randomized=ex.randomized.numpy(), squeezed=ex.squeezed.numpy())
+                                    randomized=ex.randomized.numpy(), squeezed=ex.squeezed.numpy(), **labels)
             if progress:
                 progress("examples.npz")
         if figures if figures is not None else result.config.figures.enabled:
@@ -305,29 +403,43 @@ def write_results(result: Any, path: str | os.PathLike[str], *, overwrite: bool 
     return path
 
 
+def _records() -> Any:
+    """The results record classes (evcsa.experiments, or the older evcsa.experiment)."""
+    try:
+        from evcsa import experiments as module  # type: ignore[attr-defined]
+    except ImportError:
+        from evcsa import experiment as module  # type: ignore[no-redef]
+    return module
+
+
 def read_results(path: str | os.PathLike[str]) -> Any:
     """Read a results directory back into an :class:`~evcsa.experiments.ExperimentResult`
     (the example images from ``examples.npz`` when present), e.g. to redraw the figures.
+    Nothing is recomputed: the estimates are taken as stored. The document's own
+    ``created``, ``command`` and ``evcsa_version`` are in ``result.environment["written"]``.
 
     Raises:
-        InvalidParameter: no readable ``results.json`` of this format in ``path``.
+        InvalidParameter: no readable ``results.json`` of a known format in ``path``.
     """
     import cattrs
 
     from evcsa.config import config_from_dict
-    from evcsa.experiments import CellResult, Estimate, ExampleImages, ExperimentResult, SweepPoint
 
+    module = _records()
     path = pathlib.Path(path)
     try:
         doc = json.loads((path / "results.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise InvalidParameter(f"{path}: expected a results directory with results.json, got "
                                f"{type(exc).__name__}: {exc}", path=str(path)) from exc
-    if not isinstance(doc, dict) or doc.get("format") != "evcsa-results/1":
-        raise InvalidParameter(f"{path / 'results.json'}: expected format evcsa-results/1, got "
+    if not isinstance(doc, dict) or doc.get("format") not in _READABLE:
+        raise InvalidParameter(f"{path / 'results.json'}: expected format {' or '.join(_READABLE)}, got "
                                f"{doc.get('format') if isinstance(doc, dict) else type(doc).__name__!r}",
                                path=str(path))
     conv = cattrs.Converter()
+    estimate = getattr(module, "Estimate", None)
+    if estimate is None:
+        from evcsa.stats import BinomialEstimate as estimate
     config = config_from_dict(doc["config"], source=str(path / "results.json"), base_dir=path)
     examples = None
     npz = path / "examples.npz"
@@ -338,12 +450,61 @@ def read_results(path: str | os.PathLike[str]) -> Any:
         with np.load(npz) as arrays:
             images = {k: torch.from_numpy(arrays[k]) for k in ("original", "adversarial", "randomized", "squeezed")}
         ex = doc["examples"]
-        examples = ExampleImages(**images, labels={k: tuple(v) for k, v in ex["labels"].items()},
-                                 defense=ex["defense"], squeezer=ex["squeezer"], delta=float(ex["delta"]))
-    return ExperimentResult(
+        examples = module.ExampleImages(**images, labels={k: tuple(v) for k, v in ex["labels"].items()},
+                                        defense=ex["defense"], squeezer=ex["squeezer"], delta=float(ex["delta"]))
+    environment = dict(doc["environment"])
+    environment["written"] = {k: doc.get(k) for k in ("format", "created", "command", "evcsa_version")}
+    return module.ExperimentResult(
         config=config,
-        cells=tuple(conv.structure(c, CellResult) for c in doc["cells"]),
-        legitimate={k: conv.structure(v, Estimate) for k, v in doc["legitimate_accuracy"].items()},
-        sweep=tuple(conv.structure(p, SweepPoint) for p in doc["sweep"]),
-        examples=examples, data=doc["data"], model=doc["model"], environment=doc["environment"],
+        cells=tuple(conv.structure(c, module.CellResult) for c in doc["cells"]),
+        legitimate={k: conv.structure(v, estimate) for k, v in doc["legitimate_accuracy"].items()},
+        sweep=tuple(conv.structure(p, module.SweepPoint) for p in doc["sweep"]),
+        examples=examples, data=doc["data"], model=doc["model"], environment=environment,
         seconds=float(doc["seconds"]))
+
+
+def show(path: str | os.PathLike[str], *, figures: bool = True,
+         figures_dir: str | os.PathLike[str] | None = None,
+         out: Callable[[str], None] = print) -> list[pathlib.Path]:
+    """What ``evcsa show DIR`` does: print a finished run's summary (what made it, when,
+    and the table) and redraw its figures from the stored results — no game is played and
+    no image classified.
+
+    Args:
+        path: the results directory.
+        figures: redraw the figures.
+        figures_dir: where to write them (default: ``path`` itself, replacing its PNGs).
+        out: receives each line printed.
+
+    Returns:
+        The figures written.
+
+    Raises:
+        InvalidParameter: not a results directory (see :func:`read_results`), or the
+            figures' directory cannot be written.
+    """
+    result = read_results(path)
+    written = result.environment.get("written", {})
+    when = written.get("created") or "an unknown time (results format 1)"
+    command = written.get("command")
+    out(f"{result.config.name}: written {when} by evcsa {written.get('evcsa_version') or '?'}"
+        f" in {result.seconds:.0f} s")
+    if command:
+        out("command: " + " ".join(command))
+    out("")
+    out(format_table(result))
+    if not figures:
+        return []
+    target = pathlib.Path(figures_dir) if figures_dir is not None else pathlib.Path(path)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InvalidParameter(f"{target}: cannot write the figures there ({exc.strerror})", path=str(target)) from exc
+    if not os.access(target, os.W_OK):
+        raise InvalidParameter(f"{target}: not writable (choose another --figures-dir)", path=str(target))
+    from evcsa.plots import save_figures
+
+    paths = save_figures(result, target)
+    out("")
+    out(f"figures: {target}/ ({', '.join(p.name for p in paths) or 'none: nothing to draw'})")
+    return paths
