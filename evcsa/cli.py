@@ -5,6 +5,7 @@
     evcsa demo                  the main job: feature squeezing vs three adversaries on MNIST
     evcsa play CONFIG.toml      one experiment from a TOML configuration
     evcsa train [NAME]          train (or show) a cached reference model
+    evcsa reproduce PAPER       a seed paper's evaluation beside its numbers (evcsa.reproduction)
 
 Every run writes a results directory (``--output``, default ``results/<name>-<time>``)
 atomically: a failed or interrupted run leaves nothing behind. Errors in the
@@ -69,6 +70,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--cache-dir", metavar="DIR",
                        help="model cache (default: $EVCSA_CACHE or ~/.cache/evcsa)")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    from evcsa.reproduction._cli import add_parser as add_reproduce
+
+    add_reproduce(sub)
     return parser
 
 
@@ -297,6 +301,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _demo(args, out)
         if args.command == "play":
             return _play(args, out)
+        if args.command == "reproduce":
+            from evcsa.reproduction._cli import reproduce
+
+            return reproduce(args, out)
         return _train(args, out)
     except EvcsaError as exc:
         print(f"evcsa: error: {exc.message if hasattr(exc, 'message') else exc}", file=sys.stderr)
