@@ -339,8 +339,10 @@ def estimate_plan(plan: Plan, *, cache_dir: str | None = None, shrink: int = 100
     counts as the engine does today: once per defense × adversary cell. Every defense
     classifies a batch of legitimate images (the time per image includes its own ensemble:
     crops, region samples), multiplied by the classifications of the plan (games × N,
-    legitimate draws × test set, sweep draws × N per point). BPDA+EOT is timed with 2
-    steps and scaled to the plan's steps.
+    legitimate draws × test set, sweep draws × N per point; the sweep's δ > 0 points at
+    the cost of randomized squeezing). BPDA+EOT is timed with 2 steps against one
+    randomized and one deterministic defense of the plan and scaled to the plan's steps.
+    Not counted: model training, loading, Python overhead between units.
 
     Raises:
         ConfigError, DataError: the plan's data or model cannot be loaded.
@@ -370,7 +372,7 @@ def estimate_plan(plan: Plan, *, cache_dir: str | None = None, shrink: int = 100
 
     crafts: dict[str, int] = {}
     classifications: dict[str, int] = {}
-    bpda_crafts = 0
+    bpda_crafts: dict[bool, int] = {}
     bpda_spec = None
     for part in plan.parts:
         for config in part.configs:
@@ -391,18 +393,25 @@ def estimate_plan(plan: Plan, *, cache_dir: str | None = None, shrink: int = 100
                     if adv.kind == "graybox_transfer":
                         crafts[adv.params["attack"]] = crafts.get(adv.params["attack"], 0) + len(config.defenses)
                     elif adv.kind == "bpda_eot":
-                        bpda_crafts += len(config.defenses)
+                        for spec in config.defenses:
+                            randomized = spec.kind not in ("none", "feature_squeezing")
+                            bpda_crafts[randomized] = bpda_crafts.get(randomized, 0) + 1
                         bpda_spec = (config, adv)
             else:  # sweep: one craft per configuration, every squeezer × δ point classified
+                from evcsa.config import ComponentSpec
+
                 crafts[config.figures.attack] = crafts.get(config.figures.attack, 0) + 1
                 for d, spec in enumerate(config.defenses):
-                    cost = classify_cost(config, spec, d)
+                    squeezer = str(spec.params["squeezers"])
+                    noisy = ComponentSpec(kind="randomized_squeezing", label=f"{squeezer} δ>0",
+                                          params={"squeezer": squeezer, "delta": 0.5})
                     for delta in config.figures.deltas:
                         count = (config.figures.draws if delta > 0 else 1) * n \
                             + (config.legitimate_draws if delta > 0 else 1) * n_legit
-                        key = f"sweep {spec.name}"
+                        which = noisy if delta > 0 else spec
+                        key = f"sweep {which.name}"
                         classifications[key] = classifications.get(key, 0) + count
-                        per_image[key] = cost
+                        per_image[key] = classify_cost(config, which, d)
     params_of: dict[str, dict[str, Any]] = {a: dict(plan.scale.attack_params.get(a, {})) for a in crafts}
     for attack in crafts:
         spec = get_attack(attack)
@@ -417,13 +426,17 @@ def estimate_plan(plan: Plan, *, cache_dir: str | None = None, shrink: int = 100
         config, adv = bpda_spec
         steps = int(adv.params.get("steps", 100))
         probe = attrs.evolve(adv, params={**adv.params, "steps": min(2, steps)})
-        d_spec = next(s for s in config.defenses if s.kind == "randomized_squeezing")
-        clf = build_defense(d_spec, inputs.model, DerivedKeys.from_seed(0, label="estimate"))
-        game = EVCSA.from_rules(clf, x, y, config.game, model=inputs.model, num_classes=inputs.model.num_classes)
-        t = time.perf_counter()
-        build_adversary(probe).craft(game.knowledge(0), np.arange(len(x)))
-        each = (time.perf_counter() - t) * steps / min(2, steps)
-        items.append((f"craft BPDA+EOT ({len(x)} samples, {steps} steps)", bpda_crafts, each, bpda_crafts * each))
+        for randomized, count in sorted(bpda_crafts.items()):
+            d_spec = next(s for s in config.defenses
+                          if (s.kind not in ("none", "feature_squeezing")) == randomized)
+            clf = build_defense(d_spec, inputs.model, DerivedKeys.from_seed(0, label="estimate"))
+            game = EVCSA.from_rules(clf, x, y, config.game, model=inputs.model, num_classes=inputs.model.num_classes)
+            t = time.perf_counter()
+            build_adversary(probe).craft(game.knowledge(0), np.arange(len(x)))
+            each = (time.perf_counter() - t) * steps / min(2, steps)
+            what = "randomized" if randomized else "deterministic"
+            items.append((f"craft {adv.name} vs {what} ({len(x)} samples, {steps} steps)", count, each,
+                          count * each))
     for name, count in classifications.items():
         items.append((f"classify with {name}", count, per_image[name], count * per_image[name]))
     total = sum(i[3] for i in items)
