@@ -31,6 +31,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                    help="run only this part (table1, table2, table3, figures; graybox, whitebox); repeatable")
     p.add_argument("--data", choices=("mnist", "digits"), default="mnist",
                    help="mnist (default: the papers' setting) or digits (8×8, the small model: a smoke test)")
+    p.add_argument("--reference-schedule", action="store_true",
+                   help="craft C&W with Carlini's reference schedule (default: schedule='fast')")
     p.add_argument("--cache-dir", metavar="DIR", help="model cache (default: $EVCSA_CACHE or ~/.cache/evcsa)")
     return p
 
@@ -44,7 +46,8 @@ def reproduce(args: argparse.Namespace, out: Any) -> int:
     from evcsa.reproduction.plans import build_plan
     from evcsa.reproduction.run import estimate_plan, format_estimate, format_result, run_plan
 
-    plan = build_plan(args.paper, scale="quick" if args.quick else "full", data=args.data)
+    plan = build_plan(args.paper, scale="quick" if args.quick else "full", data=args.data,
+                      cw_schedule="reference" if args.reference_schedule else None)
     if args.part:
         for p in args.part:
             plan.part(p)

@@ -230,7 +230,8 @@ def _sweep_part(plan: Plan, part: Part, *, cache_dir: str | None, out: pathlib.P
                 for v in stated:
                     if v.delta is not None and abs(v.delta - pt.delta) < 1e-9:
                         rows.append(Comparison(label=f"Fig. 6 {attack} median-2x2 δ={pt.delta:g} Adv(25, 1)",
-                                               ours=adv, paper=v, note="misclassification counted"))
+                                               ours=adv, paper=v,
+                                               note="misclassification counted; p̂ from the draws that chose the N"))
         log(f"    sweep {attack}: {len(points)} points ({time.perf_counter() - start:.0f} s)")
     return PartResult(id=part.id, title=part.title, comparisons=tuple(rows), lines=tuple(lines), data=data,
                       seconds=time.perf_counter() - start)
@@ -412,7 +413,7 @@ def estimate_plan(plan: Plan, *, cache_dir: str | None = None, shrink: int = 100
                         key = f"sweep {which.name}"
                         classifications[key] = classifications.get(key, 0) + count
                         per_image[key] = classify_cost(config, which, d)
-    params_of: dict[str, dict[str, Any]] = {a: dict(plan.scale.attack_params.get(a, {})) for a in crafts}
+    params_of: dict[str, dict[str, Any]] = {a: plan.scale.params_of(a) for a in crafts}
     for attack in crafts:
         spec = get_attack(attack)
         say(f"  timing {attack} on {len(x)} samples …")

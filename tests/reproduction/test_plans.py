@@ -73,3 +73,15 @@ def test_bad_names() -> None:
         build_plan("mix-n-squeeze", scale="huge")
     with pytest.raises(InvalidParameter, match="expected a part"):
         build_plan("mix-n-squeeze").part("table4")
+
+
+def test_cw_schedule_is_fast_by_default_and_reference_on_request() -> None:
+    for schedule in (None, "reference"):
+        plan = build_plan("mix-n-squeeze", cw_schedule=schedule)
+        (t1,) = plan.part("table1").configs
+        cw = [a for a in t1.adversaries if a.params["attack"].startswith("cw_")]
+        assert len(cw) == 6 and all(a.params["params"]["schedule"] == (schedule or "fast") for a in cw)
+        assert all("params" not in a.params for a in t1.adversaries if not a.params["attack"].startswith("cw_"))
+        assert plan.part("figures").configs[2].figures.attack_params == {"schedule": schedule or "fast"}
+    with pytest.raises(InvalidParameter, match="cw_schedule"):
+        build_plan("mix-n-squeeze", cw_schedule="slow")
