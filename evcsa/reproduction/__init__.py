@@ -13,7 +13,7 @@ them, and the plans behind ``evcsa reproduce``.
 - :mod:`evcsa.reproduction.run`: :func:`run_plan`, :func:`estimate_plan`,
   :func:`format_result`, :func:`format_estimate`.
 
-Running a plan loads the engine (evcsa.experiment) on first use.
+Running a plan loads the engine (evcsa.experiments) on first use.
 """
 
 from __future__ import annotations

@@ -85,7 +85,7 @@ def _pooled(estimates: Sequence[Any]) -> Any:
 
 def _cells_part(plan: Plan, part: Part, *, cache_dir: str | None, out: pathlib.Path | None,
                 log: Callable[[str], None]) -> PartResult:
-    from evcsa.experiment import run_experiment
+    from evcsa.experiments import run_experiment
 
     (config,) = part.configs
     start = time.perf_counter()
@@ -146,7 +146,7 @@ def _est(e: Any) -> Any:
 
 def _xd_accuracy(config: Any, index: int, cache_dir: str | None) -> tuple[int, int]:
     """(correct, classified) of defense ``index`` on X_D itself, one classification each."""
-    from evcsa.experiment import build_defense, load_inputs
+    from evcsa.experiments import build_defense, load_inputs
     from evcsa.randomness import DerivedKeys
 
     spec = config.defenses[index]
@@ -159,7 +159,7 @@ def _xd_accuracy(config: Any, index: int, cache_dir: str | None) -> tuple[int, i
 
 def _repetitions_part(plan: Plan, part: Part, *, cache_dir: str | None, out: pathlib.Path | None,
                       log: Callable[[str], None]) -> PartResult:
-    from evcsa.experiment import run_cell
+    from evcsa.experiments import run_cell
     from evcsa.stats import BinomialEstimate
 
     start = time.perf_counter()
@@ -204,7 +204,7 @@ def _advantage_estimate(p_hat: Sequence[float], draws: int, n: int) -> Any:
 
 def _sweep_part(plan: Plan, part: Part, *, cache_dir: str | None, out: pathlib.Path | None,
                 log: Callable[[str], None]) -> PartResult:
-    from evcsa.experiment import run_sweep
+    from evcsa.experiments import run_sweep
 
     start = time.perf_counter()
     rows: list[Comparison] = []
@@ -349,7 +349,7 @@ def estimate_plan(plan: Plan, *, cache_dir: str | None = None, shrink: int = 100
         ConfigError, DataError: the plan's data or model cannot be loaded.
     """
     from evcsa.attacks import get_attack
-    from evcsa.experiment import build_defense, load_inputs
+    from evcsa.experiments import build_defense, load_inputs
     from evcsa.randomness import DerivedKeys
 
     say = log or (lambda line: None)
@@ -421,7 +421,7 @@ def estimate_plan(plan: Plan, *, cache_dir: str | None = None, shrink: int = 100
         items.append((f"craft {attack} ({len(x)} samples)", crafts[attack], attack_seconds[attack],
                       crafts[attack] * attack_seconds[attack]))
     if bpda_spec is not None:
-        from evcsa.experiment import build_adversary
+        from evcsa.experiments import build_adversary
         from evcsa.games import EVCSA
 
         config, adv = bpda_spec

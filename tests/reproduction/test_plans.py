@@ -6,7 +6,7 @@ import attrs
 import pytest
 
 from evcsa.errors import InvalidParameter
-from evcsa.experiment import check_config
+from evcsa.experiments import check_config
 from evcsa.reproduction import GAPS, build_plan
 from evcsa.reproduction.plans import MNIST_SQUEEZERS, TABLE1_ATTACKS
 
