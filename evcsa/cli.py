@@ -6,6 +6,7 @@
     evcsa play CONFIG.toml      one experiment from a TOML configuration
     evcsa train [NAME]          train (or show) a cached reference model
     evcsa show DIR              a finished run's summary, and its figures redrawn from its results
+    evcsa reproduce PAPER       a seed paper's evaluation beside its numbers (evcsa.reproduction)
 
 Every run writes a results directory (``--output``, default ``results/<name>-<time>``)
 atomically: a failed or interrupted run leaves nothing behind. Errors in the
@@ -77,6 +78,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--cache-dir", metavar="DIR",
                        help="model cache (default: $EVCSA_CACHE or ~/.cache/evcsa)")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    from evcsa.reproduction._cli import add_parser as add_reproduce
+
+    add_reproduce(sub)
     return parser
 
 
@@ -322,6 +326,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _play(args, out)
         if args.command == "show":
             return _show(args, out)
+        if args.command == "reproduce":
+            from evcsa.reproduction._cli import reproduce
+
+            return reproduce(args, out)
         return _train(args, out)
     except EvcsaError as exc:
         print(f"evcsa: error: {exc.message if hasattr(exc, 'message') else exc}", file=sys.stderr)

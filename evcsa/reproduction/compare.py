@@ -18,11 +18,31 @@ import attrs
 from evcsa.errors import InvalidParameter
 from evcsa.reproduction.values import PaperValue
 
-__all__ = ["Comparison", "compare", "format_comparisons"]
+__all__ = ["Comparison", "Point", "compare", "format_comparisons"]
+
+
+@attrs.frozen
+class Point:
+    """A value without an interval (e.g. an exact advantage computed from p̂ when no
+    interval method is available): ``low`` and ``high`` are None."""
+
+    value: float
+    low: None = None
+    high: None = None
+
+
+def _as_estimate(value: Any) -> Any:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return Point(float(value))
+    return value
 
 
 def _check_estimate(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
     if value is None:
+        return
+    if isinstance(value, Point):
+        if not (math.isfinite(value.value) and 0.0 <= value.value <= 1.0):
+            raise InvalidParameter(f"expected a value in [0, 1], got {value.value}")
         return
     try:
         v, lo, hi = float(value.value), float(value.low), float(value.high)
@@ -40,23 +60,28 @@ class Comparison:
 
     Attributes:
         label: the row's name, e.g. "bit-depth-1 × FGSM".
-        ours: our estimate (value, low, high in [0, 1]), or None when not measured.
+        ours: our estimate (value, low, high in [0, 1]), a bare number in [0, 1] (kept as a
+            :class:`Point`: no interval), or None when not measured.
         paper: the paper's value, or None when the paper has none for this cell.
         spread: for a mean over repetitions, the spread (standard deviation) of ours, on the
             [0, 1] scale, shown as "± s" (Table 3); else None.
         note: a short remark printed after the row.
+        units: how to print ours when there is no paper value: "percent" (an accuracy) or
+            "probability"; default: the paper value's units, else "probability".
     """
 
     label: str
-    ours: Any = attrs.field(default=None, validator=_check_estimate)
+    ours: Any = attrs.field(default=None, converter=_as_estimate, validator=_check_estimate)
     paper: PaperValue | None = None
     spread: float | None = None
     note: str = ""
+    units: str = ""
 
     @property
     def scale(self) -> float:
-        """100 for a paper value in percent, else 1 (the printed units)."""
-        return 100.0 if self.paper is not None and self.paper.units == "percent" else 1.0
+        """100 when printed in percent (``units``, else the paper value's), else 1."""
+        units = self.paper.units if self.paper is not None else (self.units or "probability")
+        return 100.0 if units == "percent" else 1.0
 
     @property
     def difference(self) -> float | None:
@@ -68,9 +93,9 @@ class Comparison:
     @property
     def inside(self) -> bool | None:
         """Whether the paper's value lies in our interval [low, high] (None when either is
-        missing). A value printed rounded counts as inside when its rounding interval meets
-        ours."""
-        if self.ours is None or self.paper is None or self.paper.fraction is None:
+        missing, or ours has no interval). A value printed rounded counts as inside when its
+        rounding interval meets ours."""
+        if self.ours is None or self.ours.low is None or self.paper is None or self.paper.fraction is None:
             return None
         half = _rounding(self.paper.printed) / (100.0 if self.paper.units == "percent" else 1.0)
         p = self.paper.fraction
@@ -124,6 +149,8 @@ def format_comparisons(rows: Sequence[Comparison], *, title: str = "", digits: i
         s = r.scale
         if r.ours is None:
             ours = "—"
+        elif r.ours.low is None:
+            ours = f"{_fmt(s * r.ours.value, d)} (no interval)"
         else:
             ours = f"{_fmt(s * r.ours.value, d)} [{_fmt(s * r.ours.low, d)}, {_fmt(s * r.ours.high, d)}]"
             if r.spread is not None:

@@ -1,0 +1,37 @@
+"""Reproducing the seed papers' evaluations: their numbers as data, our numbers beside
+them, and the plans behind ``evcsa reproduce``.
+
+- :mod:`evcsa.reproduction.values`: :func:`paper_values`, :func:`paper_value`,
+  :func:`paper_table` — seed 002 Tables 1–3 and the numbers its text states; seed 000's
+  stated settings (its results are not in the text we hold).
+- :mod:`evcsa.reproduction.compare`: :class:`Comparison`, :func:`compare`,
+  :func:`format_comparisons` — ours with its interval, the paper's, the difference, and
+  whether the paper's value lies in our interval.
+- :mod:`evcsa.reproduction.plans`: :func:`build_plan` — the experiment configurations of
+  ``evcsa reproduce mix-n-squeeze`` and ``randomized-squeezing`` at full or quick scale,
+  with the :class:`Gap` list of what the engine cannot do yet.
+- :mod:`evcsa.reproduction.run`: :func:`run_plan`, :func:`estimate_plan`,
+  :func:`format_result`, :func:`format_estimate`.
+
+Running a plan loads the engine (evcsa.experiments) on first use.
+"""
+
+from __future__ import annotations
+
+from evcsa.reproduction.compare import Comparison, Point, compare, format_comparisons
+from evcsa.reproduction.plans import GAPS, PLANS, SCALES, Gap, Part, Plan, Scale, build_plan
+from evcsa.reproduction.values import PAPERS, PaperTable, PaperValue, paper_table, paper_value, paper_values
+
+__all__ = [
+    "GAPS", "PAPERS", "PLANS", "SCALES", "Comparison", "Gap", "PaperTable", "PaperValue", "Part", "Plan", "Point",
+    "Scale", "build_plan", "compare", "estimate_plan", "format_comparisons", "format_estimate", "format_result",
+    "paper_table", "paper_value", "paper_values", "run_plan",
+]
+
+
+def __getattr__(name: str):  # the runner loads the engine (torch) only when used
+    if name in ("estimate_plan", "format_estimate", "format_result", "run_plan"):
+        from evcsa.reproduction import run
+
+        return getattr(run, name)
+    raise AttributeError(f"module 'evcsa.reproduction' has no attribute {name!r}")

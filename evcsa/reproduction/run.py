@@ -1,0 +1,466 @@
+"""Running a reproduction plan, and predicting how long it will take.
+
+:func:`run_plan` runs every part of a :class:`~evcsa.reproduction.plans.Plan` through the
+experiment engine's public entry points (``run_experiment`` for the tables, ``run_cell``
+for Table 3's repetitions, ``run_sweep`` for Figures 5–7) and turns the results into
+:class:`~evcsa.reproduction.compare.Comparison` rows beside the papers' numbers.
+:func:`estimate_plan` times a short run of each kind of work the plan contains and
+extrapolates to the plan's full amount.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import pathlib
+import time
+from typing import Any, Callable, Sequence
+
+import attrs
+import numpy as np
+
+from evcsa.reproduction.compare import Comparison, format_comparisons
+from evcsa.reproduction.plans import Part, Plan
+from evcsa.reproduction.values import paper_values
+
+__all__ = ["PartResult", "ReproductionResult", "WorkEstimate", "estimate_plan", "format_estimate",
+           "format_result", "run_plan"]
+
+
+@attrs.frozen(kw_only=True)
+class PartResult:
+    """One part's outcome: ``id``, ``title``, the ``comparisons`` (ours beside the paper),
+    extra ``lines`` to print (e.g. Figure 5's matrix), the raw ``data`` written to
+    ``<part>.json``, and ``seconds`` of wall time."""
+
+    id: str
+    title: str
+    comparisons: tuple[Comparison, ...]
+    lines: tuple[str, ...] = ()
+    data: Any = None
+    seconds: float = 0.0
+
+
+@attrs.frozen(kw_only=True)
+class ReproductionResult:
+    """A plan's outcome: the plan, its :class:`PartResult` list and the wall time."""
+
+    plan: Plan
+    parts: tuple[PartResult, ...]
+    seconds: float
+
+
+def _paper_dataset(plan: Plan) -> str:
+    return "mnist"  # both seeds' MNIST rows; on "digits" they are printed for shape only
+
+
+def _by_id(plan: Plan, table: str, row: str, delta: float, column: str) -> Any:
+    found = paper_values(paper=_paper_for(plan), table=table, dataset=_paper_dataset(plan), row=row, delta=delta,
+                         column=column)
+    return found[0] if found else None
+
+
+def _paper_for(plan: Plan) -> str:
+    return "mix-n-squeeze" if plan.paper == "002" else "randomized-squeezing"
+
+
+def _squeezer_of(spec: Any) -> tuple[str | None, float]:
+    """(squeezer spec, δ) of a defense table, ("none", 0) for the undefended model."""
+    if spec.kind == "none":
+        return "none", 0.0
+    if spec.kind == "feature_squeezing":
+        return str(spec.params["squeezers"]), 0.0
+    if spec.kind == "randomized_squeezing":
+        return str(spec.params["squeezer"]), float(spec.params["delta"])
+    return None, 0.0
+
+
+def _pooled(estimates: Sequence[Any]) -> Any:
+    from evcsa.stats import BinomialEstimate
+
+    k = sum(int(e.successes) for e in estimates)
+    n = sum(int(e.trials) for e in estimates)
+    return BinomialEstimate.from_counts(k, n) if n else None
+
+
+def _cells_part(plan: Plan, part: Part, *, cache_dir: str | None, out: pathlib.Path | None,
+                log: Callable[[str], None]) -> PartResult:
+    from evcsa.experiments import run_experiment
+
+    (config,) = part.configs
+    start = time.perf_counter()
+    result = run_experiment(config, progress=False, cache_dir=cache_dir, log=lambda line: log(f"    {line}"))
+    if out is not None:
+        from evcsa.report import write_results
+
+        write_results(result, out / config.name, overwrite=True, figures=False)
+    table = part.id if part.id in ("table1", "table2") else None
+    rows: list[Comparison] = []
+    by_cell = {(c.defense, c.adversary): c for c in result.cells}
+    for spec in config.defenses:
+        squeezer, delta = _squeezer_of(spec)
+        accs = []
+        for adv in config.adversaries:
+            cell = by_cell[(spec.name, adv.name)]
+            acc = cell.adversarial_accuracy
+            accs.append(acc)
+            paper = _by_id(plan, table, squeezer, delta, adv.params["attack"]) if table and squeezer else None
+            rows.append(Comparison(label=f"{spec.name} × {adv.name}", ours=acc, paper=paper, units="percent"))
+        all_attacks = _pooled([a for a in accs if a is not None])
+        rows.append(Comparison(label=f"{spec.name} × all attacks", ours=all_attacks,
+                               paper=_by_id(plan, table, squeezer, delta, "all_attacks") if table and squeezer else None,
+                               note="pooled over the attacks", units="percent"))
+        legit = result.legitimate[spec.name]
+        rows.append(Comparison(label=f"{spec.name} legitimate", ours=legit,
+                               paper=_by_id(plan, table, squeezer, delta, "legitimate") if table and squeezer else None,
+                               note=f"{legit.trials} classifications", units="percent"))
+    lines = []
+    if any(s.kind == "region_based" for s in config.defenses):
+        lines.append(_region_rule(config, result))
+    data = {"config": config.name, "cells": [{"defense": c.defense, "adversary": c.adversary,
+                                              "adversarial_accuracy": _est(c.adversarial_accuracy),
+                                              "success_rate": _est(c.success_rate)} for c in result.cells],
+            "legitimate": {k: _est(v) for k, v in result.legitimate.items()}}
+    return PartResult(id=part.id, title=part.title, comparisons=tuple(rows), lines=tuple(lines), data=data,
+                      seconds=time.perf_counter() - start)
+
+
+def _region_rule(config: Any, result: Any) -> str:
+    """Seed 000 § 4.2 / DEEPSEC: the largest radius whose legitimate accuracy stays within
+    1 point of the undefended model's."""
+    base = result.legitimate.get("none")
+    if base is None:
+        return "region radius rule: no undefended baseline in this configuration"
+    ok = [float(s.params["radius"]) for s in config.defenses if s.kind == "region_based"
+          and base.value - result.legitimate[s.name].value <= 0.01]
+    chosen = f"r = {max(ok):g}" if ok else "none of the grid"
+    return (f"region radius rule (largest r with a legitimate-accuracy drop ≤ 1 point, on the grid "
+            f"{[float(s.params['radius']) for s in config.defenses if s.kind == 'region_based']}): {chosen}")
+
+
+def _est(e: Any) -> Any:
+    if e is None:
+        return None
+    return {"value": e.value, "low": e.low, "high": e.high, "successes": e.successes, "trials": e.trials}
+
+
+def _xd_accuracy(config: Any, index: int, cache_dir: str | None) -> tuple[int, int]:
+    """(correct, classified) of defense ``index`` on X_D itself, one classification each."""
+    from evcsa.experiments import build_defense, load_inputs
+    from evcsa.randomness import DerivedKeys
+
+    spec = config.defenses[index]
+    inputs = load_inputs(config, cache_dir=cache_dir)
+    keys = DerivedKeys.from_seed(config.seed, label=f"reproduce/x_d/{spec.name}")
+    classifier = build_defense(spec, inputs.model, keys, where=f"defenses[{index}]")
+    pred = classifier.predict(inputs.samples.images).cpu()
+    return int((pred == inputs.samples.labels).sum()), int(pred.numel())
+
+
+def _repetitions_part(plan: Plan, part: Part, *, cache_dir: str | None, out: pathlib.Path | None,
+                      log: Callable[[str], None]) -> PartResult:
+    from evcsa.experiments import run_cell
+    from evcsa.stats import BinomialEstimate
+
+    start = time.perf_counter()
+    first = part.configs[0]
+    per: dict[str, dict[str, list[tuple[int, int]]]] = {s.name: {"adversarial": [], "non_adversarial": []}
+                                                        for s in first.defenses}
+    for i, config in enumerate(part.configs):
+        for d, spec in enumerate(config.defenses):
+            cell = run_cell(config, d, 0, progress=False, cache_dir=cache_dir)
+            acc = cell.adversarial_accuracy
+            per[spec.name]["adversarial"].append((acc.successes, acc.trials))
+            per[spec.name]["non_adversarial"].append(_xd_accuracy(config, d, cache_dir))
+        log(f"    repetition {i + 1}/{len(part.configs)} ({time.perf_counter() - start:.0f} s)")
+    rows = []
+    for spec in first.defenses:
+        squeezer, delta = _squeezer_of(spec)
+        for column in ("non_adversarial", "adversarial"):
+            counts = per[spec.name][column]
+            rates = np.array([k / n for k, n in counts])
+            pooled = BinomialEstimate.from_counts(sum(k for k, _ in counts), sum(n for _, n in counts))
+            spread = float(rates.std(ddof=1)) if len(rates) > 1 else None
+            rows.append(Comparison(label=f"{spec.name} {column.replace('_', '-')}", ours=pooled,
+                                   paper=_by_id(plan, "table3", squeezer, delta, column), spread=spread,
+                                   note=f"{len(counts)} repetitions", units="percent"))
+    data = {k: {c: [list(t) for t in v] for c, v in cols.items()} for k, cols in per.items()}
+    return PartResult(id=part.id, title=part.title, comparisons=tuple(rows), data=data,
+                      seconds=time.perf_counter() - start)
+
+
+def _advantage_estimate(p_hat: Sequence[float], draws: int, n: int) -> Any:
+    """The sweep's Adv(N, 1) with an interval when evcsa.stats.expected_advantage exists
+    (successes of the N best samples over ``draws`` each), else the point value."""
+    from evcsa import stats
+
+    p = np.asarray(p_hat, dtype=np.float64)
+    top = p[stats.select_top_n(p, n)]
+    if hasattr(stats, "expected_advantage"):
+        successes = np.rint(top * draws).astype(np.int64)
+        return stats.expected_advantage(successes, draws, 1.0)
+    return float(math.exp(stats.log_advantage_exact(top, 1.0)))
+
+
+def _sweep_part(plan: Plan, part: Part, *, cache_dir: str | None, out: pathlib.Path | None,
+                log: Callable[[str], None]) -> PartResult:
+    from evcsa.experiments import run_sweep
+
+    start = time.perf_counter()
+    rows: list[Comparison] = []
+    lines: list[str] = []
+    data = []
+    stated = [v for v in paper_values(paper="mix-n-squeeze", table="stated") if v.id.startswith("stated/fig6-")]
+    for config in part.configs:
+        attack = config.figures.attack
+        points = run_sweep(config, progress=False, cache_dir=cache_dir)
+        n_show = 25 if 25 <= config.data.samples else max(v for v in config.figures.n_values
+                                                           if v <= config.data.samples)
+        for pt in points:
+            adv = _advantage_estimate(pt.p_hat, config.figures.draws, n_show)
+            data.append({"attack": attack, "squeezer": pt.squeezer, "delta": pt.delta,
+                         "legitimate_accuracy": _est(pt.legitimate_accuracy),
+                         "adversarial_accuracy": _est(pt.adversarial_accuracy), "p_hat": list(pt.p_hat),
+                         "advantage_exact": dict(pt.advantage_exact)})
+            lines.append(f"{attack:>13} {pt.squeezer:>11} δ={pt.delta:<4g} legitimate "
+                         f"{100 * pt.legitimate_accuracy.value:5.1f} %  adversarial "
+                         f"{100 * pt.adversarial_accuracy.value:5.1f} %  Adv({n_show}, 1) "
+                         f"{adv if isinstance(adv, float) else adv.value:.3g}")
+            if attack.startswith("cw_linf") and pt.squeezer == "median-2x2" and n_show == 25:
+                for v in stated:
+                    if v.delta is not None and abs(v.delta - pt.delta) < 1e-9:
+                        rows.append(Comparison(label=f"Fig. 6 {attack} median-2x2 δ={pt.delta:g} Adv(25, 1)",
+                                               ours=adv, paper=v,
+                                               note="misclassification counted; p̂ from the draws that chose the N"))
+        log(f"    sweep {attack}: {len(points)} points ({time.perf_counter() - start:.0f} s)")
+    return PartResult(id=part.id, title=part.title, comparisons=tuple(rows), lines=tuple(lines), data=data,
+                      seconds=time.perf_counter() - start)
+
+
+_RUNNERS = {"cells": _cells_part, "repetitions": _repetitions_part, "sweep": _sweep_part}
+
+
+def run_plan(plan: Plan, *, output: str | pathlib.Path | None = None, cache_dir: str | None = None,
+             parts: Sequence[str] | None = None,
+             log: Callable[[str], None] | None = None) -> ReproductionResult:
+    """Run ``plan`` (or only the parts named in ``parts``), part after part.
+
+    Args:
+        plan: from :func:`~evcsa.reproduction.plans.build_plan`.
+        output: a directory for the results: each table's experiment results directory,
+            ``<part>.json`` with the raw numbers, ``reproduction.txt`` with the printed
+            tables; None writes nothing.
+        cache_dir: the model cache.
+        parts: part ids to run (default: all).
+        log: receives one line per finished step.
+
+    Raises:
+        ConfigError, DataError, InvalidParameter: from the engine, before a part's work.
+    """
+    say = log or (lambda line: None)
+    out = None if output is None else pathlib.Path(output)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    chosen = [plan.part(p) for p in parts] if parts is not None else list(plan.parts)
+    results = []
+    for part in chosen:
+        say(f"  {part.id}: {len(part.configs)} configuration(s)")
+        res = _RUNNERS[part.run](plan, part, cache_dir=cache_dir, out=out, log=say)
+        say(f"  {part.id}: done in {res.seconds:.1f} s")
+        results.append(res)
+        if out is not None:
+            (out / f"{part.id}.json").write_text(json.dumps(res.data, indent=1, ensure_ascii=False) + "\n",
+                                                 encoding="utf-8")
+    result = ReproductionResult(plan=plan, parts=tuple(results), seconds=time.perf_counter() - start)
+    if out is not None:
+        (out / "reproduction.txt").write_text(format_result(result) + "\n", encoding="utf-8")
+    return result
+
+
+def format_result(result: ReproductionResult, *, markdown: bool = False) -> str:
+    """Every part's comparison table (and its extra lines), then the plan's gaps."""
+    plan = result.plan
+    head = (f"evcsa reproduce {plan.name} (seed {plan.paper}), scale {plan.scale.name}, data {plan.data}, "
+            f"{result.seconds:.0f} s")
+    blocks = [head]
+    if plan.scale.name != "full" or plan.data != "mnist":
+        blocks.append("NOTE: not the papers' setting (scale or data reduced): the numbers check the pipeline "
+                      "and are not comparable to the papers'.")
+    for part in result.parts:
+        text = format_comparisons(part.comparisons, title=part.title, markdown=markdown) if part.comparisons \
+            else part.title
+        if part.lines:
+            text += "\n" + "\n".join(part.lines)
+        blocks.append(text)
+    blocks.append("Known gaps (what the plan does instead):\n" + "\n".join(
+        f"- [{g.part}] {g.missing} → {g.instead}" + (f" ({g.owner})" if g.owner else "") for g in plan.gaps))
+    return "\n\n".join(blocks)
+
+
+# -- the estimate ---------------------------------------------------------------------------
+
+@attrs.frozen(kw_only=True)
+class WorkEstimate:
+    """A predicted run time: ``items`` as (what, count, seconds each, total seconds), the
+    ``total`` in seconds, the ``probe_seconds`` the measurement took, and ``method``
+    (how the per-item times were measured)."""
+
+    items: tuple[tuple[str, int, float, float], ...]
+    total: float
+    probe_seconds: float
+    method: str
+
+
+_ITERATION_KEYS = ("max_iterations",)
+
+
+def _probe_attack(spec: Any, params: dict[str, Any], model: Any, x: Any, y: Any, shrink: int) -> float:
+    """Seconds to craft ``x`` with ``spec`` at its full ``params``, measured with
+    ``max_iterations`` cut by ``shrink`` and scaled back up (attacks without it run whole)."""
+    probe = dict(params)
+    factor = 1.0
+    full = {**spec.params, **params}
+    if "max_iterations" in full:
+        probe["max_iterations"] = max(1, int(full["max_iterations"]) // shrink)
+        factor = int(full["max_iterations"]) / probe["max_iterations"]
+    t = time.perf_counter()
+    spec(model, x, y, **probe)
+    return (time.perf_counter() - t) * factor
+
+
+def estimate_plan(plan: Plan, *, cache_dir: str | None = None, shrink: int = 100,
+                  log: Callable[[str], None] | None = None) -> WorkEstimate:
+    """Predict the wall time of ``plan`` on this machine from a short timed run.
+
+    Method: every graybox attack crafts the plan's X_D once on the undefended model with
+    ``max_iterations`` cut by ``shrink`` (C&W) and the time is scaled back up — an upper
+    bound for C&W L2 (early abort not modelled), rough for C&W L∞ / L0, whose outer loops
+    depend on the optimisation's success; attacks without iterations run whole. Crafting
+    counts as the engine does today: once per defense × adversary cell. Every defense
+    classifies a batch of legitimate images (the time per image includes its own ensemble:
+    crops, region samples), multiplied by the classifications of the plan (games × N,
+    legitimate draws × test set, sweep draws × N per point; the sweep's δ > 0 points at
+    the cost of randomized squeezing). BPDA+EOT is timed with 2 steps against one
+    randomized and one deterministic defense of the plan and scaled to the plan's steps.
+    Not counted: model training, loading, Python overhead between units.
+
+    Raises:
+        ConfigError, DataError: the plan's data or model cannot be loaded.
+    """
+    from evcsa.attacks import get_attack
+    from evcsa.experiments import build_defense, load_inputs
+    from evcsa.randomness import DerivedKeys
+
+    say = log or (lambda line: None)
+    t0 = time.perf_counter()
+    first = plan.parts[0].configs[0]
+    inputs = load_inputs(first, cache_dir=cache_dir)
+    x, y = inputs.samples.images, inputs.samples.labels
+    n_legit = len(inputs.legitimate)
+    attack_seconds: dict[str, float] = {}
+    per_image: dict[str, float] = {}
+    items: list[tuple[str, int, float, float]] = []
+
+    def classify_cost(config: Any, spec: Any, index: int) -> float:
+        if spec.name not in per_image:
+            clf = build_defense(spec, inputs.model, DerivedKeys.from_seed(0, label="estimate"), where=f"defenses[{index}]")
+            batch = inputs.legitimate.images[: 8 if spec.kind == "region_based" else 500]
+            t = time.perf_counter()
+            clf.predict(batch)
+            per_image[spec.name] = (time.perf_counter() - t) / len(batch)
+        return per_image[spec.name]
+
+    crafts: dict[str, int] = {}
+    classifications: dict[str, int] = {}
+    bpda_crafts: dict[bool, int] = {}
+    bpda_spec = None
+    for part in plan.parts:
+        for config in part.configs:
+            n = config.data.samples
+            for d, spec in enumerate(config.defenses):
+                randomized = spec.kind != "none" and spec.kind != "feature_squeezing"
+                if part.run in ("cells", "repetitions"):
+                    games = config.runs
+                    count = len(config.adversaries) * games * n
+                    if part.run == "cells":
+                        count += (config.legitimate_draws if randomized else 1) * n_legit
+                    else:
+                        count += n
+                    classifications[spec.name] = classifications.get(spec.name, 0) + count
+                    classify_cost(config, spec, d)
+            if part.run in ("cells", "repetitions"):
+                for adv in config.adversaries:
+                    if adv.kind == "graybox_transfer":
+                        crafts[adv.params["attack"]] = crafts.get(adv.params["attack"], 0) + len(config.defenses)
+                    elif adv.kind == "bpda_eot":
+                        for spec in config.defenses:
+                            randomized = spec.kind not in ("none", "feature_squeezing")
+                            bpda_crafts[randomized] = bpda_crafts.get(randomized, 0) + 1
+                        bpda_spec = (config, adv)
+            else:  # sweep: one craft per configuration, every squeezer × δ point classified
+                from evcsa.config import ComponentSpec
+
+                crafts[config.figures.attack] = crafts.get(config.figures.attack, 0) + 1
+                for d, spec in enumerate(config.defenses):
+                    squeezer = str(spec.params["squeezers"])
+                    noisy = ComponentSpec(kind="randomized_squeezing", label=f"{squeezer} δ>0",
+                                          params={"squeezer": squeezer, "delta": 0.5})
+                    for delta in config.figures.deltas:
+                        count = (config.figures.draws if delta > 0 else 1) * n \
+                            + (config.legitimate_draws if delta > 0 else 1) * n_legit
+                        which = noisy if delta > 0 else spec
+                        key = f"sweep {which.name}"
+                        classifications[key] = classifications.get(key, 0) + count
+                        per_image[key] = classify_cost(config, which, d)
+    params_of: dict[str, dict[str, Any]] = {a: plan.scale.params_of(a) for a in crafts}
+    for attack in crafts:
+        spec = get_attack(attack)
+        say(f"  timing {attack} on {len(x)} samples …")
+        attack_seconds[attack] = _probe_attack(spec, params_of[attack], inputs.model, x, y, shrink)
+        items.append((f"craft {attack} ({len(x)} samples)", crafts[attack], attack_seconds[attack],
+                      crafts[attack] * attack_seconds[attack]))
+    if bpda_spec is not None:
+        from evcsa.experiments import build_adversary
+        from evcsa.games import EVCSA
+
+        config, adv = bpda_spec
+        steps = int(adv.params.get("steps", 100))
+        probe = attrs.evolve(adv, params={**adv.params, "steps": min(2, steps)})
+        for randomized, count in sorted(bpda_crafts.items()):
+            d_spec = next(s for s in config.defenses
+                          if (s.kind not in ("none", "feature_squeezing")) == randomized)
+            clf = build_defense(d_spec, inputs.model, DerivedKeys.from_seed(0, label="estimate"))
+            game = EVCSA.from_rules(clf, x, y, config.game, model=inputs.model, num_classes=inputs.model.num_classes)
+            t = time.perf_counter()
+            build_adversary(probe).craft(game.knowledge(0), np.arange(len(x)))
+            each = (time.perf_counter() - t) * steps / min(2, steps)
+            what = "randomized" if randomized else "deterministic"
+            items.append((f"craft {adv.name} vs {what} ({len(x)} samples, {steps} steps)", count, each,
+                          count * each))
+    for name, count in classifications.items():
+        items.append((f"classify with {name}", count, per_image[name], count * per_image[name]))
+    total = sum(i[3] for i in items)
+    method = (f"timed on this machine: attacks with max_iterations ÷ {shrink} scaled back up, one batch of "
+              f"classifications per defense; crafting counted once per cell as the engine does today")
+    return WorkEstimate(items=tuple(items), total=total, probe_seconds=time.perf_counter() - t0, method=method)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def format_estimate(plan: Plan, estimate: WorkEstimate) -> str:
+    """The estimate as text: one line per kind of work, largest first, and the total."""
+    rows = sorted(estimate.items, key=lambda i: -i[3])
+    width = max(len(r[0]) for r in rows)
+    lines = [f"evcsa reproduce {plan.name} --estimate (scale {plan.scale.name}, data {plan.data}, one process)"]
+    lines += [f"  {what.ljust(width)}  {count:>10,} × {each * 1e3:10.3f} ms = {_duration(total):>8}"
+              for what, count, each, total in rows]
+    lines.append(f"  predicted total: {_duration(estimate.total)} (measured in {estimate.probe_seconds:.0f} s; "
+                 f"{estimate.method})")
+    return "\n".join(lines)

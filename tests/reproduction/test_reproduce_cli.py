@@ -1,0 +1,48 @@
+"""``evcsa reproduce … --quick`` end to end (on the 8×8 digits and their small model, so
+the suite never trains the MNIST model; about 15 s)."""
+
+from __future__ import annotations
+
+import json
+
+from evcsa import cli
+
+
+def test_mix_n_squeeze_quick_end_to_end(tmp_path, capsys, digits_cache) -> None:
+    out = tmp_path / "repro"
+    rc = cli.main(["reproduce", "mix-n-squeeze", "--quick", "--data", "digits", "--cache-dir", str(digits_cache),
+                   "-o", str(out)])
+    text = capsys.readouterr().out
+    assert rc == 0
+    for title in ("Table 1:", "Table 2:", "Table 3:", "Figures 5–7:", "Known gaps"):
+        assert title in text
+    assert "not comparable to the papers'" in text
+    table1 = text[text.index("Table 1:"):text.index("Table 2:")]
+    row = next(line for line in table1.splitlines() if line.startswith("none legitimate"))
+    assert "99.43" in row and row.split()[-1] == "classifications"  # ours [CI], the seed's 99.43, diff, inside
+    assert "96.05±1.61" in text and "(1.00)" in text                  # Table 3's bit-depth row
+    assert (out / "reproduction.txt").read_text().startswith("evcsa reproduce mix-n-squeeze")
+    t3 = json.loads((out / "table3.json").read_text())
+    assert set(t3) == {"bit-depth-1 δ=0.2", "bit-depth-1", "median-2x2 δ=0.5", "median-2x2", "median-3x3 δ=0.5",
+                       "median-3x3"}
+    assert all(len(v["adversarial"]) == 2 for v in t3.values())     # 2 repetitions at quick scale
+    figures = json.loads((out / "figures.json").read_text())
+    assert {p["attack"] for p in figures} >= {"fgsm", "cw_linf_next"} and {p["delta"] for p in figures} == {0.0, 0.5}
+    assert (out / "mix-n-squeeze-table1" / "results.json").is_file()
+
+
+def test_randomized_squeezing_quick_part_and_estimate(capsys, digits_cache) -> None:
+    rc = cli.main(["reproduce", "randomized-squeezing", "--quick", "--data", "digits", "--part", "whitebox",
+                   "--cache-dir", str(digits_cache)])
+    text = capsys.readouterr().out
+    assert rc == 0 and "BPDA+EOT" in text and "crop 0.75 × BPDA" in text and "region r=0.2" in text
+    rc = cli.main(["reproduce", "randomized-squeezing", "--quick", "--estimate", "--data", "digits",
+                   "--cache-dir", str(digits_cache)])
+    text = capsys.readouterr().out
+    assert rc == 0 and "predicted total:" in text and "craft cw_l2_next" in text and "classify with region" in text
+
+
+def test_unknown_part_is_one_line(capsys, digits_cache) -> None:
+    rc = cli.main(["reproduce", "mix-n-squeeze", "--quick", "--data", "digits", "--part", "table9",
+                   "--cache-dir", str(digits_cache)])
+    assert rc == 2 and "expected a part" in capsys.readouterr().err
