@@ -265,14 +265,15 @@ def log_advantage_exact(p: Any, tau: float) -> float:
         tau: the threshold τ in (0, 1].
 
     Returns:
-        float ≤ 0, −inf when the event is impossible.
+        float in [−inf, 0]: −inf when the event is impossible; clamped to 0 where the
+        pmf's rounding (a sum of thousands of terms) would otherwise exceed it.
     """
     p = _as_probabilities(p)
     k = threshold_count(tau, p.size)
     if k == p.size:
         with np.errstate(divide="ignore"):
-            return float(np.log(p).sum())
-    return float(logsumexp(log_poisson_binomial_pmf(p)[k:]))
+            return min(0.0, float(np.log(p).sum()))
+    return min(0.0, float(logsumexp(log_poisson_binomial_pmf(p)[k:])))
 
 
 def advantage_exact(p: Any, tau: float) -> float:
@@ -280,10 +281,14 @@ def advantage_exact(p: Any, tau: float) -> float:
     ``p``; Π p_i for τ = 1 (seed 002 Eq. 6). Tiny values underflow to 0.0 here: use
     :func:`log_advantage_exact` for them.
 
+    Returns:
+        float in [0, 1] (a probability, whatever the rounding of the pmf: 5,000
+        probabilities of 0.999 at τ = 0.99 give at most 1.0, not 1 + 9e-14).
+
     Raises:
         InvalidParameter: bad probabilities or τ outside (0, 1].
     """
-    return math.exp(log_advantage_exact(p, tau))
+    return min(1.0, max(0.0, math.exp(log_advantage_exact(p, tau))))
 
 
 def select_top_n(scores: Any, n: int) -> np.ndarray:

@@ -14,7 +14,6 @@ from evcsa._validation import int_at_least
 from evcsa.adversaries.base import Adversary
 from evcsa.attacks._common import project, to_uint8_grid
 from evcsa.attacks.gradients import GradientHealth
-from evcsa.defenses.base import REJECTED
 from evcsa.errors import GameOver, InvalidParameter, NotFresh
 from evcsa.stats import BinomialEstimate, advantage_exact, clopper_pearson, log_advantage_exact, select_top_n
 
@@ -250,39 +249,39 @@ def fit_to_game(knowledge: Knowledge, x: torch.Tensor, x_adv: torch.Tensor, roun
 
 def count_successes(classify: Callable[[torch.Tensor], torch.Tensor], candidates: Candidates, knowledge: Knowledge,
                     draws: int, query_batch: int) -> np.ndarray:
-    """kᵢ: in how many of ``draws`` classifications each candidate met the game's goal.
+    """kᵢ: in how many of ``draws`` classifications each candidate met the game's goal,
+    judged by the game's own rule (:meth:`Knowledge.is_success`, i.e. ``Rules.is_success``).
 
     Targeted: C(x′) = t. Untargeted against the label: C(x′) ∉ {y, REJECTED}; against the
-    prediction (seed 000): C(x′) ∉ {C(x), REJECTED} with C(x) drawn afresh for each draw
-    (so 2·draws classifications per candidate). Classifications are batched: up to
-    ``query_batch`` images per call.
+    prediction (seed 000): C(x′) ∉ {C(x), REJECTED} and C(x) ≠ REJECTED, with C(x) drawn
+    afresh for each draw (so 2·draws classifications per candidate). Classifications are
+    batched: up to ``query_batch`` images per call. (ε is not checked here: candidates
+    are already fitted to the game's ball.)
     """
     c = len(candidates)
-    versus_prediction = candidates.targets is None and knowledge.untargeted_reference == "prediction"
+    versus_prediction = candidates.targets is None and knowledge.rules.needs_reference_predictions
     per = max(1, query_batch // draws)
     counts = np.zeros(c, dtype=np.int64)
     labels = knowledge.labels
     for start in range(0, c, per):
         sl = slice(start, min(c, start + per))
+        b = sl.stop - sl.start
         xa = candidates.x_adv[sl].repeat_interleave(draws, dim=0)
-        pred = classify(xa).view(-1, draws).cpu()
-        if candidates.targets is not None:
-            hit = pred == torch.as_tensor(candidates.targets[sl])[:, None]
-        else:
-            src = torch.as_tensor(candidates.sources[sl])
-            if versus_prediction:
-                xn = knowledge.samples[src].repeat_interleave(draws, dim=0)
-                reference = classify(xn).view(-1, draws).cpu()
-            else:
-                reference = labels[src][:, None]
-            hit = (pred != reference) & (pred != REJECTED)
-        counts[sl] = hit.sum(dim=1).numpy()
+        pred = classify(xa).view(b, draws).cpu().T  # [draws, B]
+        src = torch.as_tensor(candidates.sources[sl])
+        reference = None
+        if versus_prediction:
+            xn = knowledge.samples[src].repeat_interleave(draws, dim=0)
+            reference = classify(xn).view(b, draws).cpu().T
+        targets = None if candidates.targets is None else torch.as_tensor(candidates.targets[sl])
+        hit = knowledge.is_success(pred, labels[src], targets=targets, reference_predictions=reference)
+        counts[sl] = hit.sum(dim=0).numpy()
     return counts
 
 
 def queries_per_draw(candidates: Candidates, knowledge: Knowledge) -> int:
     """Classify queries one draw costs per candidate (2 against the prediction reference)."""
-    return 2 if candidates.targets is None and knowledge.untargeted_reference == "prediction" else 1
+    return 2 if candidates.targets is None and knowledge.rules.needs_reference_predictions else 1
 
 
 def rank(estimates: SuccessEstimates | None, sources: np.ndarray, n: int, rank_by: str, freshness: str

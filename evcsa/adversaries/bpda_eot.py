@@ -49,6 +49,7 @@ from evcsa.attacks.gradients import GradientHealth, GradientMonitor
 from evcsa.attacks.registry import resolve_targets
 from evcsa.distances import warn_if_trivial
 from evcsa.errors import InvalidParameter
+from evcsa.games.rules import is_success
 
 if TYPE_CHECKING:
     from evcsa.defenses.base import Classifier
@@ -99,9 +100,14 @@ def eot_gradient(classifier: Classifier, x: torch.Tensor, loss_fn: Any, samples:
 
 
 def _hits(logits: torch.Tensor, labels: torch.Tensor, targeted: bool) -> torch.Tensor:
-    """Fraction of draws [S, B, K] whose top class meets the goal, per sample."""
+    """Fraction of draws [S, B, K] whose top class meets the goal, per sample, by the
+    game's rule (:func:`evcsa.games.rules.is_success`; ``labels`` are the targets when
+    ``targeted``)."""
     pred = logits.argmax(dim=2)
-    hit = pred == labels[None] if targeted else pred != labels[None]
+    if targeted:
+        hit = is_success(pred, labels, goal="targeted", targets=labels)
+    else:
+        hit = is_success(pred, labels)
     return hit.to(torch.float32).mean(dim=0)
 
 

@@ -34,6 +34,7 @@ from evcsa.attacks.registry import check_params, get_attack, resolve_targets
 from evcsa.defenses.base import REJECTED
 from evcsa.distances import DEFAULT_TOLERANCE, NORMS, distance, within_epsilon
 from evcsa.errors import InvalidParameter
+from evcsa.games.rules import is_success
 from evcsa.stats import BinomialEstimate
 
 __all__ = ["AttackEvaluation", "Crafted", "evaluate_adversarial", "evaluate_attack", "run_attack"]
@@ -194,16 +195,22 @@ class AttackEvaluation:
 
     @property
     def untargeted_success(self) -> np.ndarray:
-        """bool [M]: C(x′) ∉ {y, REJECTED}, within ε, and the attack produced a sample."""
-        return (self.predictions != self.labels) & ~self.rejected & self.within_epsilon & ~self.failed
+        """bool [M]: C(x′) ∉ {y, REJECTED} (the game's rule,
+        :func:`evcsa.games.rules.is_success` against the label), within ε, and the attack
+        produced a sample."""
+        hit = is_success(torch.as_tensor(self.predictions), torch.as_tensor(self.labels)).numpy()
+        return hit & self.within_epsilon & ~self.failed
 
     @property
     def success(self) -> np.ndarray:
         """bool [M]: the attack's goal reached — C(x′) = t (targeted) or the untargeted
-        success above — within ε, with a sample produced."""
+        success above — within ε, with a sample produced (the game's rule,
+        :func:`evcsa.games.rules.is_success`)."""
         if self.targets is None:
             return self.untargeted_success
-        return (self.predictions == self.targets) & self.within_epsilon & ~self.failed
+        hit = is_success(torch.as_tensor(self.predictions), torch.as_tensor(self.labels), goal="targeted",
+                         targets=torch.as_tensor(self.targets)).numpy()
+        return hit & self.within_epsilon & ~self.failed
 
     @property
     def success_rate(self) -> float:

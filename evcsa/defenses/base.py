@@ -10,7 +10,11 @@ Every classifier has:
   classifier's randomness, BPDA (identity backward) for non-differentiable squeezers.
 - ``randomized``: whether two calls on the same input may differ.
 - ``with_keys(keys)``: a twin with the same parameters and other randomness (whitebox
-  knowledge); a deterministic classifier returns itself.
+  knowledge): a new object whose every random draw comes from ``keys``. A deterministic
+  classifier may return itself (the game hands the adversary a deep copy either way); a
+  randomized one must implement it (the base raises NotImplementedError), and
+  :func:`check_twin_contract` says what is wrong with a twin that shares the defense's keys
+  or noise.
 - ``model``: the undefended :class:`ModelClassifier` underneath (graybox knowledge).
 - ``num_classes``, ``device``.
 """
@@ -18,8 +22,11 @@ Every classifier has:
 from __future__ import annotations
 
 import abc
+import contextlib
+import copy
+import threading
 import warnings
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -27,7 +34,8 @@ import torch.nn.functional as F
 from evcsa._validation import as_images, check_positive_int
 from evcsa.errors import InvalidParameter
 
-__all__ = ["REJECTED", "Classifier", "Defense", "LogitsWarning", "ModelClassifier", "undefended_model"]
+__all__ = ["REJECTED", "Classifier", "Defense", "LogitsWarning", "ModelClassifier", "check_twin_contract",
+           "eval_mode", "undefended_model"]
 
 #: The label a rejecting defense (a detector) returns. Never equal to a class index, so it
 #: is never a targeted success, and the game counts it as no untargeted success either.
@@ -105,8 +113,21 @@ class Classifier(abc.ABC):
     def with_keys(self, keys: Any) -> Classifier:
         """A twin with the same parameters and randomness from ``keys`` (a KeySource).
 
-        A deterministic classifier has no randomness and returns itself.
+        A deterministic classifier has no randomness and returns itself. A randomized one
+        must override this: the twin must be a new object that draws every random choice
+        from ``keys`` (never from this classifier's own key source), e.g.
+        ``return MyDefense(self._twin_base(keys), ..., keys=keys)``.
+
+        Raises:
+            NotImplementedError: this classifier is randomized and does not override
+                ``with_keys`` (returning ``self`` would hand the adversary the defense's
+                own key source; evcsa < 0.next did so silently).
         """
+        if getattr(self, "randomized", False):
+            raise NotImplementedError(
+                f"{type(self).__name__} is randomized but does not implement with_keys(keys): implement "
+                f"{type(self).__name__}.with_keys(keys) returning a new {type(self).__name__} that draws its "
+                "randomness from keys (see docs/writing-a-defense.md)")
         return self
 
 
@@ -158,7 +179,7 @@ class ModelClassifier(Classifier):
         """Logits [B, K] (float32, on :attr:`device`), chunked, without gradient."""
         x = as_images(x, device=self.device)
         outs = []
-        with torch.no_grad():
+        with torch.no_grad(), eval_mode(self.module, lock=_MODE_LOCK):
             for chunk in x.split(self.batch_size):
                 outs.append(self._forward(chunk))
                 self._check_output(outs[-1], chunk.shape[0])
@@ -249,6 +270,147 @@ class Defense(Classifier):
         """The base for a twin drawing from ``keys`` (a checked KeySource): a randomized base
         is twinned too, from ``keys.derive("base")``; a deterministic one is shared."""
         return self.base.with_keys(keys.derive("base")) if getattr(self.base, "randomized", False) else self.base
+
+
+#: held while eval_mode switches a module's flags and restores them
+_MODE_LOCK = threading.RLock()
+
+
+@contextlib.contextmanager
+def eval_mode(*modules: torch.nn.Module, lock: threading.Lock | None = None) -> Iterator[None]:
+    """Run the block with every submodule of ``modules`` in eval mode, then restore each
+    submodule's own train/eval flag: a classification never depends on, nor changes, the
+    mode the user left the module in (dropout off, BatchNorm uses and keeps its running
+    statistics). Costs nothing when every submodule is already in eval mode.
+
+    Args:
+        modules: torch modules.
+        lock: held while the flags are switched and restored (a module shared by threads);
+            default: one lock shared by all of evcsa.
+    """
+    training = [m for module in modules for m in module.modules() if m.training]
+    if not training:
+        yield
+        return
+    with lock if lock is not None else _MODE_LOCK:
+        for m in training:
+            m.training = False
+        try:
+            yield
+        finally:
+            for m in training:
+                m.training = True
+
+
+def _reachable(root: Any, kinds: tuple[type, ...], depth: int = 6) -> dict[int, Any]:
+    """Objects of ``kinds`` reachable from ``root`` through attributes, lists, tuples and
+    dicts (``depth`` levels; tensors and inside torch modules not searched), by id."""
+    from evcsa.randomness import KeySource
+
+    found: dict[int, Any] = {}
+    seen: set[int] = set()
+    stack = [(root, 0)]
+    while stack:
+        obj, level = stack.pop()
+        if id(obj) in seen or isinstance(obj, (torch.Tensor, str, bytes, int, float, type)) or obj is None:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, kinds):
+            found[id(obj)] = obj
+        if level >= depth or isinstance(obj, (torch.nn.Module, KeySource)):
+            continue
+        if isinstance(obj, dict):
+            children = list(obj.values())
+        elif isinstance(obj, (list, tuple, set, frozenset)):
+            children = list(obj)
+        else:
+            children = list(getattr(obj, "__dict__", {}).values())
+            for name in getattr(type(obj), "__slots__", ()):
+                if hasattr(obj, name):
+                    children.append(getattr(obj, name))
+        stack.extend((c, level + 1) for c in children)
+    return found
+
+
+def modules_of(classifier: Any) -> list[torch.nn.Module]:
+    """The torch modules a classifier holds (through its attributes, bases, wrappers)."""
+    return list(_reachable(classifier, (torch.nn.Module,)).values())
+
+
+def _draw(classifier: Any, x: torch.Tensor) -> torch.Tensor | None:
+    """One continuous output of ``classifier`` on ``x`` (surrogate logits, else
+    probabilities), or None when it offers neither."""
+    for name in ("surrogate_logits", "predict_proba"):
+        method = getattr(classifier, name, None)
+        if not callable(method):
+            continue
+        try:
+            with torch.no_grad():
+                out = method(x)
+        except NotImplementedError:
+            continue
+        if isinstance(out, torch.Tensor):
+            return out.detach().cpu()
+    return None
+
+
+def check_twin_contract(classifier: Any, probe: torch.Tensor | None = None) -> None:
+    """Check that a randomized classifier's whitebox twin cannot predict its noise.
+
+    The twin contract (DESIGN "The referee"): ``classifier.with_keys(keys)`` returns (1) a
+    distinct object, (2) holding none of the classifier's key sources, (3) whose draws
+    are not the classifier's draws. Does nothing for a classifier whose ``randomized`` is
+    False. Makes one twin from fixed probe keys and, with ``probe``, draws once from the
+    twin and twice from the classifier (consuming two of the classifier's keys).
+
+    Args:
+        classifier: an evcsa classifier (or anything with ``predict`` and ``with_keys``).
+        probe: float32 [B, C, H, W] in [0, 1], a few natural images; None skips (3).
+
+    Raises:
+        InvalidParameter: the message names the class, which part of the contract fails
+            and what to implement.
+    """
+    from evcsa.randomness import DerivedKeys, KeySource
+
+    if getattr(classifier, "randomized", None) is False:
+        return
+    name = type(classifier).__name__
+    hint = (f"implement {name}.with_keys(keys) returning a new {name} whose every random draw comes from "
+            "keys (see docs/writing-a-defense.md)")
+    with_keys = getattr(classifier, "with_keys", None)
+    if not callable(with_keys):
+        raise InvalidParameter(f"expected a randomized classifier with with_keys(keys) for the whitebox twin, got "
+                               f"{name} without it: {hint}", got=name)
+    try:
+        # fixed probe keys: the check is reproducible and its draws never touch the game's keys
+        twin = with_keys(DerivedKeys(bytes(32), "evcsa/twin-contract"))
+    except NotImplementedError as exc:
+        raise InvalidParameter(f"expected {name}.with_keys(keys) to make a twin, got NotImplementedError: {hint}",
+                               got=name) from exc
+    if twin is classifier:
+        raise InvalidParameter(f"expected {name}.with_keys(keys) to return a distinct twin, got the classifier "
+                               f"itself (the adversary would hold the defense's own key source): {hint}", got=name)
+    own = _reachable(classifier, (KeySource,))
+    shared = [k for i, k in _reachable(twin, (KeySource,)).items() if i in own]
+    if shared:
+        raise InvalidParameter(f"expected {name}.with_keys(keys) to give a twin with its own keys, got a twin "
+                               f"sharing the classifier's key source {shared[0]!r}: {hint}", got=name)
+    if probe is None:
+        return
+    try:  # draw from a copy, as the adversary does: the check leaves the shared base untouched
+        twin = copy.deepcopy(twin)
+    except Exception:  # noqa: BLE001 - an uncopyable twin is checked in place
+        pass
+    first = _draw(twin, probe)
+    if first is None:
+        return
+    theirs = _draw(classifier, probe)
+    again = _draw(classifier, probe)
+    if theirs is not None and again is not None and not torch.equal(theirs, again) and torch.equal(first, theirs):
+        raise InvalidParameter(f"expected {name}.with_keys(keys) to give a twin with other noise, got a twin whose "
+                               f"draw equals the classifier's next draw (a copied or fixed key stream): {hint}",
+                               got=name)
 
 
 def undefended_model(classifier: Any) -> ModelClassifier | None:

@@ -22,7 +22,9 @@ claim of success is never consulted: success is recomputed from the submitted x�
 
 from __future__ import annotations
 
+import copy
 import hashlib
+import threading
 from typing import TYPE_CHECKING, Any, Sequence
 
 import attrs
@@ -30,7 +32,8 @@ import numpy as np
 import torch
 
 from evcsa._validation import as_images, as_labels, check_positive_int, describe
-from evcsa.defenses.base import REJECTED, ModelClassifier, undefended_model
+from evcsa.defenses.base import (REJECTED, ModelClassifier, check_twin_contract, eval_mode, modules_of,
+                                 undefended_model)
 from evcsa.distances import distance, within_epsilon
 from evcsa.errors import BudgetExhausted, GameOver, InvalidParameter, InvalidQuery, ModelTampered, NotFresh
 from evcsa.games.results import GameResult, RepeatResult, Submission
@@ -43,52 +46,88 @@ if TYPE_CHECKING:
 __all__ = ["EVCSA", "Knowledge", "Oracles", "Session"]
 
 
+def _rule_alias(name: str) -> property:
+    def get(self: Knowledge) -> Any:
+        return getattr(self.rules, name)
+
+    get.__doc__ = f"``rules.{name}`` (a view of the game's :class:`Rules`, not a copy)."
+    return property(get)
+
+
 @attrs.frozen(eq=False)
 class Knowledge:
     """What the adversary is given: ⟨C⟩, X_D, N and ε (seed 000 Fig. 1 line 3).
 
-    Tensors are private copies: changing them cannot change the game.
+    Everything here is the adversary's own: tensors are private copies, the model is a
+    deep copy of the game's (eval mode; input gradients work), the whitebox twin is a
+    distinct deep copy with the adversary's own keys. Changing any of them cannot change
+    the game, and the defense's own keys are never reachable from here.
 
     Attributes:
         level: "blackbox", "graybox" or "whitebox".
         samples: X_D, float32 [M, C, H, W] in [0, 1] (CPU).
         labels: the true labels, int64 [M] (CPU).
         num_classes: K.
-        n_chosen: N.
-        epsilon: ε or None (unbounded); ``norm`` its norm; ``tolerance`` the game's slack.
-        goal: "untargeted" or "targeted".
-        freshness, reveal, untargeted_reference, classify_budget: the other rules.
+        rules: the game's :class:`Rules` record (N, ε, norm, goal, freshness, reveal, the
+            untargeted reference, the Classify budget, the tolerance). The old attribute
+            names (``n_chosen``, ``epsilon``, ``norm``, ``goal``, ``tolerance``,
+            ``freshness``, ``reveal``, ``untargeted_reference``, ``classify_budget``) read
+            through to it.
         randomized: whether the classifier says it is randomized (None: unknown).
-        model: the undefended model (graybox and whitebox), else None.
+        model: a copy of the undefended model (graybox and whitebox), else None.
         defense: a twin of the defended classifier with the adversary's own randomness
-            (whitebox), else None. The defense's own keys are never reachable from here.
+            (whitebox), else None.
         generator: the adversary's torch.Generator (CPU) for its own random choices.
-        keys: the adversary's KeySource (the twin draws from it).
+        keys: the adversary's KeySource (the twin draws from keys derived from it).
     """
 
     level: str
     samples: torch.Tensor = attrs.field(repr=False)
     labels: torch.Tensor = attrs.field(repr=False)
     num_classes: int
-    n_chosen: int
-    epsilon: float | None
-    norm: str
-    goal: str
-    tolerance: float
-    freshness: str
-    reveal: bool
-    untargeted_reference: str
-    classify_budget: int | None
+    rules: Rules
     randomized: bool | None
     model: ModelClassifier | None = attrs.field(repr=False)
     defense: Any = attrs.field(repr=False)
     generator: torch.Generator = attrs.field(repr=False)
     keys: KeySource = attrs.field(repr=False)
 
+    n_chosen = _rule_alias("n_chosen")
+    epsilon = _rule_alias("epsilon")
+    norm = _rule_alias("norm")
+    goal = _rule_alias("goal")
+    tolerance = _rule_alias("tolerance")
+    freshness = _rule_alias("freshness")
+    reveal = _rule_alias("reveal")
+    untargeted_reference = _rule_alias("untargeted_reference")
+    classify_budget = _rule_alias("classify_budget")
+
     @property
     def image_shape(self) -> tuple[int, int, int]:
         """(C, H, W) of one image."""
         return tuple(self.samples.shape[1:])  # type: ignore[return-value]
+
+    def is_success(self, predictions: Any, labels: Any, *, targets: Any = None,
+                   reference_predictions: Any = None) -> torch.Tensor:
+        """The game's success rule, :meth:`Rules.is_success` (use it; never write your own).
+
+        Args:
+            predictions: C(x′), int64 [..., B] (leading draw dimensions broadcast).
+            labels: true labels of the sources, int64 [B].
+            targets: y_t, int64 [B], in a targeted game (else None).
+            reference_predictions: C(x) on fresh randomness, int64 [..., B], in an
+                untargeted game against the prediction (``rules.untargeted_reference ==
+                "prediction"``).
+
+        Returns:
+            torch.bool [..., B]; REJECTED (−1) is never a success, nor is anything judged
+            against a REJECTED C(x).
+
+        Raises:
+            InvalidParameter: as :func:`evcsa.games.rules.is_success`.
+        """
+        return self.rules.is_success(predictions, labels, targets=targets,
+                                     reference_predictions=reference_predictions)
 
 
 class _GameState:
@@ -103,6 +142,8 @@ class _GameState:
         self.digests: set[bytes] = set()
         self.transcript: list[Submission] = []
         self.closed = False
+        #: every oracle call holds it from its first check to its last write (atomic per game)
+        self.lock = threading.RLock()
 
 
 def _digest(x: torch.Tensor) -> bytes:
@@ -164,17 +205,19 @@ class Oracles:
             GameOver: the game has ended.
         """
         st = self._state
-        if st.closed:
-            raise GameOver("expected Classify during the game, got a call after it ended")
         single = _is_single_image(x)
-        x = as_images(x, name="x", shape=self._game.image_shape, allow_single=True, error=InvalidQuery)
-        budget = self._game.rules.classify_budget
-        if budget is not None and st.classify_queries + x.shape[0] > budget:
-            raise BudgetExhausted(f"expected at most {budget - st.classify_queries} more Classify "
-                                  f"queries (budget {budget}), got {x.shape[0]}",
-                                  budget=budget, used=st.classify_queries, requested=x.shape[0])
-        labels = self._game._predict(x)
-        st.classify_queries += x.shape[0]
+        x = _private_copy(x, "x")
+        with st.lock:
+            if st.closed:
+                raise GameOver("expected Classify during the game, got a call after it ended")
+            x = as_images(x, name="x", shape=self._game.image_shape, allow_single=True, error=InvalidQuery)
+            budget = self._game.rules.classify_budget
+            if budget is not None and st.classify_queries + x.shape[0] > budget:
+                raise BudgetExhausted(f"expected at most {budget - st.classify_queries} more Classify "
+                                      f"queries (budget {budget}), got {x.shape[0]}",
+                                      budget=budget, used=st.classify_queries, requested=x.shape[0])
+            labels = self._game._predict(x)
+            st.classify_queries += x.shape[0]
         return int(labels[0]) if single else labels
 
     # -- Attack ----------------------------------------------------------------------
@@ -222,6 +265,12 @@ class Oracles:
             InvalidQuery, GameOver, NotFresh: as :meth:`attack`; ``NotFresh.positions``
             lists the stale items.
         """
+        st = self._state
+        x_adv = _private_copy(x_adv, "x_adv")  # the one copy every check below reads
+        with st.lock:
+            return self._attack_locked(sources, x_adv, targets)
+
+    def _attack_locked(self, sources: Any, x_adv: Any, targets: Any) -> torch.Tensor | None:
         game, st, rules = self._game, self._state, self._game.rules
         # 1. malformed input
         x_adv = as_images(x_adv, name="x_adv", shape=game.image_shape, error=InvalidQuery)
@@ -267,22 +316,20 @@ class Oracles:
             raise NotFresh(f"expected fresh queries (one per {what}), got {len(stale)} stale at "
                            f"position(s) {stale}", positions=stale,
                            sources=[src_list[i] for i in stale])
-        # 5. success, computed before any state changes
+        # 5. success, computed before any state changes, by the one rule (Rules.is_success)
         x_nat = game.samples[src]
-        d = distance(x_nat, x_adv.to(x_nat.device), rules.norm, tolerance=rules.tolerance)
-        ok = within_epsilon(d, rules.epsilon, rules.norm, tolerance=rules.tolerance)
+        d, ok = rules.within_epsilon(x_nat, x_adv.to(x_nat.device))
         device = game.device
         pred = game._predict(x_adv.to(device))
+        reference_predictions = game._predict(x_nat.to(device)) if rules.needs_reference_predictions else None
+        hit = rules.is_success(pred, game.labels[src], targets=tgt, reference_predictions=reference_predictions)
         if tgt is not None:
             reference = tgt
-            hit = pred == tgt
+        elif reference_predictions is not None:
+            reference = reference_predictions
         else:
-            if rules.untargeted_reference == "label":
-                reference = game.labels[src]
-            else:
-                reference = game._predict(x_nat.to(device))
-            hit = (pred != reference) & (pred != REJECTED)
-        success = ok & hit
+            reference = game.labels[src]
+        success = ok & hit.cpu()
         # 4 & 6. count, record, reward
         for i in range(b):
             st.transcript.append(Submission(
@@ -296,6 +343,24 @@ class Oracles:
         st.q += b
         st.n += int(success.sum())
         return pred.clone() if rules.reveal else None
+
+
+def _private_copy(x: Any, name: str) -> Any:
+    """The oracle's own copy of a query, taken once on entry: every check, the
+    classification and the transcript read this copy, so a caller (another thread) that
+    changes its tensor during the call changes nothing the game sees.
+
+    Raises:
+        InvalidQuery: a sparse (or otherwise non-strided) tensor.
+    """
+    if isinstance(x, torch.Tensor):
+        if x.layout != torch.strided:
+            raise InvalidQuery(f"expected {name} as a dense tensor, got layout {x.layout} "
+                               "(call .to_dense())", got=str(x.layout))
+        return x.detach().clone()
+    if isinstance(x, np.ndarray):
+        return np.array(x, copy=True)
+    return x
 
 
 def _is_single_image(x: Any) -> bool:
@@ -318,49 +383,77 @@ def _as_indices(values: Any, name: str, length: int, upper: int) -> torch.Tensor
 class EVCSA:
     """The EV-CSA game between an adversary and a (possibly randomized) classifier.
 
+    Two spellings, the same game::
+
+        EVCSA(classifier, samples, labels, Rules.seed_000(25, 0.3))   # the rules record
+        EVCSA(classifier, samples, labels, n_chosen=25, epsilon=0.3)  # keyword shortcuts
+
     Args:
         classifier: anything with ``predict(x) -> labels`` (int64 [B]); usually an
-            :class:`evcsa.defenses.Classifier`. Its randomness is its own (key source).
+            :class:`evcsa.defenses.Classifier`; a bare ``torch.nn.Module`` (logits) is
+            wrapped in :class:`~evcsa.defenses.ModelClassifier` for you. Its randomness is
+            its own (key source).
         samples: X_D, float32 [M, C, H, W] in [0, 1] (numpy or torch).
         labels: the true labels, M integers in [0, K).
-        n_chosen: N, 1 ≤ N (≤ M under freshness "source").
+        rules: the game's :class:`Rules` record; or None and the keyword shortcuts below.
+        n_chosen: N, 1 ≤ N (≤ M under freshness "source") (shortcut, without ``rules``).
         epsilon, norm, goal, freshness, reveal, untargeted_reference, knowledge,
-            classify_budget, tolerance: the rules, see :class:`Rules`.
+            classify_budget, tolerance: the rules, see :class:`Rules` (shortcuts).
         model: the undefended model for graybox/whitebox knowledge (default: the
             classifier's ``model``).
         num_classes: K (default: the classifier's ``num_classes``, else max label + 1).
 
     Raises:
         InvalidParameter: bad samples, labels, rule values, ``num_classes`` (an integer
-            ≥ 2) or ``model`` (a ModelClassifier); graybox knowledge without an
-            undefended model; whitebox knowledge against a randomized classifier that
-            cannot make a twin (no ``with_keys``).
+            ≥ 2) or ``model`` (a ModelClassifier); both ``rules`` and shortcuts, or
+            neither; graybox knowledge without an undefended model; whitebox knowledge
+            against a randomized classifier whose twin breaks the contract
+            (:func:`evcsa.defenses.check_twin_contract`: no ``with_keys``, the twin is the
+            classifier itself, shares its key source or draws its noise).
     """
 
-    def __init__(self, classifier: Any, samples: Any, labels: Any, *, n_chosen: int,
-                 epsilon: float | None = None, norm: str = "linf", goal: str = "untargeted",
-                 freshness: str = "source", reveal: bool = False,
+    _SHORTCUTS = dict(n_chosen=None, epsilon=None, norm="linf", goal="untargeted", freshness="source",
+                      reveal=False, untargeted_reference="label", knowledge="whitebox", classify_budget=None,
+                      tolerance=1e-6)
+
+    def __init__(self, classifier: Any, samples: Any, labels: Any, rules: Rules | None = None, *,
+                 n_chosen: int | None = None, epsilon: float | None = None, norm: str = "linf",
+                 goal: str = "untargeted", freshness: str = "source", reveal: bool = False,
                  untargeted_reference: str = "label", knowledge: str = "whitebox",
                  classify_budget: int | None = None, tolerance: float = 1e-6,
                  model: ModelClassifier | None = None, num_classes: int | None = None) -> None:
-        rules = Rules(n_chosen=n_chosen, epsilon=epsilon, norm=norm, goal=goal,
-                      freshness=freshness, reveal=reveal,
-                      untargeted_reference=untargeted_reference, knowledge=knowledge,
-                      classify_budget=classify_budget, tolerance=tolerance)
+        given = dict(n_chosen=n_chosen, epsilon=epsilon, norm=norm, goal=goal, freshness=freshness, reveal=reveal,
+                     untargeted_reference=untargeted_reference, knowledge=knowledge,
+                     classify_budget=classify_budget, tolerance=tolerance)
+        if rules is not None:
+            if not isinstance(rules, Rules):
+                raise InvalidParameter(f"expected rules as a Rules record, got {type(rules).__name__}",
+                                       got=type(rules).__name__)
+            extra = sorted(k for k, v in given.items() if v is not self._SHORTCUTS[k] and v != self._SHORTCUTS[k])
+            if extra:
+                raise InvalidParameter(f"expected either a Rules record or keyword rules, got both (rules and "
+                                       f"{', '.join(extra)}); use attrs.evolve(rules, ...) to change a field",
+                                       got=extra)
+        else:
+            if n_chosen is None:
+                raise InvalidParameter("expected the game's rules: a Rules record (EVCSA(classifier, samples, "
+                                       "labels, rules)) or n_chosen=..., got neither")
+            rules = Rules(**given)
         self._setup(classifier, samples, labels, rules, model, num_classes)
 
     @classmethod
     def from_rules(cls, classifier: Any, samples: Any, labels: Any, rules: Rules, *,
                    model: ModelClassifier | None = None, num_classes: int | None = None) -> EVCSA:
-        """A game from a :class:`Rules` record (e.g. ``Rules.seed_002(25)``)."""
+        """A game from a :class:`Rules` record (e.g. ``Rules.seed_002(25)``); the same as
+        ``EVCSA(classifier, samples, labels, rules)``."""
         if not isinstance(rules, Rules):
             raise InvalidParameter(f"expected rules as a Rules record, got {type(rules).__name__}")
-        game = cls.__new__(cls)
-        game._setup(classifier, samples, labels, rules, model, num_classes)
-        return game
+        return cls(classifier, samples, labels, rules, model=model, num_classes=num_classes)
 
     def _setup(self, classifier: Any, samples: Any, labels: Any, rules: Rules,
                model: ModelClassifier | None, num_classes: int | None) -> None:
+        if isinstance(classifier, torch.nn.Module):
+            classifier = ModelClassifier(classifier, num_classes=num_classes)
         if not callable(getattr(classifier, "predict", None)):
             raise InvalidParameter(f"expected a classifier with predict(x), got {type(classifier).__name__}")
         self.classifier = classifier
@@ -388,10 +481,11 @@ class EVCSA:
             raise InvalidParameter(f"expected an undefended model for {rules.knowledge} knowledge "
                                    "(pass model=...), got none")
         self.randomized = getattr(classifier, "randomized", None)
-        if rules.knowledge == "whitebox" and self.randomized is not False \
-                and not callable(getattr(classifier, "with_keys", None)):
-            raise InvalidParameter("expected a randomized classifier with with_keys(keys) for whitebox "
-                                   "knowledge (the adversary's twin), got none")
+        #: the torch modules the game's classifier holds: in eval mode whenever it classifies
+        self._modules = modules_of(classifier)
+        if rules.knowledge == "whitebox" and self.randomized is not False:
+            with eval_mode(*self._modules):
+                check_twin_contract(classifier, self.samples[: min(2, m)].to(self.device))
 
     def _predict(self, x: torch.Tensor) -> torch.Tensor:
         """``classifier.predict(x)`` checked: B labels in [REJECTED, K) as int64 (CPU).
@@ -403,7 +497,8 @@ class EVCSA:
         Raises:
             InvalidParameter: the classifier's answer is not B integer labels in range.
         """
-        out = self.classifier.predict(x)
+        with torch.no_grad(), eval_mode(*self._modules):
+            out = self.classifier.predict(x)
         if isinstance(out, np.ndarray) and np.issubdtype(out.dtype, np.integer):
             out = torch.from_numpy(out)
         b = x.shape[0]
@@ -447,17 +542,20 @@ class EVCSA:
             generator.manual_seed(int(words[0]) << 32 | int(words[1]))
             keys = DerivedKeys(words[2:].tobytes(), label="adversary")
         level = self.rules.knowledge
-        twin = None
+        model, twin = None, None
+        if level != "blackbox":
+            model = self.model
         if level == "whitebox":
-            twin = self.classifier.with_keys(keys.derive("twin")) if hasattr(self.classifier, "with_keys") \
+            twin = self.classifier.with_keys(keys.derive("twin")) if self.randomized is not False \
                 else self.classifier
+        # one deep copy of both, so that twin.model is knowledge.model and neither is the game's
+        model, twin = _adversary_copy((model, twin))
+        if model is not None:
+            model.module.eval()
         r = self.rules
         return Knowledge(
             level=level, samples=self.samples.clone(), labels=self.labels.clone(),
-            num_classes=self.num_classes, n_chosen=r.n_chosen, epsilon=r.epsilon, norm=r.norm,
-            goal=r.goal, tolerance=r.tolerance, freshness=r.freshness, reveal=r.reveal,
-            untargeted_reference=r.untargeted_reference, classify_budget=r.classify_budget,
-            randomized=self.randomized, model=self.model if level != "blackbox" else None,
+            num_classes=self.num_classes, rules=r, randomized=self.randomized, model=model,
             defense=twin, generator=generator, keys=keys)
 
     def start(self, *, seed: int | np.random.SeedSequence | None = None) -> Session:
@@ -500,6 +598,10 @@ class EVCSA:
         before = _model_state(knowledge.model)
         prepared = adversary.prepare(knowledge)
         _check_model_unchanged(before, knowledge.model, "prepare")
+        if prepared is None or not callable(getattr(prepared, "play", None)):
+            raise InvalidParameter(f"expected {type(adversary).__name__}.prepare(knowledge) to return the adversary "
+                                   f"that plays (return self when there is nothing to prepare), got "
+                                   f"{describe(prepared)}", got=type(prepared).__name__)
         return prepared
 
     def _play_prepared(self, adversary: Adversary, knowledge: Knowledge) -> GameResult:
@@ -614,10 +716,27 @@ class Session:
             report: the adversary's diagnostics, kept as ``GameResult.report``.
         """
         st = self._state
-        st.closed = True
+        with st.lock:
+            st.closed = True
         return GameResult(successes=st.n, n_chosen=self.game.rules.n_chosen, submissions=st.q,
                           classify_queries=st.classify_queries, stale_queries=st.stale,
                           transcript=tuple(st.transcript), report=report)
+
+
+def _adversary_copy(objects: Any) -> Any:
+    """A deep copy of what the adversary receives (the model, the twin), so that nothing
+    it does to them (hooks, monkeypatched methods, ``.data`` swaps, attributes) reaches
+    the game's objects.
+
+    Raises:
+        InvalidParameter: an object that cannot be deep-copied (named).
+    """
+    try:
+        return copy.deepcopy(objects)
+    except Exception as exc:
+        names = ", ".join(type(o).__name__ for o in objects if o is not None)
+        raise InvalidParameter(f"expected the model and twin handed to the adversary ({names}) to be deep-copyable "
+                               f"(copy.deepcopy), got {type(exc).__name__}: {exc}") from exc
 
 
 def _model_state(model: ModelClassifier | None) -> tuple | None:

@@ -16,7 +16,6 @@ import numpy as np
 import torch
 
 from evcsa._validation import as_images, as_labels, check_positive_int
-from evcsa.defenses.base import REJECTED
 from evcsa.distances import distance, within_epsilon
 from evcsa.errors import InvalidParameter
 from evcsa.games.rules import Rules
@@ -26,20 +25,8 @@ __all__ = ["rejudge"]
 
 def _is_success(rules: Rules, predictions: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor | None,
                 reference: torch.Tensor | None) -> torch.Tensor:
-    """The game's success rule on [draws, B] predictions: ``rules.is_success`` when the
-    record has one (the referee's single rule), else the same rule written out —
-    targeted: C(x′) = y_t; untargeted: C(x′) ∉ {reference, REJECTED} with reference the
-    label or C(x) (itself never REJECTED for a success)."""
-    rule = getattr(rules, "is_success", None)
-    if callable(rule):
-        return torch.as_tensor(rule(predictions, labels, targets=targets, reference_predictions=reference))
-    if targets is not None:
-        return predictions == targets
-    ref = labels if reference is None else reference
-    hit = (predictions != ref) & (predictions != REJECTED)
-    if reference is not None:
-        hit &= reference != REJECTED
-    return hit
+    """The game's success rule on [draws, B] predictions: :meth:`Rules.is_success`."""
+    return rules.is_success(predictions, labels, targets=targets, reference_predictions=reference)
 
 
 def rejudge(classifier: Any, samples: Any, sources: Any, labels: Any, rules: Rules, *, draws: int,

@@ -16,12 +16,17 @@ from typing import Any
 
 import attrs
 import numpy as np
+import torch
 
 from evcsa._validation import int_at_least, is_bool, one_of
-from evcsa.distances import DEFAULT_TOLERANCE, NORMS
+from evcsa.distances import DEFAULT_TOLERANCE, NORMS, distance, within_epsilon
 from evcsa.errors import InvalidParameter
 
-__all__ = ["GOALS", "FRESHNESS", "KNOWLEDGE_LEVELS", "REFERENCES", "Rules"]
+__all__ = ["GOALS", "FRESHNESS", "KNOWLEDGE_LEVELS", "REFERENCES", "REJECTED", "Rules", "is_success"]
+
+#: The label of a rejection (a detector's answer); the same value as
+#: :data:`evcsa.defenses.REJECTED`. Never a success, never a reference that rewards one.
+REJECTED = -1
 
 GOALS = ("untargeted", "targeted")
 FRESHNESS = ("source", "sample")
@@ -85,6 +90,40 @@ class Rules:
     classify_budget: int | None = attrs.field(converter=_plain, default=None, validator=int_at_least(0, optional=True))
     tolerance: float = attrs.field(converter=_plain, default=DEFAULT_TOLERANCE, validator=_check_tolerance)
 
+    @property
+    def needs_reference_predictions(self) -> bool:
+        """Whether :meth:`is_success` needs C(x) (untargeted goal against the prediction):
+        then one judgement costs two classifications."""
+        return self.goal == "untargeted" and self.untargeted_reference == "prediction"
+
+    def is_success(self, predictions: Any, labels: Any, *, targets: Any = None,
+                   reference_predictions: Any = None) -> torch.Tensor:
+        """This game's success rule on classifications: :func:`is_success` with this
+        record's ``goal`` and ``untargeted_reference`` (the ε check is separate, see
+        :meth:`within_epsilon`).
+
+        Args:
+            predictions: C(x′), int64 [..., B] (REJECTED = −1 allowed).
+            labels: true labels of the sources, int64 [B].
+            targets: y_t, int64 [B], for the targeted goal (else None).
+            reference_predictions: C(x), int64 [..., B], for the prediction reference.
+
+        Returns:
+            torch.bool [..., B]: REJECTED is never a success, and a REJECTED C(x) never
+            makes one.
+
+        Raises:
+            InvalidParameter: as :func:`is_success`.
+        """
+        return is_success(predictions, labels, goal=self.goal, untargeted_reference=self.untargeted_reference,
+                          targets=targets, reference_predictions=reference_predictions)
+
+    def within_epsilon(self, x: torch.Tensor, x_adv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(d(x, x′) float64 [B] in this record's norm, bool [B] d ≤ ε + tolerance); all True
+        when ε is None. ``x`` and ``x_adv`` are float32 [B, C, H, W] on one device."""
+        d = distance(x, x_adv, self.norm, tolerance=self.tolerance)
+        return d, within_epsilon(d, self.epsilon, self.norm, tolerance=self.tolerance)
+
     @classmethod
     def seed_002(cls, n_chosen: int, **overrides: Any) -> Rules:
         """Mix'n'Squeeze's game (seed 002 Fig. 2): ε unbounded, freshness by sample,
@@ -103,3 +142,88 @@ class Rules:
                       untargeted_reference="prediction")
         fields.update(overrides)
         return cls(n_chosen=n_chosen, **fields)
+
+
+def _label_tensor(value: Any, name: str) -> torch.Tensor:
+    """``value`` (tensor, array, sequence) as an int64 tensor, else InvalidParameter."""
+    try:
+        t = torch.as_tensor(value)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise InvalidParameter(f"expected {name} as integer labels, got {type(value).__name__}",
+                               key=name) from exc
+    if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+        raise InvalidParameter(f"expected {name} as integer labels, got dtype {t.dtype}", key=name, got=str(t.dtype))
+    return t.to(torch.int64)
+
+
+def is_success(predictions: Any, labels: Any, *, goal: str = "untargeted", untargeted_reference: str = "label",
+               targets: Any = None, reference_predictions: Any = None) -> torch.Tensor:
+    """The EV-CSA success rule (seed 002 Fig. 2 line 11, seed 000 Fig. 1 line 11), the only
+    place evcsa decides whether a classification is a success.
+
+    A pure function: it reads its arguments and nothing else. The ε check is not part of
+    it (the caller combines it with :func:`evcsa.distances.within_epsilon`); this is the
+    label test.
+
+    - Targeted goal: success iff C(x′) = y_t (a REJECTED C(x′) never equals a target).
+    - Untargeted, reference "label" (seed 002's f(x′)): success iff C(x′) ∉ {y, REJECTED}.
+    - Untargeted, reference "prediction" (seed 000): success iff C(x′) ∉ {C(x), REJECTED}
+      and C(x) ≠ REJECTED — a rejected natural sample never makes an evasion (x′ = x
+      would otherwise count whenever the detector rejects x in one draw and not in the
+      other).
+
+    Args:
+        predictions: C(x′), int64 [..., B] (leading dimensions, e.g. draws, broadcast),
+            values in [0, K) or REJECTED (−1).
+        labels: y, the true labels of the sources, int64 [B].
+        goal: "untargeted" or "targeted".
+        untargeted_reference: "label" or "prediction" (ignored for the targeted goal).
+        targets: y_t, int64 [B] (required for the targeted goal, not allowed otherwise).
+        reference_predictions: C(x) on fresh randomness, int64 [..., B] broadcastable
+            with ``predictions`` (required for the untargeted goal with the prediction
+            reference, ignored otherwise).
+
+    Returns:
+        torch.bool tensor of the broadcast shape of ``predictions`` (and
+        ``reference_predictions``), on the device of ``predictions``.
+
+    Raises:
+        InvalidParameter: an unknown goal or reference, non-integer labels, targets
+            missing (targeted) or given (untargeted), reference predictions missing, or
+            a last dimension other than B.
+    """
+    if goal not in GOALS:
+        raise InvalidParameter(f"expected goal in {GOALS}, got {goal!r}", key="goal", got=goal)
+    if untargeted_reference not in REFERENCES:
+        raise InvalidParameter(f"expected untargeted_reference in {REFERENCES}, got {untargeted_reference!r}",
+                               key="untargeted_reference", got=untargeted_reference)
+    pred = _label_tensor(predictions, "predictions")
+    y = _label_tensor(labels, "labels").to(pred.device)
+    if y.ndim != 1 or pred.ndim < 1 or pred.shape[-1] != y.shape[0]:
+        raise InvalidParameter(f"expected predictions [..., B] and labels [B] with the same B, got shapes "
+                               f"{tuple(pred.shape)} and {tuple(y.shape)}", key="predictions")
+    b = y.shape[0]
+    if goal == "targeted":
+        if targets is None:
+            raise InvalidParameter("expected targets y_t [B] for the targeted goal, got none", key="targets")
+        t = _label_tensor(targets, "targets").to(pred.device)
+        if tuple(t.shape) != (b,):
+            raise InvalidParameter(f"expected targets of shape ({b},), got {tuple(t.shape)}", key="targets")
+        return (pred == t) & (pred != REJECTED) & (t != REJECTED)
+    if targets is not None:
+        raise InvalidParameter("expected no targets for the untargeted goal, got some", key="targets")
+    hit = (pred != y) & (pred != REJECTED)
+    if untargeted_reference == "label":
+        return hit
+    if reference_predictions is None:
+        raise InvalidParameter("expected reference_predictions C(x) [..., B] for the untargeted goal against "
+                               "the prediction, got none", key="reference_predictions")
+    ref = _label_tensor(reference_predictions, "reference_predictions").to(pred.device)
+    if ref.ndim < 1 or ref.shape[-1] != b:
+        raise InvalidParameter(f"expected reference_predictions [..., {b}], got shape {tuple(ref.shape)}",
+                               key="reference_predictions")
+    try:
+        return (pred != ref) & (pred != REJECTED) & (ref != REJECTED)
+    except RuntimeError as exc:
+        raise InvalidParameter(f"expected reference_predictions broadcastable with predictions "
+                               f"{tuple(pred.shape)}, got {tuple(ref.shape)}", key="reference_predictions") from exc
