@@ -13,7 +13,7 @@ STAMP  := $(VENV)/.evcsa-installed
 # then runs 2-3x faster (tiny models up to 20x); set OMP_WAIT_POLICY=ACTIVE to override.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: demo test bench setup clean
+.PHONY: demo test bench bench-peers setup clean
 
 setup: $(STAMP)
 
@@ -31,6 +31,16 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
+
+# The peers of benchmarks/peers/ (optional): ART and foolbox with their light dependencies
+# (pip's dry run pulls no torch), torchattacks without its dependencies (its torchvision
+# requirement would pull a multi-GB CUDA torch over the CPU build already installed).
+PEERS := adversarial-robustness-toolbox==1.20.1 foolbox==3.3.4
+
+bench-peers: $(STAMP)
+	$(PY) -m pip install --quiet $(PEERS)
+	$(PY) -m pip install --quiet --no-deps torchattacks==3.5.1
+	$(PY) benchmarks/peers/bench_peers.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -27,6 +27,27 @@ Differences from the reference code, each deliberate:
   class on top, or any class but y — and as x itself when there is none; never as the
   reference's all-grey zero image. κ-confident points are always preferred, so this only
   turns the reference's failures into low-confidence successes where it can.
+
+The fast schedule (``schedule="fast"``; the default ``"reference"`` is the reference
+code's schedule, bit for bit what evcsa ran before). A departure from the reference code,
+each part per sample:
+
+- stall stop: every ``FAST_CHECK_EVERY`` (10) steps of one optimisation, a sample whose
+  least loss over the window is not below (1 − ``FAST_STALL_TOLERANCE``) × the previous
+  window's has stalled: L2 ends that binary-search step (the reference checks every
+  ``max_iterations // 10`` steps); L∞ and L0 move to the next constant at once instead of
+  running out the ``max_iterations`` steps of the stalled one (the modifier is kept, as
+  when the steps run out);
+- warm start: each round (a new τ for L∞, a smaller pixel set for L0) starts its constant
+  search from the last successful constant — the reference's own rule (its ``doit``
+  returns the constant), kept by both schedules, so that the climb of a round starts
+  where the last one succeeded, never from ``initial_const``;
+- capped climb (L0): a round may raise c at most ``FAST_CLIMB`` (10) doublings above
+  the last successful constant before the sample stops with its last solution; the
+  reference climbs to ``largest_const`` = 2e6 (about 30 doublings) before it may stop.
+
+Its strength and time against the reference at full scale are measured by
+``scripts/check_cw_schedule.py`` (and its slow test); docs/performance.md has the figures.
 """
 
 from __future__ import annotations
