@@ -44,6 +44,7 @@ from evcsa.adversaries._common import (
 from evcsa.adversaries.base import Adversary
 from evcsa.adversaries.greedy import estimate_online
 from evcsa.attacks._common import input_gradient, project, random_start
+from evcsa.attacks.apgd import apgd, apgd_loss
 from evcsa.attacks.gradient_sign import ascent_loss
 from evcsa.attacks.gradients import GradientHealth, GradientMonitor
 from evcsa.attacks.registry import resolve_targets
@@ -59,6 +60,7 @@ if TYPE_CHECKING:
 __all__ = ["BPDAEOT", "eot_gradient"]
 
 SELECTIONS = ("first", "offline", "online")
+METHODS = ("pgd", "apgd")
 
 
 def eot_gradient(classifier: Classifier, x: torch.Tensor, loss_fn: Any, samples: int, *,
@@ -156,14 +158,20 @@ class BPDAEOT(Adversary):
     robustness.
 
     Args:
+        method: "pgd" (default: the projected signed steps above) or "apgd" (APGD of
+            Croce & Hein, ICML 2020, through the same twin with ``eot_samples`` EOT draws:
+            :func:`evcsa.attacks.apgd`; AutoAttack's randomized version is ``loss="ce"`` and
+            ``loss="dlr"`` with 20 draws, 100 steps).
         epsilon: ε (default: the game's; required when the game has none).
         norm: "linf" or "l2" (default: the game's).
         steps: gradient steps per restart (default 100).
-        step_size: α (default 2.5·ε/steps, Madry et al.).
+        step_size: α (default 2.5·ε/steps, Madry et al.; with "apgd" the initial step,
+            default 2ε as AutoAttack).
         eot_samples: draws per gradient for a randomized twin (default 30).
         restarts: runs per sample (default 1).
         random_start: start each run from a uniform point of the ε-ball (default True).
-        loss: "ce" (cross-entropy on the surrogate's logits, default) or "cw" (margin).
+        loss: "ce" (cross-entropy on the surrogate's logits, default), "cw" (margin,
+            "pgd" only) or "dlr" (Croce & Hein's DLR loss).
         confidence: κ of the "cw" margin.
         targeting: the target in targeted games: "next" (default) or "least_likely"
             (the twin's least likely class).
@@ -181,6 +189,7 @@ class BPDAEOT(Adversary):
         InvalidParameter: bad values; at ``prepare``, no whitebox twin, no ε, an L0 game.
     """
 
+    method: str = attrs.field(default="pgd", validator=one_of(METHODS))
     epsilon: float | None = attrs.field(default=None, validator=_epsilon)
     norm: str | None = attrs.field(default=None, validator=_norm)
     steps: int = attrs.field(default=100, validator=positive_int())
@@ -188,7 +197,7 @@ class BPDAEOT(Adversary):
     eot_samples: int = attrs.field(default=30, validator=positive_int())
     restarts: int = attrs.field(default=1, validator=positive_int())
     random_start: bool = attrs.field(default=True, validator=is_bool)
-    loss: str = attrs.field(default="ce", validator=one_of(("ce", "cw")))
+    loss: str = attrs.field(default="ce", validator=one_of(("ce", "cw", "dlr")))
     confidence: float = attrs.field(default=0.0, validator=_confidence)
     targeting: str = attrs.field(default="next", validator=_targeting)
     selection: str = attrs.field(default="first", validator=one_of(SELECTIONS))
@@ -223,6 +232,10 @@ class BPDAEOT(Adversary):
             eps = float(knowledge.epsilon)
         return float(eps), norm
 
+    def __attrs_post_init__(self) -> None:
+        if self.method == "apgd" and self.loss == "cw":
+            raise InvalidParameter("expected loss 'ce' or 'dlr' with method 'apgd', got 'cw'", key="loss", got="cw")
+
     def _twin(self, knowledge: Knowledge) -> Classifier:
         twin = knowledge.defense
         if knowledge.level != "whitebox" or twin is None:
@@ -256,7 +269,18 @@ class BPDAEOT(Adversary):
             sl = slice(start, start + self.batch_size)
             x, labels = x_all[sl], labels_all[sl]
             monitor = GradientMonitor(x.shape[0])
-            loss_fn = ascent_loss(labels, targeted, self.loss, self.confidence)
+            if self.method == "apgd":
+                outs.append(apgd(twin, x, y_all[sl], target=labels if targeted else None, epsilon=eps, norm=norm,
+                                 loss=self.loss, steps=self.steps, eot_draws=samples, restarts=self.restarts,
+                                 step_size=self.step_size, random_start=self.random_start,
+                                 batch_size=self.batch_size, generator=knowledge.generator,
+                                 monitor=monitor).detach())
+                healths.append(monitor.health())
+                continue
+            if self.loss == "dlr":
+                loss_fn = apgd_loss("dlr", y_all[sl], labels if targeted else None)
+            else:
+                loss_fn = ascent_loss(labels, targeted, self.loss, self.confidence)
             best = x.clone()
             best_hits = torch.full((x.shape[0],), -1.0, device=device)
             best_loss = torch.full((x.shape[0],), float("-inf"), device=device)

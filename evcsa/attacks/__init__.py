@@ -14,6 +14,7 @@ robustness.
 - :func:`cw_l2`, :func:`cw_linf`, :func:`cw_l0` — Carlini & Wagner, S&P 2017.
 - :func:`deepfool` — Moosavi-Dezfooli et al., CVPR 2016.
 - :func:`jsma` — Papernot et al., EuroS&P 2016.
+- :func:`apgd` — Croce & Hein, ICML 2020 (APGD-CE / APGD-DLR, EOT; AutoAttack's defaults).
 - :func:`next_class`, :func:`least_likely` — the targets of the feature-squeezing
   evaluation.
 - :data:`ATTACKS` — the 11 attacks of seed 002 Table 1 by name, with their settings.
@@ -22,6 +23,7 @@ robustness.
 """
 
 from evcsa.attacks._common import cross_entropy, cw_margin, least_likely, next_class, project, to_uint8_grid
+from evcsa.attacks.apgd import apgd, dlr_loss
 from evcsa.attacks.carlini_wagner import cw_l0, cw_l2, cw_linf
 from evcsa.attacks.deepfool import deepfool
 from evcsa.attacks.evaluation import AttackEvaluation, Crafted, evaluate_adversarial, evaluate_attack, run_attack
@@ -40,6 +42,7 @@ __all__ = [
     "GradientHealth",
     "GradientMonitor",
     "GradientWarning",
+    "apgd",
     "bim",
     "cross_entropy",
     "cw_l0",
@@ -47,6 +50,7 @@ __all__ = [
     "cw_linf",
     "cw_margin",
     "deepfool",
+    "dlr_loss",
     "evaluate_adversarial",
     "evaluate_attack",
     "fgsm",

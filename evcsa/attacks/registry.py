@@ -21,7 +21,12 @@ cw_l0_next       cw_l0       next            κ 10, 1000 iterations
 cw_l0_ll         cw_l0       least_likely    κ 10, 1000 iterations
 jsma_next        jsma        next            θ 1, γ 0.1
 jsma_ll          jsma        least_likely    θ 1, γ 0.1
+apgd_ce          apgd        untargeted      ε 0.3, 100 iterations, CE (AutoAttack)
+apgd_dlr         apgd        untargeted      ε 0.3, 100 iterations, DLR (AutoAttack)
 ===============  ==========  ==============  =====================================
+
+The last two are not in Table 1 (:data:`TABLE1` lists the 11 that are): APGD, Croce &
+Hein, ICML 2020, with AutoAttack's defaults (:mod:`evcsa.attacks.apgd`).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ import attrs
 import torch
 
 from evcsa.attacks._common import as_classifier, least_likely, next_class
+from evcsa.attacks.apgd import apgd
 from evcsa.attacks.carlini_wagner import cw_l0, cw_l2, cw_linf
 from evcsa.attacks.deepfool import deepfool
 from evcsa.attacks.gradient_sign import bim, fgsm
@@ -216,6 +222,12 @@ ATTACKS: dict[str, AttackSpec] = {
 
 #: Names of :data:`ATTACKS` in seed 002 Table 1's column order.
 TABLE1: tuple[str, ...] = tuple(ATTACKS)
+
+_APGD = "Croce & Hein, ICML 2020 (AutoAttack defaults)"
+ATTACKS["apgd_ce"] = AttackSpec(name="apgd_ce", attack=apgd, params={"epsilon": 0.3, "steps": 100, "loss": "ce"},
+                                norm="linf", label="APGD-CE", source=_APGD)
+ATTACKS["apgd_dlr"] = AttackSpec(name="apgd_dlr", attack=apgd, params={"epsilon": 0.3, "steps": 100, "loss": "dlr"},
+                                 norm="linf", label="APGD-DLR", source=_APGD)
 
 
 def get_attack(attack: Any) -> AttackSpec:

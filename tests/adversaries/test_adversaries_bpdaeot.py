@@ -198,3 +198,25 @@ def test_randomness_comes_from_the_game_seed_only(digits):
     c = BPDAEOT(steps=3, eot_samples=2).prepare(game.knowledge(4)).candidates.x_adv
     assert torch.equal(torch.get_rng_state(), state)
     assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+@pytest.mark.parametrize("loss", ["ce", "dlr"])
+def test_bpdaeot_with_apgd_through_a_randomized_twin(loss, digits):
+    """method="apgd": APGD + BPDA + EOT through the twin (Croce & Hein 2020); every
+    submission within ε, gradients healthy, one EOT mean per step plus the start."""
+    model, x, y = digits
+    defense = _defenses(model)["randomized_median"]
+    game = EVCSA(defense, x[:10], y[:10], n_chosen=10, epsilon=0.1)
+    result = game.play(BPDAEOT(method="apgd", loss=loss, steps=8, eot_samples=3), seed=0)
+    assert result.submissions == 10 and all(s.within_epsilon for s in result.transcript)
+    assert result.report.health.ok and int(result.report.health.evaluations.min()) == 9
+    assert result.successes >= 1
+
+
+def test_bpdaeot_apgd_refuses_the_cw_loss():
+    from evcsa.errors import InvalidParameter
+
+    with pytest.raises(InvalidParameter, match="'ce' or 'dlr'"):
+        BPDAEOT(method="apgd", loss="cw")
+    with pytest.raises(InvalidParameter):
+        BPDAEOT(method="fgsm")

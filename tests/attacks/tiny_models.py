@@ -37,6 +37,8 @@ FAST = {
     "cw_l0_ll": {"max_iterations": 20, "learning_rate": 0.1, "initial_const": 0.1, "largest_const": 50.0},
     "jsma_next": {"gamma": 0.5},
     "jsma_ll": {"gamma": 0.5},
+    "apgd_ce": {"steps": 10, "random_start": False},
+    "apgd_dlr": {"steps": 10, "random_start": False},
 }
 
 
