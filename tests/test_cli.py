@@ -321,7 +321,7 @@ def test_play_end_to_end_on_the_small_digits(workdir, capsys):
     assert "training" not in out + err, "the model is cached"
     assert "Adv(5,1) [95% CI]" in out
     assert ("results: res/ (results.json, results.csv, games.csv, sweep.csv, config.toml, summary.txt, "
-            "examples.npz, 4 figures) — ") in out
+            "examples.npz, 7 figures) — ") in out
     assert (res / "summary.txt").read_text().strip() in out
     # the written configuration reproduces the run
     code, out2, err = _run(capsys, "play", str(res / "config.toml"), "--output", "again", "--no-progress",
