@@ -324,3 +324,43 @@ def test_csv_numbers_carry_no_float_noise(result, tmp_path):
                 digits = field.replace("-", "").replace(".", "").lstrip("0").split("e")[0]
                 assert not field.replace(".", "").replace("-", "").replace("e", "").isdigit() or len(digits) <= 4, \
                     (name, field)
+
+
+def test_the_command_line_says_once_when_a_run_cannot_be_repeated(tmp_path, monkeypatch, capsys, digits_cache):
+    """reproducible = false: one notice line on stderr, saying how to repeat the run; the
+    recorded command is the one given."""
+    from evcsa import cli
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("EVCSA_CACHE", str(digits_cache))
+    (tmp_path / "t.toml").write_text('''
+name = "t"
+runs = 2
+reproducible = false
+legitimate_draws = 1
+[data]
+dataset = "digits"
+samples = 6
+[model]
+reference = "digits"
+[game]
+n_chosen = 2
+epsilon = 0.3
+[[defenses]]
+kind = "feature_squeezing"
+squeezers = "bit-depth-1"
+[[adversaries]]
+kind = "graybox_transfer"
+attack = "fgsm"
+''')
+    argv = ["play", "t.toml", "--output", "res", "--no-progress", "--no-figures"]
+    assert cli.main(argv) == 0
+    err = capsys.readouterr().err
+    notices = [line for line in err.splitlines() if "notice" in line]
+    assert len(notices) == 1 and "OS entropy" in notices[0] and "reproducible = true" in notices[0]
+    doc = json.loads((tmp_path / "res" / "results.json").read_text())
+    assert doc["command"] == ["evcsa", *argv]
+    validate(doc)
+    (tmp_path / "t.toml").write_text((tmp_path / "t.toml").read_text().replace("reproducible = false", ""))
+    assert cli.main(["play", "t.toml", "--output", "res2", "--no-progress", "--no-figures"]) == 0
+    assert "notice" not in capsys.readouterr().err
