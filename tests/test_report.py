@@ -234,3 +234,133 @@ def test_save_figures_skips_what_is_missing(result, tmp_path):
     assert [p.name for p in plots.save_figures(only_cells, tmp_path)] == [
         "fig7_error_heatmap.png", "success_rate_distribution.png", "advantage_vs_tau.png", "games_advantage_vs_n.png"]
     assert isinstance(plots.plot_error_heatmap(result.cells), Figure)
+
+
+def test_estimates_print_with_their_interval():
+    from evcsa.stats import BinomialEstimate, format_interval
+
+    e = BinomialEstimate.from_counts(44, 100)
+    assert str(e) == "0.440 [0.341, 0.543]" and f"{e}" == str(e)
+    assert f"{e:.1%}" == "44.0% [34.1%, 54.3%]"
+    assert repr(e) == "BinomialEstimate(successes=44, trials=100, value=0.44, low=0.3408, high=0.5428, alpha=0.05)"
+    assert BinomialEstimate.from_dict(e.to_dict()) == e and json.loads(json.dumps(e.to_dict())) == e.to_dict()
+    assert e.level == pytest.approx(0.95)
+    tiny = BinomialEstimate.from_counts(0, 100_000)
+    assert str(tiny) == "0.000 [0.000, 3.7e-05]", "a tiny bound never prints as 0.000"
+    assert format_interval(1e-7, 0.0, 2e-6) == "1e-07 [0.000, 2e-06]"
+    with pytest.raises(InvalidParameter, match="expected a mapping with keys"):
+        BinomialEstimate.from_dict({"value": 0.5})
+    with pytest.raises(InvalidParameter, match="k ≤ n"):
+        BinomialEstimate.from_dict({**e.to_dict(), "successes": 101})
+
+
+def _repeat(successes, n=5):
+    from evcsa.games.results import GameResult, RepeatResult
+
+    games = tuple(GameResult(successes=s, n_chosen=n, submissions=n, classify_queries=0, stale_queries=0,
+                             transcript=()) for s in successes)
+    return RepeatResult(games, n)
+
+
+def test_repeat_result_repr_and_the_success_rate_estimate():
+    import warnings
+
+    r = _repeat([5, 4, 5, 3])
+    assert repr(r) == ("RepeatResult(runs=4, n_chosen=5, success_rate=0.850 [0.621, 0.968], "
+                       "Adv(τ=1)=0.500 [0.068, 0.932], reused_preparation=True)")
+    est = r.success_rate_interval()
+    assert (est.successes, est.trials, est.value) == (17, 20, pytest.approx(r.mean))
+    assert est == r.success_rate_estimate(), "the same estimate, whichever name"
+    with pytest.warns(DeprecationWarning, match="unpacking it as \\(low, high\\) is deprecated"):
+        low, high = est
+    assert (low, high) == (est.low, est.high)
+    with pytest.warns(DeprecationWarning):
+        assert est[0] == est.low
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert f"{est}" == "0.850 [0.621, 0.968]", "printing is not the deprecated use"
+    assert repr(_repeat([])) == "RepeatResult(runs=0, n_chosen=5, reused_preparation=True)"
+
+
+def test_a_run_with_os_entropy_keys_says_so_once_and_how_to_repeat_it(result):
+    assert report.reproducibility_notice(result.config) is None or not result.config.reproducible
+    on = attrs.evolve(result.config, reproducible=True)
+    assert report.reproducibility_notice(on) is None
+    off = attrs.evolve(result.config, reproducible=False)
+    if getattr(off, "master_key", None):
+        off = attrs.evolve(off, master_key=None)
+    notice = report.reproducibility_notice(off)
+    assert notice.startswith("evcsa: notice: defense keys come from OS entropy") and "\n" not in notice
+    assert "set reproducible = true" in notice
+
+
+def test_show_prints_the_summary_and_redraws_the_figures(result, tmp_path, capsys):
+    from evcsa import cli
+
+    out = report.write_results(result, tmp_path / "run", figures=False, command=["evcsa", "play", "s.toml"])
+    assert not list(out.glob("*.png"))
+    assert cli.main(["show", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("synthetic: written 20") and "command: evcsa play s.toml" in printed
+    assert report.format_table(result) in printed
+    assert sorted(p.name for p in out.glob("*.png")) == sorted(plots.FIGURES), "redrawn from results.json"
+    assert cli.main(["show", str(out), "--no-figures"]) == 0
+    assert "figures:" not in capsys.readouterr().out
+    elsewhere = tmp_path / "figs"
+    assert cli.main(["show", str(out), "--figures-dir", str(elsewhere)]) == 0
+    assert len(list(elsewhere.glob("*.png"))) == len(plots.FIGURES)
+    assert cli.main(["show", str(tmp_path / "nothing")]) == 2
+    assert "expected a results directory with results.json" in capsys.readouterr().err
+
+
+def test_csv_numbers_carry_no_float_noise(result, tmp_path):
+    noisy = attrs.evolve(result, cells=tuple(attrs.evolve(c, seconds=0.1 + 0.2) for c in result.cells))
+    out = report.write_results(noisy, tmp_path / "run", figures=False)
+    text = (out / "results.csv").read_text()
+    assert "0.30000000000000004" not in text and ",0.3\n" in text
+    for name in ("results.csv", "games.csv", "sweep.csv"):
+        for row in csv.reader((out / name).read_text().splitlines()[1:]):
+            for field in row:
+                digits = field.replace("-", "").replace(".", "").lstrip("0").split("e")[0]
+                assert not field.replace(".", "").replace("-", "").replace("e", "").isdigit() or len(digits) <= 4, \
+                    (name, field)
+
+
+def test_the_command_line_says_once_when_a_run_cannot_be_repeated(tmp_path, monkeypatch, capsys, digits_cache):
+    """reproducible = false: one notice line on stderr, saying how to repeat the run; the
+    recorded command is the one given."""
+    from evcsa import cli
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("EVCSA_CACHE", str(digits_cache))
+    (tmp_path / "t.toml").write_text('''
+name = "t"
+runs = 2
+reproducible = false
+legitimate_draws = 1
+[data]
+dataset = "digits"
+samples = 6
+[model]
+reference = "digits"
+[game]
+n_chosen = 2
+epsilon = 0.3
+[[defenses]]
+kind = "feature_squeezing"
+squeezers = "bit-depth-1"
+[[adversaries]]
+kind = "graybox_transfer"
+attack = "fgsm"
+''')
+    argv = ["play", "t.toml", "--output", "res", "--no-progress", "--no-figures"]
+    assert cli.main(argv) == 0
+    err = capsys.readouterr().err
+    notices = [line for line in err.splitlines() if "notice" in line]
+    assert len(notices) == 1 and "OS entropy" in notices[0] and "reproducible = true" in notices[0]
+    doc = json.loads((tmp_path / "res" / "results.json").read_text())
+    assert doc["command"] == ["evcsa", *argv]
+    validate(doc)
+    (tmp_path / "t.toml").write_text((tmp_path / "t.toml").read_text().replace("reproducible = false", ""))
+    assert cli.main(["play", "t.toml", "--output", "res2", "--no-progress", "--no-figures"]) == 0
+    assert "notice" not in capsys.readouterr().err

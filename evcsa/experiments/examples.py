@@ -52,6 +52,7 @@ def run_examples(config: ExperimentConfig, *, cache_dir: str | None = None) -> E
         "true": tuple(int(v) for v in inputs.samples.labels[:k]),
         "original": tuple(int(v) for v in model.predict(original).cpu()),
         "adversarial": tuple(int(v) for v in model.predict(adversarial).cpu()),
+        "randomized": tuple(int(v) for v in model.predict(randomized).cpu()),  # the noisy image, unsqueezed
         "squeezed": tuple(int(v) for v in model.predict(squeezed).cpu()),
     }
     return ExampleImages(original=original.clone(), adversarial=adversarial.clone(),

@@ -123,8 +123,9 @@ class ExampleImages:
         original, adversarial, randomized, squeezed: the natural sample, its adversarial
             version (the sweep's attack on the undefended model), that with the defense's
             noise (clip(x′ + r, 0, 1)), and then squeezed — what the model classifies.
-        labels: "original" / "adversarial" / "squeezed" → the model's labels of each row
-            (the squeezed row's labels are the defense's answer for that draw); "true".
+        labels: "original" / "adversarial" / "randomized" / "squeezed" → the undefended
+            model's labels of each row (the squeezed row's labels are the defense's answer
+            for that draw; "randomized" is absent in results written before 0.2); "true".
         defense: the randomized defense shown; squeezer and delta its parameters.
     """
 

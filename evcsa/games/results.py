@@ -179,3 +179,11 @@ class _PairCompatibleEstimate(BinomialEstimate):
 
     def __len__(self) -> int:
         return len(self._pair())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, BinomialEstimate):
+            return attrs.astuple(self) == attrs.astuple(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(attrs.astuple(self))
