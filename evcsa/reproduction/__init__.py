@@ -11,7 +11,7 @@ them, and the plans behind ``evcsa reproduce``.
   ``evcsa reproduce mix-n-squeeze`` and ``randomized-squeezing`` at full or quick scale,
   with the :class:`Gap` list of what the engine cannot do yet.
 - :mod:`evcsa.reproduction.run`: :func:`run_plan`, :func:`estimate_plan`,
-  :func:`format_result`, :func:`format_estimate`.
+  :func:`format_result`, :func:`format_estimate`, :func:`save_result`, :func:`load_result`.
 
 Running a plan loads the engine (evcsa.experiments) on first use.
 """
@@ -25,12 +25,12 @@ from evcsa.reproduction.values import PAPERS, PaperTable, PaperValue, paper_tabl
 __all__ = [
     "GAPS", "PAPERS", "PLANS", "SCALES", "Comparison", "Gap", "PaperTable", "PaperValue", "Part", "Plan", "Point",
     "Scale", "build_plan", "compare", "estimate_plan", "format_comparisons", "format_estimate", "format_result",
-    "paper_table", "paper_value", "paper_values", "run_plan",
+    "load_result", "paper_table", "paper_value", "paper_values", "run_plan", "save_result",
 ]
 
 
 def __getattr__(name: str):  # the runner loads the engine (torch) only when used
-    if name in ("estimate_plan", "format_estimate", "format_result", "run_plan"):
+    if name in ("estimate_plan", "format_estimate", "format_result", "load_result", "run_plan", "save_result"):
         from evcsa.reproduction import run
 
         return getattr(run, name)

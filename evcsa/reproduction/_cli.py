@@ -18,7 +18,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p = sub.add_parser("reproduce", help="a seed paper's evaluation, its tables beside the paper's numbers",
                        description="Run seed 002's (mix-n-squeeze: Tables 1-3, Figures 5-7) or seed 000's "
                                    "(randomized-squeezing) evaluation on the embedded MNIST digits and print "
-                                   "each table beside the paper's numbers: ours with its 95 %% interval, the "
+                                   "each table beside the paper's numbers: ours with its 95 % interval, the "
                                    "paper's, the difference, and whether the paper's value lies in our interval.")
     p.add_argument("paper", choices=tuple(PLANS), help="which evaluation")
     p.add_argument("--quick", action="store_true",

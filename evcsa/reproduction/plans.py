@@ -78,13 +78,13 @@ class Scale:
         return out
 
 
-_QUICK_CW = {"max_iterations": 10}
+_QUICK_CW = {"max_iterations": 5}
 SCALES: dict[str, Scale] = {
     "full": Scale(name="full", samples=100, runs=200, repetitions=20, legitimate_draws=10, sweep_draws=200,
                   deltas=(0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8),
                   n_values=(1, 2, 3, 5, 7, 10, 15, 20, 25, 30, 40, 50, 70, 100),
                   bpda={"steps": 100, "eot_samples": 30}),
-    "quick": Scale(name="quick", samples=8, runs=3, repetitions=2, legitimate_draws=1, sweep_draws=4,
+    "quick": Scale(name="quick", samples=6, runs=3, repetitions=2, legitimate_draws=1, sweep_draws=4,
                    deltas=(0.0, 0.5), n_values=(1, 2, 5),
                    attack_params={"bim": {"steps": 3},
                                   "cw_linf_next": {**_QUICK_CW, "largest_const": 0.1},

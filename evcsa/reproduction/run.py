@@ -24,7 +24,7 @@ from evcsa.reproduction.plans import Part, Plan
 from evcsa.reproduction.values import paper_values
 
 __all__ = ["PartResult", "ReproductionResult", "WorkEstimate", "estimate_plan", "format_estimate",
-           "format_result", "run_plan"]
+           "format_result", "load_result", "run_plan", "save_result"]
 
 
 @attrs.frozen(kw_only=True)
@@ -270,12 +270,100 @@ def run_plan(plan: Plan, *, output: str | pathlib.Path | None = None, cache_dir:
         say(f"  {part.id}: done in {res.seconds:.1f} s")
         results.append(res)
         if out is not None:
-            (out / f"{part.id}.json").write_text(json.dumps(res.data, indent=1, ensure_ascii=False) + "\n",
-                                                 encoding="utf-8")
+            _write_json(out / f"{part.id}.json", _part_to_dict(res))
     result = ReproductionResult(plan=plan, parts=tuple(results), seconds=time.perf_counter() - start)
     if out is not None:
-        (out / "reproduction.txt").write_text(format_result(result) + "\n", encoding="utf-8")
+        save_result(result, out)
     return result
+
+
+# -- stored results ---------------------------------------------------------------------------
+
+def _write_json(path: pathlib.Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def _estimate_to_dict(e: Any) -> Any:
+    if e is None:
+        return None
+    if getattr(e, "low", None) is None:
+        return {"type": "point", "value": float(e.value)}
+    if hasattr(e, "successes") and hasattr(e, "trials"):
+        return {"type": "binomial", "successes": int(e.successes), "trials": int(e.trials),
+                "alpha": float(getattr(e, "alpha", 0.05)), "value": float(e.value), "low": float(e.low),
+                "high": float(e.high)}
+    return {"type": "interval", "value": float(e.value), "low": float(e.low), "high": float(e.high),
+            "alpha": float(getattr(e, "alpha", 0.05)), "method": str(getattr(e, "method", ""))}
+
+
+def _estimate_from_dict(d: Any) -> Any:
+    from evcsa.reproduction.compare import Point
+    from evcsa.stats import BinomialEstimate, IntervalEstimate
+
+    if d is None:
+        return None
+    if d["type"] == "point":
+        return Point(d["value"])
+    if d["type"] == "binomial":
+        return BinomialEstimate.from_counts(d["successes"], d["trials"], d["alpha"])
+    return IntervalEstimate(d["value"], d["low"], d["high"], d["alpha"], d["method"])
+
+
+def _part_to_dict(part: PartResult) -> dict[str, Any]:
+    return {"id": part.id, "title": part.title, "seconds": part.seconds, "lines": list(part.lines),
+            "comparisons": [{"label": c.label, "ours": _estimate_to_dict(c.ours),
+                             "paper": None if c.paper is None else c.paper.id, "spread": c.spread,
+                             "note": c.note, "units": c.units} for c in part.comparisons],
+            "data": part.data}
+
+
+def save_result(result: ReproductionResult, path: str | pathlib.Path) -> pathlib.Path:
+    """Write ``reproduction.json`` (the plan's name, scale, data, C&W schedule, the parts
+    run, the wall time), one ``<part>.json`` per part (its comparison rows, extra lines and
+    raw counts) and ``reproduction.txt`` (:func:`format_result`) into ``path``.
+    :func:`load_result` reads them back."""
+    out = pathlib.Path(path)
+    out.mkdir(parents=True, exist_ok=True)
+    plan = result.plan
+    for part in result.parts:
+        _write_json(out / f"{part.id}.json", _part_to_dict(part))
+    _write_json(out / "reproduction.json", {"name": plan.name, "scale": plan.scale.name, "data": plan.data,
+                                            "cw_schedule": plan.scale.cw_schedule,
+                                            "parts": [p.id for p in result.parts], "seconds": result.seconds})
+    (out / "reproduction.txt").write_text(format_result(result) + "\n", encoding="utf-8")
+    return out
+
+
+def load_result(path: str | pathlib.Path) -> ReproductionResult:
+    """A :class:`ReproductionResult` from a directory :func:`run_plan` (``output=``) or
+    :func:`save_result` wrote: the same comparison rows, so :func:`format_result` prints
+    the same tables (how the docs' tables are regenerated from a stored run).
+
+    Raises:
+        DataError: a missing or malformed file.
+    """
+    from evcsa.errors import DataError
+    from evcsa.reproduction.compare import Comparison
+    from evcsa.reproduction.plans import build_plan
+    from evcsa.reproduction.values import paper_value
+
+    root = pathlib.Path(path)
+    try:
+        meta = json.loads((root / "reproduction.json").read_text(encoding="utf-8"))
+        plan = build_plan(meta["name"], scale=meta["scale"], data=meta["data"], cw_schedule=meta["cw_schedule"])
+        parts = []
+        for pid in meta["parts"]:
+            d = json.loads((root / f"{pid}.json").read_text(encoding="utf-8"))
+            rows = tuple(Comparison(label=c["label"], ours=_estimate_from_dict(c["ours"]),
+                                    paper=None if c["paper"] is None else paper_value(c["paper"]),
+                                    spread=c["spread"], note=c["note"], units=c["units"])
+                         for c in d["comparisons"])
+            parts.append(PartResult(id=d["id"], title=d["title"], comparisons=rows, lines=tuple(d["lines"]),
+                                    data=d["data"], seconds=float(d["seconds"])))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DataError(f"{root}: expected a reproduction results directory, got {type(exc).__name__}: {exc}") \
+            from exc
+    return ReproductionResult(plan=plan, parts=tuple(parts), seconds=float(meta["seconds"]))
 
 
 def format_result(result: ReproductionResult, *, markdown: bool = False) -> str:

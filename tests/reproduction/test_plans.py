@@ -49,7 +49,7 @@ def test_every_configuration_checks(name: str, scale: str) -> None:
 
 def test_quick_is_small() -> None:
     quick = build_plan("mix-n-squeeze", scale="quick")
-    assert quick.scale.samples <= 10 and quick.scale.runs <= 5 and len(quick.part("table3").configs) <= 2
+    assert quick.scale.samples <= 8 and quick.scale.runs <= 5 and len(quick.part("table3").configs) <= 2
     assert all(a.params.get("params") for a in quick.part("table1").configs[0].adversaries
                if a.params["attack"].startswith("cw_"))
 

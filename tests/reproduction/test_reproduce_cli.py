@@ -22,13 +22,19 @@ def test_mix_n_squeeze_quick_end_to_end(tmp_path, capsys, digits_cache) -> None:
     assert "99.43" in row and row.split()[-1] == "classifications"  # ours [CI], the seed's 99.43, diff, inside
     assert "96.05±1.61" in text and "(1.00)" in text                  # Table 3's bit-depth row
     assert (out / "reproduction.txt").read_text().startswith("evcsa reproduce mix-n-squeeze")
-    t3 = json.loads((out / "table3.json").read_text())
+    t3 = json.loads((out / "table3.json").read_text())["data"]
     assert set(t3) == {"bit-depth-1 δ=0.2", "bit-depth-1", "median-2x2 δ=0.5", "median-2x2", "median-3x3 δ=0.5",
                        "median-3x3"}
     assert all(len(v["adversarial"]) == 2 for v in t3.values())     # 2 repetitions at quick scale
-    figures = json.loads((out / "figures.json").read_text())
+    figures = json.loads((out / "figures.json").read_text())["data"]
     assert {p["attack"] for p in figures} >= {"fgsm", "cw_linf_next"} and {p["delta"] for p in figures} == {0.0, 0.5}
     assert (out / "mix-n-squeeze-table1" / "results.json").is_file()
+    # the printed tables come back from the stored results, row for row
+    from evcsa.reproduction import format_result, load_result
+
+    again = format_result(load_result(out))
+    assert again == (out / "reproduction.txt").read_text().rstrip("\n")
+    assert again.split("\n\n", 1)[1] in text
 
 
 def test_randomized_squeezing_quick_part_and_estimate(capsys, digits_cache) -> None:
