@@ -13,11 +13,19 @@ The invariants checked after every step (DESIGN "The security model, exactly"):
 - a malformed query raises InvalidQuery and changes nothing; a stale one raises NotFresh and
   is not counted; an Attack at q = N raises GameOver and changes nothing;
 - success is exactly "within ε AND (targeted: ŷ′ = y_t; untargeted: ŷ′ ≠ reference, not
-  REJECTED)", recomputed independently from the submitted x′.
+  REJECTED, and a REJECTED C(x) reference never a success)", recomputed independently
+  from the submitted x′;
+- several threads calling the oracles at once (the ``attack_concurrently`` rule) never pass
+  N or freshness and lose no submission;
+- a randomized classifier's whitebox twin (the ``twin_independent`` rule) is a distinct
+  object with its own keys and its own noise (:func:`check_twin`).
+
+Every failed assertion says what failed, with the numbers.
 """
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Callable
 
 import numpy as np
@@ -26,7 +34,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from evcsa.defenses.base import REJECTED, Defense
+from evcsa.defenses.base import REJECTED, Defense, check_twin_contract
 from evcsa.distances import NORMS, distance
 from evcsa.errors import GameOver, InvalidQuery, NotFresh
 from evcsa.games.game import EVCSA, Session
@@ -36,6 +44,7 @@ from evcsa.randomness import KeySource, SystemKeys, keyed_uniform
 __all__ = [
     "CoinFlipClassifier",
     "PixelCodeModel",
+    "check_twin",
     "coded_samples",
     "game_machine",
     "image_batches",
@@ -102,6 +111,49 @@ class CoinFlipClassifier(Defense):
 
     def with_keys(self, keys: KeySource) -> CoinFlipClassifier:
         return CoinFlipClassifier(self.base, keys)
+
+
+# -- the twin contract -------------------------------------------------------------------
+def check_twin(classifier: Any, probe: Any) -> None:
+    """Check a randomized classifier's whitebox twin contract, for defense authors' tests.
+
+    The game refuses (at construction) a classifier failing (1)–(3); (4) is what makes a
+    twin useful for a reproducible evaluation:
+
+    1. ``classifier.with_keys(keys)`` is a distinct object;
+    2. it holds none of the classifier's key sources;
+    3. its draws are not the classifier's draws;
+    4. twins from two independent key sources draw different noise, and twins from two
+       equal key sources draw the same noise (where the classifier has a continuous
+       output, ``surrogate_logits`` or ``predict_proba``).
+
+    Args:
+        classifier: the randomized classifier (a deterministic one passes trivially).
+        probe: float32 [B, C, H, W] in [0, 1], a few natural images.
+
+    Raises:
+        AssertionError (for (4)) or InvalidParameter (for (1)–(3)); the message names the
+        class and what failed.
+    """
+    from evcsa.defenses.base import _draw
+    from evcsa.randomness import DerivedKeys, MasterKey
+
+    probe = torch.as_tensor(probe)
+    check_twin_contract(classifier, probe)
+    if getattr(classifier, "randomized", None) is False:
+        return
+    name = type(classifier).__name__
+    mk = MasterKey.generate()
+    a = _draw(classifier.with_keys(DerivedKeys(mk, "twin")), probe)
+    a_again = _draw(classifier.with_keys(DerivedKeys(mk, "twin")), probe)
+    b = _draw(classifier.with_keys(DerivedKeys(MasterKey.generate(), "twin")), probe)
+    if a is None or a_again is None or b is None:
+        return
+    assert torch.equal(a, a_again), (f"{name}.with_keys(keys): two twins from equal key sources drew different "
+                                     f"noise (max difference {float((a - a_again).abs().max()):.3g}); a twin must "
+                                     "draw all its randomness from keys")
+    assert not torch.equal(a, b), (f"{name}.with_keys(keys): twins from independent key sources drew the same "
+                                   "output; the twin ignores keys")
 
 
 # -- strategies --------------------------------------------------------------------------
@@ -263,14 +315,18 @@ def game_machine(make_game: Callable[[Rules], EVCSA],
             slack = 0 if r.norm == "l0" else r.tolerance
             within = r.epsilon is None or d <= r.epsilon + slack
             assert entry.source == source and entry.target == target
-            assert abs(entry.distance - d) <= 1e-9 and entry.within_epsilon == within
+            assert abs(entry.distance - d) <= 1e-9 and entry.within_epsilon == within, (
+                f"distance recorded {entry.distance} (within ε {entry.within_epsilon}), recomputed {d} ({within})")
             if r.goal == "targeted":
                 hit = entry.label == target and entry.reference == target
             else:
-                hit = entry.label != entry.reference and entry.label != REJECTED
+                hit = entry.label != entry.reference and entry.label != REJECTED and entry.reference != REJECTED
                 if r.untargeted_reference == "label":
-                    assert entry.reference == int(game.labels[source])
-            assert entry.success == (within and hit)
+                    assert entry.reference == int(game.labels[source]), (
+                        f"reference {entry.reference} is not the true label {int(game.labels[source])}")
+            assert entry.success == (within and hit), (
+                f"success recorded {entry.success}, the rule gives {within and hit} (within ε {within}, "
+                f"label {entry.label}, reference {entry.reference}, goal {r.goal})")
             if getattr(game.classifier, "randomized", True) is False:
                 assert entry.label == int(game.classifier.predict(x_adv[None])[0])
                 if r.untargeted_reference == "prediction" and r.goal == "untargeted":
@@ -305,6 +361,76 @@ def game_machine(make_game: Callable[[Rules], EVCSA],
             else:
                 raise AssertionError(f"Attack accepted a malformed query ({kind})")
             assert self.snapshot() == before
+
+        @rule(data=st.data(), threads=st.integers(2, 8))
+        def attack_concurrently(self, data: Any, threads: int) -> None:
+            """Several threads submit at once (some of them the same source or sample): the
+            game must accept exactly the fresh ones up to N, as one thread would."""
+            m = self.game.samples.shape[0]
+            picks = [data.draw(st.integers(0, m - 1), label="source") for _ in range(threads)]
+            queries = []
+            for source in picks:
+                x = self.game.samples[source].clone()
+                queries.append((source, x, self.draw_target(data, source)))
+            before = self.session.submissions
+            barrier = threading.Barrier(threads)
+            outcomes: list[Any] = [None] * threads
+
+            def go(i: int) -> None:
+                barrier.wait()
+                try:
+                    self.oracles.attack(*queries[i])
+                    outcomes[i] = "accepted"
+                except (GameOver, NotFresh) as exc:
+                    outcomes[i] = type(exc).__name__
+
+            workers = [threading.Thread(target=go, args=(i,)) for i in range(threads)]
+            for w in workers:
+                w.start()
+            for w in workers:
+                w.join()
+            accepted = [i for i, o in enumerate(outcomes) if o == "accepted"]
+            assert all(o is not None for o in outcomes), f"a thread's Attack raised something else: {outcomes}"
+            # the fresh ones (by this machine's own account), up to the remaining N
+            fresh, seen_s, seen_b = [], set(self.used_sources), set(self.used_bytes)
+            for i, (source, x, _) in enumerate(queries):
+                key = source if self.game.rules.freshness == "source" else x.numpy().tobytes()
+                pool = seen_s if self.game.rules.freshness == "source" else seen_b
+                if key not in pool:
+                    pool.add(key)
+                    fresh.append(i)
+            expected = min(len(fresh), self.game.rules.n_chosen - before)
+            assert len(accepted) == expected == self.session.submissions - before, (
+                f"{threads} concurrent Attack calls: {len(accepted)} accepted, {expected} fresh within N "
+                f"(q went {before} → {self.session.submissions}); outcomes {outcomes}")
+            by_position = self.session.transcript[before:]
+            for entry in by_position:
+                i = next(j for j in accepted if queries[j][0] == entry.source
+                         and (self.game.rules.freshness == "source"
+                              or queries[j][1].numpy().tobytes() not in self.used_bytes))
+                source, x, _ = queries[i]
+                self.used_sources.add(source)
+                self.used_bytes.add(x.numpy().tobytes())
+                self.submitted.append(x)
+
+        @rule()
+        def twin_independent(self) -> None:
+            """The whitebox twin handed over is a distinct object with its own keys, and no
+            part of it is the game's classifier (check_twin's contract)."""
+            game = self.game
+            k = game.knowledge(seed=1)
+            twin = k.defense
+            assert twin is not game.classifier, "the whitebox twin is the game's classifier itself"
+            if getattr(game.classifier, "randomized", None) is not False:
+                from evcsa.defenses.base import _reachable
+                from evcsa.randomness import KeySource
+
+                own = _reachable(game.classifier, (KeySource,))
+                shared = [repr(v) for i, v in _reachable(twin, (KeySource,)).items() if i in own]
+                assert not shared, f"the twin shares the defense's key source(s) {shared}"
+            if k.model is not None and game.model is not None:
+                assert k.model is not game.model and k.model.module is not game.model.module, \
+                    "the model handed to the adversary is the game's own"
 
         # -- invariants ---------------------------------------------------------------
         @invariant()

@@ -472,3 +472,20 @@ def test_advantage_lies_in_the_unit_interval(n, p, tau):
     probs[::7] = 1.0
     adv = advantage_exact(probs, tau)
     assert 0.0 <= adv <= 1.0 and log_advantage_exact(probs, tau) <= 0.0
+
+
+# -- 7. evcsa.testing: the twin contract for defense authors -------------------------------
+def test_check_twin_passes_a_good_twin_and_names_what_fails():
+    from evcsa.testing import check_twin
+
+    check_twin(GoodTwin(code_model(), DerivedKeys(MasterKey.generate())), SAMPLES[:2])
+    check_twin(code_model(), SAMPLES[:2])  # deterministic: nothing to check
+
+    class IgnoresKeys(NoTwin):
+        def with_keys(self, keys):
+            return IgnoresKeys(self.base, SystemKeys())
+
+    with pytest.raises(AssertionError, match="IgnoresKeys.with_keys.*equal key sources drew different noise"):
+        check_twin(IgnoresKeys(code_model()), SAMPLES[:2])
+    with pytest.raises(InvalidParameter, match="SharedKeys.with_keys.*sharing"):
+        check_twin(SharedKeys(code_model()), SAMPLES[:2])
