@@ -1,5 +1,6 @@
 """The result records of a run: :class:`CellResult`, :class:`SweepPoint`,
-:class:`ExampleImages`, :class:`ExperimentResult` and the :class:`Estimate` they hold."""
+:class:`ExampleImages`, :class:`ExperimentResult`; proportions in them are
+:class:`evcsa.stats.BinomialEstimate` (one estimate type for the whole library)."""
 
 from __future__ import annotations
 
@@ -8,34 +9,9 @@ from typing import Any, Mapping
 import attrs
 
 from evcsa.config import ExperimentConfig
+from evcsa.stats import BinomialEstimate
 
-__all__ = ["CellResult", "Estimate", "ExampleImages", "ExperimentResult", "SweepPoint"]
-
-
-@attrs.frozen(kw_only=True)
-class Estimate:
-    """A proportion with its two-sided Clopper–Pearson interval at level 1 − ``alpha``.
-
-    ``successes`` of ``trials``; ``value`` = successes / trials.
-    """
-
-    value: float
-    low: float
-    high: float
-    successes: int
-    trials: int
-    alpha: float = 0.05
-
-    @classmethod
-    def from_counts(cls, successes: int, trials: int, alpha: float = 0.05) -> Estimate:
-        from evcsa.stats import clopper_pearson
-
-        low, high = clopper_pearson(int(successes), int(trials), alpha)
-        return cls(value=successes / trials, low=low, high=high, successes=int(successes),
-                   trials=int(trials), alpha=alpha)
-
-    def __str__(self) -> str:
-        return f"{self.value:.3f} [{self.low:.3f}, {self.high:.3f}]"
+__all__ = ["CellResult", "ExampleImages", "ExperimentResult", "SweepPoint"]
 
 
 @attrs.frozen(kw_only=True)
@@ -71,9 +47,9 @@ class CellResult:
     runs: int
     n_chosen: int
     successes: tuple[int, ...]
-    success_rate: Estimate
-    advantage: Mapping[str, Estimate]
-    adversarial_accuracy: Estimate | None
+    success_rate: BinomialEstimate
+    advantage: Mapping[str, BinomialEstimate]
+    adversarial_accuracy: BinomialEstimate | None
     submissions: float
     classify_queries: float
     stale_queries: int
@@ -109,8 +85,8 @@ class SweepPoint:
 
     squeezer: str
     delta: float
-    legitimate_accuracy: Estimate
-    adversarial_accuracy: Estimate
+    legitimate_accuracy: BinomialEstimate
+    adversarial_accuracy: BinomialEstimate
     p_hat: tuple[float, ...]
     advantage_exact: Mapping[str, float]
 
@@ -156,7 +132,7 @@ class ExperimentResult:
 
     config: ExperimentConfig
     cells: tuple[CellResult, ...]
-    legitimate: Mapping[str, Estimate]
+    legitimate: Mapping[str, BinomialEstimate]
     sweep: tuple[SweepPoint, ...]
     examples: ExampleImages | None
     data: Mapping[str, Any]
