@@ -208,7 +208,8 @@ def run_units(config: ExperimentConfig, *, cache_dir: str | None = None, select:
                     store.put(unit, output)
                     store.log(f"done {unit.kind} {unit.key[:12]} {unit.name} ({output.seconds:.2f} s)")
                 layout["counts"]["computed"] += 1
-                layout["counts"]["craftings"] += unit.kind in ("craft", "sweep_craft")
+                layout["counts"]["craftings"] += (unit.kind in ("craft", "sweep_craft")
+                                                  and output.record.get("form") != "self")
                 bar.update(1)
                 say(f"{unit.name} ({output.seconds:.1f} s)")
     except BaseException as exc:

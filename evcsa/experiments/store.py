@@ -115,7 +115,12 @@ class RunStore:
                 raise InvalidParameter(f"{path}: cannot create the run directory ({exc.strerror})",
                                        path=str(path)) from exc
             created = True
-        lock_fd = cls._lock(path)
+        try:
+            lock_fd = cls._lock(path)
+        except BaseException:
+            if created:
+                shutil.rmtree(path, ignore_errors=True)
+            raise
         try:
             db = sqlite3.connect(path / DATABASE, isolation_level=None, timeout=30)
             db.execute("PRAGMA journal_mode=WAL")
@@ -156,11 +161,13 @@ class RunStore:
                     db.execute("BEGIN")
                     db.execute("UPDATE meta SET value = ? WHERE name = 'attempts'", (str(attempt),))
                     db.execute("UPDATE meta SET value = 'running' WHERE name = 'status'")
-        except BaseException:
+            store = cls(path, db, lock_fd, attempt, created)
+            store._forget_incomplete()
+        except BaseException:  # a refusal, or a signal while opening: a new directory is removed again
             os.close(lock_fd)
+            if created:
+                shutil.rmtree(path, ignore_errors=True)
             raise
-        store = cls(path, db, lock_fd, attempt, created)
-        store._forget_incomplete()
         return store
 
     @staticmethod
@@ -235,11 +242,15 @@ class RunStore:
             (self.path / "units").mkdir(exist_ok=True)
             final = self._npz(unit.key)
             tmp = final.with_suffix(".tmp")
-            with open(tmp, "wb") as fh:
-                np.savez(fh, **{k: np.asarray(v) for k, v in output.arrays.items()})
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, final)
+            try:
+                with open(tmp, "wb") as fh:
+                    np.savez(fh, **{k: np.asarray(v) for k, v in output.arrays.items()})
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, final)
+            except BaseException:  # interrupted while writing: no half-written file stays
+                tmp.unlink(missing_ok=True)
+                raise
         record = json.dumps(output.record, allow_nan=True, sort_keys=True)
         with self._db:
             self._db.execute("INSERT OR REPLACE INTO units VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
