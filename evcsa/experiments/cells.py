@@ -49,13 +49,17 @@ def _find(specs: Sequence[ComponentSpec], which: int | str, section: str) -> tup
     return specs[which], which
 
 
-def cell_result(config: ExperimentConfig, d: int, a: int, chunks: Sequence[Any], *, seconds: float = 0.0) -> CellResult:
+def cell_result(config: ExperimentConfig, d: int, a: int, chunks: Sequence[Any], *, rejudged: Any = None,
+                seconds: float = 0.0) -> CellResult:
     """The :class:`CellResult` of cell (d, a) from its play units' outputs, in game order.
 
     Success rate: successes over the R·N submissions (pooled Clopper–Pearson interval);
     Adv(N, τ): games with n ≥ ⌈τN⌉ over R (seed 002 Eq. 4); adversarial accuracy:
     submissions labelled with their source's true label; p̂: the adversary's per-candidate
-    estimates pooled over the games (weighted by draws) and Adv from them (seed 002 Eq. 6).
+    estimates pooled over the games (weighted by draws) and Adv from them (seed 002 Eq. 6);
+    with ``rejudged`` (a ``rejudge`` unit's output), the expected advantage of the first
+    game's N submissions (:func:`evcsa.stats.expected_advantage`; missing submissions count
+    as samples that never succeed).
     """
     from evcsa.stats import BinomialEstimate, threshold_count
 
@@ -95,6 +99,16 @@ def cell_result(config: ExperimentConfig, d: int, a: int, chunks: Sequence[Any],
         p_sources = tuple(int(s) for s in sources)
         draws_total = int(draw_sums.max()) if draw_sums.size else 0
         exact, log_exact = _exact(p, n_chosen, config.figures.taus)
+    submitted = submitted_draws = None
+    expected: dict[str, Any] = {}
+    if rejudged is not None:
+        from evcsa.stats import expected_advantage
+
+        k = list(rejudged.record["successes"])
+        submitted_draws = int(rejudged.record["draws"])
+        submitted = tuple(k + [0] * max(0, n_chosen - len(k)))
+        for tau in config.figures.taus:
+            expected[_tau_key(tau)] = expected_advantage(np.asarray(submitted, dtype=np.int64), submitted_draws, tau)
     return CellResult(
         defense=config.defenses[d].name, adversary=config.adversaries[a].name, runs=runs, n_chosen=n_chosen,
         successes=tuple(int(s) for s in games["successes"]),
@@ -104,6 +118,7 @@ def cell_result(config: ExperimentConfig, d: int, a: int, chunks: Sequence[Any],
         submissions=float(np.mean(games["submissions"])), classify_queries=float(np.mean(games["classify_queries"])),
         stale_queries=int(games["stale_queries"].sum()), p_hat=p_hat, p_hat_sources=p_sources,
         p_hat_draws=draws_total, advantage_exact=exact, log_advantage_exact=log_exact,
+        submitted_successes=submitted, submitted_draws=submitted_draws, expected_advantage=expected,
         gradient_flagged=bool(games["flagged"].any()), notes=tuple(notes[:10]), seconds=seconds)
 
 
@@ -133,4 +148,4 @@ def run_cell(config: ExperimentConfig, defense: int | str, adversary: int | str,
     outputs, layout = run_units(config, cache_dir=cache_dir, select=("cell", d, a))
     chunks = [outputs[k] for k in layout["cells"][(d, a)]]
     seconds = sum(o.seconds for o in chunks) + outputs[layout["crafts"][(d, a)]].seconds
-    return cell_result(config, d, a, chunks, seconds=seconds)
+    return cell_result(config, d, a, chunks, rejudged=outputs[layout["rejudge"][(d, a)]], seconds=seconds)

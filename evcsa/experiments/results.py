@@ -9,7 +9,7 @@ from typing import Any, Mapping
 import attrs
 
 from evcsa.config import ExperimentConfig
-from evcsa.stats import BinomialEstimate
+from evcsa.stats import BinomialEstimate, IntervalEstimate
 
 __all__ = ["CellResult", "ExampleImages", "ExperimentResult", "SweepPoint"]
 
@@ -37,6 +37,14 @@ class CellResult:
         advantage_exact: τ → Adv(N, τ) computed from ``p_hat`` (seed 002 Eq. 6 for τ = 1:
             Π of the N largest p̂; the Poisson-binomial tail otherwise), or empty.
         log_advantage_exact: the same in natural log (−inf allowed as None).
+        submitted_successes: the N samples the adversary submitted in the cell's first game
+            (its crafted set for a transfer adversary), each re-judged ``submitted_draws``
+            times on fresh classifier keys (:func:`evcsa.games.rejudge`): successes per
+            sample (N integers; a submission never made counts 0), or None.
+        submitted_draws: the classifications per sample behind ``submitted_successes``.
+        expected_advantage: τ → the expected advantage of those N samples
+            (:func:`evcsa.stats.expected_advantage`: the Poisson-binomial tail at their
+            fresh-key success rates, with a Bonferroni–Clopper–Pearson interval), or empty.
         gradient_flagged: whether any game's report flagged a zero, NaN or missing gradient.
         notes: distinct remarks from the adversary's reports.
         seconds: wall time of the cell.
@@ -58,6 +66,9 @@ class CellResult:
     p_hat_draws: int | None = None
     advantage_exact: Mapping[str, float] = attrs.field(factory=dict)
     log_advantage_exact: Mapping[str, float | None] = attrs.field(factory=dict)
+    submitted_successes: tuple[int, ...] | None = None
+    submitted_draws: int | None = None
+    expected_advantage: Mapping[str, IntervalEstimate] = attrs.field(factory=dict)
     gradient_flagged: bool = False
     notes: tuple[str, ...] = ()
     seconds: float = 0.0

@@ -111,7 +111,7 @@ def _needed(units: list[Any], layout: Mapping[str, Any], select: tuple[Any, ...]
     by_key = {u.key: u for u in units}
     what = select[0]
     if what == "cell":
-        roots = list(layout["cells"][(select[1], select[2])])
+        roots = [*layout["cells"][(select[1], select[2])], layout["rejudge"][(select[1], select[2])]]
     elif what == "legitimate":
         roots = [layout["legitimate"][select[1]]]
     elif what == "sweep":
@@ -291,7 +291,8 @@ def run_experiment(config: ExperimentConfig, *, progress: bool | None = None, ex
     for (d, a), keys in sorted(layout["cells"].items()):
         chunks = [outputs[k] for k in keys]
         seconds = sum(c.seconds for c in chunks)
-        cell = cell_result(config, d, a, chunks, seconds=seconds)
+        rejudged = outputs[layout["rejudge"][(d, a)]]
+        cell = cell_result(config, d, a, chunks, rejudged=rejudged, seconds=seconds + rejudged.seconds)
         cells.append(cell)
         say(f"{cell.defense} × {cell.adversary}: success rate {cell.success_rate.value:.3f}, "
             f"Adv {next(iter(cell.advantage.values())).value:.3f}")

@@ -8,6 +8,9 @@ Kinds (see :mod:`evcsa.experiments.work` for what each computes):
   that set; a whitebox adversary (it needs the defense's twin) crafts once per cell.
 - ``play``: a chunk of a cell's R games (games ``start`` to ``stop - 1``), playing the crafted
   set. Game i's randomness depends on i only, so the chunking never changes a number.
+- ``rejudge``: the N samples a cell's adversary submitted in its first game, each classified
+  ``figures.draws`` times on fresh keys (:func:`evcsa.games.rejudge`), for the expected
+  advantage (:func:`evcsa.stats.expected_advantage`).
 - ``legitimate``: a defense's accuracy on the legitimate test images.
 - ``sweep_craft``: the δ sweep's adversarial set (the sweep attack on the undefended model,
   one sample per X_D image; the example strip uses its first images too).
@@ -34,7 +37,7 @@ from evcsa.config import ComponentSpec, ExperimentConfig
 __all__ = ["Unit", "content_key", "plan_units"]
 
 #: Units of these kinds run first when several are ready (crafting feeds the games).
-KIND_ORDER = ("craft", "sweep_craft", "legitimate", "play", "sweep_point", "examples")
+KIND_ORDER = ("craft", "sweep_craft", "legitimate", "play", "rejudge", "sweep_point", "examples")
 
 #: Games per ``play`` unit (a chunk of a cell's R games). The numbers do not depend on it.
 GAMES_PER_CHUNK = 25
@@ -125,7 +128,8 @@ def plan_units(config: ExperimentConfig, fingerprint: Mapping[str, str], adversa
             units[key] = Unit(kind=kind, key=key, name=name, params=params, deps=deps or {})
         return key
 
-    layout: dict[str, Any] = {"cells": {}, "crafts": {}, "legitimate": {}, "sweep": [], "examples": None,
+    layout: dict[str, Any] = {"cells": {}, "crafts": {}, "rejudge": {}, "legitimate": {}, "sweep": [],
+                              "examples": None,
                               "sweep_craft": None}
     for d, spec in enumerate(config.defenses):
         layout["legitimate"][d] = add("legitimate", f"legitimate accuracy of {spec.name}",
@@ -151,6 +155,9 @@ def plan_units(config: ExperimentConfig, fingerprint: Mapping[str, str], adversa
                                 {"defense": d, "adversary": a, "start": start, "stop": stop},
                                 {**cell, "start": start, "stop": stop}, {"craft": craft}))
             layout["cells"][(d, a)] = keys
+            layout["rejudge"][(d, a)] = add(
+                "rejudge", f"re-judge the samples {a_spec.name} submitted to {d_spec.name}",
+                {"defense": d, "adversary": a}, {**cell, "draws": config.figures.draws}, {"play": keys[0]})
     if config.figures.enabled:
         squeezers = squeezers_of(config)
         figures = config.figures

@@ -347,6 +347,35 @@ def _play(config: ExperimentConfig, params: dict[str, Any], deps: Mapping[str, O
     return Output(record={"games": stop - start, "start": start, "notes": notes}, arrays=arrays)
 
 
+def _rejudge(config: ExperimentConfig, params: dict[str, Any], deps: Mapping[str, Output],
+             cache_dir: str | None) -> Output:
+    """Fresh-key successes of the samples submitted in the cell's first game: each classified
+    ``figures.draws`` times by the cell's defense with keys of its own
+    (:func:`evcsa.games.rejudge`; a deterministic defense once)."""
+    import torch
+
+    from evcsa.experiments.seeds import _keys
+    from evcsa.games import rejudge
+
+    d, a = params["defense"], params["adversary"]
+    play = deps["play"].arrays
+    first = play["sub_game"] == 0  # the first play unit starts at game 0
+    inputs = _inputs(config, cache_dir)
+    classifier = _defense(config, d, inputs, _cell_keys(config, d, a))
+    draws = config.figures.draws if getattr(classifier, "randomized", True) is not False else 1
+    n = int(first.sum())
+    if n == 0:
+        return Output(record={"successes": [], "draws": draws})
+    sources = play["sub_source"][first]
+    targets = play["sub_target"][first] if config.game.goal == "targeted" else None
+    x_adv = torch.from_numpy(np.ascontiguousarray(play["samples"][play["sub_sample"][first]]))
+    counts = rejudge(classifier, x_adv, inputs.samples.images[torch.as_tensor(sources)],
+                     inputs.samples.labels[torch.as_tensor(sources)], config.game, draws=draws,
+                     targets=targets, keys=_keys(config, "rejudge", config.defenses[d].name,
+                                                 config.adversaries[a].name))
+    return Output(record={"successes": [int(c) for c in counts], "draws": draws})
+
+
 # -- legitimate accuracy ---------------------------------------------------------------------
 
 def accuracy_counts(classifier: Any, images: Any, labels: Any, draws: int, batch: int = 2_000) -> tuple[int, int]:
@@ -463,5 +492,5 @@ def _examples(config: ExperimentConfig, params: dict[str, Any], deps: Mapping[st
                   arrays=arrays)
 
 
-_KINDS = {"craft": _craft, "play": _play, "legitimate": _legitimate, "sweep_craft": _sweep_craft,
+_KINDS = {"craft": _craft, "play": _play, "rejudge": _rejudge, "legitimate": _legitimate, "sweep_craft": _sweep_craft,
           "sweep_point": _sweep_point, "examples": _examples}

@@ -128,6 +128,15 @@ def test_graybox_crafting_is_shared_and_identical_work_done_once(small, tmp_path
     assert len(plain) == 30 * 5 and plain.games.max() == 29
     assert int(plain.success.sum()) == sum(cells[("plain", "graybox FGSM")].successes)
     assert np.array_equal(plain.success, plain.labels != plain.true_labels), "untargeted, label reference"
+    # the expected advantage of the first game's N samples, re-judged on fresh keys
+    fgsm = cells[("plain", "graybox FGSM")]
+    assert fgsm.submitted_draws == 1, "a deterministic defense is classified once"
+    assert list(fgsm.submitted_successes) == plain.success[plain.games == 0].astype(int).tolist()
+    rs_cell = cells[("rs", "graybox FGSM")]
+    assert rs_cell.submitted_draws == 3 and len(rs_cell.submitted_successes) == 5
+    e = rs_cell.expected_advantage["1.0"]
+    assert e.low <= e.value <= e.high
+    assert e.value == pytest.approx(float(np.prod(np.asarray(rs_cell.submitted_successes) / 3)))
 
 
 def test_rerun_recomputes_nothing_and_refuses_other_configurations(small, tmp_path):
@@ -287,7 +296,7 @@ def test_resume_from_the_directory_alone(small, tmp_path, capsys, monkeypatch):
     out, err = capsys.readouterr()
     assert code == 0 and out == "" and err == ""
     log = (tmp_path / "run" / "run.log").read_text()
-    assert "[attempt 3] 10 units, 10 already finished, 0 to run" in log
+    assert "[attempt 3] 16 units, 16 already finished, 0 to run" in log
 
 
 def test_check_validates_plugins(small, tmp_path, capsys, monkeypatch):
