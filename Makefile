@@ -1,4 +1,5 @@
-# The two commands of the README: `make demo` (the main job) and `make test` (the suite).
+# The two commands of the README: `make demo` (the main job) and `make test` (the suite; it
+# installs the optional Dask extra, evcsa[dask], so the Dask executor is tested too).
 # Both create .venv if missing and install the CPU build of torch before the package, so
 # that pip never pulls a multi-GB CUDA build: scripts/install_torch_cpu.py asks pip which
 # build it would take and, unless that is a CPU build, takes torch from PyTorch's CPU index.
@@ -20,7 +21,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml scripts/install_torch_cpu.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) scripts/install_torch_cpu.py $(TORCH)
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,dask]'
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -8,8 +8,14 @@
     evcsa show DIR              a finished run's summary, and its figures redrawn from its results
     evcsa reproduce PAPER       a seed paper's evaluation beside its numbers (evcsa.reproduction)
 
-Every run writes a results directory (``--output``, default ``results/<name>-<time>``)
-atomically: a failed or interrupted run leaves nothing behind. Errors in the
+Every run works in a run directory (``--output``, default ``results/<name>-<time>``): its
+store (:mod:`evcsa.experiments.store`) commits each unit of work as it finishes, and the
+results files are written there when all are done. A run that is killed (even by SIGKILL)
+or interrupted (Ctrl-C, SIGTERM) keeps its finished units: rerunning the same command, or
+``evcsa play --resume DIR``, finishes it without recomputing them and gives the same
+numbers. A run stopped before any unit finished leaves no directory. A directory holding
+another configuration's run, a directory evcsa did not create, and a directory another run
+is writing are refused (``--overwrite`` replaces the first two). Errors in the
 configuration, the data or the parameters are reported on one line, naming the file and
 the key, with exit status 2.
 """
@@ -29,6 +35,11 @@ __all__ = ["main"]
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread: the run stops as on Ctrl-C (finished units kept)."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -41,8 +52,21 @@ def _parser() -> argparse.ArgumentParser:
 
     def run_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("-o", "--output", metavar="DIR",
-                       help="results directory (default: results/<name>-<date>-<time>)")
-        p.add_argument("--overwrite", action="store_true", help="replace an existing results directory")
+                       help="run directory (default: results/<name>-<date>-<time>); an unfinished run of the "
+                            "same configuration there is resumed")
+        p.add_argument("--resume", metavar="DIR",
+                       help="finish the run in DIR (its configuration is stored there; finished units are "
+                            "not recomputed)")
+        p.add_argument("--overwrite", action="store_true",
+                       help="replace an existing directory (another configuration's run, or not a run directory)")
+        p.add_argument("--jobs", type=int, metavar="N", help="run the units on a local pool of N processes")
+        p.add_argument("--dask", metavar="ADDRESS",
+                       help="run the units on the Dask cluster at ADDRESS ('local': a LocalCluster; needs "
+                            "evcsa[dask])")
+        p.add_argument("--device", choices=("cpu", "cuda", "auto"),
+                       help="where the model runs (default: the configuration's device, cpu)")
+        p.add_argument("-q", "--quiet", action="store_true",
+                       help="print nothing but errors (the run directory's run.log still has every step)")
         p.add_argument("--runs", type=int, metavar="R", help="games per cell (overrides the configuration)")
         p.add_argument("--seed", type=int, metavar="S", help="master seed (overrides the configuration)")
         p.add_argument("--cache-dir", metavar="DIR",
@@ -61,7 +85,8 @@ def _parser() -> argparse.ArgumentParser:
                       help="print the demo's configuration (TOML) and exit")
 
     play = sub.add_parser("play", help="run the experiment a TOML configuration describes")
-    play.add_argument("config", metavar="CONFIG.toml", help="the configuration file")
+    play.add_argument("config", metavar="CONFIG.toml", nargs="?",
+                      help="the configuration file (optional with --resume)")
     run_options(play)
     play.add_argument("--check", action="store_true", help="check the configuration and exit")
 
@@ -106,6 +131,15 @@ def _apply_overrides(config, args):  # type: ignore[no-untyped-def]
         changes["seed"] = args.seed
     if args.no_figures:
         changes["figures"] = attrs.evolve(config.figures, enabled=False)
+    if getattr(args, "device", None):
+        changes["device"] = args.device
+    if getattr(args, "jobs", None) is not None:
+        if args.jobs < 1:
+            raise ConfigError(f"--jobs: expected an integer ≥ 1, got {args.jobs}", key="jobs")
+        changes["executor"], changes["jobs"] = ("processes", args.jobs) if args.jobs > 1 else ("serial", None)
+    if getattr(args, "dask", None):
+        changes["executor"] = "dask"
+        changes["dask_address"] = None if args.dask == "local" else args.dask
     return attrs.evolve(config, **changes) if changes else config
 
 
@@ -171,34 +205,70 @@ def _model_to_train(config, cache_dir: str | None) -> str | None:  # type: ignor
 
 
 def _run(config, args, out, source: str) -> int:  # type: ignore[no-untyped-def]
+    import shutil
+
     from evcsa.experiments import run_experiment
-    from evcsa.report import check_output, format_table, write_results
+    from evcsa.experiments.runner import publish_results
+    from evcsa.experiments.store import RunStore
+    from evcsa.report import format_table
 
     config = _checked(_apply_overrides(config, args), source)
-    output = pathlib.Path(args.output) if args.output else _default_output(config.name)
-    check_output(output, overwrite=args.overwrite)
-    to_train = _model_to_train(config, args.cache_dir)
-    progress = False if args.no_progress else None
-    start = time.perf_counter()
-    print(f"evcsa: {config.name}: {_shape(config)}, N = {config.game.n_chosen}", file=out, flush=True)
-    if to_train is not None:  # on stderr, terminal or not: a piped first run is not silent for minutes
-        print(_training_notice(to_train, args.cache_dir), file=sys.stderr, flush=True)
-    from evcsa.report import reproducibility_notice
+    output = pathlib.Path(args.resume or args.output or _default_output(config.name))
+    if args.quiet:
+        out = _Silent()
+    store = RunStore.open(output, config, overwrite=args.overwrite)
+    committed = 0
+    try:
+        to_train = _model_to_train(config, args.cache_dir)
+        progress = False if (args.no_progress or args.quiet) else None
+        start = time.perf_counter()
+        print(f"evcsa: {config.name}: {_shape(config)}, N = {config.game.n_chosen}", file=out, flush=True)
+        if store.attempt > 1:
+            print(f"  resuming {output}/: {len(store.done())} finished units kept (attempt {store.attempt})",
+                  file=out, flush=True)
+        if to_train is not None and not args.quiet:  # on stderr, terminal or not: a piped first run is not silent
+            print(_training_notice(to_train, args.cache_dir), file=sys.stderr, flush=True)
+        from evcsa.report import reproducibility_notice
 
-    notice = reproducibility_notice(config)
-    if notice:
-        print(notice, file=sys.stderr, flush=True)
-    with _naming(source):
-        result = run_experiment(config, progress=progress, cache_dir=args.cache_dir,
-                                log=lambda line: print(f"  {line}", file=out, flush=True))
-    written: list[str] = []
-    write_results(result, output, overwrite=args.overwrite, progress=written.append,
-                  command=["evcsa", *sys.argv[1:]] if args.argv is None else ["evcsa", *args.argv])
+        notice = reproducibility_notice(config)
+        if notice and not args.quiet:
+            print(notice, file=sys.stderr, flush=True)
+
+        def say(line: str) -> None:
+            store.log(line)
+            print(f"  {line}", file=out, flush=True)
+
+        with _naming(source):
+            result = run_experiment(config, progress=progress, cache_dir=args.cache_dir, log=say, store=store)
+        written = publish_results(result, output, command=["evcsa", *sys.argv[1:]] if args.argv is None
+                                  else ["evcsa", *args.argv])
+        store.log(f"results written: {', '.join(written)}")
+        store.close("complete")
+    except BaseException as exc:
+        committed = len(store.done()) if store._db is not None else 0
+        store.close("interrupted" if isinstance(exc, KeyboardInterrupt) else "failed")
+        if committed == 0 and store.created:
+            shutil.rmtree(output, ignore_errors=True)  # nothing to resume: leave no directory
+        elif isinstance(exc, KeyboardInterrupt):
+            print(f"evcsa: interrupted; {committed} finished units kept in {output}/ — rerun the same "
+                  f"command (or evcsa play --resume {output}) to finish", file=sys.stderr)
+            return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
+        raise
     print("", file=out)
     print(format_table(result), file=out)
     print(f"\nresults: {output}/ ({_listing(written)}) — {time.perf_counter() - start:.0f} s",
           file=out, flush=True)
     return 0
+
+
+class _Silent:
+    """Standard output under --quiet."""
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        pass
 
 
 def _listing(names: Sequence[str]) -> str:
@@ -221,15 +291,22 @@ def _demo(args, out) -> int:  # type: ignore[no-untyped-def]
 
 
 def _play(args, out) -> int:  # type: ignore[no-untyped-def]
-    from evcsa.config import load_config
+    from evcsa.config import load_config, parse_config
 
-    config = load_config(args.config)
+    if args.config is None:
+        from evcsa.experiments.store import RunStore
+
+        source = f"{args.resume}/config"
+        config = parse_config(RunStore.config_text(args.resume), source=source, base_dir=args.resume)
+    else:
+        source = args.config
+        config = load_config(args.config)
     if args.check:
-        checked = _checked(_apply_overrides(config, args), args.config)
+        checked = _checked(_apply_overrides(config, args), source)
         _model_to_train(checked, args.cache_dir)
-        print(f"{args.config}: OK ({_shape(checked)})", file=out)
+        print(f"{source}: OK ({_shape(checked)})", file=out)
         return 0
-    return _run(config, args, out, args.config)
+    return _run(config, args, out, source)
 
 
 def _show(args, out) -> int:  # type: ignore[no-untyped-def]
@@ -303,7 +380,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         0 on success, 2 for a bad configuration, data or parameter (one line on stderr),
         130 when interrupted.
     """
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "play" and args.config is None and args.resume is None:
+        parser.error("play: expected CONFIG.toml or --resume DIR")
     args.argv = None if argv is None else list(argv)
     out = _PipeSafe(sys.stdout)
     # Before torch loads: idle OpenMP threads sleep instead of spinning, which keeps a run
@@ -320,23 +400,35 @@ def main(argv: Sequence[str] | None = None) -> int:
             import torch
 
             torch.set_num_threads(threads)
-        if args.command == "demo":
-            return _demo(args, out)
-        if args.command == "play":
-            return _play(args, out)
-        if args.command == "show":
-            return _show(args, out)
-        if args.command == "reproduce":
-            from evcsa.reproduction._cli import reproduce
+        import signal
 
-            return reproduce(args, out)
-        return _train(args, out)
+        def terminate(signum: int, frame: Any) -> None:
+            raise Terminated()
+
+        previous = None
+        with contextlib.suppress(ValueError):  # not the main thread: leave SIGTERM alone
+            previous = signal.signal(signal.SIGTERM, terminate)
+        try:
+            if args.command == "demo":
+                return _demo(args, out)
+            if args.command == "play":
+                return _play(args, out)
+            if args.command == "show":
+                return _show(args, out)
+            if args.command == "reproduce":
+                from evcsa.reproduction._cli import reproduce
+
+                return reproduce(args, out)
+            return _train(args, out)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
     except EvcsaError as exc:
         print(f"evcsa: error: {exc.message if hasattr(exc, 'message') else exc}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         print("evcsa: interrupted; no results written", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":  # pragma: no cover

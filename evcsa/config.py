@@ -13,6 +13,10 @@ The file format (every key optional unless marked; see ``docs/quickstart.md`` an
     runs = 100                  # R, games per cell
     reproducible = true         # defense keys derived from seed (false: OS entropy)
     legitimate_draws = 2        # classifications per legitimate test image
+    device = "cpu"              # "cpu", "cuda" or "auto" (cuda when available)
+    executor = "serial"         # "serial", "processes" (a local pool) or "dask"
+    jobs = 2                    # worker processes of "processes" (default: one per core)
+    dask_address = "tcp://…"    # the Dask scheduler ("dask"; default: a LocalCluster)
 
     [data]
     dataset = "mnist"           # "mnist", "digits" or a path to a .npz file
@@ -277,6 +281,14 @@ class ExperimentConfig:
             (:class:`~evcsa.randomness.SystemKeys`, the secure setting).
         legitimate_draws: classifications of each legitimate image per defense (accuracy on
             legitimate samples; more draws narrow its interval for randomized defenses).
+        device: where the model and everything that follows it runs: "cpu" (default),
+            "cuda" or "auto" (cuda when available).
+        executor: where the units of work run (:mod:`evcsa.experiments.executors`):
+            "serial" (here, default), "processes" (a local process pool, ``jobs``
+            workers) or "dask" (a Dask cluster at ``dask_address``, or a LocalCluster).
+            The numbers are the same on every executor.
+        jobs: worker processes for "processes" (and a LocalCluster); None: one per core.
+        dask_address: the Dask scheduler's address for "dask".
         data, model, game, defenses, adversaries, figures: the sections.
         base_dir: the directory relative paths are resolved against (the config file's);
             not a TOML key.
@@ -287,6 +299,11 @@ class ExperimentConfig:
     runs: int = attrs.field(default=100, validator=int_at_least(1, error=ConfigError))
     reproducible: bool = True
     legitimate_draws: int = attrs.field(default=2, validator=int_at_least(1, error=ConfigError))
+    device: str = attrs.field(default="cpu", validator=one_of(("cpu", "cuda", "auto"), error=ConfigError))
+    executor: str = attrs.field(default="serial",
+                                validator=one_of(("serial", "processes", "dask"), error=ConfigError))
+    jobs: int | None = attrs.field(default=None, validator=int_at_least(1, optional=True, error=ConfigError))
+    dask_address: str | None = attrs.field(default=None, validator=_optional_str)
     data: DataConfig = attrs.field(factory=DataConfig)
     model: ModelConfig = attrs.field(factory=ModelConfig)
     game: Rules

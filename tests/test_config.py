@@ -64,7 +64,7 @@ BAD = [
     ("seed = true", r"seed: expected an integer, got True \(a boolean\)"),
     ("reproducible = 1", r"reproducible: expected true or false, got 1 \(an integer\)"),
     ("runz = 1", r"runz: unknown key \(expected one of: name, seed, runs, reproducible, "
-                 r"legitimate_draws, data, model, game, defenses, adversaries, figures\)"),
+                 r"legitimate_draws, device, executor, jobs, dask_address, data, model, game, defenses, adversaries, figures\)"),
     ('name = "../up"', r"name: expected name of letters, digits"),
     ("[data]\nsamplez = 3", r"data.samplez: unknown key \(expected one of: dataset, split, samples, "
                             r"correctly_classified\)"),

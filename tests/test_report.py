@@ -17,7 +17,8 @@ import evcsa
 from evcsa import plots, report
 from evcsa.config import parse_config
 from evcsa.errors import InvalidParameter
-from evcsa.experiments import CellResult, Estimate, ExampleImages, ExperimentResult, SweepPoint
+from evcsa.experiments import CellResult, ExampleImages, ExperimentResult, SweepPoint
+from evcsa.stats import BinomialEstimate
 from evcsa.stats import advantage_exact
 
 CONFIG = """
@@ -61,9 +62,9 @@ def _cell(defense, adversary, successes, p_hat=None):
     wins = sum(s == n for s in successes)
     cell = dict(
         defense=defense, adversary=adversary, runs=len(successes), n_chosen=n, successes=tuple(successes),
-        success_rate=Estimate.from_counts(total, n * len(successes)),
-        advantage={"1.0": Estimate.from_counts(wins, len(successes))},
-        adversarial_accuracy=Estimate.from_counts(n * len(successes) - total, n * len(successes)),
+        success_rate=BinomialEstimate.from_counts(total, n * len(successes)),
+        advantage={"1.0": BinomialEstimate.from_counts(wins, len(successes))},
+        adversarial_accuracy=BinomialEstimate.from_counts(n * len(successes) - total, n * len(successes)),
         submissions=3.0, classify_queries=0.0 if p_hat is None else 40.0, stale_queries=0, seconds=0.5)
     if p_hat is not None:
         top = sorted(p_hat, reverse=True)[:n]
@@ -76,8 +77,8 @@ def _cell(defense, adversary, successes, p_hat=None):
 def _sweep_point(delta, p):
     p = np.asarray(p)
     exact = {str(n): float(np.prod(np.sort(p)[::-1][:n])) for n in (1, 2, 3, 5)}
-    return SweepPoint(squeezer="bit-depth-1", delta=delta, legitimate_accuracy=Estimate.from_counts(95, 100),
-                      adversarial_accuracy=Estimate.from_counts(round(100 * (1 - p.mean())), 100),
+    return SweepPoint(squeezer="bit-depth-1", delta=delta, legitimate_accuracy=BinomialEstimate.from_counts(95, 100),
+                      adversarial_accuracy=BinomialEstimate.from_counts(round(100 * (1 - p.mean())), 100),
                       p_hat=tuple(float(v) for v in p), advantage_exact=exact)
 
 
@@ -97,7 +98,7 @@ def result():
     )
     sweep = (_sweep_point(0.0, [1, 1, 1, 0, 0, 0]), _sweep_point(0.2, [0.9, 0.8, 0.7, 0.2, 0.1, 0.0]))
     return ExperimentResult(config=config, cells=cells,
-                            legitimate={"bd1": Estimate.from_counts(98, 100), "bd1 δ=0.2": Estimate.from_counts(190, 200)},
+                            legitimate={"bd1": BinomialEstimate.from_counts(98, 100), "bd1 δ=0.2": BinomialEstimate.from_counts(190, 200)},
                             sweep=sweep, examples=examples,
                             data={"samples": "digits[test][:6]", "n_samples": 6, "legitimate": "digits[test]",
                                   "n_legitimate": 100},

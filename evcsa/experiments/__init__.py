@@ -27,20 +27,18 @@ from __future__ import annotations
 from evcsa.experiments.cells import run_cell
 from evcsa.experiments.checks import check_config
 from evcsa.experiments.demo import DEMO_TOML
-from evcsa.experiments.examples import run_examples
 from evcsa.experiments.inputs import Inputs, load_inputs
 from evcsa.experiments.legitimate import run_legitimate
 from evcsa.experiments.registry import ADVERSARIES, DEFENSES, build_adversary, build_defense, squeezers_of
-from evcsa.experiments.results import CellResult, Estimate, ExampleImages, ExperimentResult, SweepPoint
+from evcsa.experiments.results import CellResult, ExampleImages, ExperimentResult, SweepPoint
 from evcsa.experiments.runner import run_experiment
-from evcsa.experiments.sweep import run_sweep
+from evcsa.experiments.sweep import run_examples, run_sweep
 
 __all__ = [
     "ADVERSARIES",
     "DEFENSES",
     "DEMO_TOML",
     "CellResult",
-    "Estimate",
     "ExampleImages",
     "ExperimentResult",
     "Inputs",

@@ -1,45 +1,26 @@
-"""One defense × adversary cell: R games (:func:`run_cell`)."""
+"""One defense × adversary cell: R games, played as units of work and summed up here.
+
+:func:`cell_result` turns the outputs of a cell's ``play`` units (chunks of games,
+:mod:`evcsa.experiments.work`) into a :class:`~evcsa.experiments.results.CellResult`;
+:func:`run_cell` runs one cell here, without a store.
+"""
 
 from __future__ import annotations
 
 import math
-import time
 from typing import Any, Sequence
 
 import numpy as np
 
 from evcsa.config import ComponentSpec, ExperimentConfig
 from evcsa.errors import ConfigError
-from evcsa.experiments.inputs import Inputs, load_inputs
-from evcsa.experiments.registry import build_adversary, build_defense
-from evcsa.experiments.results import CellResult, Estimate
-from evcsa.experiments.seeds import _keys, _seed
+from evcsa.experiments.results import CellResult
 
-__all__ = ["run_cell"]
-
-
-def _game(config: ExperimentConfig, classifier: Any, inputs: Inputs) -> Any:
-    from evcsa.games import EVCSA
-
-    return EVCSA.from_rules(classifier, inputs.samples.images, inputs.samples.labels, config.game,
-                            model=inputs.model, num_classes=inputs.model.num_classes)
+__all__ = ["cell_result", "run_cell"]
 
 
 def _tau_key(tau: float) -> str:
     return repr(float(tau))
-
-
-def _report_estimates(report: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """(p̂ values, draws, sources) from an adversary's report, or None."""
-    estimates = getattr(report, "estimates", None)
-    if estimates is None:
-        return None
-    values = getattr(estimates, "values", None)
-    draws = getattr(estimates, "draws", None)
-    sources = getattr(report, "sources", None)
-    if values is None or draws is None or sources is None:
-        return None
-    return np.asarray(values, dtype=np.float64), np.asarray(draws, dtype=np.int64), np.asarray(sources)
 
 
 def _exact(p: np.ndarray, n: int, taus: Sequence[float]) -> tuple[dict[str, float], dict[str, float | None]]:
@@ -56,91 +37,6 @@ def _exact(p: np.ndarray, n: int, taus: Sequence[float]) -> tuple[dict[str, floa
     return out, logs
 
 
-def run_cell(config: ExperimentConfig, defense: int | str, adversary: int | str, *,
-             progress: bool | None = None, cache_dir: str | None = None) -> CellResult:
-    """Play R = ``config.runs`` games of one adversary against one defense.
-
-    The defense's keys derive from ``config.seed`` and the two labels (or come from the OS
-    when ``reproducible`` is false); the adversary's generator from the same labels; its
-    offline phase runs once and its online phase in every game (seed 002 § 5.1).
-
-    Args:
-        config: the experiment.
-        defense, adversary: index or label of the ``[[defenses]]`` / ``[[adversaries]]`` table.
-        progress: show a progress bar over the games (None: only on a terminal).
-        cache_dir: the model cache (default: ``$EVCSA_CACHE`` or ``~/.cache/evcsa``).
-
-    Raises:
-        ConfigError: bad indices or components; whatever the adversary raises.
-    """
-    d_spec, d_index = _find(config.defenses, defense, "defenses")
-    a_spec, a_index = _find(config.adversaries, adversary, "adversaries")
-    start = time.perf_counter()
-    inputs = load_inputs(config, cache_dir=cache_dir)
-    keys = _keys(config, "cell", d_spec.name, a_spec.name)
-    classifier = build_defense(d_spec, inputs.model, keys, where=f"defenses[{d_index}]")
-    player = build_adversary(a_spec, where=f"adversaries[{a_index}]")
-    game = _game(config, classifier, inputs)
-    result = game.repeat(player, config.runs, seed=_seed(config, "cell", d_spec.name, a_spec.name),
-                         progress=progress)
-    labels = inputs.samples.labels
-    submitted = correct = 0
-    for g in result.games:
-        for s in g.transcript:
-            submitted += 1
-            correct += int(s.label == int(labels[s.source]))
-    adv_acc = Estimate.from_counts(correct, submitted) if submitted else None
-    total = sum(g.successes for g in result.games)
-    pooled = result.success_rate_estimate()
-    success_rate = Estimate(value=result.mean, low=pooled.low, high=pooled.high, successes=total,
-                            trials=result.runs * result.n_chosen)
-    taus = config.figures.taus
-    advantage = {}
-    for tau in taus:
-        est = result.advantage(tau)
-        advantage[_tau_key(tau)] = Estimate(value=est.value, low=est.low, high=est.high,
-                                            successes=est.successes, trials=est.trials, alpha=est.alpha)
-    p_hat = sources = None
-    draws_total = None
-    exact: dict[str, float] = {}
-    log_exact: dict[str, float | None] = {}
-    flagged = False
-    notes: list[str] = []
-    sums = None
-    for g in result.games:
-        report = g.report
-        flagged = flagged or bool(getattr(report, "gradient_flagged", False))
-        for note in getattr(report, "notes", ()) or ():
-            if note not in notes:
-                notes.append(str(note))
-        est = _report_estimates(report)
-        if est is None:
-            continue
-        values, draws, src = est
-        if sums is None:
-            sums = np.zeros_like(values)
-            draw_sums = np.zeros_like(draws)
-            sources = src
-        if values.shape == sums.shape and np.array_equal(src, sources):
-            sums += values * draws
-            draw_sums += draws
-    if sums is not None:
-        p = np.divide(sums, draw_sums, out=np.zeros_like(sums), where=draw_sums > 0)
-        p_hat = tuple(float(v) for v in p)
-        draws_total = int(draw_sums.max()) if draw_sums.size else 0
-        exact, log_exact = _exact(p, config.game.n_chosen, taus)
-    return CellResult(
-        defense=d_spec.name, adversary=a_spec.name, runs=result.runs, n_chosen=result.n_chosen,
-        successes=tuple(int(g.successes) for g in result.games), success_rate=success_rate,
-        advantage=advantage, adversarial_accuracy=adv_acc,
-        submissions=float(np.mean([g.submissions for g in result.games])),
-        classify_queries=float(np.mean([g.classify_queries for g in result.games])),
-        stale_queries=int(sum(g.stale_queries for g in result.games)),
-        p_hat=p_hat, p_hat_sources=None if sources is None else tuple(int(s) for s in sources),
-        p_hat_draws=draws_total, advantage_exact=exact, log_advantage_exact=log_exact,
-        gradient_flagged=flagged, notes=tuple(notes[:10]), seconds=time.perf_counter() - start)
-
-
 def _find(specs: Sequence[ComponentSpec], which: int | str, section: str) -> tuple[ComponentSpec, int]:
     if isinstance(which, str):
         for i, spec in enumerate(specs):
@@ -151,3 +47,105 @@ def _find(specs: Sequence[ComponentSpec], which: int | str, section: str) -> tup
     if isinstance(which, bool) or not isinstance(which, int) or not 0 <= which < len(specs):
         raise ConfigError(f"{section}: expected an index in [0, {len(specs) - 1}], got {which!r}", key=section)
     return specs[which], which
+
+
+def cell_result(config: ExperimentConfig, d: int, a: int, chunks: Sequence[Any], *, rejudged: Any = None,
+                seconds: float = 0.0) -> CellResult:
+    """The :class:`CellResult` of cell (d, a) from its play units' outputs, in game order.
+
+    Success rate: successes over the R·N submissions (pooled Clopper–Pearson interval);
+    Adv(N, τ): games with n ≥ ⌈τN⌉ over R (seed 002 Eq. 4); adversarial accuracy:
+    submissions labelled with their source's true label; p̂: the adversary's per-candidate
+    estimates pooled over the games (weighted by draws) and Adv from them (seed 002 Eq. 6);
+    with ``rejudged`` (a ``rejudge`` unit's output), the expected advantage of the first
+    game's N submissions (:func:`evcsa.stats.expected_advantage`; missing submissions count
+    as samples that never succeed).
+    """
+    from evcsa.stats import BinomialEstimate, threshold_count
+
+    n_chosen = config.game.n_chosen
+    games = {k: np.concatenate([c.arrays[f"game_{k}"] for c in chunks])
+             for k in ("successes", "submissions", "classify_queries", "stale_queries", "flagged")}
+    runs = int(games["successes"].size)
+    label = np.concatenate([c.arrays["sub_label"] for c in chunks])
+    true = np.concatenate([c.arrays["sub_true_label"] for c in chunks])
+    total = int(games["successes"].sum())
+    advantage = {}
+    for tau in config.figures.taus:
+        wins = int((games["successes"] >= threshold_count(tau, n_chosen)).sum())
+        advantage[_tau_key(tau)] = BinomialEstimate.from_counts(wins, runs)
+    notes: list[str] = []
+    for c in chunks:
+        for note in c.record.get("notes", ()):
+            if note not in notes:
+                notes.append(note)
+    sums = draw_sums = sources = None
+    for c in chunks:
+        if "est_weighted" not in c.arrays:
+            continue
+        if sums is None:
+            sums = np.zeros_like(c.arrays["est_weighted"])
+            draw_sums = np.zeros_like(c.arrays["est_draws"])
+            sources = c.arrays["est_sources"]
+        if c.arrays["est_weighted"].shape == sums.shape and np.array_equal(c.arrays["est_sources"], sources):
+            sums += c.arrays["est_weighted"]
+            draw_sums += c.arrays["est_draws"]
+    p_hat = p_sources = draws_total = None
+    exact: dict[str, float] = {}
+    log_exact: dict[str, float | None] = {}
+    if sums is not None:
+        p = np.divide(sums, draw_sums, out=np.zeros_like(sums), where=draw_sums > 0)
+        p_hat = tuple(float(v) for v in p)
+        p_sources = tuple(int(s) for s in sources)
+        draws_total = int(draw_sums.max()) if draw_sums.size else 0
+        exact, log_exact = _exact(p, n_chosen, config.figures.taus)
+    submitted = submitted_draws = None
+    expected: dict[str, Any] = {}
+    if rejudged is not None:
+        from evcsa.stats import expected_advantage
+
+        k = list(rejudged.record["successes"])
+        submitted_draws = int(rejudged.record["draws"])
+        submitted = tuple(k + [0] * max(0, n_chosen - len(k)))
+        for tau in config.figures.taus:
+            expected[_tau_key(tau)] = expected_advantage(np.asarray(submitted, dtype=np.int64), submitted_draws, tau)
+    return CellResult(
+        defense=config.defenses[d].name, adversary=config.adversaries[a].name, runs=runs, n_chosen=n_chosen,
+        successes=tuple(int(s) for s in games["successes"]),
+        success_rate=BinomialEstimate.from_counts(total, runs * n_chosen), advantage=advantage,
+        adversarial_accuracy=BinomialEstimate.from_counts(int((label == true).sum()), int(label.size))
+        if label.size else None,
+        submissions=float(np.mean(games["submissions"])), classify_queries=float(np.mean(games["classify_queries"])),
+        stale_queries=int(games["stale_queries"].sum()), p_hat=p_hat, p_hat_sources=p_sources,
+        p_hat_draws=draws_total, advantage_exact=exact, log_advantage_exact=log_exact,
+        submitted_successes=submitted, submitted_draws=submitted_draws, expected_advantage=expected,
+        gradient_flagged=bool(games["flagged"].any()), notes=tuple(notes[:10]), seconds=seconds)
+
+
+def run_cell(config: ExperimentConfig, defense: int | str, adversary: int | str, *,
+             progress: bool | None = None, cache_dir: str | None = None) -> CellResult:
+    """Play R = ``config.runs`` games of one adversary against one defense, here (no store).
+
+    The defense's keys derive from ``config.seed`` and the two labels (or come from the OS
+    when ``reproducible`` is false); the adversary's generator from the same labels — a
+    graybox adversary's crafting from its own parameters, shared by every defense; its
+    offline phase runs once and its online phase in every game (seed 002 § 5.1). The
+    numbers are those of the same cell in :func:`~evcsa.experiments.run_experiment`.
+
+    Args:
+        config: the experiment.
+        defense, adversary: index or label of the ``[[defenses]]`` / ``[[adversaries]]`` table.
+        progress: unused (kept for compatibility; a cell runs as units of work).
+        cache_dir: the model cache (default: ``$EVCSA_CACHE`` or ``~/.cache/evcsa``).
+
+    Raises:
+        ConfigError: bad indices or components; whatever the adversary raises.
+    """
+    from evcsa.experiments.runner import run_units
+
+    _, d = _find(config.defenses, defense, "defenses")
+    _, a = _find(config.adversaries, adversary, "adversaries")
+    outputs, layout = run_units(config, cache_dir=cache_dir, select=("cell", d, a))
+    chunks = [outputs[k] for k in layout["cells"][(d, a)]]
+    seconds = sum(o.seconds for o in chunks) + outputs[layout["crafts"][(d, a)]].seconds
+    return cell_result(config, d, a, chunks, rejudged=outputs[layout["rejudge"][(d, a)]], seconds=seconds)

@@ -34,9 +34,9 @@ def check_config(config: ExperimentConfig) -> None:
     stand_in = _stand_in_model()
     keys = DerivedKeys.from_seed(0)
     for i, spec in enumerate(config.defenses):
-        build_defense(spec, stand_in, keys, where=f"defenses[{i}]")
+        build_defense(spec, stand_in, keys, where=f"defenses[{i}]", base_dir=config.base_dir)
     for i, spec in enumerate(config.adversaries):
-        adversary = build_adversary(spec, where=f"adversaries[{i}]")
+        adversary = build_adversary(spec, where=f"adversaries[{i}]", base_dir=config.base_dir)
         try:
             adversary.check_rules(config.game)
         except EvcsaError as exc:
@@ -55,8 +55,16 @@ def check_config(config: ExperimentConfig) -> None:
             raise ConfigError(f"defenses: {exc.message}") from exc
     dataset = config.data.dataset
     from evcsa.data import DATASETS
+    from evcsa.experiments.plugins import is_plugin, load_plugin
+    from evcsa.experiments.runner import resolve_device
 
-    if dataset in DATASETS:
+    resolve_device(config.device)
+    _check_plugins(config)
+    if is_plugin(dataset):
+        if not callable(load_plugin(dataset, base_dir=config.base_dir, where="data.dataset")):
+            raise ConfigError(f"data.dataset: expected {dataset!r} to name a loader function (split) -> ImageSet",
+                              key="data.dataset")
+    elif dataset in DATASETS:
         from evcsa.data import load_dataset
 
         available = len(load_dataset(dataset, config.data.split).labels)
@@ -83,9 +91,25 @@ def check_config(config: ExperimentConfig) -> None:
     else:
         from evcsa.models import ARCHITECTURES
 
-        if m.architecture not in ARCHITECTURES:
+        if is_plugin(m.architecture):
+            load_plugin(m.architecture, base_dir=config.base_dir, where="model.architecture")
+        elif m.architecture not in ARCHITECTURES:
             raise ConfigError(f"model.architecture: expected one of {tuple(ARCHITECTURES)}, got "
                               f"{m.architecture!r}", key="model.architecture")
         if not config.resolve(m.weights).is_file():  # type: ignore[arg-type]
             raise ConfigError(f"model.weights: {config.resolve(m.weights)}: no such file",  # type: ignore[arg-type]
                               key="model.weights")
+
+
+def _check_plugins(config: ExperimentConfig) -> None:
+    """A plugin must be importable by name in a worker process: not defined in ``__main__``
+    of a script that workers do not run."""
+    from evcsa.experiments.plugins import is_plugin
+
+    named = [(f"defenses[{i}].kind", s.kind) for i, s in enumerate(config.defenses)]
+    named += [(f"adversaries[{i}].kind", s.kind) for i, s in enumerate(config.adversaries)]
+    named += [(f"adversaries[{i}].attack", s.params.get("attack")) for i, s in enumerate(config.adversaries)]
+    for where, name in named:
+        if is_plugin(name) and name.split(":", 1)[0] == "__main__" and config.executor != "serial":
+            raise ConfigError(f"{where}: expected a plugin in an importable module for executor "
+                              f"{config.executor!r}, got {name!r} (workers cannot import __main__)", key=where)

@@ -34,7 +34,7 @@ class Inputs:
 
 
 def _inputs_key(config: ExperimentConfig) -> tuple[Any, ...]:
-    return (attrs.astuple(config.data), attrs.astuple(config.model), config.base_dir)
+    return (attrs.astuple(config.data), attrs.astuple(config.model), config.base_dir, config.device)
 
 
 _INPUTS: dict[tuple[Any, ...], Inputs] = {}
@@ -47,22 +47,40 @@ def _load_inputs(config: ExperimentConfig, cache_dir: str | None) -> Inputs:
     from evcsa.defenses.base import ModelClassifier
     from evcsa.models import build_model, reference_model
 
+    from evcsa.experiments.plugins import is_plugin, load_plugin
+    from evcsa.experiments.runner import resolve_device
+
     d, m = config.data, config.model
-    spec = d.dataset if d.dataset in ("mnist", "digits") else str(config.resolve(d.dataset))
-    data = load_dataset(spec, d.split)
+    device = resolve_device(config.device)
+    if is_plugin(d.dataset):
+        loader = load_plugin(d.dataset, base_dir=config.base_dir, where="data.dataset")
+        data = loader(d.split)
+        if not all(hasattr(data, a) for a in ("images", "labels", "subset", "head")):
+            raise ConfigError(f"data.dataset: expected {d.dataset}(split) to return an evcsa.data.ImageSet, got "
+                              f"{type(data).__name__}", key="data.dataset")
+    else:
+        spec = d.dataset if d.dataset in ("mnist", "digits") else str(config.resolve(d.dataset))
+        data = load_dataset(spec, d.split)
     if m.reference is not None:
-        model = reference_model(m.reference, cache_dir=cache_dir)
+        model = reference_model(m.reference, cache_dir=cache_dir, device=device)
         info = dict(model.info)
     else:
         path = config.resolve(m.weights)  # type: ignore[arg-type]
-        module = build_model(m.architecture, data.image_shape, data.num_classes, seed=0)  # type: ignore[arg-type]
+        if is_plugin(m.architecture):
+            builder = load_plugin(m.architecture, base_dir=config.base_dir, where="model.architecture")
+            module = builder(data.image_shape, data.num_classes)
+            if not isinstance(module, torch.nn.Module):
+                raise ConfigError(f"model.architecture: expected {m.architecture}(image_shape, num_classes) to "
+                                  f"return a torch.nn.Module, got {type(module).__name__}", key="model.architecture")
+        else:
+            module = build_model(m.architecture, data.image_shape, data.num_classes, seed=0)  # type: ignore[arg-type]
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
             module.load_state_dict(state)
         except Exception as exc:
             raise ConfigError(f"model.weights: {path}: cannot load as a {m.architecture} state dict "
                               f"({type(exc).__name__}: {str(exc).splitlines()[0]})", key="model.weights") from exc
-        model = ModelClassifier(module, num_classes=data.num_classes)
+        model = ModelClassifier(module.to(device), num_classes=data.num_classes)
         info = {"architecture": m.architecture, "weights": str(path)}
     if tuple(model.module(data.images[:1].to(model.device)).shape) != (1, model.num_classes) \
             or model.num_classes < data.num_classes:

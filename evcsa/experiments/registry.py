@@ -22,6 +22,7 @@ from evcsa._text import did_you_mean
 from evcsa.adversaries import BPDAEOT, GrayboxTransfer, GreedyAStar
 from evcsa.config import ComponentSpec, ExperimentConfig
 from evcsa.errors import ConfigError, EvcsaError
+from evcsa.experiments.plugins import is_plugin, load_plugin
 
 __all__ = ["ADVERSARIES", "DEFENSES", "build_adversary", "build_defense", "squeezers_of"]
 
@@ -80,6 +81,9 @@ ADVERSARIES: dict[str, Any] = {
     "bpda_eot": BPDAEOT,
 }
 
+_BUILTIN_DEFENSES = dict(DEFENSES)
+_BUILTIN_ADVERSARIES = dict(ADVERSARIES)
+
 
 def _accepted(target: Callable[..., Any], skip: int) -> tuple[list[str], list[str], bool]:
     """(accepted keyword names, required ones, accepts **kwargs) of an attrs class or a
@@ -121,38 +125,56 @@ def _check_params(where: str, spec: ComponentSpec, builder: Callable[..., Any], 
                               key=f"{where}.{key}")
 
 
-def build_defense(spec: ComponentSpec, model: Any, keys: Any, *, where: str = "defense") -> Any:
+def build_defense(spec: ComponentSpec, model: Any, keys: Any, *, where: str = "defense",
+                  base_dir: str | None = None) -> Any:
     """The classifier a ``[[defenses]]`` table describes, around ``model``.
 
     Args:
-        spec: the table.
+        spec: the table; its ``kind`` is a key of :data:`DEFENSES` or a plugin
+            ``"package.module:Name"`` (a builder ``(model, keys, **params)`` or a class
+            constructed the same way; :mod:`evcsa.experiments.plugins`).
         model: the undefended :class:`~evcsa.defenses.ModelClassifier`.
         keys: the defense's :class:`~evcsa.randomness.KeySource`.
         where: the table's position for error messages, e.g. "defenses[2]".
+        base_dir: where a plugin module beside the configuration is looked for.
 
     Raises:
         ConfigError: an unknown kind, an unknown or missing key, or a bad value (the message
             names ``where`` and the key).
     """
-    return _build(DEFENSES, spec, where, model, keys)
+    return _build(DEFENSES, spec, where, base_dir, model, keys)
 
 
-def build_adversary(spec: ComponentSpec, *, where: str = "adversary") -> Any:
-    """The adversary an ``[[adversaries]]`` table describes.
+def build_adversary(spec: ComponentSpec, *, where: str = "adversary", base_dir: str | None = None) -> Any:
+    """The adversary an ``[[adversaries]]`` table describes: ``kind`` is a key of
+    :data:`ADVERSARIES` or a plugin ``"package.module:Name"`` (an
+    :class:`~evcsa.adversaries.Adversary` subclass); an ``attack`` parameter may be a
+    plugin too (an attack function ``(model, x, y, *, target=None, **params)``).
 
     Raises:
         ConfigError: as :func:`build_defense`.
     """
-    return _build(ADVERSARIES, spec, where)
+    attack = spec.params.get("attack")
+    if is_plugin(attack):
+        params = dict(spec.params)
+        params["attack"] = load_plugin(attack, base_dir=base_dir, where=f"{where}.attack")
+        spec = attrs.evolve(spec, params=params)
+    return _build(ADVERSARIES, spec, where, base_dir)
 
 
-def _build(registry: dict[str, Any], spec: ComponentSpec, where: str, *args: Any) -> Any:
-    """``registry[spec.kind](*args, **spec.params)``, every failure a ConfigError naming
-    ``where`` and the key."""
-    if spec.kind not in registry:
-        raise ConfigError(f"{where}.kind: expected one of {tuple(registry)}, got {spec.kind!r}"
-                          f"{did_you_mean(spec.kind, registry)}", key=f"{where}.kind")
-    builder = registry[spec.kind]
+def _build(registry: dict[str, Any], spec: ComponentSpec, where: str, base_dir: str | None, *args: Any) -> Any:
+    """``registry[spec.kind](*args, **spec.params)`` (or the plugin ``spec.kind`` names),
+    every failure a ConfigError naming ``where`` and the key."""
+    if is_plugin(spec.kind):
+        builder = load_plugin(spec.kind, base_dir=base_dir, where=f"{where}.kind")
+        if not callable(builder):
+            raise ConfigError(f"{where}.kind: expected {spec.kind!r} to be a class or a function, got "
+                              f"{type(builder).__name__}", key=f"{where}.kind")
+    elif spec.kind not in registry:
+        raise ConfigError(f"{where}.kind: expected one of {tuple(registry)} (or a plugin 'package.module:Name'), got "
+                          f"{spec.kind!r}{did_you_mean(spec.kind, registry)}", key=f"{where}.kind")
+    else:
+        builder = registry[spec.kind]
     _check_params(where, spec, builder, len(args))
     try:
         return builder(*args, **spec.params)

@@ -1,5 +1,6 @@
 """The result records of a run: :class:`CellResult`, :class:`SweepPoint`,
-:class:`ExampleImages`, :class:`ExperimentResult` and the :class:`Estimate` they hold."""
+:class:`ExampleImages`, :class:`ExperimentResult`; proportions in them are
+:class:`evcsa.stats.BinomialEstimate` (one estimate type for the whole library)."""
 
 from __future__ import annotations
 
@@ -8,34 +9,9 @@ from typing import Any, Mapping
 import attrs
 
 from evcsa.config import ExperimentConfig
+from evcsa.stats import BinomialEstimate, IntervalEstimate
 
-__all__ = ["CellResult", "Estimate", "ExampleImages", "ExperimentResult", "SweepPoint"]
-
-
-@attrs.frozen(kw_only=True)
-class Estimate:
-    """A proportion with its two-sided Clopper–Pearson interval at level 1 − ``alpha``.
-
-    ``successes`` of ``trials``; ``value`` = successes / trials.
-    """
-
-    value: float
-    low: float
-    high: float
-    successes: int
-    trials: int
-    alpha: float = 0.05
-
-    @classmethod
-    def from_counts(cls, successes: int, trials: int, alpha: float = 0.05) -> Estimate:
-        from evcsa.stats import clopper_pearson
-
-        low, high = clopper_pearson(int(successes), int(trials), alpha)
-        return cls(value=successes / trials, low=low, high=high, successes=int(successes),
-                   trials=int(trials), alpha=alpha)
-
-    def __str__(self) -> str:
-        return f"{self.value:.3f} [{self.low:.3f}, {self.high:.3f}]"
+__all__ = ["CellResult", "ExampleImages", "ExperimentResult", "SweepPoint"]
 
 
 @attrs.frozen(kw_only=True)
@@ -61,6 +37,14 @@ class CellResult:
         advantage_exact: τ → Adv(N, τ) computed from ``p_hat`` (seed 002 Eq. 6 for τ = 1:
             Π of the N largest p̂; the Poisson-binomial tail otherwise), or empty.
         log_advantage_exact: the same in natural log (−inf allowed as None).
+        submitted_successes: the N samples the adversary submitted in the cell's first game
+            (its crafted set for a transfer adversary), each re-judged ``submitted_draws``
+            times on fresh classifier keys (:func:`evcsa.games.rejudge`): successes per
+            sample (N integers; a submission never made counts 0), or None.
+        submitted_draws: the classifications per sample behind ``submitted_successes``.
+        expected_advantage: τ → the expected advantage of those N samples
+            (:func:`evcsa.stats.expected_advantage`: the Poisson-binomial tail at their
+            fresh-key success rates, with a Bonferroni–Clopper–Pearson interval), or empty.
         gradient_flagged: whether any game's report flagged a zero, NaN or missing gradient.
         notes: distinct remarks from the adversary's reports.
         seconds: wall time of the cell.
@@ -71,9 +55,9 @@ class CellResult:
     runs: int
     n_chosen: int
     successes: tuple[int, ...]
-    success_rate: Estimate
-    advantage: Mapping[str, Estimate]
-    adversarial_accuracy: Estimate | None
+    success_rate: BinomialEstimate
+    advantage: Mapping[str, BinomialEstimate]
+    adversarial_accuracy: BinomialEstimate | None
     submissions: float
     classify_queries: float
     stale_queries: int
@@ -82,6 +66,9 @@ class CellResult:
     p_hat_draws: int | None = None
     advantage_exact: Mapping[str, float] = attrs.field(factory=dict)
     log_advantage_exact: Mapping[str, float | None] = attrs.field(factory=dict)
+    submitted_successes: tuple[int, ...] | None = None
+    submitted_draws: int | None = None
+    expected_advantage: Mapping[str, IntervalEstimate] = attrs.field(factory=dict)
     gradient_flagged: bool = False
     notes: tuple[str, ...] = ()
     seconds: float = 0.0
@@ -109,8 +96,8 @@ class SweepPoint:
 
     squeezer: str
     delta: float
-    legitimate_accuracy: Estimate
-    adversarial_accuracy: Estimate
+    legitimate_accuracy: BinomialEstimate
+    adversarial_accuracy: BinomialEstimate
     p_hat: tuple[float, ...]
     advantage_exact: Mapping[str, float]
 
@@ -157,7 +144,7 @@ class ExperimentResult:
 
     config: ExperimentConfig
     cells: tuple[CellResult, ...]
-    legitimate: Mapping[str, Estimate]
+    legitimate: Mapping[str, BinomialEstimate]
     sweep: tuple[SweepPoint, ...]
     examples: ExampleImages | None
     data: Mapping[str, Any]

@@ -1,23 +1,227 @@
-"""The whole run: :func:`run_experiment` calls the pieces in turn, or spreads the cells over
-a ``concurrent.futures`` executor."""
+"""The whole run: plan the units of work, skip those the store already holds, run the rest on
+an executor as their dependencies finish, commit each one as it arrives, and assemble the
+results from the store.
+
+:func:`run_experiment` is the entry point (``evcsa play`` and ``evcsa demo`` call it with a
+run directory); :func:`run_units` runs a selection of units (one cell, one defense's
+legitimate accuracy, the sweep) for :func:`~evcsa.experiments.run_cell` and friends.
+"""
 
 from __future__ import annotations
 
+import os
+import pathlib
+import shutil
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
 from evcsa.config import ExperimentConfig
-from evcsa.experiments.cells import run_cell
-from evcsa.experiments.checks import check_config
-from evcsa.experiments.examples import run_examples
-from evcsa.experiments.inputs import load_inputs
-from evcsa.experiments.legitimate import run_legitimate
-from evcsa.experiments.results import CellResult, ExperimentResult, SweepPoint
-from evcsa.experiments.sweep import run_sweep
+from evcsa.experiments.results import ExperimentResult
 
-__all__ = ["run_experiment"]
+__all__ = ["publish_results", "run_experiment", "run_units"]
+
+
+def resolve_device(device: str) -> str:
+    """"cpu", "cuda", or for "auto" cuda when available, else cpu.
+
+    Raises:
+        ConfigError: "cuda" on a machine without one.
+    """
+    from evcsa.errors import ConfigError
+
+    if device == "cpu":
+        return "cpu"
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if not torch.cuda.is_available():
+        raise ConfigError("device: expected a machine with CUDA for 'cuda', got none (use 'cpu' or 'auto')",
+                          key="device")
+    return "cuda"
+
+
+def fingerprint(inputs: Any, device: str) -> dict[str, str]:
+    """What every unit's key holds about the inputs: SHA-256 of the model's weights (every
+    parameter and buffer, by name), of the data (X_D and the legitimate set, images and
+    labels), the device and the evcsa version."""
+    import hashlib
+
+    import evcsa
+
+    model = hashlib.sha256()
+    for name, tensor in sorted(inputs.model.module.state_dict().items()):
+        model.update(name.encode())
+        model.update(str(tuple(tensor.shape)).encode() + str(tensor.dtype).encode())
+        model.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    data = hashlib.sha256()
+    for part in (inputs.samples, inputs.legitimate):
+        data.update(part.images.numpy().tobytes())
+        data.update(part.labels.numpy().tobytes())
+    return {"model": model.hexdigest(), "data": data.hexdigest(), "device": device, "evcsa": evcsa.__version__}
+
+
+def _extra_registries() -> dict[str, dict[str, Any]]:
+    """Registry entries added at run time (a user's ``ADVERSARIES["mine"] = Mine``), for
+    the workers (they pickle by reference: the class must be importable there)."""
+    from evcsa.experiments.registry import _BUILTIN_ADVERSARIES, _BUILTIN_DEFENSES, ADVERSARIES, DEFENSES
+
+    return {"defenses": {k: v for k, v in DEFENSES.items() if _BUILTIN_DEFENSES.get(k) is not v},
+            "adversaries": {k: v for k, v in ADVERSARIES.items() if _BUILTIN_ADVERSARIES.get(k) is not v}}
+
+
+class _ForeignExecutor:
+    """A plain ``concurrent.futures.Executor`` handed in by the caller."""
+
+    def __init__(self, executor: Any) -> None:
+        from evcsa.errors import ConfigError
+
+        context = getattr(executor, "_mp_context", None)
+        if context is not None and context.get_start_method() == "fork":
+            raise ConfigError("executor: expected a process pool with the spawn or forkserver start method "
+                              "(ProcessPoolExecutor(mp_context=multiprocessing.get_context('spawn'))), got fork: "
+                              "a forked child of a process whose torch threads ran can deadlock", key="executor")
+        self._executor = executor
+        self.name = type(executor).__name__
+        self.workers = getattr(executor, "_max_workers", 1)
+
+    def submit(self, task: Any) -> Any:
+        from evcsa.experiments.work import execute
+
+        return self._executor.submit(execute, task)
+
+    def wait(self, futures: Any) -> tuple[set[Any], set[Any]]:
+        import concurrent.futures as cf
+
+        done, not_done = cf.wait(set(futures), return_when=cf.FIRST_COMPLETED)
+        return set(done), set(not_done)
+
+    def result(self, future: Any) -> Any:
+        return future.result()
+
+    def close(self, cancel: bool = False) -> None:
+        pass
+
+
+def _needed(units: list[Any], layout: Mapping[str, Any], select: tuple[Any, ...] | None) -> list[Any]:
+    if select is None:
+        return units
+    by_key = {u.key: u for u in units}
+    what = select[0]
+    if what == "cell":
+        roots = [*layout["cells"][(select[1], select[2])], layout["rejudge"][(select[1], select[2])]]
+    elif what == "legitimate":
+        roots = [layout["legitimate"][select[1]]]
+    elif what == "sweep":
+        roots = [k for _, _, k in layout["sweep"]]
+    else:
+        roots = [layout["examples"]] if layout["examples"] else []
+    keep: set[str] = set()
+    stack = list(roots)
+    while stack:
+        key = stack.pop()
+        if key not in keep:
+            keep.add(key)
+            stack.extend(by_key[key].deps.values())
+    return [u for u in units if u.key in keep]
+
+
+def run_units(config: ExperimentConfig, *, cache_dir: str | None = None, select: tuple[Any, ...] | None = None,
+              store: Any = None, executor: Any = None, progress: bool | None = False,
+              log: Callable[[str], None] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Plan the run's units, run those ``select`` needs that ``store`` lacks, and return
+    every needed unit's output.
+
+    Args:
+        config: the experiment.
+        cache_dir: the model cache.
+        select: None (everything), ("cell", d, a), ("legitimate", d), ("sweep",) or
+            ("examples",).
+        store: a :class:`~evcsa.experiments.store.RunStore` (finished units are read from
+            it, new ones committed to it as they finish), or None (kept in memory).
+        executor: an executor of :mod:`evcsa.experiments.executors`, a
+            ``concurrent.futures.Executor`` (spawn/forkserver), or None (serial).
+        progress: one progress bar for all units (None: only on a terminal).
+        log: receives one line per finished unit.
+
+    Returns:
+        (key → :class:`~evcsa.experiments.work.Output`, the layout of
+        :func:`~evcsa.experiments.units.plan_units`).
+    """
+    from tqdm.auto import tqdm
+
+    from evcsa.experiments.executors import SerialExecutor
+    from evcsa.experiments.inputs import load_inputs
+    from evcsa.experiments.registry import build_adversary
+    from evcsa.experiments.units import plan_units
+
+    say = log or (lambda line: None)
+    inputs = load_inputs(config, cache_dir=cache_dir)
+    adversaries = [build_adversary(s, where=f"adversaries[{i}]", base_dir=config.base_dir)
+                   for i, s in enumerate(config.adversaries)]
+    units, layout = plan_units(config, fingerprint(inputs, resolve_device(config.device)), adversaries)
+    needed = _needed(units, layout, select)
+    done = store.done() if store is not None else set()
+    outputs: dict[str, Any] = {}
+    for u in needed:
+        if u.key in done:
+            outputs[u.key] = store.get(u.key)
+    todo = [u for u in needed if u.key not in outputs]
+    layout["counts"] = {"units": len(needed), "reused": len(needed) - len(todo), "computed": 0, "craftings": 0,
+                        "craftings_planned": sum(u.kind in ("craft", "sweep_craft") for u in needed)}
+    if store is not None:
+        store.log(f"{len(needed)} units, {len(needed) - len(todo)} already finished, {len(todo)} to run")
+    if not todo:
+        return outputs, layout
+    owned = executor is None
+    if executor is None:
+        executor = SerialExecutor()
+    elif not callable(getattr(executor, "wait", None)):
+        executor = _ForeignExecutor(executor)
+    registries = _extra_registries()
+    bar = tqdm(total=len(needed), initial=len(needed) - len(todo), desc="units", unit="unit", smoothing=0.1,
+               disable=None if progress is None else not progress)
+    waiting = list(todo)
+    running: dict[Any, Any] = {}
+    capacity = max(1, int(getattr(executor, "workers", 1))) * 2
+    try:
+        while waiting or running:
+            ready = [u for u in waiting if all(k in outputs for k in u.deps.values())]
+            for unit in ready[: max(0, capacity - len(running))]:
+                waiting.remove(unit)
+                task = {"config": config, "unit": unit, "cache_dir": cache_dir, "registries": registries,
+                        "deps": {role: outputs[k] for role, k in unit.deps.items()}}
+                if store is not None:
+                    store.started(unit.key, unit.kind)
+                bar.set_postfix_str(unit.name[:60], refresh=True)
+                running[executor.submit(task)] = unit
+            if not running:  # pragma: no cover - a dependency cycle cannot be planned
+                raise RuntimeError("units wait for dependencies that never run")
+            finished, _ = executor.wait(list(running))
+            for future in finished:
+                unit = running.pop(future)
+                output = executor.result(future)
+                outputs[unit.key] = output
+                if store is not None:
+                    store.put(unit, output)
+                    store.log(f"done {unit.kind} {unit.key[:12]} {unit.name} ({output.seconds:.2f} s)")
+                layout["counts"]["computed"] += 1
+                layout["counts"]["craftings"] += (unit.kind in ("craft", "sweep_craft")
+                                                  and output.record.get("form") != "self")
+                bar.update(1)
+                say(f"{unit.name} ({output.seconds:.1f} s)")
+    except BaseException as exc:
+        executor.close(cancel=True)
+        if store is not None:
+            store.log(f"stopped: {type(exc).__name__}: {exc}")
+        raise
+    finally:
+        bar.close()
+    if owned:
+        executor.close()
+    return outputs, layout
 
 
 def _environment() -> dict[str, Any]:
@@ -32,29 +236,34 @@ def _environment() -> dict[str, Any]:
             "threads": torch.get_num_threads()}
 
 
-def _cell_job(args: tuple[ExperimentConfig, int, int, str | None]) -> CellResult:
-    config, d, a, cache_dir = args
-    return run_cell(config, d, a, progress=False, cache_dir=cache_dir)
-
-
 def run_experiment(config: ExperimentConfig, *, progress: bool | None = None, executor: Any = None,
-                   cache_dir: str | None = None,
-                   log: Callable[[str], None] | None = None) -> ExperimentResult:
-    """Run everything ``config`` describes and return the results (nothing is written).
+                   cache_dir: str | None = None, log: Callable[[str], None] | None = None,
+                   store: Any = None) -> ExperimentResult:
+    """Run everything ``config`` describes and return the results (no results file is
+    written: see :func:`publish_results`).
 
     Args:
         config: the experiment (checked with :func:`check_config` first).
-        progress: progress bars (None: only on a terminal).
-        executor: a ``concurrent.futures.Executor`` to run the cells on (each cell is a
-            pure function of the configuration: processes or remote workers give the same
-            numbers); None runs them here, in order.
+        progress: one progress bar for the whole run (None: only on a terminal).
+        executor: where the units run: None — as the configuration says (``executor``,
+            ``jobs``, ``dask_address``; serial by default) —, an executor of
+            :mod:`evcsa.experiments.executors`, or a ``concurrent.futures.Executor``
+            with the spawn or forkserver start method. The numbers are the same on each.
         cache_dir: the model cache.
         log: receives one line per finished step (e.g. ``print``).
+        store: a :class:`~evcsa.experiments.store.RunStore`: finished units are taken from
+            it and new ones committed to it as they finish (resumable); None keeps them in
+            memory.
 
     Raises:
         ConfigError, DataError: before any work, for a bad configuration or data.
     """
-    from tqdm.auto import tqdm
+    from evcsa.experiments.cells import cell_result
+    from evcsa.experiments.checks import check_config
+    from evcsa.experiments.executors import make_executor
+    from evcsa.experiments.inputs import load_inputs
+    from evcsa.experiments.sweep import example_images, sweep_point
+    from evcsa.stats import BinomialEstimate
 
     start = time.perf_counter()
     say = log or (lambda line: None)
@@ -62,39 +271,67 @@ def run_experiment(config: ExperimentConfig, *, progress: bool | None = None, ex
     inputs = load_inputs(config, cache_dir=cache_dir)
     say(f"data: X_D = {inputs.samples.name} ({len(inputs.samples)} images); legitimate set "
         f"{inputs.legitimate.name} ({len(inputs.legitimate)} images)")
-    legitimate = {}
-    for i, spec in enumerate(config.defenses):
-        legitimate[spec.name] = run_legitimate(config, i, cache_dir=cache_dir)
-    say("legitimate accuracy: " + ", ".join(f"{k} {v.value:.3f}" for k, v in legitimate.items()))
-    pairs = [(d, a) for d in range(len(config.defenses)) for a in range(len(config.adversaries))]
-    cells: list[CellResult] = []
-    bar = tqdm(total=len(pairs), desc="cells", unit="cell", disable=None if progress is None else not progress)
+    own = executor is None
+    if own:
+        executor = make_executor(config.executor, jobs=config.jobs, address=config.dask_address)
     try:
-        if executor is None:
-            for d, a in pairs:
-                bar.set_postfix_str(f"{config.defenses[d].name} × {config.adversaries[a].name}", refresh=True)
-                cell = run_cell(config, d, a, progress=progress, cache_dir=cache_dir)
-                cells.append(cell)
-                bar.update(1)
-                say(f"{cell.defense} × {cell.adversary}: success rate {cell.success_rate.value:.3f}, "
-                    f"Adv {next(iter(cell.advantage.values())).value:.3f} ({cell.seconds:.1f} s)")
-        else:
-            jobs = [(config, d, a, cache_dir) for d, a in pairs]
-            for cell in executor.map(_cell_job, jobs):
-                cells.append(cell)
-                bar.update(1)
+        outputs, layout = run_units(config, cache_dir=cache_dir, store=store, executor=executor,
+                                    progress=progress, log=None if progress is not False else None)
     finally:
-        bar.close()
-    sweep: tuple[SweepPoint, ...] = ()
-    examples = None
-    if config.figures.enabled:
-        t = time.perf_counter()
-        sweep = run_sweep(config, progress=progress, cache_dir=cache_dir)
-        examples = run_examples(config, cache_dir=cache_dir)
-        say(f"δ sweep: {len(sweep)} points ({time.perf_counter() - t:.1f} s)")
+        if own:
+            executor.close()
+    counts = layout["counts"]
+    say(f"units: {counts['units']} ({counts['reused']} from the store, {counts['computed']} computed); "
+        f"crafting: {counts['craftings']} adversarial set(s) crafted")
+    legitimate = {config.defenses[d].name: BinomialEstimate.from_counts(outputs[k].record["correct"],
+                                                                        outputs[k].record["trials"])
+                  for d, k in layout["legitimate"].items()}
+    say("legitimate accuracy: " + ", ".join(f"{k} {v.value:.3f}" for k, v in legitimate.items()))
+    cells = []
+    for (d, a), keys in sorted(layout["cells"].items()):
+        chunks = [outputs[k] for k in keys]
+        seconds = sum(c.seconds for c in chunks)
+        rejudged = outputs[layout["rejudge"][(d, a)]]
+        cell = cell_result(config, d, a, chunks, rejudged=rejudged, seconds=seconds + rejudged.seconds)
+        cells.append(cell)
+        say(f"{cell.defense} × {cell.adversary}: success rate {cell.success_rate.value:.3f}, "
+            f"Adv {next(iter(cell.advantage.values())).value:.3f}")
+    sweep = tuple(sweep_point(s, delta, outputs[k]) for s, delta, k in layout["sweep"])
+    examples = example_images(outputs[layout["examples"]]) if layout["examples"] else None
+    if sweep:
+        say(f"δ sweep: {len(sweep)} points")
     data = {"samples": inputs.samples.name, "n_samples": len(inputs.samples),
             "skipped_misclassified": inputs.dropped, "legitimate": inputs.legitimate.name,
             "n_legitimate": len(inputs.legitimate), "image_shape": list(inputs.samples.image_shape)}
+    environment = {**_environment(), "device": resolve_device(config.device),
+                   "executor": getattr(executor, "name", type(executor).__name__),
+                   "workers": int(getattr(executor, "workers", 1)), "units": dict(counts)}
     return ExperimentResult(config=config, cells=tuple(cells), legitimate=legitimate, sweep=sweep,
                             examples=examples, data=data, model=dict(inputs.model_info),
-                            environment=_environment(), seconds=time.perf_counter() - start)
+                            environment=environment, seconds=time.perf_counter() - start)
+
+
+def publish_results(result: ExperimentResult, run_dir: str | os.PathLike[str], *, figures: bool | None = None,
+                    progress: Callable[[str], None] | None = None, command: Any = None) -> list[str]:
+    """Write the results files (:func:`evcsa.report.write_results`) into the run directory
+    beside its store: all of them into a temporary directory first, then each moved into
+    place, ``results.json`` last — a run directory with ``results.json`` is complete.
+
+    Returns:
+        The names of the files written.
+    """
+    from evcsa.report import write_results
+
+    run_dir = pathlib.Path(run_dir)
+    staging = run_dir / f".results-{os.getpid()}"
+    names: list[str] = []
+    write_results(result, staging, overwrite=True, figures=figures, progress=names.append, command=command)
+    try:
+        for name in sorted(names, key=lambda n: n == "results.json"):
+            os.replace(staging / name, run_dir / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    if progress is not None:
+        for name in names:
+            progress(name)
+    return names

@@ -1,39 +1,38 @@
-"""The δ sweep (seed 002 Fig. 5 and 6): :func:`run_sweep`."""
+"""The δ sweep (seed 002 Fig. 5 and 6) and the example strip (Fig. 4): :func:`run_sweep`,
+:func:`run_examples`, and their records from the units' outputs."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
-import numpy as np
-
-from evcsa.adversaries import GrayboxTransfer
 from evcsa.config import ExperimentConfig
-from evcsa.experiments.cells import _exact, _game, _tau_key
-from evcsa.experiments.inputs import Inputs, load_inputs
-from evcsa.experiments.legitimate import _accuracy
-from evcsa.experiments.registry import _sweep_attack, squeezers_of
-from evcsa.experiments.results import Estimate, SweepPoint
-from evcsa.experiments.seeds import _keys, _seed
+from evcsa.experiments.results import ExampleImages, SweepPoint
 
-__all__ = ["run_sweep"]
+__all__ = ["example_images", "run_examples", "run_sweep", "sweep_point"]
 
 
-def _sweep_samples(config: ExperimentConfig, inputs: Inputs) -> Any:
-    """The sweep's adversarial samples: the sweep attack on the undefended model for every
-    X_D sample, fitted to the game's ε (graybox, crafted once for every δ)."""
-    spec = _sweep_attack(config)
-    game = _game(config, inputs.model, inputs)
-    knowledge = game.knowledge(_seed(config, "sweep", "craft"))
-    crafter = GrayboxTransfer(attack=spec)
-    return crafter.craft(knowledge, np.arange(len(inputs.samples), dtype=np.int64))
+def sweep_point(squeezer: str, delta: float, output: Any) -> SweepPoint:
+    """A :class:`SweepPoint` from a ``sweep_point`` unit's output."""
+    from evcsa.stats import BinomialEstimate
+
+    r = output.record
+    return SweepPoint(squeezer=squeezer, delta=float(delta),
+                      legitimate_accuracy=BinomialEstimate.from_counts(*r["legitimate"]),
+                      adversarial_accuracy=BinomialEstimate.from_counts(*r["adversarial"]),
+                      p_hat=tuple(float(v) for v in output.arrays["p_hat"]),
+                      advantage_exact=dict(r["advantage_exact"]))
 
 
-def _sweep_defense(model: Any, squeezer: str, delta: float, keys: Any) -> Any:
-    from evcsa.defenses import FeatureSqueezing, RandomizedSqueezing
+def example_images(output: Any) -> ExampleImages:
+    """An :class:`ExampleImages` from an ``examples`` unit's output."""
+    import numpy as np
+    import torch
 
-    if delta == 0.0:
-        return FeatureSqueezing(model, squeezer)
-    return RandomizedSqueezing(model, squeezer, delta, keys)
+    r: Mapping[str, Any] = output.record
+    images = {k: torch.from_numpy(np.ascontiguousarray(output.arrays[k]))
+              for k in ("original", "adversarial", "randomized", "squeezed")}
+    return ExampleImages(**images, labels={k: tuple(v) for k, v in r["labels"].items()},
+                         defense=r["defense"], squeezer=r["squeezer"], delta=float(r["delta"]))
 
 
 def run_sweep(config: ExperimentConfig, *, progress: bool | None = None,
@@ -47,47 +46,22 @@ def run_sweep(config: ExperimentConfig, *, progress: bool | None = None,
         One :class:`SweepPoint` per (squeezer, δ), squeezers outer; empty when no
         squeezing defense is configured.
     """
-    import torch
-    from tqdm.auto import tqdm
+    import attrs
 
-    from evcsa.defenses.base import REJECTED
+    from evcsa.experiments.runner import run_units
 
-    squeezers = squeezers_of(config)
-    if not squeezers:
-        return ()
-    inputs = load_inputs(config, cache_dir=cache_dir)
-    candidates = _sweep_samples(config, inputs)
-    x_adv = candidates.x_adv
-    y = inputs.samples.labels[torch.as_tensor(candidates.sources)]
-    draws = config.figures.draws
-    points = []
-    bar = tqdm(total=len(squeezers) * len(config.figures.deltas), desc="δ sweep", unit="δ", leave=False,
-               disable=None if progress is None else not progress)
-    try:
-        for squeezer in squeezers:
-            for delta in config.figures.deltas:
-                keys = _keys(config, "sweep", squeezer, repr(delta))
-                defense = _sweep_defense(inputs.model, squeezer, float(delta), keys)
-                n_draws = draws if defense.randomized else 1
-                legit = _accuracy(defense, inputs.legitimate.images, inputs.legitimate.labels,
-                                  config.legitimate_draws if defense.randomized else 1)
-                hits = torch.zeros(len(y), dtype=torch.int64)
-                correct = 0
-                repeated = x_adv.repeat(n_draws, 1, 1, 1)
-                pred = torch.cat([defense.predict(chunk).cpu() for chunk in repeated.split(4_000)])
-                pred = pred.view(n_draws, -1)
-                hits = ((pred != y[None]) & (pred != REJECTED)).sum(dim=0)
-                correct = int((pred == y[None]).sum())
-                p = (hits.to(torch.float64) / n_draws).numpy()
-                exact = {}
-                for n in config.figures.n_values:
-                    if n <= p.size:
-                        exact[str(n)] = _exact(p, n, (1.0,))[0][_tau_key(1.0)]
-                points.append(SweepPoint(
-                    squeezer=squeezer, delta=float(delta), legitimate_accuracy=legit,
-                    adversarial_accuracy=Estimate.from_counts(correct, int(pred.numel())),
-                    p_hat=tuple(float(v) for v in p), advantage_exact=exact))
-                bar.update(1)
-    finally:
-        bar.close()
-    return tuple(points)
+    config = attrs.evolve(config, figures=attrs.evolve(config.figures, enabled=True))
+    outputs, layout = run_units(config, cache_dir=cache_dir, select=("sweep",))
+    return tuple(sweep_point(s, delta, outputs[k]) for s, delta, k in layout["sweep"])
+
+
+def run_examples(config: ExperimentConfig, *, cache_dir: str | None = None) -> ExampleImages | None:
+    """The example strip for the first randomized squeezing defense of the configuration
+    (else the first squeezing one at δ = 0): the first ``figures.examples`` samples of X_D."""
+    import attrs
+
+    from evcsa.experiments.runner import run_units
+
+    config = attrs.evolve(config, figures=attrs.evolve(config.figures, enabled=True))
+    outputs, layout = run_units(config, cache_dir=cache_dir, select=("examples",))
+    return None if layout["examples"] is None else example_images(outputs[layout["examples"]])

@@ -1,0 +1,176 @@
+"""Where units of work run: here (:class:`SerialExecutor`), on a local process pool
+(:class:`PoolExecutor`, spawn or forkserver — never fork: a forked child of a process whose
+torch threads ran can deadlock), or on a Dask cluster (:class:`DaskExecutor`, through
+``dask.distributed.Client``; ``pip install 'evcsa[dask]'``).
+
+Every executor runs the same pure function (:func:`evcsa.experiments.work.execute`) on the
+same tasks, so the numbers are the same on each. An executor only runs tasks: the main
+process keeps the store and commits each result as it arrives.
+
+Interface: ``submit(task) -> future``, ``wait(futures) -> (done, not_done)`` (returns as soon
+as one is done), ``result(future)``, ``close(cancel=False)``.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing
+import os
+from typing import Any, Iterable
+
+from evcsa.errors import ConfigError
+
+__all__ = ["DaskExecutor", "PoolExecutor", "SerialExecutor", "make_executor"]
+
+
+class SerialExecutor:
+    """Runs each task here, when submitted."""
+
+    name = "serial"
+    workers = 1
+
+    def submit(self, task: Any) -> cf.Future:
+        from evcsa.experiments.work import execute
+
+        future: cf.Future = cf.Future()
+        try:
+            future.set_result(execute(task))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller through the future
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+            future.set_exception(exc)
+        return future
+
+    def wait(self, futures: Iterable[Any]) -> tuple[set[Any], set[Any]]:
+        futures = set(futures)
+        return {f for f in futures if f.done()}, {f for f in futures if not f.done()}
+
+    def result(self, future: Any) -> Any:
+        return future.result()
+
+    def close(self, cancel: bool = False) -> None:
+        pass
+
+
+def _start_method() -> str:
+    return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+
+
+def _init_worker(threads: int) -> None:
+    import torch
+
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    torch.set_num_threads(threads)
+
+
+class PoolExecutor:
+    """A local ``concurrent.futures.ProcessPoolExecutor`` of ``jobs`` workers (forkserver
+    where available, else spawn), each with ``threads`` torch threads (default: the cores
+    shared out)."""
+
+    name = "processes"
+
+    def __init__(self, jobs: int, *, threads: int | None = None, start_method: str | None = None) -> None:
+        if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+            raise ConfigError(f"jobs: expected an integer ≥ 1, got {jobs!r}", key="jobs")
+        method = start_method or _start_method()
+        if method == "fork":
+            raise ConfigError("executor: expected the spawn or forkserver start method, got 'fork' (a forked "
+                              "child of a process whose torch threads ran can deadlock)", key="executor")
+        self.workers = jobs
+        self.threads = threads or max(1, (os.cpu_count() or 1) // jobs)
+        self._pool = cf.ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context(method),
+                                            initializer=_init_worker, initargs=(self.threads,))
+
+    def submit(self, task: Any) -> cf.Future:
+        from evcsa.experiments.work import execute
+
+        return self._pool.submit(execute, {**task, "threads": self.threads})
+
+    def wait(self, futures: Iterable[Any]) -> tuple[set[Any], set[Any]]:
+        done, not_done = cf.wait(set(futures), return_when=cf.FIRST_COMPLETED)
+        return set(done), set(not_done)
+
+    def result(self, future: Any) -> Any:
+        return future.result()
+
+    def close(self, cancel: bool = False) -> None:
+        if cancel:  # stop now: the running units are lost (they were not committed) and rerun on resume
+            processes = list(getattr(self._pool, "_processes", {}).values())
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            for p in processes:
+                if p.is_alive():
+                    p.terminate()
+            for p in processes:
+                p.join(timeout=5)
+        else:
+            self._pool.shutdown(wait=True)
+
+
+class DaskExecutor:
+    """Tasks on a Dask distributed cluster: ``address`` (a scheduler, "tcp://host:8786"),
+    or a ``LocalCluster`` of ``jobs`` worker processes with one thread each when None.
+
+    The workers must be able to import evcsa and every plugin module the configuration
+    names, and to read the data and the model cache (a shared file system, or the same
+    installation on each).
+
+    Raises:
+        ConfigError: dask.distributed is not installed.
+    """
+
+    name = "dask"
+
+    def __init__(self, address: str | None = None, *, jobs: int | None = None, client: Any = None) -> None:
+        try:
+            from dask import distributed
+        except ImportError as exc:
+            raise ConfigError("executor: 'dask' needs dask.distributed (pip install 'evcsa[dask]')",
+                              key="executor") from exc
+        self._distributed = distributed
+        self._cluster = None
+        if client is not None:
+            self._client, self._own = client, False
+        elif address is not None:
+            self._client, self._own = distributed.Client(address), True
+        else:
+            n = jobs or max(1, os.cpu_count() or 1)
+            self._cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                                     dashboard_address=None)
+            self._client, self._own = distributed.Client(self._cluster), True
+        info = self._client.scheduler_info()
+        self.workers = max(1, len(info.get("workers", {})))
+
+    def submit(self, task: Any) -> Any:
+        from evcsa.experiments.work import execute
+
+        return self._client.submit(execute, {**task, "threads": 1}, pure=False)
+
+    def wait(self, futures: Iterable[Any]) -> tuple[set[Any], set[Any]]:
+        done, not_done = self._distributed.wait(list(futures), return_when="FIRST_COMPLETED")
+        return set(done), set(not_done)
+
+    def result(self, future: Any) -> Any:
+        return future.result()
+
+    def close(self, cancel: bool = False) -> None:
+        if self._own:
+            self._client.close()
+            if self._cluster is not None:
+                self._cluster.close()
+
+
+def make_executor(kind: str = "serial", *, jobs: int | None = None, address: str | None = None) -> Any:
+    """An executor by name: "serial", "processes" (``jobs`` workers, default one per core)
+    or "dask" (``address``, default a LocalCluster of ``jobs`` workers).
+
+    Raises:
+        ConfigError: an unknown kind, bad ``jobs``, or dask missing.
+    """
+    if kind == "serial":
+        return SerialExecutor()
+    if kind == "processes":
+        return PoolExecutor(jobs or max(1, os.cpu_count() or 1))
+    if kind == "dask":
+        return DaskExecutor(address, jobs=jobs)
+    raise ConfigError(f"executor: expected one of ('serial', 'processes', 'dask'), got {kind!r}", key="executor")

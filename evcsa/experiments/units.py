@@ -1,0 +1,196 @@
+"""Units of work: what a run is made of, each a pure function of its inputs with a content key.
+
+Kinds (see :mod:`evcsa.experiments.work` for what each computes):
+
+- ``craft``: an adversary's offline phase (``prepare``). For an adversary that needs at most
+  graybox knowledge it runs once on the undefended model — one adversarial set per adversary
+  parameters (attack and its parameters), model and X_D — and every defense's cell plays
+  that set; a whitebox adversary (it needs the defense's twin) crafts once per cell.
+- ``play``: a chunk of a cell's R games (games ``start`` to ``stop - 1``), playing the crafted
+  set. Game i's randomness depends on i only, so the chunking never changes a number.
+- ``rejudge``: the N samples a cell's adversary submitted in its first game, each classified
+  ``figures.draws`` times on fresh keys (:func:`evcsa.games.rejudge`), for the expected
+  advantage (:func:`evcsa.stats.expected_advantage`).
+- ``legitimate``: a defense's accuracy on the legitimate test images.
+- ``sweep_craft``: the δ sweep's adversarial set (the sweep attack on the undefended model,
+  one sample per X_D image; the example strip uses its first images too).
+- ``sweep_point``: one squeezer at one δ.
+- ``examples``: the example strip.
+
+A unit's **content key** is the SHA-256 of a canonical JSON document holding what determines
+its output: the subset of the configuration it reads, the SHA-256 of the model's weights and
+of the data (X_D and the legitimate set), the device, the keys of the units it depends on and
+the evcsa version. Two units with the same key are the same work: a run does it once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from typing import Any, Mapping, Sequence
+
+import attrs
+
+from evcsa.config import ComponentSpec, ExperimentConfig
+
+__all__ = ["Unit", "content_key", "plan_units"]
+
+#: Units of these kinds run first when several are ready (crafting feeds the games).
+KIND_ORDER = ("craft", "sweep_craft", "legitimate", "play", "rejudge", "sweep_point", "examples")
+
+#: Games per ``play`` unit (a chunk of a cell's R games). The numbers do not depend on it.
+GAMES_PER_CHUNK = 25
+
+
+@attrs.frozen(kw_only=True)
+class Unit:
+    """One unit of work.
+
+    Attributes:
+        kind: "craft", "play", "legitimate", "sweep_craft", "sweep_point" or "examples".
+        key: the content key (64 hex digits).
+        name: a human-readable description ("play bit-depth-1 × A* BIM, games 0–24").
+        params: what :func:`evcsa.experiments.work.execute` needs besides the
+            configuration (indices, labels, game range), JSON-ready.
+        deps: the keys of the units whose outputs it takes, by role ("craft": key).
+    """
+
+    kind: str
+    key: str
+    name: str
+    params: Mapping[str, Any]
+    deps: Mapping[str, str] = attrs.field(factory=dict)
+
+
+def content_key(document: Mapping[str, Any]) -> str:
+    """SHA-256 (hex) of ``document`` as canonical JSON (sorted keys, no spaces)."""
+    text = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=_jsonable)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (tuple, set, frozenset)):
+        return list(value)
+    if attrs.has(type(value)):
+        return attrs.asdict(value)
+    return repr(value)
+
+
+def _spec(spec: ComponentSpec) -> dict[str, Any]:
+    return {"kind": spec.kind, "params": dict(spec.params)}
+
+
+def _labelled(spec: ComponentSpec) -> dict[str, Any]:
+    return {**_spec(spec), "label": spec.name}
+
+
+def shares_crafting(adversary: Any) -> bool:
+    """Whether ``adversary`` crafts without the defense: it needs at most graybox knowledge,
+    so its offline phase sees only X_D, the rules and the undefended model."""
+    return getattr(adversary, "knowledge_needed", "blackbox") in ("blackbox", "graybox")
+
+
+def craft_level(config: ExperimentConfig) -> str:
+    """The knowledge level a shared crafting runs at: the game's, at most graybox."""
+    return "blackbox" if config.game.knowledge == "blackbox" else "graybox"
+
+
+def plan_units(config: ExperimentConfig, fingerprint: Mapping[str, str], adversaries: Sequence[Any],
+               *, games_per_chunk: int = GAMES_PER_CHUNK) -> tuple[list[Unit], dict[str, Any]]:
+    """Every unit of the run ``config`` describes, identical work listed once.
+
+    Args:
+        config: the experiment.
+        fingerprint: {"model": weights SHA-256, "data": X_D and legitimate set SHA-256,
+            "device": the resolved device, "evcsa": the version}.
+        adversaries: the built adversaries, one per ``[[adversaries]]`` table (their
+            knowledge level decides whether crafting is shared).
+        games_per_chunk: games per play unit.
+
+    Returns:
+        (units in a good order to run them, layout) where layout maps "cells" →
+        {(d, a): [play keys in game order]}, "crafts" → {(d, a): craft key},
+        "legitimate" → {d: key}, "sweep" → [(squeezer, δ, key)], "examples" → key or None,
+        "sweep_craft" → key or None.
+    """
+    from evcsa.experiments.registry import squeezers_of
+
+    base = {"evcsa": fingerprint["evcsa"], "model": fingerprint["model"], "data": fingerprint["data"],
+            "device": fingerprint["device"], "seed": config.seed, "reproducible": config.reproducible}
+    rules = attrs.asdict(config.game)
+    units: dict[str, Unit] = {}
+
+    def add(kind: str, name: str, params: dict[str, Any], document: dict[str, Any],
+            deps: dict[str, str] | None = None) -> str:
+        key = content_key({"unit": kind, **base, **document, "deps": deps or {}})
+        if key not in units:
+            units[key] = Unit(kind=kind, key=key, name=name, params=params, deps=deps or {})
+        return key
+
+    layout: dict[str, Any] = {"cells": {}, "crafts": {}, "rejudge": {}, "legitimate": {}, "sweep": [],
+                              "examples": None,
+                              "sweep_craft": None}
+    for d, spec in enumerate(config.defenses):
+        layout["legitimate"][d] = add("legitimate", f"legitimate accuracy of {spec.name}",
+                                      {"defense": d}, {"defense": _labelled(spec),
+                                                       "draws": config.legitimate_draws})
+    for a, a_spec in enumerate(config.adversaries):
+        shared = shares_crafting(adversaries[a])
+        shared_key = None
+        if shared:
+            level = craft_level(config)
+            shared_key = add("craft", f"craft {a_spec.name} ({level}, shared by every defense)",
+                             {"adversary": a, "defense": None},
+                             {"adversary": _spec(a_spec), "rules": {**rules, "knowledge": level}})
+        for d, d_spec in enumerate(config.defenses):
+            cell = {"defense": _labelled(d_spec), "adversary": _labelled(a_spec), "rules": rules}
+            craft = shared_key if shared else add(
+                "craft", f"craft {a_spec.name} against {d_spec.name}", {"adversary": a, "defense": d}, cell)
+            layout["crafts"][(d, a)] = craft
+            keys = []
+            for start in range(0, config.runs, games_per_chunk):
+                stop = min(config.runs, start + games_per_chunk)
+                keys.append(add("play", f"play {d_spec.name} × {a_spec.name}, games {start}–{stop - 1}",
+                                {"defense": d, "adversary": a, "start": start, "stop": stop},
+                                {**cell, "start": start, "stop": stop}, {"craft": craft}))
+            layout["cells"][(d, a)] = keys
+            layout["rejudge"][(d, a)] = add(
+                "rejudge", f"re-judge the samples {a_spec.name} submitted to {d_spec.name}",
+                {"defense": d, "adversary": a}, {**cell, "draws": config.figures.draws}, {"play": keys[0]})
+    if config.figures.enabled:
+        squeezers = squeezers_of(config)
+        figures = config.figures
+        sweep_doc = {"attack": figures.attack, "attack_params": dict(figures.attack_params), "rules": rules}
+        if squeezers or _examples_defense(config) is not None:
+            layout["sweep_craft"] = add("sweep_craft", f"craft the sweep's {figures.attack} set", {}, sweep_doc)
+        deps = {"craft": layout["sweep_craft"]} if layout["sweep_craft"] else {}
+        for squeezer in squeezers:
+            for delta in figures.deltas:
+                key = add("sweep_point", f"sweep {squeezer} δ = {delta:g}", {"squeezer": squeezer, "delta": delta},
+                          {"squeezer": squeezer, "delta": float(delta), "draws": figures.draws,
+                           "legitimate_draws": config.legitimate_draws, "n_values": list(figures.n_values)}, deps)
+                layout["sweep"].append((squeezer, float(delta), key))
+        chosen = _examples_defense(config)
+        if chosen is not None and figures.examples > 0:
+            layout["examples"] = add("examples", f"example strip ({config.defenses[chosen].name})",
+                                     {"defense": chosen},
+                                     {"defense": _labelled(config.defenses[chosen]), "examples": figures.examples},
+                                     deps)
+    order = {kind: i for i, kind in enumerate(KIND_ORDER)}
+    return sorted(units.values(), key=lambda u: order[u.kind]), layout
+
+
+def _examples_defense(config: ExperimentConfig) -> int | None:
+    """The defense the example strip shows: the first randomized squeezing one, else the
+    first feature squeezing one, else None."""
+    for kind in ("randomized_squeezing", "feature_squeezing"):
+        for i, spec in enumerate(config.defenses):
+            if spec.kind == kind:
+                return i
+    return None
+
+
+def chunks(runs: int, games_per_chunk: int = GAMES_PER_CHUNK) -> int:
+    """Play units per cell of R = ``runs`` games."""
+    return math.ceil(runs / games_per_chunk)

@@ -1,0 +1,496 @@
+"""What each unit of work computes (:mod:`evcsa.experiments.units`), as pure functions of the
+configuration, the unit's parameters and its dependencies' outputs.
+
+:func:`execute` is what an executor runs — here, in a process-pool worker or on a Dask
+worker: it loads the inputs (cached per process), builds the components (registry entries
+and ``package.module:Name`` plugins alike) and returns an :class:`Output` — JSON-ready
+records and numpy arrays — which the main process commits to the store. Nothing here
+writes to disk.
+
+Randomness: a cell's defense keys and the adversary's generator derive from the master seed
+and the two labels (:mod:`evcsa.experiments.seeds`); game i of a cell gets child i + 1 of
+the cell's seed sequence (child 0 prepares), exactly as :meth:`evcsa.games.EVCSA.repeat`
+numbers them, so a cell split into chunks of games plays the same games. A shared
+(graybox) crafting derives its generator from the adversary's kind and parameters, not from
+any defense, so every defense meets the same adversarial set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+import time
+from typing import Any, Mapping
+
+import attrs
+import numpy as np
+
+from evcsa.config import ExperimentConfig
+
+__all__ = ["Output", "execute"]
+
+
+@attrs.frozen(kw_only=True, eq=False)
+class Output:
+    """What a unit produced.
+
+    Attributes:
+        record: JSON-ready values (numbers, strings, lists, dicts).
+        arrays: name → numpy array (stored in the unit's ``.npz``).
+        seconds: wall time of the computation.
+    """
+
+    record: Mapping[str, Any]
+    arrays: Mapping[str, np.ndarray] = attrs.field(factory=dict)
+    seconds: float = 0.0
+
+
+_SETUP: dict[str, Any] = {}
+
+
+def _setup_worker(threads: int | None, registries: Mapping[str, Mapping[str, Any]] | None) -> None:
+    """Once per worker process: torch threads; the main process's extra registry entries."""
+    from evcsa.experiments.registry import ADVERSARIES, DEFENSES
+
+    if threads is not None and _SETUP.get("threads") != threads:
+        import torch
+
+        torch.set_num_threads(threads)
+        _SETUP["threads"] = threads
+    for name, extra in (registries or {}).items():
+        target = DEFENSES if name == "defenses" else ADVERSARIES
+        for kind, builder in extra.items():
+            target.setdefault(kind, builder)
+
+
+def execute(task: Mapping[str, Any]) -> Output:
+    """Run one unit: ``task`` = {"config", "unit", "deps" (role → Output), "cache_dir",
+    "threads", "registries"}. Pure: the same task gives the same output anywhere."""
+    _setup_worker(task.get("threads"), task.get("registries"))
+    unit = task["unit"]
+    start = time.perf_counter()
+    fn = _KINDS[unit.kind]
+    out = fn(task["config"], dict(unit.params), task.get("deps") or {}, task.get("cache_dir"))
+    return attrs.evolve(out, seconds=time.perf_counter() - start)
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+def _inputs(config: ExperimentConfig, cache_dir: str | None) -> Any:
+    from evcsa.experiments.inputs import load_inputs
+
+    return load_inputs(config, cache_dir=cache_dir)
+
+
+def _game(config: ExperimentConfig, classifier: Any, inputs: Any, rules: Any = None) -> Any:
+    from evcsa.games import EVCSA
+
+    return EVCSA.from_rules(classifier, inputs.samples.images, inputs.samples.labels, rules or config.game,
+                            model=inputs.model, num_classes=inputs.model.num_classes)
+
+
+def _adversary(config: ExperimentConfig, a: int) -> Any:
+    from evcsa.experiments.registry import build_adversary
+
+    return build_adversary(config.adversaries[a], where=f"adversaries[{a}]", base_dir=config.base_dir)
+
+
+def _defense(config: ExperimentConfig, d: int, inputs: Any, keys: Any) -> Any:
+    from evcsa.experiments.registry import build_defense
+
+    return build_defense(config.defenses[d], inputs.model, keys, where=f"defenses[{d}]", base_dir=config.base_dir)
+
+
+def cell_seed(config: ExperimentConfig, d: int, a: int) -> int:
+    """The seed of cell (d, a)'s series of games (from the master seed and the labels)."""
+    from evcsa.experiments.seeds import _seed
+
+    return _seed(config, "cell", config.defenses[d].name, config.adversaries[a].name)
+
+
+def _cell_keys(config: ExperimentConfig, d: int, a: int) -> Any:
+    from evcsa.experiments.seeds import _keys
+
+    return _keys(config, "cell", config.defenses[d].name, config.adversaries[a].name)
+
+
+def _prepare(game: Any, adversary: Any, knowledge: Any) -> Any:
+    """The game's own prepare (it checks the model is left unchanged) where available."""
+    prepare = getattr(game, "_prepare", None)
+    return prepare(adversary, knowledge) if callable(prepare) else adversary.prepare(knowledge)
+
+
+def _candidates_arrays(c: Any) -> dict[str, np.ndarray]:
+    arrays = {"sources": np.asarray(c.sources, dtype=np.int64), "x_adv": c.x_adv.detach().cpu().numpy(),
+              "failed": np.asarray(c.failed, dtype=bool)}
+    if c.targets is not None:
+        arrays["targets"] = np.asarray(c.targets, dtype=np.int64)
+    h = c.health
+    for name in ("evaluations", "zero_evaluations", "nonfinite_evaluations", "missing"):
+        arrays[f"health_{name}"] = np.asarray(getattr(h, name))
+    if c.offline is not None:
+        o = c.offline
+        for name in ("successes", "draws", "low", "high"):
+            arrays[f"offline_{name}"] = np.asarray(getattr(o, name))
+    return arrays
+
+
+def _candidates(arrays: Mapping[str, np.ndarray], record: Mapping[str, Any]) -> Any:
+    import torch
+
+    from evcsa.adversaries._common import Candidates, SuccessEstimates
+    from evcsa.attacks.gradients import GradientHealth
+
+    health = GradientHealth(**{n: arrays[f"health_{n}"] for n in ("evaluations", "zero_evaluations",
+                                                                   "nonfinite_evaluations", "missing")})
+    offline = None
+    if "offline_successes" in arrays:
+        offline = SuccessEstimates(successes=arrays["offline_successes"], draws=arrays["offline_draws"],
+                                   alpha=float(record["offline_alpha"]), mode=str(record["offline_mode"]),
+                                   low=arrays["offline_low"], high=arrays["offline_high"])
+    return Candidates(sources=np.asarray(arrays["sources"], dtype=np.int64),
+                      x_adv=torch.from_numpy(np.ascontiguousarray(arrays["x_adv"])),
+                      targets=np.asarray(arrays["targets"], dtype=np.int64) if "targets" in arrays else None,
+                      failed=np.asarray(arrays["failed"], dtype=bool), health=health, offline=offline)
+
+
+# -- craft ---------------------------------------------------------------------------------
+
+def _craft(config: ExperimentConfig, params: dict[str, Any], deps: Mapping[str, Output],
+           cache_dir: str | None) -> Output:
+    """The adversary's offline phase: shared (defense None: graybox knowledge on the
+    undefended model) or for one cell (the cell's game, its knowledge level and twin)."""
+    from evcsa.adversaries._common import PreparedAdversary
+
+    from evcsa.experiments.seeds import _seed
+    from evcsa.experiments.units import craft_level
+
+    inputs = _inputs(config, cache_dir)
+    a, d = params["adversary"], params["defense"]
+    adversary = _adversary(config, a)
+    if d is None:
+        spec = config.adversaries[a]
+        rules = attrs.evolve(config.game, knowledge=craft_level(config))
+        game = _game(config, inputs.model, inputs, rules)
+        text = json.dumps({"kind": spec.kind, "params": dict(spec.params)}, sort_keys=True, default=repr)
+        first = np.random.SeedSequence(_seed(config, "craft", text))
+    else:
+        game = _game(config, _defense(config, d, inputs, _cell_keys(config, d, a)), inputs)
+        first = np.random.SeedSequence(cell_seed(config, d, a)).spawn(1)[0]
+    prepared = _prepare(game, adversary, game.knowledge(first))
+    if isinstance(prepared, PreparedAdversary) and prepared.strategy == adversary:
+        c = prepared.candidates
+        record: dict[str, Any] = {"form": "candidates", "candidates": len(c)}
+        if c.offline is not None:
+            record.update(offline_alpha=c.offline.alpha, offline_mode=c.offline.mode)
+        return Output(record=record, arrays=_candidates_arrays(c))
+    if prepared is adversary:
+        return Output(record={"form": "self"})
+    try:
+        blob = pickle.dumps(prepared)
+    except Exception as exc:  # an unpicklable preparation: each chunk prepares again (same seed)
+        return Output(record={"form": "replay", "why": f"{type(exc).__name__}: {exc}"})
+    return Output(record={"form": "pickle"}, arrays={"pickle": np.frombuffer(blob, dtype=np.uint8).copy()})
+
+
+def _prepared(config: ExperimentConfig, game: Any, adversary: Any, craft: Output, d: int, a: int,
+              inputs: Any) -> Any:
+    """The adversary that plays, rebuilt from a crafting's output."""
+    from evcsa.adversaries._common import PreparedAdversary
+
+    form = craft.record["form"]
+    if form == "candidates":
+        return PreparedAdversary(adversary, _candidates(craft.arrays, craft.record),
+                                 tuple(inputs.samples.image_shape), len(inputs.samples))
+    if form == "self":
+        return adversary
+    if form == "pickle":
+        return pickle.loads(craft.arrays["pickle"].tobytes())
+    first = np.random.SeedSequence(cell_seed(config, d, a)).spawn(1)[0]
+    return _prepare(game, adversary, game.knowledge(first))
+
+
+# -- play ----------------------------------------------------------------------------------
+
+class _Recording:
+    """Oracles that remember the x′ of every accepted submission (the transcript keeps
+    source, target and outcome; the samples are kept here, for the store)."""
+
+    def __init__(self, oracles: Any, log: list[Any]) -> None:
+        self._oracles, self._log = oracles, log
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._oracles, name)
+
+    def _record(self, before: int, sources: Any, x_adv: Any) -> None:
+        import torch
+
+        accepted = int(self._oracles.submitted) - before
+        if accepted <= 0:
+            return
+        x = torch.as_tensor(x_adv).detach().cpu().to(torch.float32)
+        if x.ndim == 3:
+            x = x[None]
+        src = np.atleast_1d(np.asarray(sources.cpu() if hasattr(sources, "cpu") else sources)).astype(np.int64)
+        for i in range(min(accepted, x.shape[0])):
+            self._log.append((before + i, int(src[i]), x[i].numpy().copy()))
+
+    def attack(self, source: int, x_adv: Any, target: int | None = None) -> Any:
+        before = int(self._oracles.submitted)
+        try:
+            return self._oracles.attack(source, x_adv, target)
+        finally:
+            self._record(before, [source], x_adv)
+
+    def attack_batch(self, sources: Any, x_adv: Any, *args: Any, **kwargs: Any) -> Any:
+        before = int(self._oracles.submitted)
+        try:
+            return self._oracles.attack_batch(sources, x_adv, *args, **kwargs)
+        finally:
+            self._record(before, sources, x_adv)
+
+
+def _recorder(inner: Any, logs: list[list[Any]]) -> Any:
+    from evcsa.adversaries import Adversary
+
+    class Recorder(Adversary):
+        """Plays ``inner`` through :class:`_Recording` oracles, one log per game."""
+
+        def play(self, oracles: Any, knowledge: Any) -> Any:
+            logs.append([])
+            return inner.play(_Recording(oracles, logs[-1]), knowledge)
+
+    return Recorder()
+
+
+def _report_estimates(report: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(p̂ values, draws, sources) from an adversary's report, or None."""
+    estimates = getattr(report, "estimates", None)
+    if estimates is None:
+        return None
+    values = getattr(estimates, "values", None)
+    draws = getattr(estimates, "draws", None)
+    sources = getattr(report, "sources", None)
+    if values is None or draws is None or sources is None:
+        return None
+    return np.asarray(values, dtype=np.float64), np.asarray(draws, dtype=np.int64), np.asarray(sources)
+
+
+def _play(config: ExperimentConfig, params: dict[str, Any], deps: Mapping[str, Output],
+          cache_dir: str | None) -> Output:
+    """Games ``start`` to ``stop - 1`` of cell (defense, adversary)."""
+    d, a, start, stop = params["defense"], params["adversary"], params["start"], params["stop"]
+    inputs = _inputs(config, cache_dir)
+    game = _game(config, _defense(config, d, inputs, _cell_keys(config, d, a)), inputs)
+    adversary = _adversary(config, a)
+    prepared = _prepared(config, game, adversary, deps["craft"], d, a, inputs)
+    logs: list[list[Any]] = []
+    # child `start` prepares (ignored: already prepared), games get children start+1 … stop
+    seed = np.random.SeedSequence(cell_seed(config, d, a), n_children_spawned=start)
+    result = game.repeat(_recorder(prepared, logs), stop - start, seed=seed, progress=False)
+    labels = inputs.samples.labels.numpy()
+    per_game = {k: [] for k in ("successes", "submissions", "classify_queries", "stale_queries", "flagged")}
+    rows: dict[str, list[Any]] = {k: [] for k in ("game", "position", "source", "target", "label", "reference",
+                                                   "true_label", "success", "within_epsilon", "distance", "sample")}
+    samples: list[np.ndarray] = []
+    seen: dict[bytes, int] = {}
+    notes: list[str] = []
+    sums = draw_sums = sources = None
+    for j, (g, log) in enumerate(zip(result.games, logs)):
+        per_game["successes"].append(int(g.successes))
+        per_game["submissions"].append(int(g.submissions))
+        per_game["classify_queries"].append(int(g.classify_queries))
+        per_game["stale_queries"].append(int(g.stale_queries))
+        per_game["flagged"].append(bool(getattr(g.report, "gradient_flagged", False)))
+        for note in getattr(g.report, "notes", ()) or ():
+            if str(note) not in notes:
+                notes.append(str(note))
+        kept = {pos: (src, x) for pos, src, x in log}
+        for s in g.transcript:
+            src_x = kept.get(s.position)
+            if src_x is None or src_x[0] != s.source:  # pragma: no cover - the game records what it accepted
+                raise RuntimeError(f"the recorded submission {s.position} does not match the transcript")
+            x = src_x[1]
+            digest = hashlib.sha256(x.tobytes()).digest()
+            if digest not in seen:
+                seen[digest] = len(samples)
+                samples.append(x)
+            rows["game"].append(start + j)
+            rows["position"].append(s.position)
+            rows["source"].append(s.source)
+            rows["target"].append(-1 if s.target is None else int(s.target))
+            rows["label"].append(int(s.label))
+            rows["reference"].append(int(s.reference))
+            rows["true_label"].append(int(labels[s.source]))
+            rows["success"].append(bool(s.success))
+            rows["within_epsilon"].append(bool(s.within_epsilon))
+            rows["distance"].append(float(s.distance))
+            rows["sample"].append(seen[digest])
+        est = _report_estimates(g.report)
+        if est is None:
+            continue
+        values, draws, src = est
+        if sums is None:
+            sums, draw_sums, sources = np.zeros_like(values), np.zeros_like(draws), src
+        if values.shape == sums.shape and np.array_equal(src, sources):
+            sums += values * draws
+            draw_sums += draws
+    shape = tuple(inputs.samples.image_shape)
+    arrays: dict[str, np.ndarray] = {f"game_{k}": np.asarray(v, dtype=bool if k == "flagged" else np.int64)
+                                     for k, v in per_game.items()}
+    dtypes = {"success": bool, "within_epsilon": bool, "distance": np.float64}
+    arrays.update({f"sub_{k}": np.asarray(v, dtype=dtypes.get(k, np.int64)) for k, v in rows.items()})
+    arrays["samples"] = np.stack(samples) if samples else np.zeros((0, *shape), dtype=np.float32)
+    if sums is not None:
+        arrays.update(est_weighted=sums, est_draws=draw_sums, est_sources=np.asarray(sources, dtype=np.int64))
+    return Output(record={"games": stop - start, "start": start, "notes": notes}, arrays=arrays)
+
+
+def _rejudge(config: ExperimentConfig, params: dict[str, Any], deps: Mapping[str, Output],
+             cache_dir: str | None) -> Output:
+    """Fresh-key successes of the samples submitted in the cell's first game: each classified
+    ``figures.draws`` times by the cell's defense with keys of its own
+    (:func:`evcsa.games.rejudge`; a deterministic defense once)."""
+    import torch
+
+    from evcsa.experiments.seeds import _keys
+    from evcsa.games import rejudge
+
+    d, a = params["defense"], params["adversary"]
+    play = deps["play"].arrays
+    first = play["sub_game"] == 0  # the first play unit starts at game 0
+    inputs = _inputs(config, cache_dir)
+    classifier = _defense(config, d, inputs, _cell_keys(config, d, a))
+    draws = config.figures.draws if getattr(classifier, "randomized", True) is not False else 1
+    n = int(first.sum())
+    if n == 0:
+        return Output(record={"successes": [], "draws": draws})
+    sources = play["sub_source"][first]
+    targets = play["sub_target"][first] if config.game.goal == "targeted" else None
+    x_adv = torch.from_numpy(np.ascontiguousarray(play["samples"][play["sub_sample"][first]]))
+    counts = rejudge(classifier, x_adv, inputs.samples.images[torch.as_tensor(sources)],
+                     inputs.samples.labels[torch.as_tensor(sources)], config.game, draws=draws,
+                     targets=targets, keys=_keys(config, "rejudge", config.defenses[d].name,
+                                                 config.adversaries[a].name))
+    return Output(record={"successes": [int(c) for c in counts], "draws": draws})
+
+
+# -- legitimate accuracy ---------------------------------------------------------------------
+
+def accuracy_counts(classifier: Any, images: Any, labels: Any, draws: int, batch: int = 2_000) -> tuple[int, int]:
+    """(correct, trials): ``draws`` classifications of every image."""
+    correct = 0
+    for _ in range(draws):
+        for x, y in zip(images.split(batch), labels.split(batch)):
+            correct += int((classifier.predict(x).cpu() == y).sum())
+    return correct, int(labels.numel()) * draws
+
+
+def _legitimate(config: ExperimentConfig, params: dict[str, Any], deps: Mapping[str, Output],
+                cache_dir: str | None) -> Output:
+    from evcsa.experiments.seeds import _keys
+
+    d = params["defense"]
+    inputs = _inputs(config, cache_dir)
+    classifier = _defense(config, d, inputs, _keys(config, "legitimate", config.defenses[d].name))
+    draws = config.legitimate_draws if getattr(classifier, "randomized", True) is not False else 1
+    data = inputs.legitimate
+    correct, trials = accuracy_counts(classifier, data.images, data.labels, draws)
+    return Output(record={"correct": correct, "trials": trials})
+
+
+# -- the sweep and the examples ----------------------------------------------------------------
+
+def _sweep_craft(config: ExperimentConfig, params: dict[str, Any], deps: Mapping[str, Output],
+                 cache_dir: str | None) -> Output:
+    """The sweep attack on the undefended model for every X_D sample, fitted to the game's ε
+    (graybox, crafted once for every δ and for the example strip)."""
+    from evcsa.adversaries import GrayboxTransfer
+    from evcsa.experiments.registry import _sweep_attack
+    from evcsa.experiments.seeds import _seed
+
+    inputs = _inputs(config, cache_dir)
+    game = _game(config, inputs.model, inputs)
+    knowledge = game.knowledge(_seed(config, "sweep", "craft"))
+    crafted = GrayboxTransfer(attack=_sweep_attack(config)).craft(
+        knowledge, np.arange(len(inputs.samples), dtype=np.int64))
+    record: dict[str, Any] = {"form": "candidates", "candidates": len(crafted)}
+    return Output(record=record, arrays=_candidates_arrays(crafted))
+
+
+def _sweep_defense(model: Any, squeezer: str, delta: float, keys: Any) -> Any:
+    from evcsa.defenses import FeatureSqueezing, RandomizedSqueezing
+
+    if delta == 0.0:
+        return FeatureSqueezing(model, squeezer)
+    return RandomizedSqueezing(model, squeezer, delta, keys)
+
+
+def _sweep_point(config: ExperimentConfig, params: dict[str, Any], deps: Mapping[str, Output],
+                 cache_dir: str | None) -> Output:
+    """One squeezer at one δ: legitimate accuracy, accuracy on the sweep's samples, their p̂
+    and Adv(N, 1) = Π of the N largest p̂ (seed 002 Eq. 6) for each N of the figure."""
+    import torch
+
+    from evcsa.defenses.base import REJECTED
+    from evcsa.experiments.cells import _exact, _tau_key
+    from evcsa.experiments.seeds import _keys
+
+    squeezer, delta = params["squeezer"], float(params["delta"])
+    inputs = _inputs(config, cache_dir)
+    craft = deps["craft"].arrays
+    x_adv = torch.from_numpy(np.ascontiguousarray(craft["x_adv"]))
+    y = inputs.samples.labels[torch.as_tensor(craft["sources"])]
+    defense = _sweep_defense(inputs.model, squeezer, delta, _keys(config, "sweep", squeezer, repr(delta)))
+    n_draws = config.figures.draws if defense.randomized else 1
+    legit = accuracy_counts(defense, inputs.legitimate.images, inputs.legitimate.labels,
+                            config.legitimate_draws if defense.randomized else 1)
+    repeated = x_adv.repeat(n_draws, 1, 1, 1)
+    pred = torch.cat([defense.predict(chunk).cpu() for chunk in repeated.split(4_000)]).view(n_draws, -1)
+    hits = ((pred != y[None]) & (pred != REJECTED)).sum(dim=0)
+    correct = int((pred == y[None]).sum())
+    p = (hits.to(torch.float64) / n_draws).numpy()
+    exact = {}
+    for n in config.figures.n_values:
+        if n <= p.size:
+            exact[str(n)] = _exact(p, n, (1.0,))[0][_tau_key(1.0)]
+    return Output(record={"legitimate": list(legit), "adversarial": [correct, int(pred.numel())],
+                          "advantage_exact": exact}, arrays={"p_hat": p})
+
+
+def _examples(config: ExperimentConfig, params: dict[str, Any], deps: Mapping[str, Output],
+              cache_dir: str | None) -> Output:
+    """The example strip (seed 002 Fig. 4) for the chosen squeezing defense: the first
+    ``figures.examples`` samples of X_D, their adversarial versions (the sweep's set), with
+    the defense's noise, squeezed."""
+    import torch
+
+    from evcsa.defenses import RandomizedSqueezing, squeezer_from_spec
+    from evcsa.experiments.seeds import _keys
+
+    inputs = _inputs(config, cache_dir)
+    chosen = config.defenses[params["defense"]]
+    squeezer = squeezer_from_spec(chosen.params.get("squeezer", chosen.params.get("squeezers")))
+    delta = float(chosen.params.get("delta", 0.0))
+    k = min(config.figures.examples, len(inputs.samples))
+    original = inputs.samples.images[:k]
+    adversarial = torch.from_numpy(np.ascontiguousarray(deps["craft"].arrays["x_adv"][:k]))
+    noise = RandomizedSqueezing(inputs.model, None, delta, _keys(config, "examples", chosen.name))
+    randomized = noise.randomize_pixels(adversarial).cpu() if delta > 0 else adversarial.clone()
+    squeezed = squeezer(randomized).cpu()
+    model = inputs.model
+    labels = {
+        "true": [int(v) for v in inputs.samples.labels[:k]],
+        "original": [int(v) for v in model.predict(original).cpu()],
+        "adversarial": [int(v) for v in model.predict(adversarial).cpu()],
+        "squeezed": [int(v) for v in model.predict(squeezed).cpu()],
+    }
+    arrays = {"original": original.numpy().copy(), "adversarial": adversarial.numpy().copy(),
+              "randomized": randomized.to(torch.float32).numpy(), "squeezed": squeezed.numpy()}
+    return Output(record={"labels": labels, "defense": chosen.name, "squeezer": squeezer.spec, "delta": delta},
+                  arrays=arrays)
+
+
+_KINDS = {"craft": _craft, "play": _play, "rejudge": _rejudge, "legitimate": _legitimate, "sweep_craft": _sweep_craft,
+          "sweep_point": _sweep_point, "examples": _examples}

@@ -1,0 +1,328 @@
+"""The experiment engine: units of work with content keys, the run-directory store, resume
+after SIGKILL, the executors (serial, process pool, Dask) giving identical stored results,
+plugins and the lock.
+
+Small: the 8×8 digits model, X_D of 30, N = 5; a cell's games split into chunks of 25."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import attrs
+import numpy as np
+import pytest
+
+from evcsa.config import load_config, parse_config
+from evcsa.errors import InvalidParameter
+from evcsa.experiments import run_experiment
+from evcsa.experiments.executors import DaskExecutor, PoolExecutor, SerialExecutor
+from evcsa.experiments.store import RunStore, SubmittedSamples
+
+HERE = pathlib.Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+
+SMALL = """
+name = "engine"
+seed = 5
+runs = 30
+legitimate_draws = 1
+[data]
+dataset = "digits"
+samples = 30
+[model]
+reference = "digits"
+[game]
+n_chosen = 5
+epsilon = 0.3
+[[defenses]]
+label = "plain"
+kind = "none"
+[[defenses]]
+label = "rs"
+kind = "randomized_squeezing"
+squeezer = "bit-depth-1"
+delta = 0.3
+[[adversaries]]
+label = "mine"
+kind = "plugin_adversaries:NoisyTransfer"
+strength = 0.3
+[[adversaries]]
+label = "graybox FGSM"
+kind = "graybox_transfer"
+attack = "fgsm"
+[[adversaries]]
+label = "graybox FGSM again"
+kind = "graybox_transfer"
+attack = "fgsm"
+[figures]
+deltas = [0.0, 0.3]
+n_values = [1, 5]
+draws = 3
+attack = "fgsm"
+examples = 2
+"""
+
+
+@pytest.fixture
+def small(tmp_path, digits_cache, monkeypatch):
+    """The configuration, written beside the plugin module (found through base_dir)."""
+    monkeypatch.setenv("EVCSA_CACHE", str(digits_cache))
+    (tmp_path / "plugin_adversaries.py").write_text((HERE / "plugin_adversaries.py").read_text())
+    (tmp_path / "engine.toml").write_text(SMALL)
+    return load_config(tmp_path / "engine.toml")
+
+
+def _stored(path: pathlib.Path) -> dict[str, tuple]:
+    """Every finished unit of a run directory: key → (kind, record, arrays)."""
+    db = sqlite3.connect(path / "evcsa-run.sqlite")
+    rows = db.execute("SELECT key, kind, record, arrays FROM units").fetchall()
+    db.close()
+    out = {}
+    for key, kind, record, has in rows:
+        arrays = {}
+        if has:
+            with np.load(path / "units" / f"{key}.npz") as npz:
+                arrays = {k: npz[k] for k in npz.files}
+        out[key] = (kind, json.loads(record), arrays)
+    return out
+
+
+def _same(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        assert a[key][0] == b[key][0] and a[key][1] == b[key][1], a[key][0]
+        assert a[key][2].keys() == b[key][2].keys()
+        for name in a[key][2]:
+            assert np.array_equal(a[key][2][name], b[key][2][name]), (a[key][0], name)
+
+
+def _run(config, path, executor=None):
+    with RunStore.open(path, config) as store:
+        result = run_experiment(config, progress=False, store=store, executor=executor)
+    return result
+
+
+def test_graybox_crafting_is_shared_and_identical_work_done_once(small, tmp_path):
+    """3 adversaries × 2 defenses: the plugin prepares nothing (no set crafted), the two
+    identical FGSM tables craft one set for both defenses and the sweep crafts its own."""
+    result = _run(small, tmp_path / "run")
+    counts = result.environment["units"]
+    assert counts["craftings"] == 2, counts  # FGSM once for 4 cells, the sweep's set
+    cells = {(c.defense, c.adversary): c for c in result.cells}
+    assert len(cells) == 6 and all(c.runs == 30 for c in cells.values())
+    # both FGSM tables submit the same crafted set (shared crafting), against each defense
+    for d in ("plain", "rs"):
+        a = SubmittedSamples.load(tmp_path / "run", d, "graybox FGSM")
+        b = SubmittedSamples.load(tmp_path / "run", d, "graybox FGSM again")
+        assert np.array_equal(a.x_adv[:5], b.x_adv[:5])
+    plain = SubmittedSamples.load(tmp_path / "run", "plain", "graybox FGSM")
+    rs = SubmittedSamples.load(tmp_path / "run", "rs", "graybox FGSM")
+    assert np.array_equal(plain.x_adv, rs.x_adv), "one adversarial set for every defense"
+    assert len(plain) == 30 * 5 and plain.games.max() == 29
+    assert int(plain.success.sum()) == sum(cells[("plain", "graybox FGSM")].successes)
+    assert np.array_equal(plain.success, plain.labels != plain.true_labels), "untargeted, label reference"
+    # the expected advantage of the first game's N samples, re-judged on fresh keys
+    fgsm = cells[("plain", "graybox FGSM")]
+    assert fgsm.submitted_draws == 1, "a deterministic defense is classified once"
+    assert list(fgsm.submitted_successes) == plain.success[plain.games == 0].astype(int).tolist()
+    rs_cell = cells[("rs", "graybox FGSM")]
+    assert rs_cell.submitted_draws == 3 and len(rs_cell.submitted_successes) == 5
+    e = rs_cell.expected_advantage["1.0"]
+    assert e.low <= e.value <= e.high
+    assert e.value == pytest.approx(float(np.prod(np.asarray(rs_cell.submitted_successes) / 3)))
+
+
+def test_rerun_recomputes_nothing_and_refuses_other_configurations(small, tmp_path):
+    first = _run(small, tmp_path / "run")
+    before = _stored(tmp_path / "run")
+    with RunStore.open(tmp_path / "run", small) as store:
+        again = run_experiment(small, progress=False, store=store)
+        assert store.executions(store.attempt) == [], "no unit computed twice"
+    assert again.environment["units"]["computed"] == 0
+    assert [c.successes for c in again.cells] == [c.successes for c in first.cells]
+    _same(before, _stored(tmp_path / "run"))
+    other = attrs.evolve(small, runs=31)
+    with pytest.raises(InvalidParameter, match="holds a run of another configuration"):
+        RunStore.open(tmp_path / "run", other)
+    (tmp_path / "theirs").mkdir()
+    (tmp_path / "theirs" / "notes.txt").write_text("keep me")
+    with pytest.raises(InvalidParameter, match="not an evcsa run directory"):
+        RunStore.open(tmp_path / "theirs", small)
+    assert (tmp_path / "theirs" / "notes.txt").read_text() == "keep me"
+    RunStore.open(tmp_path / "theirs", small, overwrite=True).close()
+    assert not (tmp_path / "theirs" / "notes.txt").exists(), "--overwrite replaces it"
+
+
+def test_a_second_run_on_the_same_directory_is_refused(small, tmp_path):
+    with RunStore.open(tmp_path / "run", small):
+        with pytest.raises(InvalidParameter, match="in use by a run in progress"):
+            RunStore.open(tmp_path / "run", small)
+        with pytest.raises(InvalidParameter, match="in use by a run in progress"):
+            RunStore.open(tmp_path / "run", small, overwrite=True)
+    RunStore.open(tmp_path / "run", small).close()  # released
+
+
+def test_serial_pool_and_dask_store_identical_results(small, tmp_path):
+    """The same stored units (records and arrays, bit for bit) on every executor; the user's
+    plugin adversary plays in spawned pool workers and on Dask workers."""
+    pytest.importorskip("dask.distributed")
+    _run(small, tmp_path / "serial", SerialExecutor())
+    pool = PoolExecutor(2, threads=1)
+    try:
+        _run(small, tmp_path / "pool", pool)
+    finally:
+        pool.close()
+    dask = DaskExecutor(jobs=2)
+    try:
+        assert dask.workers == 2
+        _run(small, tmp_path / "dask", dask)
+    finally:
+        dask.close()
+    serial = _stored(tmp_path / "serial")
+    _same(serial, _stored(tmp_path / "pool"))
+    _same(serial, _stored(tmp_path / "dask"))
+
+
+def test_a_fork_pool_is_refused(small):
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from evcsa.errors import ConfigError
+
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as pool:
+        with pytest.raises(ConfigError, match="spawn or forkserver"):
+            run_experiment(small, progress=False, executor=pool)
+
+
+def _cli(*args, cwd, env):
+    return subprocess.Popen([sys.executable, "-m", "evcsa.cli", *args], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _finished(path: pathlib.Path) -> int:
+    try:
+        db = sqlite3.connect(f"file:{path / 'evcsa-run.sqlite'}?mode=ro", uri=True, timeout=1)
+        try:
+            return db.execute("SELECT COUNT(*) FROM units").fetchone()[0]
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return 0
+
+
+def test_sigkill_half_way_then_the_same_command_finishes_without_recomputing(small, tmp_path, digits_cache):
+    """kill -9 once a few units are committed; rerunning the same command computes only
+    the rest (counted in the store's executions) and the results equal an uninterrupted
+    run's."""
+    cfg = tmp_path / "engine.toml"
+    cfg.write_text(SMALL.replace("runs = 30", "runs = 75"))  # 3 chunks per cell
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "EVCSA_CACHE": str(digits_cache), "OMP_NUM_THREADS": "1"}
+    args = ("play", "engine.toml", "-o", "run", "--no-progress")
+    proc = _cli(*args, cwd=tmp_path, env=env)
+    deadline = time.monotonic() + 240
+    while _finished(tmp_path / "run") < 6 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, f"the run ended before the kill: {proc.communicate()}"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    kept = _stored(tmp_path / "run")
+    assert 6 <= len(kept) and not (tmp_path / "run" / "results.json").exists()
+    proc = _cli(*args, cwd=tmp_path, env=env)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert "resuming run/" in out
+    db = sqlite3.connect(tmp_path / "run" / "evcsa-run.sqlite")
+    second = {k for (k,) in db.execute("SELECT key FROM executions WHERE attempt = 2")}
+    total = db.execute("SELECT COUNT(*) FROM units").fetchone()[0]
+    db.close()
+    assert not (second & kept.keys()), "a finished unit was recomputed"
+    assert len(second) == total - len(kept)
+    proc = _cli("play", "engine.toml", "-o", "straight", "--no-progress", cwd=tmp_path, env=env)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    _same(_stored(tmp_path / "run"), _stored(tmp_path / "straight"))
+    resumed = json.loads((tmp_path / "run" / "results.json").read_text())
+    straight = json.loads((tmp_path / "straight" / "results.json").read_text())
+    for doc in (resumed, straight):
+        for c in doc["cells"]:
+            c.pop("seconds")
+    assert resumed["cells"] == straight["cells"] and resumed["sweep"] == straight["sweep"]
+    assert resumed["legitimate_accuracy"] == straight["legitimate_accuracy"]
+
+
+def test_sigterm_leaves_a_resumable_directory_or_none(small, tmp_path, digits_cache):
+    """SIGTERM stops the run like Ctrl-C: finished units are kept (exit 143, the message says
+    how to resume); stopped before any unit finished, no directory is left."""
+    cfg = tmp_path / "engine.toml"
+    cfg.write_text(SMALL.replace("runs = 30", "runs = 75"))
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "EVCSA_CACHE": str(digits_cache), "OMP_NUM_THREADS": "1"}
+    proc = _cli("play", "engine.toml", "-o", "run", "--no-progress", cwd=tmp_path, env=env)
+    deadline = time.monotonic() + 240
+    while _finished(tmp_path / "run") < 3 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert "finished units kept in run/" in err and "--resume run" in err
+    assert _finished(tmp_path / "run") >= 3 and not list((tmp_path / "run").glob("units/*.tmp"))
+    proc = _cli("play", "engine.toml", "-o", "early", "--no-progress", cwd=tmp_path, env=env)
+    while not (tmp_path / "early").exists() and proc.poll() is None:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=60)
+    if proc.returncode == 143 and _finished(tmp_path / "early") == 0:
+        assert not (tmp_path / "early").exists(), "nothing finished: no directory left"
+
+
+def test_resume_from_the_directory_alone(small, tmp_path, capsys, monkeypatch):
+    from evcsa import cli
+
+    monkeypatch.chdir(tmp_path)
+    config = attrs.evolve(small, figures=attrs.evolve(small.figures, enabled=False), runs=3)
+    with RunStore.open(tmp_path / "run", config) as store:
+        store.log("created by the test")
+    code = cli.main(["play", "--resume", "run", "--no-progress"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "resuming run/" in out and (tmp_path / "run" / "results.json").is_file()
+    code = cli.main(["play", "--resume", "run", "--quiet"])
+    out, err = capsys.readouterr()
+    assert code == 0 and out == "" and err == ""
+    log = (tmp_path / "run" / "run.log").read_text()
+    assert "[attempt 3] 16 units, 16 already finished, 0 to run" in log
+
+
+def test_check_validates_plugins(small, tmp_path, capsys, monkeypatch):
+    from evcsa import cli
+
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["play", "engine.toml", "--check"]) == 0
+    (tmp_path / "bad.toml").write_text(SMALL.replace("plugin_adversaries:NoisyTransfer", "plugin_adversaries:Nope"))
+    assert cli.main(["play", "bad.toml", "--check"]) == 2
+    assert "adversaries[0].kind: expected module 'plugin_adversaries' to define 'Nope'" in capsys.readouterr().err
+    (tmp_path / "bad.toml").write_text(SMALL.replace("plugin_adversaries:NoisyTransfer", "nowhere_mod:X"))
+    assert cli.main(["play", "bad.toml", "--check"]) == 2
+    assert "adversaries[0].kind: cannot import module 'nowhere_mod'" in capsys.readouterr().err
+
+
+def test_device_auto_follows_the_machine(small):
+    import torch
+
+    from evcsa.experiments.runner import resolve_device
+
+    assert resolve_device("cpu") == "cpu"
+    assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        from evcsa.errors import ConfigError
+
+        with pytest.raises(ConfigError, match="device: expected a machine with CUDA"):
+            resolve_device("cuda")
+    with pytest.raises(Exception, match="device"):
+        parse_config(SMALL.replace('name = "engine"', 'name = "engine"\ndevice = "tpu"'))
