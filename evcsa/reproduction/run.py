@@ -164,25 +164,27 @@ def _repetitions_part(plan: Plan, part: Part, *, cache_dir: str | None, out: pat
 
     start = time.perf_counter()
     first = part.configs[0]
-    per: dict[str, dict[str, list[tuple[int, int]]]] = {s.name: {"adversarial": [], "non_adversarial": []}
-                                                        for s in first.defenses}
+    columns = ["non_adversarial"] + [f"adversarial {a.name}" for a in first.adversaries]
+    per: dict[str, dict[str, list[tuple[int, int]]]] = {s.name: {c: [] for c in columns} for s in first.defenses}
     for i, config in enumerate(part.configs):
         for d, spec in enumerate(config.defenses):
-            cell = run_cell(config, d, 0, progress=False, cache_dir=cache_dir)
-            acc = cell.adversarial_accuracy
-            per[spec.name]["adversarial"].append((acc.successes, acc.trials))
+            for a, adv in enumerate(config.adversaries):
+                cell = run_cell(config, d, a, progress=False, cache_dir=cache_dir)
+                acc = cell.adversarial_accuracy
+                per[spec.name][f"adversarial {adv.name}"].append((acc.successes, acc.trials))
             per[spec.name]["non_adversarial"].append(_xd_accuracy(config, d, cache_dir))
         log(f"    repetition {i + 1}/{len(part.configs)} ({time.perf_counter() - start:.0f} s)")
     rows = []
     for spec in first.defenses:
         squeezer, delta = _squeezer_of(spec)
-        for column in ("non_adversarial", "adversarial"):
+        for column in columns:
             counts = per[spec.name][column]
             rates = np.array([k / n for k, n in counts])
             pooled = BinomialEstimate.from_counts(sum(k for k, _ in counts), sum(n for _, n in counts))
             spread = float(rates.std(ddof=1)) if len(rates) > 1 else None
+            paper_column = "non_adversarial" if column == "non_adversarial" else "adversarial"
             rows.append(Comparison(label=f"{spec.name} {column.replace('_', '-')}", ours=pooled,
-                                   paper=_by_id(plan, "table3", squeezer, delta, column), spread=spread,
+                                   paper=_by_id(plan, "table3", squeezer, delta, paper_column), spread=spread,
                                    note=f"{len(counts)} repetitions", units="percent"))
     data = {k: {c: [list(t) for t in v] for c, v in cols.items()} for k, cols in per.items()}
     return PartResult(id=part.id, title=part.title, comparisons=tuple(rows), data=data,
