@@ -164,25 +164,27 @@ def _repetitions_part(plan: Plan, part: Part, *, cache_dir: str | None, out: pat
 
     start = time.perf_counter()
     first = part.configs[0]
-    per: dict[str, dict[str, list[tuple[int, int]]]] = {s.name: {"adversarial": [], "non_adversarial": []}
-                                                        for s in first.defenses}
+    columns = ["non_adversarial"] + [f"adversarial {a.name}" for a in first.adversaries]
+    per: dict[str, dict[str, list[tuple[int, int]]]] = {s.name: {c: [] for c in columns} for s in first.defenses}
     for i, config in enumerate(part.configs):
         for d, spec in enumerate(config.defenses):
-            cell = run_cell(config, d, 0, progress=False, cache_dir=cache_dir)
-            acc = cell.adversarial_accuracy
-            per[spec.name]["adversarial"].append((acc.successes, acc.trials))
+            for a, adv in enumerate(config.adversaries):
+                cell = run_cell(config, d, a, progress=False, cache_dir=cache_dir)
+                acc = cell.adversarial_accuracy
+                per[spec.name][f"adversarial {adv.name}"].append((acc.successes, acc.trials))
             per[spec.name]["non_adversarial"].append(_xd_accuracy(config, d, cache_dir))
         log(f"    repetition {i + 1}/{len(part.configs)} ({time.perf_counter() - start:.0f} s)")
     rows = []
     for spec in first.defenses:
         squeezer, delta = _squeezer_of(spec)
-        for column in ("non_adversarial", "adversarial"):
+        for column in columns:
             counts = per[spec.name][column]
             rates = np.array([k / n for k, n in counts])
             pooled = BinomialEstimate.from_counts(sum(k for k, _ in counts), sum(n for _, n in counts))
             spread = float(rates.std(ddof=1)) if len(rates) > 1 else None
+            paper_column = "non_adversarial" if column == "non_adversarial" else "adversarial"
             rows.append(Comparison(label=f"{spec.name} {column.replace('_', '-')}", ours=pooled,
-                                   paper=_by_id(plan, "table3", squeezer, delta, column), spread=spread,
+                                   paper=_by_id(plan, "table3", squeezer, delta, paper_column), spread=spread,
                                    note=f"{len(counts)} repetitions", units="percent"))
     data = {k: {c: [list(t) for t in v] for c, v in cols.items()} for k, cols in per.items()}
     return PartResult(id=part.id, title=part.title, comparisons=tuple(rows), data=data,
@@ -400,32 +402,15 @@ class WorkEstimate:
     method: str
 
 
-_ITERATION_KEYS = ("max_iterations",)
-
-
-def _probe_attack(spec: Any, params: dict[str, Any], model: Any, x: Any, y: Any, shrink: int) -> float:
-    """Seconds to craft ``x`` with ``spec`` at its full ``params``, measured with
-    ``max_iterations`` cut by ``shrink`` and scaled back up (attacks without it run whole)."""
-    probe = dict(params)
-    factor = 1.0
-    full = {**spec.params, **params}
-    if "max_iterations" in full:
-        probe["max_iterations"] = max(1, int(full["max_iterations"]) // shrink)
-        factor = int(full["max_iterations"]) / probe["max_iterations"]
-    t = time.perf_counter()
-    spec(model, x, y, **probe)
-    return (time.perf_counter() - t) * factor
-
-
-def estimate_plan(plan: Plan, *, cache_dir: str | None = None, shrink: int = 100,
+def estimate_plan(plan: Plan, *, cache_dir: str | None = None, probe: int = 10,
                   log: Callable[[str], None] | None = None) -> WorkEstimate:
     """Predict the wall time of ``plan`` on this machine from a short timed run.
 
-    Method: every graybox attack crafts the plan's X_D once on the undefended model with
-    ``max_iterations`` cut by ``shrink`` (C&W) and the time is scaled back up — an upper
-    bound for C&W L2 (early abort not modelled), rough for C&W L∞ / L0, whose outer loops
-    depend on the optimisation's success; attacks without iterations run whole. Crafting
-    counts as the engine does today: once per defense × adversary cell. Every defense
+    Method: every graybox attack is timed by the attacks' cost model
+    (:func:`evcsa.attacks.cost.estimate_attack_time`: the attack at the plan's full
+    parameters on the first ``probe`` samples of X_D, scaled linearly to |X_D|; within
+    about 1.5× on the reference CNN by its benchmark). Crafting counts as the engine does
+    today: once per defense × adversary cell. Every defense
     classifies a batch of legitimate images (the time per image includes its own ensemble:
     crops, region samples), multiplied by the classifications of the plan (games × N,
     legitimate draws × test set, sweep draws × N per point; the sweep's δ > 0 points at
@@ -502,10 +487,13 @@ def estimate_plan(plan: Plan, *, cache_dir: str | None = None, shrink: int = 100
                         classifications[key] = classifications.get(key, 0) + count
                         per_image[key] = classify_cost(config, which, d)
     params_of: dict[str, dict[str, Any]] = {a: plan.scale.params_of(a) for a in crafts}
+    from evcsa.attacks.cost import estimate_attack_time
+
     for attack in crafts:
-        spec = get_attack(attack)
-        say(f"  timing {attack} on {len(x)} samples …")
-        attack_seconds[attack] = _probe_attack(spec, params_of[attack], inputs.model, x, y, shrink)
+        say(f"  timing {attack} on {min(probe, len(x))} of {len(x)} samples …")
+        cost = estimate_attack_time(get_attack(attack), inputs.model, x, y, samples=len(x), probe=probe,
+                                    **params_of[attack])
+        attack_seconds[attack] = cost.predicted_seconds
         items.append((f"craft {attack} ({len(x)} samples)", crafts[attack], attack_seconds[attack],
                       crafts[attack] * attack_seconds[attack]))
     if bpda_spec is not None:
@@ -514,14 +502,14 @@ def estimate_plan(plan: Plan, *, cache_dir: str | None = None, shrink: int = 100
 
         config, adv = bpda_spec
         steps = int(adv.params.get("steps", 100))
-        probe = attrs.evolve(adv, params={**adv.params, "steps": min(2, steps)})
+        bpda_probe = attrs.evolve(adv, params={**adv.params, "steps": min(2, steps)})
         for randomized, count in sorted(bpda_crafts.items()):
             d_spec = next(s for s in config.defenses
                           if (s.kind not in ("none", "feature_squeezing")) == randomized)
             clf = build_defense(d_spec, inputs.model, DerivedKeys.from_seed(0, label="estimate"))
             game = EVCSA.from_rules(clf, x, y, config.game, model=inputs.model, num_classes=inputs.model.num_classes)
             t = time.perf_counter()
-            build_adversary(probe).craft(game.knowledge(0), np.arange(len(x)))
+            build_adversary(bpda_probe).craft(game.knowledge(0), np.arange(len(x)))
             each = (time.perf_counter() - t) * steps / min(2, steps)
             what = "randomized" if randomized else "deterministic"
             items.append((f"craft {adv.name} vs {what} ({len(x)} samples, {steps} steps)", count, each,
@@ -529,8 +517,9 @@ def estimate_plan(plan: Plan, *, cache_dir: str | None = None, shrink: int = 100
     for name, count in classifications.items():
         items.append((f"classify with {name}", count, per_image[name], count * per_image[name]))
     total = sum(i[3] for i in items)
-    method = (f"timed on this machine: attacks with max_iterations ÷ {shrink} scaled back up, one batch of "
-              f"classifications per defense; crafting counted once per cell as the engine does today")
+    method = (f"timed on this machine: each attack on {min(probe, len(x))} samples at full settings, scaled "
+              f"linearly (evcsa.attacks.cost), one batch of classifications per defense; crafting counted "
+              f"once per cell as the engine does today")
     return WorkEstimate(items=tuple(items), total=total, probe_seconds=time.perf_counter() - t0, method=method)
 
 

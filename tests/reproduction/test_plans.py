@@ -27,7 +27,8 @@ def test_mix_n_squeeze_full_is_the_seed_setting() -> None:
     t3 = plan.part("table3").configs
     assert len(t3) == 20 and len({c.seed for c in t3}) == 20
     assert all(attrs.evolve(c, seed=0) == attrs.evolve(t3[0], seed=0) for c in t3)
-    assert t3[0].adversaries[0].kind == "bpda_eot" and t3[0].game.knowledge == "whitebox"
+    assert [a.name for a in t3[0].adversaries] == ["BPDA+EOT", "APGD-EOT"] and t3[0].game.knowledge == "whitebox"
+    assert t3[0].adversaries[1].params["method"] == "apgd"
     figures = plan.part("figures").configs
     assert [c.figures.attack for c in figures] == list(TABLE1_ATTACKS)
     f = figures[0].figures

@@ -25,7 +25,8 @@ def test_mix_n_squeeze_quick_end_to_end(tmp_path, capsys, digits_cache) -> None:
     t3 = json.loads((out / "table3.json").read_text())["data"]
     assert set(t3) == {"bit-depth-1 δ=0.2", "bit-depth-1", "median-2x2 δ=0.5", "median-2x2", "median-3x3 δ=0.5",
                        "median-3x3"}
-    assert all(len(v["adversarial"]) == 2 for v in t3.values())     # 2 repetitions at quick scale
+    assert all(len(v["adversarial BPDA+EOT"]) == len(v["adversarial APGD-EOT"]) == 2   # 2 repetitions (quick)
+               for v in t3.values())
     figures = json.loads((out / "figures.json").read_text())["data"]
     assert {p["attack"] for p in figures} >= {"fgsm", "cw_linf_next"} and {p["delta"] for p in figures} == {0.0, 0.5}
     assert (out / "mix-n-squeeze-table1" / "results.json").is_file()

@@ -1,0 +1,27 @@
+"""The figures part at N = 25: the § 4.3 Figure 6 values are printed beside ours, with the
+expected-advantage interval (on the digits, 25 samples, a cut-down C&W L∞)."""
+
+from __future__ import annotations
+
+import attrs
+
+from evcsa.reproduction import build_plan, format_comparisons
+from evcsa.reproduction.plans import Part
+from evcsa.reproduction.run import _sweep_part
+
+
+def test_figure6_rows(digits_cache) -> None:
+    plan = build_plan("mix-n-squeeze", scale="quick", data="digits")
+    (base,) = [c for c in plan.part("figures").configs if c.figures.attack == "cw_linf_next"]
+    config = attrs.evolve(base, data=attrs.evolve(base.data, samples=25), game=attrs.evolve(base.game, n_chosen=25),
+                          figures=attrs.evolve(base.figures, deltas=(0.0, 0.2, 0.5, 0.8), n_values=(25,), draws=3))
+    part = Part(id="figures", title="Figure 6", configs=(config,), run="sweep")
+    res = _sweep_part(plan, part, cache_dir=str(digits_cache), out=None, log=lambda line: None)
+    assert len(res.lines) == 3 * 4  # 3 squeezers × 4 δ
+    rows = res.comparisons
+    assert [r.paper.printed for r in rows] == ["1", "0.55", "0.1", "0.05"]
+    assert all(r.ours.low <= r.ours.value <= r.ours.high for r in rows)   # expected_advantage's interval
+    assert all(r.scale == 1.0 and r.inside is not None for r in rows)
+    text = format_comparisons(rows)
+    assert "Fig. 6 cw_linf_next median-2x2 δ=0.5 Adv(25, 1)" in text and "0.1" in text
+    assert {p["delta"] for p in res.data} == {0.0, 0.2, 0.5, 0.8} and all(len(p["p_hat"]) == 25 for p in res.data)
