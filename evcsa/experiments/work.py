@@ -484,6 +484,7 @@ def _examples(config: ExperimentConfig, params: dict[str, Any], deps: Mapping[st
         "true": [int(v) for v in inputs.samples.labels[:k]],
         "original": [int(v) for v in model.predict(original).cpu()],
         "adversarial": [int(v) for v in model.predict(adversarial).cpu()],
+        "randomized": [int(v) for v in model.predict(randomized).cpu()],  # the noisy image, unsqueezed
         "squeezed": [int(v) for v in model.predict(squeezed).cpu()],
     }
     arrays = {"original": original.numpy().copy(), "adversarial": adversarial.numpy().copy(),
