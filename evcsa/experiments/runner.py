@@ -15,6 +15,7 @@ from evcsa.experiments.examples import run_examples
 from evcsa.experiments.inputs import load_inputs
 from evcsa.experiments.legitimate import run_legitimate
 from evcsa.experiments.results import CellResult, ExperimentResult, SweepPoint
+from evcsa.experiments.seeds import with_master_key
 from evcsa.experiments.sweep import run_sweep
 
 __all__ = ["run_experiment"]
@@ -59,6 +60,7 @@ def run_experiment(config: ExperimentConfig, *, progress: bool | None = None, ex
     start = time.perf_counter()
     say = log or (lambda line: None)
     check_config(config)
+    config = with_master_key(config)  # recorded with the results: a rerun reproduces every number
     inputs = load_inputs(config, cache_dir=cache_dir)
     say(f"data: X_D = {inputs.samples.name} ({len(inputs.samples)} images); legitimate set "
         f"{inputs.legitimate.name} ({len(inputs.legitimate)} images)")

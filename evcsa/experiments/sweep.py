@@ -50,7 +50,7 @@ def run_sweep(config: ExperimentConfig, *, progress: bool | None = None,
     import torch
     from tqdm.auto import tqdm
 
-    from evcsa.defenses.base import REJECTED
+    from evcsa.games.rules import is_success
 
     squeezers = squeezers_of(config)
     if not squeezers:
@@ -76,7 +76,7 @@ def run_sweep(config: ExperimentConfig, *, progress: bool | None = None,
                 repeated = x_adv.repeat(n_draws, 1, 1, 1)
                 pred = torch.cat([defense.predict(chunk).cpu() for chunk in repeated.split(4_000)])
                 pred = pred.view(n_draws, -1)
-                hits = ((pred != y[None]) & (pred != REJECTED)).sum(dim=0)
+                hits = is_success(pred, y).sum(dim=0)  # the game's rule: C(x′) ∉ {y, REJECTED}
                 correct = int((pred == y[None]).sum())
                 p = (hits.to(torch.float64) / n_draws).numpy()
                 exact = {}
