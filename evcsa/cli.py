@@ -217,6 +217,7 @@ def _run(config, args, out, source: str) -> int:  # type: ignore[no-untyped-def]
     if args.quiet:
         out = _Silent()
     store = RunStore.open(output, config, overwrite=args.overwrite)
+    config = store.config  # with the run's master key (drawn now, or the stored one on resume)
     committed = 0
     try:
         to_train = _model_to_train(config, args.cache_dir)

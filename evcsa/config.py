@@ -9,9 +9,10 @@ The file format (every key optional unless marked; see ``docs/quickstart.md`` an
 ``examples/*.toml``)::
 
     name = "demo"               # names the results directory
-    seed = 2024                 # all randomness of the run derives from it
+    seed = 2024                 # the adversaries' and the run's own randomness derives from it
     runs = 100                  # R, games per cell
-    reproducible = true         # defense keys derived from seed (false: OS entropy)
+    reproducible = true         # defense keys derived from master_key (false: OS entropy)
+    # master_key = "64 hex digits"  # omitted: drawn from OS entropy, recorded in the results
     legitimate_draws = 2        # classifications per legitimate test image
     device = "cpu"              # "cpu", "cuda" or "auto" (cuda when available)
     executor = "serial"         # "serial", "processes" (a local pool) or "dask"
@@ -107,6 +108,18 @@ def _non_empty_str(instance: Any, attribute: attrs.Attribute, value: Any) -> Non
 def _optional_str(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
     if value is not None:
         _non_empty_str(instance, attribute, value)
+
+
+def _master_key(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if value is None:
+        return
+    from evcsa.errors import KeyStreamError
+    from evcsa.randomness import MasterKey
+
+    try:
+        MasterKey.from_hex(value)
+    except KeyStreamError as exc:
+        raise ConfigError(f"master_key: {exc}", key="master_key") from None
 
 
 def _name(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
@@ -273,12 +286,17 @@ class ExperimentConfig:
 
     Attributes:
         name: names the results directory (letters, digits, '-', '_', '.').
-        seed: the master seed: adversaries' generators, the defenses' derived keys (when
-            ``reproducible``), the sweep's keys all derive from it.
+        seed: the public seed: the adversaries' generators and the run's own choices
+            derive from it. Never the defenses' keys.
         runs: R ≥ 1, games per cell.
-        reproducible: derive the defenses' keys from ``seed`` (:class:`~evcsa.randomness.DerivedKeys`;
-            the same config gives the same numbers); false draws them from the OS
-            (:class:`~evcsa.randomness.SystemKeys`, the secure setting).
+        reproducible: derive the defenses' keys from ``master_key``
+            (:class:`~evcsa.randomness.DerivedKeys`; the same config and master key give
+            the same numbers); false draws them from the OS
+            (:class:`~evcsa.randomness.SystemKeys`, nothing reproducible).
+        master_key: the 256-bit secret of the defenses' keys, 64 hex digits
+            (:class:`~evcsa.randomness.MasterKey`); None: drawn from OS entropy when the
+            run starts and recorded with its results (config.toml), so that rerunning the
+            recorded configuration reproduces every number. Never given to an adversary.
         legitimate_draws: classifications of each legitimate image per defense (accuracy on
             legitimate samples; more draws narrow its interval for randomized defenses).
         device: where the model and everything that follows it runs: "cpu" (default),
@@ -298,6 +316,7 @@ class ExperimentConfig:
     seed: int = attrs.field(default=0, validator=int_at_least(0, error=ConfigError))
     runs: int = attrs.field(default=100, validator=int_at_least(1, error=ConfigError))
     reproducible: bool = True
+    master_key: str | None = attrs.field(default=None, validator=_master_key)
     legitimate_draws: int = attrs.field(default=2, validator=int_at_least(1, error=ConfigError))
     device: str = attrs.field(default="cpu", validator=one_of(("cpu", "cuda", "auto"), error=ConfigError))
     executor: str = attrs.field(default="serial",

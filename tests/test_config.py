@@ -63,7 +63,7 @@ BAD = [
     ("runs = 0", r"runs: expected runs as an integer ≥ 1, got 0"),
     ("seed = true", r"seed: expected an integer, got True \(a boolean\)"),
     ("reproducible = 1", r"reproducible: expected true or false, got 1 \(an integer\)"),
-    ("runz = 1", r"runz: unknown key \(expected one of: name, seed, runs, reproducible, "
+    ("runz = 1", r"runz: unknown key \(expected one of: name, seed, runs, reproducible, master_key, "
                  r"legitimate_draws, device, executor, jobs, dask_address, data, model, game, defenses, adversaries, figures\)"),
     ('name = "../up"', r"name: expected name of letters, digits"),
     ("[data]\nsamplez = 3", r"data.samplez: unknown key \(expected one of: dataset, split, samples, "
@@ -203,3 +203,11 @@ def test_demo_configuration_is_package_data_and_checks():
     config = parse_config(DEMO_TOML)
     assert config.name == "demo"
     check_config(config)
+
+
+def test_master_key_is_a_config_key_checked_as_64_hex_digits():
+    good = "ab" * 32
+    assert parse_config(f'master_key = "{good}"\n' + MINIMAL).master_key == good
+    assert parse_config(MINIMAL).master_key is None
+    with pytest.raises(ConfigError, match="master_key: expected a master key as 64 hex digits, got 6"):
+        parse_config('master_key = "abcdef"\n' + MINIMAL)

@@ -262,12 +262,18 @@ def run_experiment(config: ExperimentConfig, *, progress: bool | None = None, ex
     from evcsa.experiments.checks import check_config
     from evcsa.experiments.executors import make_executor
     from evcsa.experiments.inputs import load_inputs
+    from evcsa.experiments.seeds import with_master_key
     from evcsa.experiments.sweep import example_images, sweep_point
     from evcsa.stats import BinomialEstimate
 
     start = time.perf_counter()
     say = log or (lambda line: None)
     check_config(config)
+    if store is not None and config.master_key is None and getattr(store, "config", None) is not None:
+        import attrs
+
+        config = attrs.evolve(config, master_key=store.config.master_key)  # the run's own, kept on resume
+    config = with_master_key(config)  # recorded with the results: a rerun reproduces every number
     inputs = load_inputs(config, cache_dir=cache_dir)
     say(f"data: X_D = {inputs.samples.name} ({len(inputs.samples)} images); legitimate set "
         f"{inputs.legitimate.name} ({len(inputs.legitimate)} images)")

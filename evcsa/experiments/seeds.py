@@ -1,11 +1,15 @@
-"""The randomness of a run, derived from the master seed and the labels of what runs: a
-generator seed (:func:`_seed`) and the defense's key source (:func:`_keys`)."""
+"""The randomness of a run: generator seeds from the public ``seed`` and the labels of what
+runs (:func:`_seed`; the adversaries' coins), and the defenses' key sources from the
+256-bit master key and the same labels (:func:`_keys`). The two never meet: knowing the
+seed (or brute-forcing it from an adversary's generator) tells nothing about a key."""
 
 from __future__ import annotations
 
 import hashlib
+import threading
 from typing import Any
 
+import attrs
 import numpy as np
 
 from evcsa.config import ExperimentConfig
@@ -18,9 +22,41 @@ def _seed(config: ExperimentConfig, *labels: str) -> int:
     return (int(state[0]) << 31) ^ int(state[1])
 
 
+_GENERATED: dict[int, Any] = {}
+_LOCK = threading.Lock()
+
+
+def master_key(config: ExperimentConfig) -> Any:
+    """The run's :class:`~evcsa.randomness.MasterKey`: ``config.master_key``, else one drawn
+    from OS entropy on first use (one per seed in this process; :func:`with_master_key`
+    writes it into the configuration so that the results record it)."""
+    from evcsa.randomness import MasterKey
+
+    if config.master_key is not None:
+        return MasterKey.from_hex(config.master_key)
+    with _LOCK:
+        if config.seed not in _GENERATED:
+            _GENERATED[config.seed] = MasterKey.generate()
+        return _GENERATED[config.seed]
+
+
+def with_master_key(config: ExperimentConfig) -> ExperimentConfig:
+    """``config`` with its master key filled in (reproducible runs without one), so that
+    every cell, in any process, derives its keys from the same recorded key."""
+    if not config.reproducible or config.master_key is not None:
+        return config
+    return attrs.evolve(config, master_key=master_key(config).hex())
+
+
 def _keys(config: ExperimentConfig, *labels: str) -> Any:
+    """The defense's key source for the unit of work named by ``labels``: OS entropy, or
+    (reproducible, or a master key given) DerivedKeys of the master key along the label path (length-prefixed,
+    so labels containing "/" never collide)."""
     from evcsa.randomness import DerivedKeys, SystemKeys
 
-    if not config.reproducible:
+    if not config.reproducible and config.master_key is None:
         return SystemKeys()
-    return DerivedKeys.from_seed(config.seed, label="/".join(labels))
+    keys = DerivedKeys(master_key(config), "experiment")
+    for label in labels:
+        keys = keys.derive(label)
+    return keys

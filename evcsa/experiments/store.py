@@ -32,6 +32,7 @@ import sqlite3
 import time
 from typing import Any
 
+import attrs
 import numpy as np
 
 from evcsa.errors import InvalidParameter
@@ -54,7 +55,7 @@ def config_fingerprint(config: Any) -> str:
     from evcsa.experiments.units import content_key
 
     data = config_to_dict(config)
-    for key in EXECUTION_KEYS:
+    for key in (*EXECUTION_KEYS, "master_key"):  # the key is the store's own (RunStore.config)
         data.pop(key, None)
     return content_key(data)
 
@@ -68,6 +69,9 @@ class RunStore:
         path: the run directory.
         attempt: this opening's number (1 for a new run, 2 for its first resumption, …).
         created: whether this opening created the directory.
+        config: the configuration to run, with the run's master key filled in (reproducible
+            runs): drawn from OS entropy when the run is created, read back from the store
+            when it resumes, so a resumed run derives the same keys as an uninterrupted one.
     """
 
     def __init__(self, path: pathlib.Path, db: sqlite3.Connection, lock_fd: int, attempt: int,
@@ -95,6 +99,8 @@ class RunStore:
                 and ``overwrite`` is false; another process holds its lock; it cannot be
                 created.
         """
+        from evcsa.experiments.seeds import with_master_key
+
         path = pathlib.Path(path)
         fingerprint = config_fingerprint(config)
         if path.exists() and not path.is_dir():
@@ -138,10 +144,12 @@ class RunStore:
                 from evcsa import __version__
                 from evcsa.config import config_to_toml
 
+                config = with_master_key(config)  # drawn once, kept: a resumption uses the same keys
                 with db:
                     db.execute("BEGIN")
                     db.executemany("INSERT INTO meta VALUES (?, ?)", [
                         ("format", FORMAT), ("fingerprint", fingerprint), ("config", config_to_toml(config)),
+                        ("master_key", config.master_key or ""),
                         ("evcsa", __version__), ("created", repr(time.time())), ("attempts", "1"),
                         ("status", "running"), ("host", socket.gethostname())])
                 attempt = 1
@@ -156,12 +164,22 @@ class RunStore:
                 if not resume:
                     raise InvalidParameter(f"{path}: expected a new run directory, got an existing run (pass "
                                            "--resume, or --overwrite to replace it)", path=str(path))
+                stored_key = meta.get("master_key") or None
+                if config.master_key is not None and stored_key is not None and config.master_key != stored_key:
+                    raise InvalidParameter(f"{path}: holds a run made with another master_key; refusing to mix "
+                                           "keys — resume without master_key (the stored one is used), choose "
+                                           "another --output, or pass --overwrite", path=str(path))
+                if stored_key is not None:
+                    config = attrs.evolve(config, master_key=stored_key)
+                else:
+                    config = with_master_key(config)
                 attempt = int(meta.get("attempts", "1")) + 1
                 with db:
                     db.execute("BEGIN")
                     db.execute("UPDATE meta SET value = ? WHERE name = 'attempts'", (str(attempt),))
                     db.execute("UPDATE meta SET value = 'running' WHERE name = 'status'")
             store = cls(path, db, lock_fd, attempt, created)
+            store.config = config
             store._forget_incomplete()
         except BaseException:  # a refusal, or a signal while opening: a new directory is removed again
             os.close(lock_fd)

@@ -433,9 +433,9 @@ def _sweep_point(config: ExperimentConfig, params: dict[str, Any], deps: Mapping
     and Adv(N, 1) = Π of the N largest p̂ (seed 002 Eq. 6) for each N of the figure."""
     import torch
 
-    from evcsa.defenses.base import REJECTED
     from evcsa.experiments.cells import _exact, _tau_key
     from evcsa.experiments.seeds import _keys
+    from evcsa.games.rules import is_success
 
     squeezer, delta = params["squeezer"], float(params["delta"])
     inputs = _inputs(config, cache_dir)
@@ -448,7 +448,7 @@ def _sweep_point(config: ExperimentConfig, params: dict[str, Any], deps: Mapping
                             config.legitimate_draws if defense.randomized else 1)
     repeated = x_adv.repeat(n_draws, 1, 1, 1)
     pred = torch.cat([defense.predict(chunk).cpu() for chunk in repeated.split(4_000)]).view(n_draws, -1)
-    hits = ((pred != y[None]) & (pred != REJECTED)).sum(dim=0)
+    hits = is_success(pred, y).sum(dim=0)  # the game's rule: C(x′) ∉ {y, REJECTED}
     correct = int((pred == y[None]).sum())
     p = (hits.to(torch.float64) / n_draws).numpy()
     exact = {}

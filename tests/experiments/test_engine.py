@@ -32,6 +32,9 @@ SMALL = """
 name = "engine"
 seed = 5
 runs = 30
+# one fixed master key: runs in different directories (serial, pool, Dask, uninterrupted)
+# derive the same defense keys and must give the same numbers
+master_key = "5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed"
 legitimate_draws = 1
 [data]
 dataset = "digits"

@@ -184,14 +184,19 @@ def test_experiment_without_figures(config):
     assert result.sweep == () and result.examples is None
     assert result.data["n_samples"] == 40 and result.model["name"] == "digits"
     assert any("legitimate accuracy" in line for line in lines)
+    assert config.master_key is None and len(result.config.master_key) == 64  # drawn once, recorded
 
 
 def test_cells_in_another_process_give_the_same_numbers(config):
-    """A cell is a pure function of the configuration: a worker process gets the same
-    numbers as this one."""
+    """A cell is a pure function of the configuration and its master key: a worker process
+    gets the same numbers as this one (run_experiment records the key in the config it
+    hands out; a bare config's key is drawn in each process)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
+    from evcsa.experiments.seeds import with_master_key
+
+    config = with_master_key(config)
     here = run_cell(config, "rs", "unchanged")
     config = attrs.evolve(config, adversaries=config.adversaries[:1], defenses=config.defenses[1:])
     # "spawn": a forked child of a process whose torch threads ran can deadlock
@@ -285,3 +290,17 @@ def test_old_module_name_is_a_deprecated_alias():
     with pytest.warns(DeprecationWarning, match="import from evcsa.experiments"):
         old = importlib.import_module("evcsa.experiment")
     assert old.run_experiment is experiments.run_experiment and old.ADVERSARIES is experiments.ADVERSARIES
+
+
+def test_the_master_key_is_recorded_and_never_the_seed(config):
+    """Reproducible mode: keys from a 256-bit master key (drawn once, recorded in the config
+    the results carry), independent of the public seed; two recorded keys, two noises."""
+    from evcsa.experiments.seeds import _keys, with_master_key
+    from evcsa.randomness import MasterKey
+
+    filled = with_master_key(attrs.evolve(config, master_key=None))
+    assert len(filled.master_key) == 64 and with_master_key(filled) is filled
+    a = _keys(filled, "cell", "rs", "noisy").next_key()
+    assert a == _keys(filled, "cell", "rs", "noisy").next_key()
+    assert a != _keys(attrs.evolve(filled, master_key=MasterKey.generate().hex()), "cell", "rs", "noisy").next_key()
+    assert _keys(filled, "cell", "a/b", "c").next_key() != _keys(filled, "cell", "a", "b/c").next_key()
