@@ -51,7 +51,11 @@ def load_plugin(name: str, *, base_dir: str | None = None, where: str = "kind") 
     if base_dir is not None and base_dir not in sys.path:
         sys.path.append(base_dir)
     try:
-        module = importlib.import_module(module_name)
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:  # a module written after this process looked at its directory
+            importlib.invalidate_caches()
+            module = importlib.import_module(module_name)
     except ImportError as exc:
         raise ConfigError(f"{where}: cannot import module {module_name!r} for {name!r} ({exc}); it must be "
                           "importable in the main process and in every worker (installed, on PYTHONPATH, "

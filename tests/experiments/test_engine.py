@@ -176,6 +176,7 @@ def test_serial_pool_and_dask_store_identical_results(small, tmp_path):
     """The same stored units (records and arrays, bit for bit) on every executor; the user's
     plugin adversary plays in spawned pool workers and on Dask workers."""
     pytest.importorskip("dask.distributed")
+    small = attrs.evolve(small, runs=10)
     _run(small, tmp_path / "serial", SerialExecutor())
     pool = PoolExecutor(2, threads=1)
     try:
