@@ -116,6 +116,9 @@ def load(paths: Iterable[str]) -> dict[tuple[str, str, int], dict[str, Any]]:
     row for the same key replaces an earlier one."""
     rows = {}
     for path in paths:
+        if not os.path.exists(path):
+            print(f"{path}: missing, skipped")
+            continue
         with open(path) as fh:
             for line in fh:
                 if line.strip():
