@@ -134,7 +134,9 @@ def main(argv: list[str] | None = None) -> int:
                                     nb_classes=10, clip_values=(0.0, 1.0), device_type="cpu")
     if "foolbox" in peers:
         fmodel = peers["foolbox"].PyTorchModel(net, bounds=(0, 1), device="cpu")
-    xn, yn, tn = x.numpy(), y.numpy(), t.numpy()
+    # copies: an ART attack wrote into its input array, which shared x's memory
+    xn, yn, tn = x.numpy().copy(), y.numpy().copy(), t.numpy().copy()
+    x_check = x.clone()
 
     def ta(factory: Callable[[Any], Any], targeted: bool = False):
         def run():
@@ -151,8 +153,8 @@ def main(argv: list[str] | None = None) -> int:
 
             atk = factory(art_clf)
             if targeted:
-                return atk.generate(xn, y=to_categorical(tn, 10))
-            return atk.generate(xn)
+                return atk.generate(xn.copy(), y=to_categorical(tn, 10))
+            return atk.generate(xn.copy())
         return run
 
     def fb_run(factory: Callable[[Any], Any], epsilon: float | None, targeted: bool = False):
@@ -233,6 +235,9 @@ def main(argv: list[str] | None = None) -> int:
             except Exception as exc:  # noqa: BLE001 - a peer's failure is reported, not fatal
                 print(f"{label:38s} {lib:12s} failed: {type(exc).__name__}: {str(exc)[:80]}")
                 continue
+            if not torch.equal(x, x_check):
+                print(f"{label:38s} {lib:12s} modified its input: the rows from here on are invalid")
+                return 1
             if base is None:
                 base = sec
             acc, dist = _strength(net, x, y, out, norm)
