@@ -39,6 +39,7 @@ from Crypto.Cipher import AES  # noqa: E402
 from scipy.ndimage import median_filter  # noqa: E402
 
 from evcsa.defenses import (  # noqa: E402
+    BitDepth,
     MedianSmoothing,
     ModelClassifier,
     NonLocalMeans,
@@ -52,6 +53,8 @@ def bench_median(n: int, repeat: int) -> None:
     rng = np.random.default_rng(4)
     datasets = {"uint8-grid noise": rng.integers(0, 256, (n, 1, 28, 28)).astype(np.float32) / 255,
                 "MNIST-like (80% zeros)": mnist_like(n)}
+    ref_noise: dict[int, float] = {}
+    ours_noise: dict[int, float] = {}
     for name, x in datasets.items():
         xt = torch.from_numpy(x)
         for k in (2, 3):
@@ -61,6 +64,23 @@ def bench_median(n: int, repeat: int) -> None:
             same = np.array_equal(squeezer(xt).numpy(), median_filter(x, size=(1, 1, k, k), mode="reflect"))
             print(f"median {k}x{k}, {n} images 1x28x28 ({name}): evcsa {ours * 1e3:.1f} ms, scipy "
                   f"{ref * 1e3:.1f} ms, speed-up {ref / ours:.1f}x (target >= 10x), identical={same}")
+            if ref / ours < 10 and name.startswith("MNIST"):
+                print(f"   why the 10x target does not fit here: scipy's selection is data-dependent and "
+                      f"{ref_noise[k] / ref:.1f}x faster on these 80 %-zero images than on noise, while the "
+                      f"sort network's time is not (evcsa {ours_noise[k] / ours:.2f}x its noise time); the "
+                      f"target holds on uint8-grid noise (above), the data DESIGN's 10-20x was measured on")
+            if name.startswith("uint8"):
+                ref_noise[k], ours_noise[k] = ref, ours
+
+
+def bench_bit_depth(n: int, repeat: int) -> None:
+    x = torch.from_numpy(mnist_like(n))
+    squeezer = BitDepth(1)
+    ours = best_of(lambda: squeezer(x), repeat)
+    whole = best_of(lambda: torch.round(x * 1.0) / 1.0, repeat)
+    same = torch.equal(squeezer(x), torch.round(x * 1.0) / 1.0)
+    print(f"bit depth 1, {n} images 1x28x28: evcsa (chunks of 256) {ours * 1e3:.1f} ms, one whole-batch "
+          f"expression {whole * 1e3:.1f} ms, ratio {whole / ours:.2f}x, identical={same}")
 
 
 def bench_nlm(n: int, repeat: int) -> None:
@@ -198,6 +218,7 @@ def main() -> None:
     quick = args.quick
     print(f"torch {torch.__version__}, OpenCV {cv2.__version__}, threads {args.threads}")
     bench_median(1000 if quick else 10_000, 3 if quick else 5)
+    bench_bit_depth(1000 if quick else 10_000, 3 if quick else 7)
     bench_nlm(50 if quick else 200, 2)
     bench_noise(1000 if quick else 10_000, 3 if quick else 7)
     bench_randomized_squeezing(500 if quick else 1500, 2 if quick else 3)

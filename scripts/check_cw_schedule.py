@@ -68,11 +68,11 @@ def measure(variant: str, schedule: str, model: Any, x: Any, y: Any, *, max_iter
         params["schedule"] = schedule
     if max_iterations is not None:
         params["max_iterations"] = max_iterations
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     ev = evaluate_attack(variant, model, x, y, batch_size=len(y), **params)
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     correct = ev.predictions == ev.labels
-    return {"variant": variant, "schedule": schedule, "seconds": seconds, "n": int(len(y)),
+    return {"variant": variant, "schedule": schedule, "seconds": seconds, "cpu_seconds": cpu, "n": int(len(y)),
             "correct": correct.astype(int).tolist(), "distance": np.asarray(ev.distances, float).tolist(),
             "success": ev.success.astype(int).tolist(), "norm": ev.norm,
             "flagged": int(ev.gradient_flagged.sum()), "failed": int(ev.failed.sum()),
@@ -116,6 +116,9 @@ def load(paths: Iterable[str]) -> dict[tuple[str, str, int], dict[str, Any]]:
     row for the same key replaces an earlier one."""
     rows = {}
     for path in paths:
+        if not os.path.exists(path):
+            print(f"{path}: missing, skipped")
+            continue
         with open(path) as fh:
             for line in fh:
                 if line.strip():

@@ -134,7 +134,9 @@ def main(argv: list[str] | None = None) -> int:
                                     nb_classes=10, clip_values=(0.0, 1.0), device_type="cpu")
     if "foolbox" in peers:
         fmodel = peers["foolbox"].PyTorchModel(net, bounds=(0, 1), device="cpu")
-    xn, yn, tn = x.numpy(), y.numpy(), t.numpy()
+    # copies: an ART attack wrote into its input array, which shared x's memory
+    xn, yn, tn = x.numpy().copy(), y.numpy().copy(), t.numpy().copy()
+    x_check = x.clone()
 
     def ta(factory: Callable[[Any], Any], targeted: bool = False):
         def run():
@@ -151,8 +153,8 @@ def main(argv: list[str] | None = None) -> int:
 
             atk = factory(art_clf)
             if targeted:
-                return atk.generate(xn, y=to_categorical(tn, 10))
-            return atk.generate(xn)
+                return atk.generate(xn.copy(), y=to_categorical(tn, 10))
+            return atk.generate(xn.copy())
         return run
 
     def fb_run(factory: Callable[[Any], Any], epsilon: float | None, targeted: bool = False):
@@ -187,6 +189,20 @@ def main(argv: list[str] | None = None) -> int:
             "ART": art_run(lambda c: ae.BasicIterativeMethod(c, eps=0.3, eps_step=0.06, max_iter=10, verbose=False)),
             "foolbox": fb_run(lambda a: a.LinfBasicIterativeAttack(abs_stepsize=0.06, steps=10,
                                                                      random_start=False), 0.3)}),
+        ("DeepFool 0.02, 50 steps", "l2", {
+            "evcsa": lambda: ea.deepfool(model, x, y, overshoot=0.02, max_iter=50),
+            "torchattacks": ta(lambda m: m.DeepFool(net, steps=50, overshoot=0.02)),
+            "ART": art_run(lambda c: ae.DeepFool(c, max_iter=50, epsilon=0.02, batch_size=len(y), verbose=False)),
+            "foolbox": fb_run(lambda a: a.L2DeepFoolAttack(steps=50, overshoot=0.02), None)}),
+        ("JSMA next θ 1, γ 0.1", "l0", {
+            "evcsa": lambda: ea.jsma(model, x, y, target=t, theta=1.0, gamma=0.1),
+            "torchattacks": ta(lambda m: m.JSMA(net, theta=1.0, gamma=0.1), targeted=True),
+            "ART": art_run(lambda c: ae.SaliencyMapMethod(c, theta=1.0, gamma=0.1, batch_size=len(y), verbose=False),
+                           targeted=True)}),
+        ("EOT-PGD vs RandSqueeze med 2×2 δ 0.2", "linf", {
+            "evcsa": evcsa_eot,
+            "torchattacks": ta(lambda m: m.EOTPGD(_RandomizedSqueezeModule(net, 0.2), eps=0.3, alpha=0.01, steps=40,
+                                                  eot_iter=10, random_start=False))}),
         (f"C&W L2 next κ 10, {iters} it × {steps}", "l2", {
             "evcsa": lambda: ea.cw_l2(model, x, y, target=t, confidence=10, max_iterations=iters,
                                       binary_search_steps=steps),
@@ -203,20 +219,6 @@ def main(argv: list[str] | None = None) -> int:
             "ART": art_run(lambda c: ae.CarliniLInfMethod(c, confidence=10, targeted=True, learning_rate=0.005,
                                                           max_iter=iters, batch_size=len(y), verbose=False),
                            targeted=True)}),
-        ("DeepFool 0.02, 50 steps", "l2", {
-            "evcsa": lambda: ea.deepfool(model, x, y, overshoot=0.02, max_iter=50),
-            "torchattacks": ta(lambda m: m.DeepFool(net, steps=50, overshoot=0.02)),
-            "ART": art_run(lambda c: ae.DeepFool(c, max_iter=50, epsilon=0.02, batch_size=len(y), verbose=False)),
-            "foolbox": fb_run(lambda a: a.L2DeepFoolAttack(steps=50, overshoot=0.02), None)}),
-        ("JSMA next θ 1, γ 0.1", "l0", {
-            "evcsa": lambda: ea.jsma(model, x, y, target=t, theta=1.0, gamma=0.1),
-            "torchattacks": ta(lambda m: m.JSMA(net, theta=1.0, gamma=0.1), targeted=True),
-            "ART": art_run(lambda c: ae.SaliencyMapMethod(c, theta=1.0, gamma=0.1, batch_size=len(y), verbose=False),
-                           targeted=True)}),
-        ("EOT-PGD vs RandSqueeze med 2×2 δ 0.2", "linf", {
-            "evcsa": evcsa_eot,
-            "torchattacks": ta(lambda m: m.EOTPGD(_RandomizedSqueezeModule(net, 0.2), eps=0.3, alpha=0.01, steps=40,
-                                                  eot_iter=10, random_start=False))}),
     ]
     names = {"torchattacks": "torchattacks", "ART": "art", "foolbox": "foolbox"}
     ea.fgsm(model, x, y, epsilon=0.3)  # warm-up (first forward/backward, allocator) outside the timings
@@ -233,6 +235,9 @@ def main(argv: list[str] | None = None) -> int:
             except Exception as exc:  # noqa: BLE001 - a peer's failure is reported, not fatal
                 print(f"{label:38s} {lib:12s} failed: {type(exc).__name__}: {str(exc)[:80]}")
                 continue
+            if not torch.equal(x, x_check):
+                print(f"{label:38s} {lib:12s} modified its input: the rows from here on are invalid")
+                return 1
             if base is None:
                 base = sec
             acc, dist = _strength(net, x, y, out, norm)
