@@ -89,6 +89,12 @@ def _check_readable(fig, name):
     canvas.draw()
     renderer = canvas.get_renderer()
     shown = [ax for ax in fig.axes if ax.get_visible() and ax.get_label() != "<colorbar>"]
+    whole = fig.bbox
+    for text in [fig._suptitle, *fig.legends]:
+        if text is None:
+            continue
+        box = text.get_window_extent(renderer)
+        assert whole.x0 - 1 <= box.x0 and box.x1 <= whole.x1 + 1, f"{name}: {type(text).__name__} cut off at the sides"
     for legend in fig.legends:
         box = legend.get_window_extent(renderer)
         for ax in shown:
@@ -101,7 +107,7 @@ def _check_readable(fig, name):
             continue
         siblings = ax.get_shared_y_axes().get_siblings(ax)  # a shared axis is labelled once, at the left
         assert any(labelled(other) for other in siblings), f"{name}: y tick labels"
-    return title
+    return " ".join(title.split())  # the title as read, whatever its line breaks
 
 
 def test_save_figures_writes_every_figure_of_the_run(run, tmp_path):
