@@ -155,7 +155,9 @@ def _cell_figure(cells: Sequence[Any], *, height: float = 2.1) -> tuple[Figure, 
     defenses, adversaries, by = _grid(cells)
     if not by:
         raise ValueError("expected cells, got none")
-    fig = Figure(figsize=(0.6 + 3.3 * len(adversaries), 1.5 + height * len(defenses)), layout="constrained")
+    # at least 9.5 inches wide, so that the title and the legend's lines fit beside two panels
+    fig = Figure(figsize=(max(9.5, 0.6 + 3.3 * len(adversaries)), 1.5 + height * len(defenses)),
+                 layout="constrained")
     axes = fig.subplots(len(defenses), len(adversaries), squeeze=False, sharex=True, sharey=True)
     for i, d in enumerate(defenses):
         for j, a in enumerate(adversaries):
@@ -167,6 +169,23 @@ def _cell_figure(cells: Sequence[Any], *, height: float = 2.1) -> tuple[Figure, 
             if (d, a) not in by:
                 ax.text(0.5, 0.5, "not played", ha="center", va="center", transform=ax.transAxes, color="0.5")
     return fig, axes, defenses, adversaries, by
+
+
+def _suptitle(fig: Figure, text: str, fontsize: float = 10) -> None:
+    """The figure's title, each line wrapped to the figure's width (so that a figure of few
+    panels does not cut it off)."""
+    import textwrap
+
+    width = max(30, int(fig.get_figwidth() * 72 / (0.56 * fontsize)) - 2)
+    lines = [part for line in text.split("\n") for part in textwrap.wrap(line, width) or [""]]
+    fig.suptitle("\n".join(lines), fontsize=fontsize)
+
+
+def _legend(fig: Figure, handles: Sequence[Any], *, ncols: int, **kwargs: Any) -> None:
+    """A figure legend under the panels, in as many columns (≤ ``ncols``) as fit its width."""
+    longest = max((len(h.get_label()) for h in handles), default=1)
+    fit = max(1, int(fig.get_figwidth() * 72 / (0.55 * 8 * longest + 40)))
+    fig.legend(handles=handles, loc="outside lower center", fontsize=8, ncols=min(ncols, fit), **kwargs)
 
 
 def _label_outer(fig: Figure, axes: Any, xlabel: str, ylabel: str) -> None:
@@ -241,9 +260,9 @@ def plot_success_rate_distribution(cells: Sequence[Any], config: Any = None) -> 
             "Poisson-binomial Pr[S = n] at the adversary's own p̂ of its top N (believed; biased up)" if own
             else "Poisson-binomial Pr[S = n] of the submitted samples (fresh classifications)")))
     handles.append(Line2D([], [], color="tab:red", linestyle="--", label=f"τ = {tau:g} (Adv counts the games at or right of it)"))
-    fig.legend(handles=handles, loc="outside lower center", fontsize=8, ncols=2 if len(handles) > 2 else 1)
+    _legend(fig, handles, ncols=2)
     _label_outer(fig, axes, "success rate succ = n / N", "fraction of games")
-    fig.suptitle(f"Success rate over the games of each cell (rows: defense; columns: adversary)\n"
+    _suptitle(fig, f"Success rate over the games of each cell (rows: defense; columns: adversary)\n"
                  f"{_shape_text(cells)}, judged by the defense on fresh randomness; "
                  f"mean with its pooled 95 % Clopper–Pearson interval", fontsize=10)
     return fig
@@ -318,9 +337,9 @@ def plot_advantage_vs_tau(cells: Sequence[Any], config: Any = None) -> Figure:
     if measured:
         handles.append(Line2D([], [], color="black", marker="D", linestyle="none",
                               label=f"expected advantage at τ = {tau0:g} (95 %)"))
-    fig.legend(handles=handles, loc="outside lower center", fontsize=8, ncols=2)
+    _legend(fig, handles, ncols=2)
     _label_outer(fig, axes, "τ (success-rate threshold)", "Adv(N, τ) = Pr[succ ≥ τ]")
-    fig.suptitle(f"Advantage vs τ for each cell (rows: defense; columns: adversary)\n"
+    _suptitle(fig, f"Advantage vs τ for each cell (rows: defense; columns: adversary)\n"
                  f"from the games' success counts ({_shape_text(cells)}); a step at every τ = k/N", fontsize=10)
     return fig
 
@@ -407,12 +426,12 @@ def plot_games_advantage_vs_n(cells: Sequence[Any], config: Any = None) -> Figur
     if measured:
         handles.append(Line2D([], [], color="0.3", marker="D", markerfacecolor="none", linestyle="none",
                               label="expected advantage of the submitted samples (95 %)"))
-    fig.legend(handles=handles, loc="outside lower center", fontsize=8, ncols=min(3, len(handles)))
+    _legend(fig, handles, ncols=3)
     _label_outer(fig, [list(axes[(rows - 1) * cols:len(defenses)])], "N (chosen samples per game)",
                  f"Adv(N, τ = {tau:g})")
     runs = sorted({int(c.runs) for c in cells})
     played = f"N = {', '.join(map(str, ns))}" if len(ns) > 1 else f"this run played N = {ns[0]} only"
-    fig.suptitle(f"The games' advantage vs N, per defense (τ = {tau:g}; {'/'.join(map(str, runs))} games per "
+    _suptitle(fig, f"The games' advantage vs N, per defense (τ = {tau:g}; {'/'.join(map(str, runs))} games per "
                  f"point; {played})", fontsize=10)
     return fig
 
@@ -486,7 +505,7 @@ def plot_examples(examples: Any, config: Any = None) -> Figure:
             if i == 0:
                 ax.set_ylabel(name, fontsize=8)
     truth = "" if true is None else "true labels " + " ".join(str(t) for t in true) + "; "
-    fig.suptitle(f"Fig. 4 — examples against {examples.defense}: → the undefended model's label of each "
+    _suptitle(fig, f"Fig. 4 — examples against {examples.defense}: → the undefended model's label of each "
                  f"image; x′ crafted on the undefended model\n{truth}red = misclassified; the squeezed row's "
                  f"label is the defense's answer for this draw of r", fontsize=9)
     return fig
@@ -582,8 +601,8 @@ def plot_accuracy_vs_delta(sweep: Sequence[Any], n_chosen: int, cells: Sequence[
     bottom += [Line2D([], [], linestyle="none", marker=_MARKERS[k % len(_MARKERS)], color=_COLORS[k % len(_COLORS)],
                       markeredgecolor="black", label=f"games: {a} (95 % CI)") for k, a in enumerate(adversaries)
                if any(_squeezer_of(c, config)[0] in groups and c.adversary == a for c in cells)]
-    fig.legend(handles=top + bottom, loc="outside lower center", fontsize=8, ncols=2)
-    fig.suptitle(f"Fig. 5 — accuracy vs δ (top) and Adv(N, 1) vs δ (bottom); sweep samples: "
+    _legend(fig, top + bottom, ncols=2)
+    _suptitle(fig, f"Fig. 5 — accuracy vs δ (top) and Adv(N, 1) vs δ (bottom); sweep samples: "
                  f"{_attack_text(config)} on the undefended model\n"
                  f"(graybox, one per X_D sample, the same at every δ); δ = 0 is deterministic feature "
                  f"squeezing", fontsize=9)
@@ -670,7 +689,7 @@ def plot_advantage_vs_n(sweep: Sequence[Any], cells: Sequence[Any] = (), config:
     fig.legend(handles=handles, loc="outside right center", fontsize=8, title="noise δ", title_fontsize=8)
     draws = config.figures.draws if config is not None else "?"
     band_text = "; bands: Bonferroni 95 % at the δ of the run's defenses"
-    fig.suptitle(f"Fig. 6 — the sweep's plug-in advantage vs N at τ = 1: Π p̂ of the N samples with the "
+    _suptitle(fig, f"Fig. 6 — the sweep's plug-in advantage vs N at τ = 1: Π p̂ of the N samples with the "
                  f"highest p̂ of {samples}\n({_attack_text(config)} on the undefended model; p̂ from {draws} "
                  f"draws per δ{band_text if banded else ''}; the games' Adv: "
                  f"games_advantage_vs_n.png)", fontsize=9)
@@ -728,7 +747,7 @@ def plot_error_heatmap(cells: Sequence[Any] = (), sweep: Sequence[Any] = (), con
     if missing:
         names = ", ".join(f"{a} ({n} cell{'s' if n != 1 else ''})" for a, n in missing.items())
         title += f"\nnot shown, as it estimates no p̂: {names}"
-    fig.suptitle(title, fontsize=9)
+    _suptitle(fig, title, fontsize=9)
     return fig
 
 

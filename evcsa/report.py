@@ -80,15 +80,17 @@ def results_schema() -> dict[str, Any]:
 
 
 def reproducibility_notice(config: Any) -> str | None:
-    """The one-line notice for a run whose numbers cannot be repeated — defense keys from OS
-    entropy (``reproducible = false`` and no ``master_key``) — saying how to make them
-    repeatable; None for a reproducible run."""
-    if getattr(config, "reproducible", True) or getattr(config, "master_key", None):
+    """The one-line notice for a run whose numbers cannot be repeated — the defenses' keys
+    drawn from OS entropy (``reproducible = false``) — saying how to make them repeatable;
+    None for a reproducible run."""
+    if getattr(config, "reproducible", True):
         return None
-    how = ("set reproducible = true (keys derived from seed = ...) or master_key = \"<64 hex digits>\""
-           if hasattr(config, "master_key") else "set reproducible = true (keys derived from seed = ...)")
-    return (f"evcsa: notice: defense keys come from OS entropy (reproducible = false), so these numbers "
-            f"will differ from run to run; to repeat them, {how} in the configuration")
+    if hasattr(config, "master_key"):
+        how = ("set reproducible = true: the keys then derive from master_key (drawn once and recorded "
+               "in the results' config.toml when absent), and rerunning that config.toml repeats every number")
+    else:
+        how = "set reproducible = true (the keys then derive from seed): the same configuration repeats every number"
+    return f"evcsa: notice: defense keys come from OS entropy (reproducible = false): these numbers cannot be repeated; {how}"
 
 
 def _finite(value: Any) -> Any:

@@ -89,6 +89,12 @@ def _check_readable(fig, name):
     canvas.draw()
     renderer = canvas.get_renderer()
     shown = [ax for ax in fig.axes if ax.get_visible() and ax.get_label() != "<colorbar>"]
+    whole = fig.bbox
+    for text in [fig._suptitle, *fig.legends]:
+        if text is None:
+            continue
+        box = text.get_window_extent(renderer)
+        assert whole.x0 - 1 <= box.x0 and box.x1 <= whole.x1 + 1, f"{name}: {type(text).__name__} cut off at the sides"
     for legend in fig.legends:
         box = legend.get_window_extent(renderer)
         for ax in shown:
@@ -101,7 +107,7 @@ def _check_readable(fig, name):
             continue
         siblings = ax.get_shared_y_axes().get_siblings(ax)  # a shared axis is labelled once, at the left
         assert any(labelled(other) for other in siblings), f"{name}: y tick labels"
-    return title
+    return " ".join(title.split())  # the title as read, whatever its line breaks
 
 
 def test_save_figures_writes_every_figure_of_the_run(run, tmp_path):
@@ -127,18 +133,22 @@ def test_success_rate_distribution(run):
         expected = np.bincount(cell.successes, minlength=cell.n_chosen + 1) / cell.runs
         assert heights == pytest.approx(expected.tolist()), "bars: fraction of games per n"
         assert f"mean {cell.success_rate}" in _texts(ax.texts)[0]
-    a_star = panels[1]
-    cell = run.cells[1]
-    assert cell.adversary == "A* q=4" and cell.p_hat is not None
-    pmf_line = [line for line in a_star.lines if line.get_marker() == "."][0]
-    top = np.sort(cell.p_hat)[::-1][: cell.n_chosen]
-    expected = poisson_binomial_pmf(np.rint(top * cell.p_hat_draws) / cell.p_hat_draws)
-    drawn = np.asarray(pmf_line.get_ydata(), dtype=float)
-    keep = ~np.isnan(drawn)
-    assert drawn[keep] == pytest.approx(expected[keep]) and np.all(expected[~keep] < 1e-4)
-    assert any("Poisson-binomial" in t and "own p̂" in t for t in legend)
-    graybox = panels[0]
-    assert not [line for line in graybox.lines if line.get_marker() == "."], "no p̂: no overlay"
+    for ax, cell in zip(panels, run.cells):
+        overlay = [line for line in ax.lines if line.get_marker() == "."]
+        if cell.submitted_successes is not None:  # fresh-key counts of the submitted samples
+            k = np.asarray(cell.submitted_successes)
+            expected = poisson_binomial_pmf(k / cell.submitted_draws)
+        elif cell.p_hat is not None:  # else the adversary's own p̂ of its top N
+            top = np.sort(cell.p_hat)[::-1][: cell.n_chosen]
+            expected = poisson_binomial_pmf(np.rint(top * cell.p_hat_draws) / cell.p_hat_draws)
+        else:
+            assert not overlay, "nothing known: no overlay"
+            continue
+        drawn = np.asarray(overlay[0].get_ydata(), dtype=float)
+        keep = ~np.isnan(drawn)
+        assert drawn[keep] == pytest.approx(expected[keep]) and np.all(expected[~keep] < 1e-4)
+    if any(c.submitted_successes is not None for c in run.cells):
+        assert any("Poisson-binomial" in t and "submitted samples (fresh" in t for t in legend)
 
 
 def test_advantage_vs_tau(run):
@@ -169,12 +179,17 @@ def test_games_advantage_vs_n(run):
     assert [ax.get_title() for ax in fig.axes] == ["bd1", "bd1 δ=0.3"]
     assert _texts(fig.axes[0].get_xticklabels()) == ["5"]
     legend = _legend_texts(fig)
-    assert legend == ["graybox FGSM: games' Adv, 95 % Clopper–Pearson", "A* q=4: games' Adv, 95 % Clopper–Pearson"]
+    assert legend[:2] == ["graybox FGSM: games' Adv, 95 % Clopper–Pearson", "A* q=4: games' Adv, 95 % Clopper–Pearson"]
+    measured = [c for c in run.cells if c.expected_advantage]
+    assert (legend[2:] == ["expected advantage of the submitted samples (95 %)"]) == bool(measured)
     ax = fig.axes[0]
-    xs = [float(c.lines[0].get_xdata()[0]) for c in ax.containers]
+    games = [c for c in ax.containers if c.lines[0].get_marker() != "D"]
+    xs = [float(c.lines[0].get_xdata()[0]) for c in games]
     assert len(set(xs)) == len(xs) == 2, "the adversaries are nudged apart"
-    ys = [float(c.lines[0].get_ydata()[0]) for c in ax.containers]
+    ys = [float(c.lines[0].get_ydata()[0]) for c in games]
     assert ys == pytest.approx([run.cells[0].advantage["1.0"].value, run.cells[1].advantage["1.0"].value])
+    diamonds = [float(c.lines[0].get_ydata()[0]) for c in ax.containers if c.lines[0].get_marker() == "D"]
+    assert diamonds == pytest.approx([c.expected_advantage["1.0"].value for c in run.cells[:2] if c.expected_advantage])
 
 
 def test_examples_name_the_models_labels_attack_and_epsilon(run):
