@@ -354,13 +354,36 @@ def _private_copy(x: Any, name: str) -> Any:
         InvalidQuery: a sparse (or otherwise non-strided) tensor.
     """
     if isinstance(x, torch.Tensor):
+        x = _plain_tensor(x, name)
         if x.layout != torch.strided:
             raise InvalidQuery(f"expected {name} as a dense tensor, got layout {x.layout} "
                                "(call .to_dense())", got=str(x.layout))
-        return x.detach().clone()
+        return x
     if isinstance(x, np.ndarray):
-        return np.array(x, copy=True)
+        return np.array(x, copy=True)  # subok=False: a plain ndarray, whatever the caller's subclass
     return x
+
+
+def _plain_tensor(x: torch.Tensor, name: str) -> torch.Tensor:
+    """A plain ``torch.Tensor`` copy of ``x``, made with ``__torch_function__`` overrides
+    switched off: a subclass of the caller's (whose methods the adversary wrote) could
+    otherwise answer the game's own checks — distances, ranges, digests — with lies.
+
+    Raises:
+        InvalidQuery: a tensor whose data cannot be read as a plain tensor (a wrapper
+            subclass without storage of its own).
+    """
+    with torch._C.DisableTorchFunction():
+        try:
+            plain = torch.Tensor.as_subclass(x, torch.Tensor) if type(x) is not torch.Tensor else x
+            if plain.layout == torch.strided:
+                plain = plain.detach().clone()
+        except (RuntimeError, TypeError) as exc:
+            raise InvalidQuery(f"expected {name} as a plain tensor, got {type(x).__name__} that cannot be read "
+                               f"as one ({exc})", got=type(x).__name__) from None
+    if type(plain) is not torch.Tensor:
+        raise InvalidQuery(f"expected {name} as a plain tensor, got {type(x).__name__}", got=type(x).__name__)
+    return plain
 
 
 def _is_single_image(x: Any) -> bool:
@@ -372,6 +395,10 @@ def _as_indices(values: Any, name: str, length: int, upper: int) -> torch.Tensor
     """``values`` as ``length`` int64 indices in [0, upper), else InvalidQuery."""
     if isinstance(values, (int, np.integer)) and not isinstance(values, bool):
         values = [values]
+    if isinstance(values, torch.Tensor):
+        values = _plain_tensor(values, name)
+    elif isinstance(values, np.ndarray):
+        values = np.array(values, copy=True)
     try:
         return as_labels(values, name=name, length=length, num_classes=upper, error=InvalidQuery)
     except (TypeError, ValueError) as exc:
