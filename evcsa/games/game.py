@@ -164,8 +164,14 @@ class Oracles:
 
     Every rule is checked at the call, in DESIGN's order: malformed input → InvalidQuery
     (nothing changes); q ≥ N → GameOver; stale → NotFresh (⊥, not counted); then q ← q + 1,
-    the ε check and the label test, n ← n + 1 on success. After the adversary returns, both
-    oracles are closed (GameOver).
+    the ε check and the label test (:meth:`Rules.is_success`), n ← n + 1 on success. After
+    the adversary returns, both oracles are closed (GameOver).
+
+    Thread-safe: each call is atomic for its game (one lock per game, held from the first
+    check to the last write), and works on its own copy of x′, taken once on entry, so an
+    adversary may call the oracles from several threads: N, freshness and the Classify
+    budget hold, no success is lost, and changing a tensor during a call changes nothing
+    the game sees.
     """
 
     def __init__(self, game: EVCSA, state: _GameState) -> None:
