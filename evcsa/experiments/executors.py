@@ -94,6 +94,14 @@ class PoolExecutor:
     def result(self, future: Any) -> Any:
         return future.result()
 
+    def warm(self, config: Any, cache_dir: str | None = None) -> int:
+        """Start the workers and load the inputs in each (import torch, the model, X_D)
+        before any unit; returns how many distinct workers answered."""
+        from evcsa.experiments.work import warm
+
+        futures = [self._pool.submit(warm, config, cache_dir) for _ in range(self.workers)]
+        return len({f.result() for f in futures})
+
     def close(self, cancel: bool = False) -> None:
         if cancel:  # stop now: the running units are lost (they were not committed) and rerun on resume
             processes = list(getattr(self._pool, "_processes", {}).values())
