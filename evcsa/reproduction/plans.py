@@ -163,13 +163,12 @@ class Plan:
 #: What the papers' evaluations need that evcsa does not provide yet (as of this plan).
 GAPS: dict[str, tuple[Gap, ...]] = {
     "mix-n-squeeze": (
-        Gap(part="all", missing="a crafting unit shared by every defense: run_cell crafts the graybox set again in "
-            "every defense × adversary cell", owner="issue 10 (engine: units of work, content keys)",
-            instead="each cell crafts its own set (same attack, same seed, same samples), 7× the crafting of "
-                    "Tables 1–2; --estimate counts it"),
-        Gap(part="all", missing="resumable, parallel runs (--jobs, a store of finished units)",
-            owner="issue 10 (engine)", instead="parts run one after the other in this process; a killed run "
-                                               "starts over"),
+        Gap(part="all", missing="evcsa reproduce does not pass the engine's store or executor to run_experiment "
+            "(units, resume, --jobs and Dask landed in the engine): a killed reproduction starts over",
+            owner="this issue (13)", instead="parts run one after the other in one process, serially"),
+        Gap(part="table3", missing="graybox-style sharing for whitebox crafting: each repetition crafts afresh "
+            "by design (the seed repeats the attack 20 times)", owner="",
+            instead="20 configurations differing in seed"),
         Gap(part="table1", missing="the seed's model and data: Carlini's CNN trained on 60,000 MNIST digits "
             "(99.43 % on 10,000 test digits)", owner="",
             instead="the reference CNN trained on the 4,000 embedded training digits (≈ 98.6 %), legitimate "

@@ -409,8 +409,8 @@ def estimate_plan(plan: Plan, *, cache_dir: str | None = None, probe: int = 10,
     Method: every graybox attack is timed by the attacks' cost model
     (:func:`evcsa.attacks.cost.estimate_attack_time`: the attack at the plan's full
     parameters on the first ``probe`` samples of X_D, scaled linearly to |X_D|; within
-    about 1.5× on the reference CNN by its benchmark). Crafting counts as the engine does
-    today: once per defense × adversary cell. Every defense
+    about 1.5× on the reference CNN by its benchmark). A graybox set is crafted once per
+    configuration (the engine's craft unit is shared by every defense). Every defense
     classifies a batch of legitimate images (the time per image includes its own ensemble:
     crops, region samples), multiplied by the classifications of the plan (games × N,
     legitimate draws × test set, sweep draws × N per point; the sweep's δ > 0 points at
@@ -465,7 +465,7 @@ def estimate_plan(plan: Plan, *, cache_dir: str | None = None, probe: int = 10,
             if part.run in ("cells", "repetitions"):
                 for adv in config.adversaries:
                     if adv.kind == "graybox_transfer":
-                        crafts[adv.params["attack"]] = crafts.get(adv.params["attack"], 0) + len(config.defenses)
+                        crafts[adv.params["attack"]] = crafts.get(adv.params["attack"], 0) + 1  # shared by defenses
                     elif adv.kind == "bpda_eot":
                         for spec in config.defenses:
                             randomized = spec.kind not in ("none", "feature_squeezing")
@@ -518,8 +518,8 @@ def estimate_plan(plan: Plan, *, cache_dir: str | None = None, probe: int = 10,
         items.append((f"classify with {name}", count, per_image[name], count * per_image[name]))
     total = sum(i[3] for i in items)
     method = (f"timed on this machine: each attack on {min(probe, len(x))} samples at full settings, scaled "
-              f"linearly (evcsa.attacks.cost), one batch of classifications per defense; crafting counted "
-              f"once per cell as the engine does today")
+              f"linearly (evcsa.attacks.cost), one batch of classifications per defense; a graybox set "
+              f"crafted once per configuration (shared by its defenses)")
     return WorkEstimate(items=tuple(items), total=total, probe_seconds=time.perf_counter() - t0, method=method)
 
 
