@@ -19,7 +19,7 @@ from typing import Any, Callable
 import attrs
 
 from evcsa._text import did_you_mean
-from evcsa.adversaries import BPDAEOT, GrayboxTransfer, GreedyAStar
+from evcsa.adversaries import BPDAEOT, DiscreteSearch, GrayboxTransfer, GreedyAStar
 from evcsa.config import ComponentSpec, ExperimentConfig
 from evcsa.errors import ConfigError, EvcsaError
 from evcsa.experiments.plugins import is_plugin, load_plugin
@@ -79,6 +79,7 @@ ADVERSARIES: dict[str, Any] = {
     "graybox_transfer": GrayboxTransfer,
     "greedy_a_star": GreedyAStar,
     "bpda_eot": BPDAEOT,
+    "discrete_search": DiscreteSearch,
 }
 
 _BUILTIN_DEFENSES = dict(DEFENSES)
