@@ -32,6 +32,7 @@ __all__ = [
     "EvcsaError",
     "GameOver",
     "InvalidParameter",
+    "NotReproducibleWarning",
     "InvalidQuery",
     "KeyStreamError",
     "ModelTampered",
@@ -113,3 +114,16 @@ class TrivialEpsilonWarning(UserWarning):
     def __init__(self, message: str, *, epsilon: float, norm: str, bound: float) -> None:
         super().__init__(message)
         self.epsilon, self.norm, self.bound = epsilon, norm, bound
+
+
+class NotReproducibleWarning(UserWarning):
+    """A series of games given a ``seed`` against a randomized defense whose keys come from
+    OS entropy (:class:`~evcsa.randomness.SystemKeys`, the secure default): the adversary's
+    coins repeat, the defense's noise does not, so the same script prints a different
+    advantage on each run. To repeat every number, give the defense
+    ``keys=DerivedKeys(MasterKey.generate(), "my-study")`` and keep the key's ``.hex()``
+    (experiments do this with ``reproducible = true``). ``classifier`` names its class."""
+
+    def __init__(self, message: str, *, classifier: str) -> None:
+        super().__init__(message)
+        self.classifier = classifier

@@ -674,6 +674,8 @@ class EVCSA:
         runs = check_positive_int(runs, "runs")
         _check_adversary(adversary, self.rules)
         ss = _as_seed(seed)
+        if ss is not None:
+            _warn_if_not_reproducible(self.classifier)
 
         def child() -> np.random.SeedSequence | None:
             # one at a time: the same children as ss.spawn(runs + 1), without holding them all
@@ -830,3 +832,19 @@ def _check_adversary(adversary: Any, rules: Rules) -> None:
     check = getattr(adversary, "check_rules", None)
     if callable(check):
         check(rules)
+
+
+def _warn_if_not_reproducible(classifier: Any) -> None:
+    """One :class:`~evcsa.errors.NotReproducibleWarning` when a seeded series plays a
+    randomized classifier whose key source is OS entropy (its numbers cannot repeat)."""
+    import warnings
+
+    from evcsa.errors import NotReproducibleWarning
+    from evcsa.randomness import SystemKeys
+
+    if getattr(classifier, "randomized", False) and isinstance(getattr(classifier, "keys", None), SystemKeys):
+        name = type(classifier).__name__
+        warnings.warn(NotReproducibleWarning(
+            f"results not reproducible: {name}'s keys come from OS entropy, so seed= repeats only the "
+            f"adversary's coins; give it keys=DerivedKeys(MasterKey.generate(), label) and keep the key's "
+            f".hex() to repeat every number", classifier=name), stacklevel=3)

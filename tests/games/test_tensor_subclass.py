@@ -91,3 +91,25 @@ def test_a_subclass_index_is_read_as_plain_integers():
             oracles.attack(torch.tensor(0).as_subclass(Liar), _other_class(0))
 
     assert _game(n_chosen=1, epsilon=None).play(Sources(), seed=0).transcript[0].source == 0
+
+
+def test_a_seeded_series_against_os_entropy_keys_says_it_cannot_repeat():
+    """Issue 14: the same script with the same seed= prints another advantage each run when
+    the defense's keys come from OS entropy; the run says so, once, and how to fix it."""
+    import warnings
+
+    from evcsa.defenses import BitDepth, RandomizedSqueezing
+    from evcsa.errors import NotReproducibleWarning
+    from evcsa.randomness import DerivedKeys, MasterKey, SystemKeys
+
+    model = ModelClassifier(PixelCodeModel(K), num_classes=K)
+    adversary = _Submit(_other_class)
+    noisy = RandomizedSqueezing(model, BitDepth(3), 0.01, SystemKeys())
+    game = EVCSA(noisy, SAMPLES, LABELS, n_chosen=2, epsilon=None, knowledge="blackbox")
+    with pytest.warns(NotReproducibleWarning, match=r"RandomizedSqueezing's keys come from OS entropy.*MasterKey"):
+        game.repeat(adversary, runs=2, seed=1)
+    keyed = RandomizedSqueezing(model, BitDepth(3), 0.01, DerivedKeys(MasterKey.generate(), "t"))
+    game = EVCSA(keyed, SAMPLES, LABELS, n_chosen=2, epsilon=None, knowledge="blackbox")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NotReproducibleWarning)
+        game.repeat(adversary, runs=2, seed=1)
