@@ -68,7 +68,7 @@ def bench_median(n: int, repeat: int) -> None:
                 print(f"   why the 10x target does not fit here: scipy's selection is data-dependent and "
                       f"{ref_noise[k] / ref:.1f}x faster on these 80 %-zero images than on noise, while the "
                       f"sort network's time is not (evcsa {ours_noise[k] / ours:.2f}x its noise time); the "
-                      f"target holds on uint8-grid noise (above), the data DESIGN's 10-20x was measured on")
+                      f"target holds on uint8-grid noise (above), the data the 10-20x target was measured on")
             if name.startswith("uint8"):
                 ref_noise[k], ours_noise[k] = ref, ours
 

@@ -6,7 +6,7 @@ Use them on your own classifier or adversary::
     from evcsa.testing import game_machine
     TestMyGame = game_machine(lambda rules: EVCSA.from_rules(my_classifier, xs, ys, rules)).TestCase
 
-The invariants checked after every step (DESIGN "The security model, exactly"):
+The invariants checked after every step (seed 000 Fig. 1, seed 002 Fig. 2):
 
 - q ≤ N, n ≤ q, the transcript has q entries, n counts its successes;
 - freshness: sources (rule "source") or bit-identical samples (rule "sample") never repeat;

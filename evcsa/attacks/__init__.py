@@ -19,7 +19,7 @@ robustness.
   evaluation.
 - :data:`ATTACKS` — the 11 attacks of seed 002 Table 1 by name, with their settings.
 - :func:`run_attack`, :func:`evaluate_adversarial`, :func:`evaluate_attack` — batched
-  crafting and success re-checked on the evaluated classifier (cases.md C09).
+  crafting and success re-checked on the evaluated classifier (never read from the attack).
 """
 
 from evcsa.attacks._common import cross_entropy, cw_margin, least_likely, next_class, project, to_uint8_grid

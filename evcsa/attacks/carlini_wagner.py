@@ -19,7 +19,8 @@ Differences from the reference code, each deliberate:
   images of x and of the start, so x′ = x exactly where the modifier m is 0 (the
   reference's tanh round trip moves every pixel by up to 5e-7).
 - The objective f is the margin with the label's logit set to −∞ among the others
-  (:func:`~evcsa.attacks.cw_margin`, cases.md C07).
+  (:func:`~evcsa.attacks.cw_margin`; with logits (−1, −2, −3) and label 0 the margin is 1,
+  where a one-hot mask gives 0).
 - Early abort and success checks are per sample; the success test of an iterate is made
   on that iterate (the reference mixes the pre- and post-update points).
 - A sample for which no point with confidence κ was found is returned as the closest

@@ -1,6 +1,6 @@
 """Crafting in batches and judging the result: success is re-checked, never trusted.
 
-Who counts success (cases.md C09), stated once and applied to every attack:
+Who counts success, stated once and applied to every attack:
 
 - A sample's outcome is decided by running the returned x′ through the classifier under
   evaluation (the defended one), never by an attack's own flag or loss.
@@ -269,7 +269,7 @@ def evaluate_adversarial(classifier: Any, x: Any, y: Any, x_adv: Any, *, target:
                          epsilon: float | None = None, norm: str = "linf", failed: Any = None,
                          health: GradientHealth | None = None, tolerance: float = DEFAULT_TOLERANCE,
                          batch_size: int | None = None) -> AttackEvaluation:
-    """Judge adversarial samples with the classifier under evaluation (cases.md C09).
+    """Judge adversarial samples with the classifier under evaluation (success is never read from the attack).
 
     Args:
         classifier: anything with ``predict(x) -> labels`` (the defended classifier).

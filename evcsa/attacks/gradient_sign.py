@@ -16,7 +16,7 @@ default α = 2ε / steps, which is the feature-squeezing 0.06 at ε = 0.3 and 10
 stays a fixed fraction of ε at any other ε (a fixed 0.06 is 7× ε at ε = 8/255). An ε at
 or beyond the trivial bound of its norm warns (:class:`~evcsa.errors.TrivialEpsilonWarning`). Losses are on logits
 (cross-entropy, or the Carlini–Wagner margin). Every point the model is queried on lies
-in [0, 1] and within ε of x, the random start included (cases.md C06).
+in [0, 1] and within ε of x, the random start included.
 """
 
 from __future__ import annotations

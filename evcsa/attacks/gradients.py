@@ -2,7 +2,7 @@
 as robustness.
 
 A gradient attack that meets a zero gradient (rounding, a median, a saturated softmax) or
-a NaN silently stops moving, and the defense looks strong (cases.md C05; Athalye et al.,
+a NaN silently stops moving, and the defense looks strong (Athalye et al.,
 "Obfuscated Gradients Give a False Sense of Security", ICML 2018; AutoAttack's
 ``checks.py`` warns about the same symptoms). Every attack in :mod:`evcsa.attacks`
 records the health of each gradient it takes in a :class:`GradientMonitor`; the result is

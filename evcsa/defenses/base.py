@@ -46,8 +46,8 @@ class LogitsWarning(UserWarning):
     """A module's outputs look like probabilities (rows in [0, 1] summing to 1) rather than
     logits. Predictions are unaffected, but the attacks' losses (C&W margins, cross-entropy)
     and the squeezing detector's softmax assume logits: a final softmax layer flattens
-    their gradients and silently weakens every attack (the fault of cases.md's kind where
-    an attack reads probabilities as logits)."""
+    their gradients and silently weakens every attack (an attack that reads probabilities as
+    logits; AutoAttack's pre-run checks warn of the same)."""
 
 
 class Classifier(abc.ABC):
@@ -357,7 +357,8 @@ def _draw(classifier: Any, x: torch.Tensor) -> torch.Tensor | None:
 def check_twin_contract(classifier: Any, probe: torch.Tensor | None = None) -> None:
     """Check that a randomized classifier's whitebox twin cannot predict its noise.
 
-    The twin contract (DESIGN "The referee"): ``classifier.with_keys(keys)`` returns (1) a
+    The twin contract (the whitebox knowledge of seed 000 Fig. 1: the defense's parameters,
+    never its randomness): ``classifier.with_keys(keys)`` returns (1) a
     distinct object, (2) holding none of the classifier's key sources, (3) whose draws
     are not the classifier's draws. Does nothing for a classifier whose ``randomized`` is
     False. Makes one twin from fixed probe keys and, with ``probe``, draws once from the

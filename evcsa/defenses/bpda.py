@@ -5,7 +5,7 @@ Athalye, Carlini & Wagner, "Obfuscated Gradients Give a False Sense of Security"
 forward pass and replaced by the identity in the backward pass, so that the gradient of
 f(g(x)) is taken as ∇f evaluated at g(x). Rounding and medians have zero or useless
 gradients; an attack that trusts autograd through them silently does nothing and the
-defense looks strong (cases.md C05).
+defense looks strong (BPDA: Athalye et al., ICML 2018, § 4.1).
 
 The forward value is exactly g(x) (bit for bit): the output is ``g(x) + (x − x.detach())``,
 whose second term is exactly zero in the forward pass and has identity Jacobian.
@@ -42,7 +42,7 @@ def bpda(fn: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.Tensor],
 
     ``fn`` runs on the detached input (it may leave torch: OpenCV, numpy). Composition
     works as expected: in ``g2(bpda(g1)(x))`` the gradient of g2 is taken at g1(x), not at
-    x (C05: g1 = 1-bit squeeze, g2(u) = u², x = 0.8 → gradient 2·g1(x) = 2.0).
+    x (e.g. g1 = 1-bit squeeze, g2(u) = u², x = 0.8 → gradient 2·g1(x) = 2.0).
 
     Args:
         fn: maps a tensor to a tensor of the same shape.

@@ -4,7 +4,7 @@ Source: Guo, Rana, Cissé & van der Maaten, "Countering Adversarial Images using
 Transformations", ICLR 2018, § 3.1 (image cropping-rescaling; the model is trained on
 cropped and rescaled images, and at test time the predictions over 30 random crops are
 averaged); seed 000 § 4.1. The setting Athalye et al. evaluate: 30 crops of 90/299 of the
-side, bilinear back to full size, mean of softmax (DESIGN "Reference facts").
+side, bilinear back to full size, mean of softmax (as Athalye et al., ICML 2018, evaluate Guo et al. 2018).
 
 Known attacks: Athalye, Carlini & Wagner, "Obfuscated Gradients Give a False Sense of
 Security", ICML 2018, § 5.2.2 (input transformations): EOT over the crop distribution

@@ -3,8 +3,7 @@
 Source: Xu, Evans & Qi, "Feature Squeezing: Detecting Adversarial Examples in Deep
 Neural Networks", NDSS 2018 — § III (colour bit depth), § IV-A (median smoothing),
 § IV-B (non-local means); seed 002 § 2.5. Each squeezer equals the reference
-implementation (EvadeML-Zoo ``utils/squeeze.py``) value for value (DESIGN "Reference
-facts"; cases.md C01–C03):
+implementation (EvadeML-Zoo ``utils/squeeze.py``) value for value:
 
 - :class:`BitDepth` ``(b)``: ``rint(x · (2^b − 1)) / (2^b − 1)`` in float32, no clipping.
 - :class:`MedianSmoothing` ``(k)``: scipy ``median_filter(size=(1, 1, k_h, k_w),
@@ -52,7 +51,7 @@ __all__ = [
     "squeezer_from_spec",
 ]
 
-#: Images per internal chunk of the median filter (cache-friendly; DESIGN perf facts).
+#: Images per internal chunk of the median filter (cache-friendly: chunks of 128–512 measured fastest).
 _MEDIAN_CHUNK = 256
 #: Images per chunk of the bit-depth reduction (cache-friendly, no large temporaries).
 _BIT_DEPTH_CHUNK = 256
@@ -167,7 +166,7 @@ class BitDepth(Squeezer):
     Xu et al. 2018 § III; the EvadeML-Zoo reference ``reduce_precision``: 2^b levels
     {0, 1/(2^b − 1), …, 1}, round half to even, no clipping. The multiply and the divide
     are float32 (the reference's dtype): float32 0.78571427 · 7 is exactly 5.5 and rounds
-    to 6 (C01), while a float64 multiply would give 5. Guo et al.'s ``round(x · 2^b)/2^b``
+    to 6, while a float64 multiply would give 5. Guo et al.'s ``round(x · 2^b)/2^b``
     and Athalye et al.'s truncation are different defenses and not offered here.
 
     Args:
@@ -322,7 +321,7 @@ def _median_2x2(p: torch.Tensor, h: int, w: int, out: torch.Tensor) -> None:
 @attrs.frozen
 class MedianSmoothing(Squeezer):
     """Median smoothing with a ``size`` window, scipy ``median_filter(mode="reflect")``
-    semantics per channel (Xu et al. 2018 § IV-A; C02).
+    semantics per channel (Xu et al. 2018 § IV-A).
 
     Vectorized torch on any device: the input is padded by index (scipy's "reflect"
     repeats the edge pixel; torch's own "reflect" does not and is not used), then a
@@ -374,14 +373,14 @@ def _reflect101_index(n: int, border: int) -> np.ndarray:
 
 
 def _to_uint8(x: torch.Tensor) -> np.ndarray:
-    """clip(rint(255·x)) as uint8, NHWC numpy (C03: clip → round → cast, never cast first)."""
+    """clip(rint(255·x)) as uint8, NHWC numpy (clip → round → cast, never cast first: a bare cast wraps −0.004 to 255)."""
     u8 = torch.round(x.detach().to("cpu", torch.float32) * 255.0).clamp_(0, 255).to(torch.uint8)
     return u8.permute(0, 2, 3, 1).contiguous().numpy()
 
 
 @attrs.frozen
 class NonLocalMeans(Squeezer):
-    """Non-local means "a-b-c" through OpenCV (Xu et al. 2018 § IV-B; C03).
+    """Non-local means "a-b-c" through OpenCV (Xu et al. 2018 § IV-B; on uint8, as OpenCV requires).
 
     1-channel images go to ``cv2.fastNlMeansDenoising(u8, None, h=c,
     templateWindowSize=b, searchWindowSize=a)``, 3-channel ones to

@@ -162,7 +162,7 @@ def _digest(x: torch.Tensor) -> bytes:
 class Oracles:
     """The Classify and Attack oracles of one game, handed to the adversary.
 
-    Every rule is checked at the call, in DESIGN's order: malformed input → InvalidQuery
+    Every rule is checked at the call, in the seeds' order (seed 000 Fig. 1): malformed input → InvalidQuery
     (nothing changes); q ≥ N → GameOver; stale → NotFresh (⊥, not counted); then q ← q + 1,
     the ε check and the label test (:meth:`Rules.is_success`), n ← n + 1 on success. After
     the adversary returns, both oracles are closed (GameOver).

@@ -190,7 +190,7 @@ GAPS: dict[str, tuple[Gap, ...]] = {
             "attacked samples)", owner="issue 10 (engine)",
             instead="computed here from load_inputs + build_defense (each repetition classifies X_D once)"),
         Gap(part="figures", missing="the targeted success criterion in the δ sweep (it counts "
-            "misclassification only; DESIGN asks for both for targeted attacks)", owner="issue 10 (engine)",
+            "misclassification only; both criteria should be reported for targeted attacks)", owner="issue 10 (engine)",
             instead="misclassification only; Fig. 6's stated CW∞ values are compared against it"),
         Gap(part="figures", missing="an interval for the sweep's exact advantage (Π of the N largest p̂): "
             "evcsa.stats.expected_advantage", owner="issue 12 (adversaries)",
