@@ -7,8 +7,8 @@ Security", ICML 2018, § 4.1 (BPDA: forward through the non-differentiable step,
 identity backward) and § 4.2 (EOT: follow ∇ E_t[L(f(t(x)))] = E_t[∇ L(f(t(x)))]);
 Athalye, Engstrom, Ilyas & Kwok, "Synthesizing Robust Adversarial Examples", ICML 2018
 (EOT). Step rule and projection: Madry et al., ICLR 2018 (PGD). EOT in practice: 30
-draws per step in Athalye et al.'s code, 20 in AutoAttack's randomized mode (DESIGN
-"Reference facts"); the default here is 30.
+draws per step in Athalye et al.'s code, 20 in AutoAttack's randomized mode (Croce & Hein,
+ICML 2020); the default here is 30.
 
 The gradients come from ``knowledge.defense``: the whitebox twin of the defended
 classifier, with the same parameters and the adversary's own keys. The defense's own
@@ -43,7 +43,7 @@ from evcsa.adversaries._common import (
 )
 from evcsa.adversaries.base import Adversary
 from evcsa.adversaries.greedy import estimate_online
-from evcsa.attacks._common import input_gradient, project, random_start
+from evcsa.attacks._common import eot_gradient, project, random_start
 from evcsa.attacks.apgd import apgd, apgd_loss
 from evcsa.attacks.gradient_sign import ascent_loss
 from evcsa.attacks.gradients import GradientHealth, GradientMonitor
@@ -61,44 +61,6 @@ __all__ = ["BPDAEOT", "eot_gradient"]
 
 SELECTIONS = ("first", "offline", "online")
 METHODS = ("pgd", "apgd")
-
-
-def eot_gradient(classifier: Classifier, x: torch.Tensor, loss_fn: Any, samples: int, *,
-                 monitor: GradientMonitor | None = None, index: torch.Tensor | None = None
-                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Expectation over Transformation: the mean over ``samples`` draws of the input
-    gradient of ``loss_fn`` through ``classifier.surrogate_logits`` (one draw of its
-    randomness per call; BPDA for its squeezers).
-
-    Args:
-        classifier: the (twin) classifier.
-        x: float32 [B, C, H, W] on its device.
-        loss_fn: logits [B, K] → per-sample loss [B] to increase.
-        samples: S ≥ 1 draws.
-        monitor: receives one evaluation per call of this function: the mean gradient,
-            flagged non-finite if any draw was, missing if any draw had no graph.
-        index: positions of these samples in the monitor's batch.
-
-    Returns:
-        (mean gradient [B, C, H, W], logits of every draw [S, B, K], mean loss [B]).
-    """
-    if samples == 1:
-        grad, z, loss = input_gradient(classifier, x, loss_fn, monitor=monitor, index=index)
-        return grad, z[None], loss
-    draws = GradientMonitor(x.shape[0])
-    total = torch.zeros_like(x)
-    logits, losses = [], []
-    for _ in range(samples):
-        grad, z, loss = input_gradient(classifier, x, loss_fn, monitor=draws)
-        total += grad
-        logits.append(z)
-        losses.append(loss)
-    mean = total / samples
-    if monitor is not None:
-        h = draws.health()
-        monitor.observe(mean, index=index, missing=bool(h.missing.any()),
-                        nonfinite=torch.from_numpy(h.nonfinite))
-    return mean, torch.stack(logits), torch.stack(losses).mean(dim=0)
 
 
 def _hits(logits: torch.Tensor, labels: torch.Tensor, targeted: bool) -> torch.Tensor:

@@ -5,7 +5,7 @@ Every attack reads gradients through :func:`input_gradient`, which calls the mod
 ``surrogate_logits`` (the BPDA/EOT path of a defense, the plain module for a
 :class:`~evcsa.defenses.ModelClassifier`) and reports zero, non-finite or missing
 gradients to a :class:`~evcsa.attacks.GradientMonitor` instead of letting them pass as
-robustness (cases.md C05).
+robustness (Athalye et al., ICML 2018).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ __all__ = [
     "as_classifier",
     "check_generator",
     "check_number",
+    "eot_gradient",
     "check_targets_differ",
     "cross_entropy",
     "cw_margin",
@@ -186,7 +187,7 @@ def cw_margin(logits: torch.Tensor, labels: torch.Tensor, *, confidence: float =
     Targeted (``labels`` = target t):      f = max(max_{j≠t} z_j − z_t, −κ).
     f ≤ 0 once the sample is adversarial; f = −κ once it is so with margin κ. The other
     classes' maximum is taken with the label's entry set to −∞, never by multiplying with
-    a one-hot mask (which turns negative logits into a spurious 0: cases.md C07).
+    a one-hot mask (which turns negative logits into a spurious 0).
 
     Args:
         logits: float [B, K].
@@ -389,3 +390,41 @@ def to_uint8_grid(x_adv: Any, x: Any = None, *, epsilon: float | None = None, no
     shape = (-1,) + (1,) * (x_adv.dim() - 1)
     fallback = torch.where(ok_toward.view(shape), toward, x_adv.clamp(0.0, 1.0))
     return torch.where(ok.view(shape), rounded, fallback)
+
+
+def eot_gradient(classifier: Classifier, x: torch.Tensor, loss_fn: Any, samples: int, *,
+                 monitor: GradientMonitor | None = None, index: torch.Tensor | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Expectation over Transformation: the mean over ``samples`` draws of the input
+    gradient of ``loss_fn`` through ``classifier.surrogate_logits`` (one draw of its
+    randomness per call; BPDA for its squeezers).
+
+    Args:
+        classifier: the (twin) classifier.
+        x: float32 [B, C, H, W] on its device.
+        loss_fn: logits [B, K] → per-sample loss [B] to increase.
+        samples: S ≥ 1 draws.
+        monitor: receives one evaluation per call of this function: the mean gradient,
+            flagged non-finite if any draw was, missing if any draw had no graph.
+        index: positions of these samples in the monitor's batch.
+
+    Returns:
+        (mean gradient [B, C, H, W], logits of every draw [S, B, K], mean loss [B]).
+    """
+    if samples == 1:
+        grad, z, loss = input_gradient(classifier, x, loss_fn, monitor=monitor, index=index)
+        return grad, z[None], loss
+    draws = GradientMonitor(x.shape[0])
+    total = torch.zeros_like(x)
+    logits, losses = [], []
+    for _ in range(samples):
+        grad, z, loss = input_gradient(classifier, x, loss_fn, monitor=draws)
+        total += grad
+        logits.append(z)
+        losses.append(loss)
+    mean = total / samples
+    if monitor is not None:
+        h = draws.health()
+        monitor.observe(mean, index=index, missing=bool(h.missing.any()),
+                        nonfinite=torch.from_numpy(h.nonfinite))
+    return mean, torch.stack(logits), torch.stack(losses).mean(dim=0)

@@ -37,7 +37,7 @@ from evcsa.attacks._common import (
     check_generator,
     check_number,
     cross_entropy,
-    input_gradient,
+    eot_gradient,
     prepare_inputs,
     project,
     random_start as _random_start,
@@ -112,27 +112,6 @@ def _direction(grad: torch.Tensor, norm: str) -> torch.Tensor:
     return grad / grad.flatten(1).norm(dim=1).clamp(min=1e-12).view(-1, 1, 1, 1)
 
 
-def _eot(clf: Classifier, x: torch.Tensor, loss_fn: Callable[[torch.Tensor], torch.Tensor], draws: int,
-         monitor: GradientMonitor, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(mean gradient, logits of every draw [S, B, K], mean loss [B]) over ``draws``
-    draws of the classifier's randomness (EOT: a mean, not a sum)."""
-    if draws == 1:
-        grad, z, loss = input_gradient(clf, x, loss_fn, monitor=monitor, index=index)
-        return grad, z[None], loss
-    per = GradientMonitor(x.shape[0])
-    total = torch.zeros_like(x)
-    logits, losses = [], []
-    for _ in range(draws):
-        grad, z, loss = input_gradient(clf, x, loss_fn, monitor=per)
-        total += grad
-        logits.append(z)
-        losses.append(loss)
-    mean = total / draws
-    h = per.health()
-    monitor.observe(mean, index=index, missing=bool(h.missing.any()), nonfinite=torch.from_numpy(h.nonfinite))
-    return mean, torch.stack(logits), torch.stack(losses).mean(dim=0)
-
-
 def _hits(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
     pred = logits.argmax(dim=2)
     hit = pred == target[None] if target is not None else pred != y[None]
@@ -149,7 +128,7 @@ def _run(clf: Classifier, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor
     shape = (b, 1, 1, 1)
     loss_fn = apgd_loss(loss, y, target)
     x_k = start
-    grad, logits, f = _eot(clf, x_k, loss_fn, eot_draws, monitor, index)
+    grad, logits, f = eot_gradient(clf, x_k, loss_fn, eot_draws, monitor=monitor, index=index)
     x_best, f_best, g_best = x_k.clone(), f.clone(), grad.clone()
     ret, ret_hits, ret_loss = x_k.clone(), _hits(logits, y, target), f.clone()
     eta = torch.full((b,), float(step_size), device=x.device)
@@ -165,7 +144,7 @@ def _run(clf: Classifier, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor
             a = 1.0 if k == 0 else momentum
             x_next = project(x_k + a * (z - x_k) + (1.0 - a) * (x_k - x_prev), x, epsilon, norm)
         x_prev, x_k = x_k, x_next
-        grad, logits, f = _eot(clf, x_k, loss_fn, eot_draws, monitor, index)
+        grad, logits, f = eot_gradient(clf, x_k, loss_fn, eot_draws, monitor=monitor, index=index)
         with torch.no_grad():
             increases += (f > f_prev).to(torch.float32)
             f_prev = f.clone()
