@@ -247,6 +247,25 @@ def fit_to_game(knowledge: Knowledge, x: torch.Tensor, x_adv: torch.Tensor, roun
 
 # -- success estimation ------------------------------------------------------------------
 
+def rate_on_twin(twin: Any, candidates: Candidates, knowledge: Knowledge, draws: int, alpha: float,
+                 query_batch: int = 10_000) -> Candidates:
+    """``candidates`` with ``offline`` set to the twin's verdict: each candidate classified
+    ``draws`` times by the adversary's own twin of the defense (whitebox knowledge; no
+    Classify query, so nothing is counted by the game), judged by the game's rule
+    (:func:`count_successes`), with Clopper–Pearson intervals at level 1 − ``alpha``.
+
+    Args:
+        twin: the twin classifier (``knowledge.defense``), on its own device.
+        candidates: the crafted candidates.
+        knowledge: the adversary's knowledge (the rule and the sources' labels).
+        draws: classifications per candidate, ≥ 1 (1 for a deterministic twin).
+        alpha: 1 − confidence level of the intervals, in (0, 1).
+        query_batch: images per twin call (memory bound).
+    """
+    counts = count_successes(lambda x: twin.predict(x.to(twin.device)), candidates, knowledge, draws, query_batch)
+    return attrs.evolve(candidates, offline=SuccessEstimates.from_counts(counts, draws, alpha, "offline"))
+
+
 def count_successes(classify: Callable[[torch.Tensor], torch.Tensor], candidates: Candidates, knowledge: Knowledge,
                     draws: int, query_batch: int) -> np.ndarray:
     """kᵢ: in how many of ``draws`` classifications each candidate met the game's goal,

@@ -32,13 +32,12 @@ from evcsa.adversaries._common import (
     AdversaryReport,
     Candidates,
     PreparedAdversary,
-    SuccessEstimates,
     choose_sources,
-    count_successes,
     fit_to_game,
     positive_int,
     probability_open,
     rank,
+    rate_on_twin,
     submit,
 )
 from evcsa.adversaries.base import Adversary
@@ -282,10 +281,7 @@ class BPDAEOT(Adversary):
         if self.selection == "offline":
             twin = self._twin(knowledge)
             draws = self.estimate_draws if getattr(twin, "randomized", True) is not False else 1
-            counts = count_successes(lambda x: twin.predict(x.to(twin.device)), candidates, knowledge, draws,
-                                     self.query_batch)
-            candidates = attrs.evolve(candidates, offline=SuccessEstimates.from_counts(counts, draws, self.alpha,
-                                                                                       "offline"))
+            candidates = rate_on_twin(twin, candidates, knowledge, draws, self.alpha, self.query_batch)
         return PreparedAdversary(self, candidates, tuple(knowledge.image_shape), m)
 
     def play(self, oracles: Oracles, knowledge: Knowledge) -> AdversaryReport:

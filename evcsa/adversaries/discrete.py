@@ -57,12 +57,11 @@ from evcsa.adversaries._common import (
     AdversaryReport,
     Candidates,
     PreparedAdversary,
-    SuccessEstimates,
     choose_sources,
-    count_successes,
     positive_int,
     probability_open,
     rank,
+    rate_on_twin,
     submit,
 )
 from evcsa.adversaries.base import Adversary
@@ -388,10 +387,7 @@ class DiscreteSearch(Adversary):
         sources = choose_sources(knowledge, self.n_candidates, self.source_order, default)
         candidates = self.craft(knowledge, sources)
         if self.selection == "offline":
-            twin = knowledge.defense
-            counts = count_successes(lambda x: twin.predict(x.to(twin.device)), candidates, knowledge, 1, 10_000)
-            candidates = attrs.evolve(candidates, offline=SuccessEstimates.from_counts(counts, 1, self.alpha,
-                                                                                       "offline"))
+            candidates = rate_on_twin(knowledge.defense, candidates, knowledge, 1, self.alpha)
         return PreparedAdversary(self, candidates, tuple(knowledge.image_shape), m)
 
     def play(self, oracles: Oracles, knowledge: Knowledge) -> AdversaryReport:
