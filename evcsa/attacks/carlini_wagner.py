@@ -507,7 +507,8 @@ def cw_linf(model: Any, x: Any, y: Any, *, target: Any = None, confidence: float
         reduce_const: halve c after each success (default False).
         round_to_grid: round x′ to the uint8 grid.
         schedule: "reference" (default: the reference code's schedule) or "fast" (stall
-            stop and capped climb of c, a departure from the reference: module docstring).
+            stop, and the climb of c restarted from ``initial_const`` after each success;
+            a departure from the reference: module docstring).
         generator: unused; accepted for a uniform signature.
         monitor: receives the gradient health.
 
