@@ -59,6 +59,9 @@ def main() -> None:
         "APGD-CE-EOT (40 × 10, η⁽⁰⁾ = ε/2, not the default)": BPDAEOT(
             method="apgd", loss="ce", steps=40, eot_samples=10, step_size=EPSILON / 2, n_candidates=len(x),
             selection="offline", estimate_draws=1),
+        "APGD-CE-EOT (10 × 40, η⁽⁰⁾ = ε/2, not the default)": BPDAEOT(
+            method="apgd", loss="ce", steps=10, eot_samples=40, step_size=EPSILON / 2, n_candidates=len(x),
+            selection="offline", estimate_draws=1),
         "APGD-CE-EOT (AutoAttack rand: 20 steps × 20 draws)": BPDAEOT(
             method="apgd", loss="ce", steps=20, eot_samples=20, n_candidates=len(x), selection="offline",
             estimate_draws=1),
@@ -84,7 +87,8 @@ def main() -> None:
     union = np.maximum(results["APGD-CE-EOT (40 steps × 10 draws)"], results["APGD-DLR-EOT (40 steps × 10 draws)"])
     print(f"{'APGD CE ∪ DLR (per digit the better; 2× evals)':52} {'':6} {union.mean():7.3f} "
           f"{int((union >= 0.5).sum()):6d}")
-    for label in ("APGD-CE-EOT (40 steps × 10 draws)", "APGD-CE-EOT (40 × 10, η⁽⁰⁾ = ε/2, not the default)"):
+    for label in ("APGD-CE-EOT (40 steps × 10 draws)", "APGD-CE-EOT (40 × 10, η⁽⁰⁾ = ε/2, not the default)",
+                  "APGD-CE-EOT (10 × 40, η⁽⁰⁾ = ε/2, not the default)"):
         ce = results[label]
         verdict = "at least as strong" if ce.mean() >= base.mean() else "WEAKER"
         print(f"RESULT: {label}: mean p {ce.mean():.4f} vs BPDA+EOT {base.mean():.4f} at equal evaluations: "
