@@ -78,7 +78,7 @@ def _warm_worker(config: Any, cache_dir: str | None, timeout: float) -> int:
     ``jobs`` warm-up tasks holds a different worker; returns the pid."""
     from evcsa.experiments.work import warm
 
-    pid = warm(config, cache_dir, pause=0.0)
+    pid = warm(config, cache_dir)
     if _BARRIER is not None:
         _BARRIER.wait(timeout)
     return pid
@@ -103,9 +103,8 @@ class PoolExecutor:
         context = multiprocessing.get_context(method)
         if method == "forkserver":
             context.set_forkserver_preload(list(PRELOAD))  # only takes effect before the server starts
-        self._barrier = context.Barrier(jobs)
         self._pool = cf.ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_init_worker,
-                                            initargs=(self.threads, self._barrier))
+                                            initargs=(self.threads, context.Barrier(jobs)))
 
     def submit(self, task: Any) -> cf.Future:
         from evcsa.experiments.work import execute
@@ -121,8 +120,13 @@ class PoolExecutor:
 
     def warm(self, config: Any, cache_dir: str | None = None, timeout: float = 300.0) -> int:
         """Start the workers and load the inputs in each (the model, X_D) before any unit;
-        returns how many distinct workers answered (``jobs``, unless one failed to start
-        within ``timeout`` seconds)."""
+        returns how many distinct workers answered (``jobs``: each warm-up task waits at a
+        barrier of ``jobs`` parties, so no worker takes two).
+
+        Raises:
+            threading.BrokenBarrierError: not every worker started within ``timeout``
+                seconds.
+        """
         futures = [self._pool.submit(_warm_worker, config, cache_dir, timeout) for _ in range(self.workers)]
         return len({f.result() for f in futures})
 

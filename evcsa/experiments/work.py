@@ -75,13 +75,11 @@ def execute(task: Mapping[str, Any]) -> Output:
     return attrs.evolve(out, seconds=time.perf_counter() - start)
 
 
-def warm(config: ExperimentConfig, cache_dir: str | None, pause: float = 0.5) -> int:
-    """Load the inputs in this (worker) process ahead of the first unit; returns the pid.
-    The pause keeps the worker busy so that the next warm-up task goes to another one."""
+def warm(config: ExperimentConfig, cache_dir: str | None) -> int:
+    """Load the inputs in this (worker) process ahead of the first unit; returns the pid."""
     import os
 
     _inputs(config, cache_dir)
-    time.sleep(pause)
     return os.getpid()
 
 
