@@ -130,7 +130,8 @@ def _needed(units: list[Any], layout: Mapping[str, Any], select: tuple[Any, ...]
 
 def run_units(config: ExperimentConfig, *, cache_dir: str | None = None, select: tuple[Any, ...] | None = None,
               store: Any = None, executor: Any = None, progress: bool | None = False,
-              log: Callable[[str], None] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+              log: Callable[[str], None] | None = None,
+              shared: Any = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """Plan the run's units, run those ``select`` needs that ``store`` lacks, and return
     every needed unit's output.
 
@@ -145,6 +146,9 @@ def run_units(config: ExperimentConfig, *, cache_dir: str | None = None, select:
             ``concurrent.futures.Executor`` (spawn/forkserver), or None (serial).
         progress: one progress bar for all units (None: only on a terminal).
         log: receives one line per finished unit.
+        shared: a :class:`~evcsa.experiments.store.FinishedUnits` (or any object whose
+            ``get(key)`` returns an output or None): units it holds are taken from it (and
+            committed to ``store``) instead of computed.
 
     Returns:
         (key → :class:`~evcsa.experiments.work.Output`, the layout of
@@ -165,11 +169,20 @@ def run_units(config: ExperimentConfig, *, cache_dir: str | None = None, select:
     needed = _needed(units, layout, select)
     done = store.done() if store is not None else set()
     outputs: dict[str, Any] = {}
+    taken = 0
     for u in needed:
         if u.key in done:
             outputs[u.key] = store.get(u.key)
+        elif shared is not None:
+            found = shared.get(u.key)
+            if found is not None:
+                outputs[u.key] = found
+                taken += 1
+                if store is not None:
+                    store.put(u, found)
     todo = [u for u in needed if u.key not in outputs]
-    layout["counts"] = {"units": len(needed), "reused": len(needed) - len(todo), "computed": 0, "craftings": 0,
+    layout["counts"] = {"units": len(needed), "reused": len(needed) - len(todo), "shared": taken, "computed": 0,
+                        "craftings": 0,
                         "craftings_planned": sum(u.kind in ("craft", "sweep_craft") for u in needed)}
     if store is not None:
         store.log(f"{len(needed)} units, {len(needed) - len(todo)} already finished, {len(todo)} to run")
@@ -238,7 +251,7 @@ def _environment() -> dict[str, Any]:
 
 def run_experiment(config: ExperimentConfig, *, progress: bool | None = None, executor: Any = None,
                    cache_dir: str | None = None, log: Callable[[str], None] | None = None,
-                   store: Any = None) -> ExperimentResult:
+                   store: Any = None, shared: Any = None) -> ExperimentResult:
     """Run everything ``config`` describes and return the results (no results file is
     written: see :func:`publish_results`).
 
@@ -254,6 +267,8 @@ def run_experiment(config: ExperimentConfig, *, progress: bool | None = None, ex
         store: a :class:`~evcsa.experiments.store.RunStore`: finished units are taken from
             it and new ones committed to it as they finish (resumable); None keeps them in
             memory.
+        shared: finished units of other runs to take instead of computing them
+            (:class:`~evcsa.experiments.store.FinishedUnits`; see :func:`run_units`).
 
     Raises:
         ConfigError, DataError: before any work, for a bad configuration or data.
@@ -282,12 +297,13 @@ def run_experiment(config: ExperimentConfig, *, progress: bool | None = None, ex
         executor = make_executor(config.executor, jobs=config.jobs, address=config.dask_address)
     try:
         outputs, layout = run_units(config, cache_dir=cache_dir, store=store, executor=executor,
-                                    progress=progress, log=None if progress is not False else None)
+                                    progress=progress, log=None if progress is not False else None, shared=shared)
     finally:
         if own:
             executor.close()
     counts = layout["counts"]
-    say(f"units: {counts['units']} ({counts['reused']} from the store, {counts['computed']} computed); "
+    say(f"units: {counts['units']} ({counts['reused']} from the store, {counts['shared']} of them from other "
+        f"runs, {counts['computed']} computed); "
         f"crafting: {counts['craftings']} adversarial set(s) crafted")
     legitimate = {config.defenses[d].name: BinomialEstimate.from_counts(outputs[k].record["correct"],
                                                                         outputs[k].record["trials"])

@@ -37,7 +37,7 @@ import numpy as np
 
 from evcsa.errors import InvalidParameter
 
-__all__ = ["RunStore", "SubmittedSamples", "config_fingerprint"]
+__all__ = ["FinishedUnits", "RunStore", "SubmittedSamples", "config_fingerprint"]
 
 DATABASE = "evcsa-run.sqlite"
 LOCK = "evcsa-run.lock"
@@ -331,6 +331,52 @@ class RunStore:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+class FinishedUnits:
+    """Read-only view of the finished units of other run directories, by content key.
+
+    A run given such a view (``run_experiment(..., shared=...)``) takes a unit it lacks from
+    the first directory that finished it, instead of computing it again, and commits a copy
+    to its own store (each run directory stays complete on its own). Units are the same work
+    exactly when their content keys are equal (:mod:`evcsa.experiments.units`), so sharing
+    never changes a number: the reproduction's Table 1, Table 2 and Figures 5–7 evaluate one
+    adversarial set per attack this way.
+
+    Directories that do not exist yet, or are not run directories, are skipped; one being
+    written by another process is read as far as it has committed (SQLite, WAL journal).
+    """
+
+    def __init__(self, paths: Any) -> None:
+        self.paths = tuple(pathlib.Path(p) for p in paths)
+
+    def get(self, key: str) -> Any:
+        """The :class:`~evcsa.experiments.work.Output` of ``key`` from the first directory
+        that finished it, or None."""
+        from evcsa.experiments.work import Output
+
+        for path in self.paths:
+            db_path = path / DATABASE
+            if not db_path.is_file():
+                continue
+            db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=30)
+            try:
+                row = db.execute("SELECT record, arrays, seconds FROM units WHERE key = ?", (key,)).fetchone()
+            except sqlite3.DatabaseError:
+                row = None
+            finally:
+                db.close()
+            if row is None:
+                continue
+            arrays: dict[str, np.ndarray] = {}
+            if row[1]:
+                npz_path = path / "units" / f"{key}.npz"
+                if not npz_path.is_file():
+                    continue
+                with np.load(npz_path, allow_pickle=False) as npz:
+                    arrays = {k: npz[k] for k in npz.files}
+            return Output(record=json.loads(row[0]), arrays=arrays, seconds=float(row[2]))
+        return None
 
 
 class SubmittedSamples:

@@ -13,14 +13,19 @@ Kinds (see :mod:`evcsa.experiments.work` for what each computes):
   advantage (:func:`evcsa.stats.expected_advantage`).
 - ``legitimate``: a defense's accuracy on the legitimate test images.
 - ``sweep_craft``: the δ sweep's adversarial set (the sweep attack on the undefended model,
-  one sample per X_D image; the example strip uses its first images too).
-- ``sweep_point``: one squeezer at one δ.
+  one sample per X_D image; the example strip uses its first images too). When a graybox
+  adversary of the configuration crafts the same attack on every X_D sample, the sweep
+  evaluates that adversary's ``craft`` instead (:func:`sweep_set_of`).
+- ``sweep_legitimate``: one squeezer's legitimate accuracy at one δ (it does not depend on the
+  attack, so sweeps of several attacks with the same model and data share it).
+- ``sweep_point``: one squeezer at one δ: the sweep set's accuracy and p̂.
 - ``examples``: the example strip.
 
 A unit's **content key** is the SHA-256 of a canonical JSON document holding what determines
 its output: the subset of the configuration it reads, the SHA-256 of the model's weights and
-of the data (X_D and the legitimate set), the device, the keys of the units it depends on and
-the evcsa version. Two units with the same key are the same work: a run does it once.
+of the data (X_D and the legitimate set), the device, a digest of the master key
+(:func:`key_digest`), the keys of the units it depends on and the evcsa version. Two units
+with the same key are the same work: a run does it once.
 """
 
 from __future__ import annotations
@@ -34,10 +39,11 @@ import attrs
 
 from evcsa.config import ComponentSpec, ExperimentConfig
 
-__all__ = ["Unit", "content_key", "plan_units"]
+__all__ = ["Unit", "content_key", "plan_units", "sweep_set_of"]
 
 #: Units of these kinds run first when several are ready (crafting feeds the games).
-KIND_ORDER = ("craft", "sweep_craft", "legitimate", "play", "rejudge", "sweep_point", "examples")
+KIND_ORDER = ("craft", "sweep_craft", "legitimate", "sweep_legitimate", "play", "rejudge", "sweep_point",
+              "examples")
 
 #: Games per ``play`` unit (a chunk of a cell's R games). The numbers do not depend on it.
 GAMES_PER_CHUNK = 25
@@ -48,7 +54,8 @@ class Unit:
     """One unit of work.
 
     Attributes:
-        kind: "craft", "play", "legitimate", "sweep_craft", "sweep_point" or "examples".
+        kind: "craft", "play", "rejudge", "legitimate", "sweep_craft", "sweep_legitimate",
+            "sweep_point" or "examples".
         key: the content key (64 hex digits).
         name: a human-readable description ("play bit-depth-1 × A* BIM, games 0–24").
         params: what :func:`evcsa.experiments.work.execute` needs besides the
@@ -67,6 +74,15 @@ def content_key(document: Mapping[str, Any]) -> str:
     """SHA-256 (hex) of ``document`` as canonical JSON (sorted keys, no spaces)."""
     text = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=_jsonable)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def key_digest(config: ExperimentConfig) -> str | None:
+    """SHA-256 (hex) of the configuration's master key under a fixed label, or None without
+    one: part of every unit's content key, so units computed under different keys never
+    count as the same work. The digest reveals nothing about the key."""
+    if config.master_key is None:
+        return None
+    return hashlib.sha256(b"evcsa/unit-keys\x00" + bytes.fromhex(config.master_key)).hexdigest()
 
 
 def _jsonable(value: Any) -> Any:
@@ -117,7 +133,8 @@ def plan_units(config: ExperimentConfig, fingerprint: Mapping[str, str], adversa
     from evcsa.experiments.registry import squeezers_of
 
     base = {"evcsa": fingerprint["evcsa"], "model": fingerprint["model"], "data": fingerprint["data"],
-            "device": fingerprint["device"], "seed": config.seed, "reproducible": config.reproducible}
+            "device": fingerprint["device"], "seed": config.seed, "reproducible": config.reproducible,
+            "keys": key_digest(config)}
     rules = attrs.asdict(config.game)
     units: dict[str, Unit] = {}
 
@@ -163,13 +180,20 @@ def plan_units(config: ExperimentConfig, fingerprint: Mapping[str, str], adversa
         figures = config.figures
         sweep_doc = {"attack": figures.attack, "attack_params": dict(figures.attack_params), "rules": rules}
         if squeezers or _examples_defense(config) is not None:
-            layout["sweep_craft"] = add("sweep_craft", f"craft the sweep's {figures.attack} set", {}, sweep_doc)
+            same = sweep_set_of(config, adversaries)
+            if same is not None and config.defenses:
+                layout["sweep_craft"] = layout["crafts"][(0, same)]  # the cells' graybox set: crafted once
+            else:
+                layout["sweep_craft"] = add("sweep_craft", f"craft the sweep's {figures.attack} set", {}, sweep_doc)
         deps = {"craft": layout["sweep_craft"]} if layout["sweep_craft"] else {}
         for squeezer in squeezers:
             for delta in figures.deltas:
+                legit = add("sweep_legitimate", f"sweep legitimate accuracy {squeezer} δ = {delta:g}",
+                            {"squeezer": squeezer, "delta": delta},
+                            {"squeezer": squeezer, "delta": float(delta), "legitimate_draws": config.legitimate_draws})
                 key = add("sweep_point", f"sweep {squeezer} δ = {delta:g}", {"squeezer": squeezer, "delta": delta},
                           {"squeezer": squeezer, "delta": float(delta), "draws": figures.draws,
-                           "legitimate_draws": config.legitimate_draws, "n_values": list(figures.n_values)}, deps)
+                           "n_values": list(figures.n_values)}, {**deps, "legitimate": legit})
                 layout["sweep"].append((squeezer, float(delta), key))
         chosen = _examples_defense(config)
         if chosen is not None and figures.examples > 0:
@@ -179,6 +203,31 @@ def plan_units(config: ExperimentConfig, fingerprint: Mapping[str, str], adversa
                                      deps)
     order = {kind: i for i, kind in enumerate(KIND_ORDER)}
     return sorted(units.values(), key=lambda u: order[u.kind]), layout
+
+
+def sweep_set_of(config: ExperimentConfig, adversaries: Sequence[Any]) -> int | None:
+    """The index of a graybox adversary whose crafted set the δ sweep can evaluate instead of
+    crafting its own, or None.
+
+    It qualifies when it is a :class:`~evcsa.adversaries.GrayboxTransfer` (crafting shared
+    by every defense) of the sweep's attack with the same parameters, in the attack's own
+    targeting, crafting every X_D sample in order (``n_candidates`` unset, sources "given",
+    N ≥ ``data.samples``). Seed 002 evaluates the same adversarial samples in Table 1, Table 2
+    and Figures 5–7; a shared set also saves the sweep's crafting.
+    """
+    from evcsa.adversaries import GrayboxTransfer
+
+    samples = config.data.samples
+    if samples is None or config.game.n_chosen < samples:
+        return None
+    for a, (spec, adversary) in enumerate(zip(config.adversaries, adversaries)):
+        if (isinstance(adversary, GrayboxTransfer) and shares_crafting(adversary)
+                and spec.params.get("attack") == config.figures.attack
+                and dict(adversary.params) == dict(config.figures.attack_params)
+                and adversary.targeting is None and adversary.n_candidates is None
+                and adversary.source_order == "given"):
+            return a
+    return None
 
 
 def _examples_defense(config: ExperimentConfig) -> int | None:

@@ -435,6 +435,20 @@ def _sweep_defense(model: Any, squeezer: str, delta: float, keys: Any) -> Any:
     return RandomizedSqueezing(model, squeezer, delta, keys)
 
 
+def _sweep_legitimate(config: ExperimentConfig, params: dict[str, Any], deps: Mapping[str, Output],
+                      cache_dir: str | None) -> Output:
+    """One squeezer's accuracy on the legitimate test images at one δ (``legitimate_draws``
+    classifications of each when δ > 0); independent of the sweep's attack."""
+    from evcsa.experiments.seeds import _keys
+
+    squeezer, delta = params["squeezer"], float(params["delta"])
+    inputs = _inputs(config, cache_dir)
+    defense = _sweep_defense(inputs.model, squeezer, delta, _keys(config, "sweep-legitimate", squeezer, repr(delta)))
+    legit = accuracy_counts(defense, inputs.legitimate.images, inputs.legitimate.labels,
+                            config.legitimate_draws if defense.randomized else 1)
+    return Output(record={"legitimate": list(legit)})
+
+
 def _sweep_point(config: ExperimentConfig, params: dict[str, Any], deps: Mapping[str, Output],
                  cache_dir: str | None) -> Output:
     """One squeezer at one δ: legitimate accuracy, accuracy on the sweep's samples, their p̂
@@ -452,8 +466,7 @@ def _sweep_point(config: ExperimentConfig, params: dict[str, Any], deps: Mapping
     y = inputs.samples.labels[torch.as_tensor(craft["sources"])]
     defense = _sweep_defense(inputs.model, squeezer, delta, _keys(config, "sweep", squeezer, repr(delta)))
     n_draws = config.figures.draws if defense.randomized else 1
-    legit = accuracy_counts(defense, inputs.legitimate.images, inputs.legitimate.labels,
-                            config.legitimate_draws if defense.randomized else 1)
+    legit = deps["legitimate"].record["legitimate"]
     repeated = x_adv.repeat(n_draws, 1, 1, 1)
     pred = torch.cat([defense.predict(chunk).cpu() for chunk in repeated.split(4_000)]).view(n_draws, -1)
     hits = is_success(pred, y).sum(dim=0)  # the game's rule: C(x′) ∉ {y, REJECTED}
@@ -502,4 +515,4 @@ def _examples(config: ExperimentConfig, params: dict[str, Any], deps: Mapping[st
 
 
 _KINDS = {"craft": _craft, "play": _play, "rejudge": _rejudge, "legitimate": _legitimate, "sweep_craft": _sweep_craft,
-          "sweep_point": _sweep_point, "examples": _examples}
+          "sweep_legitimate": _sweep_legitimate, "sweep_point": _sweep_point, "examples": _examples}

@@ -1,4 +1,4 @@
-"""``evcsa reproduce {mix-n-squeeze,randomized-squeezing} [--quick] [--estimate] [-o DIR]``:
+"""``evcsa reproduce {mix-n-squeeze,randomized-squeezing} [--quick] [--estimate] [-o DIR] [--jobs J]``:
 the parser and the handler (evcsa.cli adds and dispatches them)."""
 
 from __future__ import annotations
@@ -26,7 +26,15 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                         "comparable to the paper's)")
     p.add_argument("--estimate", action="store_true",
                    help="predict the run's time on this machine from a short timed run, and exit")
-    p.add_argument("-o", "--output", metavar="DIR", help="write the results there (default: nothing written)")
+    p.add_argument("-o", "--output", metavar="DIR",
+                   help="the reproduction's directory (default: ./reproduce-PAPER[-quick][-digits]); rerunning the "
+                        "same command on it resumes: finished units are kept")
+    p.add_argument("--overwrite", action="store_true", help="discard what the directory holds and start over")
+    p.add_argument("--jobs", type=int, metavar="J",
+                   help="run the units in J local worker processes (default: this process)")
+    p.add_argument("--dask", metavar="ADDRESS", nargs="?", const="",
+                   help="run the units on a Dask cluster (scheduler ADDRESS; without one, a local cluster of "
+                        "--jobs workers)")
     p.add_argument("--part", action="append", metavar="ID",
                    help="run only this part (table1, table2, table3, figures; graybox, whitebox); repeatable")
     p.add_argument("--data", choices=("mnist", "digits"), default="mnist",
@@ -59,14 +67,55 @@ def reproduce(args: argparse.Namespace, out: Any) -> int:
         print(_training_notice(plan.data, args.cache_dir), file=sys.stderr, flush=True)
     say = lambda line: print(line, file=out, flush=True)  # noqa: E731
     if args.estimate:
-        say(format_estimate(plan, estimate_plan(plan, cache_dir=args.cache_dir, log=say)))
+        jobs = args.jobs or 1
+        if jobs > 1:  # time each piece at a worker's share of the cores, as the pool will run it
+            import os
+
+            import torch
+
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // jobs))
+        say(format_estimate(plan, estimate_plan(plan, cache_dir=args.cache_dir, log=say), jobs=jobs))
         return 0
+    output = pathlib.Path(args.output or default_output(plan))
+    executor = _executor(args)
     say(f"evcsa reproduce {plan.name}: seed {plan.paper}, scale {plan.scale.name}, data {plan.data}, "
-        f"{len(args.part or plan.parts)} part(s)")
-    result = run_plan(plan, output=args.output, cache_dir=args.cache_dir, parts=args.part, log=say)
+        f"{len(args.part or plan.parts)} part(s), {getattr(executor, 'workers', 1)} worker(s), in {output}/")
+    try:
+        if hasattr(executor, "warm"):
+            executor.warm(plan.parts[0].configs[0], args.cache_dir)
+        result = run_plan(plan, output=output, cache_dir=args.cache_dir, parts=args.part, log=say,
+                          executor=executor, overwrite=args.overwrite)
+    except KeyboardInterrupt as exc:
+        from evcsa.cli import EXIT_INTERRUPTED, EXIT_TERMINATED, Terminated
+
+        executor.close(cancel=True)
+        print(f"evcsa: interrupted; the finished units are kept in {output}/ — rerun the same command to "
+              "finish", file=sys.stderr)
+        return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
+    except BaseException:
+        executor.close(cancel=True)
+        raise
+    executor.close()
     say("")
     say(format_result(result))
-    if args.output:
-        say(f"\nresults: {pathlib.Path(args.output)}/ (reproduction.txt, <part>.json, the tables' results "
-            f"directories)")
+    say(f"\nresults: {output}/ (reproduction.txt, <part>.json, one run directory per configuration)")
     return 0
+
+
+def default_output(plan: Any) -> str:
+    """``reproduce-<name>`` with ``-quick`` and ``-digits`` where the plan is reduced."""
+    return "reproduce-" + plan.name + ("-quick" if plan.scale.name == "quick" else "") + \
+        ("-digits" if plan.data == "digits" else "")
+
+
+def _executor(args: argparse.Namespace) -> Any:
+    from evcsa.errors import InvalidParameter
+    from evcsa.experiments.executors import make_executor
+
+    if args.jobs is not None and args.jobs < 1:
+        raise InvalidParameter(f"--jobs: expected a positive number of workers, got {args.jobs}", got=args.jobs)
+    if args.dask is not None:
+        return make_executor("dask", jobs=args.jobs, address=args.dask or None)
+    if args.jobs is not None and args.jobs > 1:
+        return make_executor("processes", jobs=args.jobs)
+    return make_executor("serial")

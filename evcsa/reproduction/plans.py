@@ -7,7 +7,8 @@ yet do what the paper did, stated precisely with what the plan does instead. Not
 run here (:mod:`evcsa.reproduction.run` runs a plan).
 
 Scales: ``"full"`` is the papers' setting (seed 002 § 5.1: 100 adversarial samples per
-attack, 200 runs, 20 attack repetitions; the attacks' reference settings); ``"quick"``
+attack, 200 runs, 20 attack repetitions; the attacks' reference settings, C&W with the
+fast schedule; Table 3's adaptive attacks at 400 model evaluations per sample); ``"quick"``
 is a few samples and runs with cut-down attack schedules, to check the whole pipeline in
 seconds (its numbers are not comparable to the papers'). ``data="digits"`` runs the plan
 on scikit-learn's 8×8 digits with the small digits model (for tests; also not
@@ -48,7 +49,9 @@ class Scale:
         deltas: Figure 5's δ axis.
         n_values: Figure 6's N axis.
         attack_params: attack name → overrides of the registry's reference settings.
-        bpda: BPDA+EOT parameters (steps, eot_samples, …).
+        bpda: BPDA+EOT parameters (steps, eot_samples, …) of Table 3 and seed 000's
+            whitebox part.
+        apgd: APGD-EOT parameters of Table 3, at the same model evaluations per sample.
         region_samples: Region-Based Classification's samples per prediction (10,000).
         crop_counts: Cropping-Rescaling's crops per prediction (30).
         cw_schedule: the C&W attacks' ``schedule``: "fast" (stall stop, capped climb of
@@ -65,6 +68,7 @@ class Scale:
     n_values: tuple[int, ...]
     attack_params: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
     bpda: Mapping[str, Any] = attrs.field(factory=dict)
+    apgd: Mapping[str, Any] = attrs.field(factory=dict)
     region_samples: int = 10_000
     crop_counts: int = 30
     cw_schedule: str = "fast"
@@ -83,7 +87,7 @@ SCALES: dict[str, Scale] = {
     "full": Scale(name="full", samples=100, runs=200, repetitions=20, legitimate_draws=10, sweep_draws=200,
                   deltas=(0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8),
                   n_values=(1, 2, 3, 5, 7, 10, 15, 20, 25, 30, 40, 50, 70, 100),
-                  bpda={"steps": 100, "eot_samples": 30}),
+                  bpda={"steps": 40, "eot_samples": 10}, apgd={"steps": 10, "eot_samples": 40, "step_size": 0.15}),
     "quick": Scale(name="quick", samples=6, runs=3, repetitions=2, legitimate_draws=1, sweep_draws=4,
                    deltas=(0.0, 0.5), n_values=(1, 2, 5),
                    attack_params={"bim": {"steps": 3},
@@ -94,7 +98,8 @@ SCALES: dict[str, Scale] = {
                                   "cw_l0_next": {**_QUICK_CW, "largest_const": 1e-2},
                                   "cw_l0_ll": {**_QUICK_CW, "largest_const": 1e-2},
                                   "jsma_next": {"gamma": 0.05}, "jsma_ll": {"gamma": 0.05}},
-                   bpda={"steps": 3, "eot_samples": 2}, region_samples=20, crop_counts=3),
+                   bpda={"steps": 3, "eot_samples": 2}, apgd={"steps": 2, "eot_samples": 3}, region_samples=20,
+                   crop_counts=3),
 }
 
 
@@ -163,41 +168,32 @@ class Plan:
 #: What the papers' evaluations need that evcsa does not provide yet (as of this plan).
 GAPS: dict[str, tuple[Gap, ...]] = {
     "mix-n-squeeze": (
-        Gap(part="all", missing="evcsa reproduce does not pass the engine's store or executor to run_experiment "
-            "(units, resume, --jobs and Dask landed in the engine): a killed reproduction starts over",
-            owner="this issue (13)", instead="parts run one after the other in one process, serially"),
-        Gap(part="table3", missing="graybox-style sharing for whitebox crafting: each repetition crafts afresh "
-            "by design (the seed repeats the attack 20 times)", owner="",
-            instead="20 configurations differing in seed"),
         Gap(part="table1", missing="the seed's model and data: Carlini's CNN trained on 60,000 MNIST digits "
             "(99.43 % on 10,000 test digits)", owner="",
             instead="the reference CNN trained on the 4,000 embedded training digits (≈ 98.6 %), legitimate "
                     "accuracy on the 1,000 embedded test digits"),
         Gap(part="table2", missing="runs per defense: config.runs is one number for a whole configuration",
-            owner="issue 10 (engine)", instead="Table 1 (deterministic: 1 game) and Table 2 (200 games) are "
-                                               "separate configurations"),
+            owner="", instead="Table 1 (deterministic: 1 game) and Table 2 (200 games) are separate configurations; "
+                              "they share their adversarial sets (one craft per attack for the whole plan)"),
         Gap(part="table3", missing="He et al.'s adaptive attack (a C&W L2 variant that survives squeezing), "
             "the one Table 3 reports", owner="",
-            instead="BPDA+EOT (L∞, ε = 0.3, PGD steps) and APGD-EOT (AutoAttack's CE, 20 draws) as the adaptive "
-                    "adversaries, each row compared with the seed's He et al. value"),
-        Gap(part="table3", missing="DiscreteSearch (issue 12) in the experiment registry (ADVERSARIES has "
-            "graybox_transfer, greedy_a_star, bpda_eot only)", owner="issue 10 (engine) / issue 12 (adversaries)",
-            instead="not in Table 3 until a configuration can name it"),
-        Gap(part="table3", missing="a configuration key to re-prepare the adversary in every game "
-            "(EVCSA.repeat(reuse_preparation=False) exists; run_cell does not pass it)", owner="issue 10 (engine)",
-            instead="one configuration per repetition, differing in seed (a fresh attack each time)"),
+            instead="BPDA+EOT (L∞, ε = 0.3, 40 PGD steps × 10 EOT draws) and APGD-EOT (CE, 10 steps × 40 draws, "
+                    "η⁽⁰⁾ = ε/2) at the same 400 model evaluations per sample; each row compared with the seed's "
+                    "He et al. value"),
+        Gap(part="table3", missing="the adaptive attacks at 100 steps × 30 EOT draws (3,000 evaluations per "
+            "sample): 20 repetitions × 6 defenses × 2 adversaries take ≈ 3.5 h on 2 cores", owner="",
+            instead="400 evaluations per sample, where BPDA+EOT's success probability against median 2×2 δ 0.5 "
+                    "is already 0.991 on 100 digits (scripts/compare_apgd_bpda.py)"),
+        Gap(part="table3", missing="DiscreteSearch (the exact search for quantizing squeezers) as a third "
+            "adaptive adversary against bit depth", owner="",
+            instead="BPDA+EOT and APGD-EOT only (DiscreteSearch is in the registry: kind discrete_search)"),
         Gap(part="table3", missing="accuracy of a defense on X_D itself (non-adversarial accuracy on the 100 "
-            "attacked samples)", owner="issue 10 (engine)",
-            instead="computed here from load_inputs + build_defense (each repetition classifies X_D once)"),
+            "attacked samples) as an engine unit", owner="",
+            instead="computed here from load_inputs + build_defense (each repetition classifies X_D once, "
+                    "keys from the repetition's master key)"),
         Gap(part="figures", missing="the targeted success criterion in the δ sweep (it counts "
-            "misclassification only; both criteria should be reported for targeted attacks)", owner="issue 10 (engine)",
+            "misclassification only; both criteria should be reported for targeted attacks)", owner="",
             instead="misclassification only; Fig. 6's stated CW∞ values are compared against it"),
-        Gap(part="figures", missing="an interval for the sweep's exact advantage (Π of the N largest p̂): "
-            "evcsa.stats.expected_advantage", owner="issue 12 (adversaries)",
-            instead="used when evcsa.stats.expected_advantage exists; else the point value, no interval"),
-        Gap(part="figures", missing="legitimate accuracy shared across sweeps: run_sweep recomputes it per "
-            "configuration, i.e. per attack", owner="issue 10 (engine)",
-            instead="recomputed per attack (the same keys, the same numbers)"),
     ),
     "randomized-squeezing": (
         Gap(part="all", missing="seed 000's results: the text we hold ends in § 5.1 (Setup)", owner="",
@@ -269,7 +265,7 @@ def _mix_n_squeeze(scale: Scale, data: str) -> tuple[Part, ...]:
                    adversaries=_graybox(scale, TABLE1_ATTACKS))
     bpda = {"label": "BPDA+EOT", "kind": "bpda_eot", "selection": "first", "targeting": "next", **scale.bpda}
     apgd = {"label": "APGD-EOT", "kind": "bpda_eot", "method": "apgd", "loss": "ce", "selection": "first",
-            "targeting": "next", **{**scale.bpda, "eot_samples": min(20, scale.bpda.get("eot_samples", 20))}}
+            "targeting": "next", **scale.apgd}
     defenses3 = []
     for s, d in MNIST_SQUEEZERS.items():
         defenses3 += [_squeezing(s, d), _squeezing(s, 0.0)]

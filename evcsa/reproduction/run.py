@@ -43,11 +43,45 @@ class PartResult:
 
 @attrs.frozen(kw_only=True)
 class ReproductionResult:
-    """A plan's outcome: the plan, its :class:`PartResult` list and the wall time."""
+    """A plan's outcome: the plan, its :class:`PartResult` list, the wall time (seconds)
+    and the ``environment`` it ran in (evcsa, torch, the git commit when run from a
+    checkout, the CPU, its cores, the workers, when it finished)."""
 
     plan: Plan
     parts: tuple[PartResult, ...]
     seconds: float
+    environment: dict[str, Any] = attrs.field(factory=dict)
+
+
+def _run_environment(executor: Any) -> dict[str, Any]:
+    import os
+    import platform
+    import subprocess
+
+    from evcsa.experiments.runner import _environment
+
+    env = _environment()
+    env.pop("threads", None)
+    try:
+        here = pathlib.Path(__file__).resolve().parent
+        commit = subprocess.run(["git", "-C", str(here), "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        env["commit"] = (commit + ("+changes" if dirty else "")) if commit else None
+    except (OSError, subprocess.SubprocessError):
+        env["commit"] = None
+    cpu = platform.processor()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo", encoding="utf-8")
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    env.update(cpu=cpu or "unknown", cores=os.cpu_count() or 1,
+               executor=getattr(executor, "name", "serial") if executor is not None else "serial",
+               workers=int(getattr(executor, "workers", 1)) if executor is not None else 1,
+               finished=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
+    return env
 
 
 def _paper_dataset(plan: Plan) -> str:
@@ -83,17 +117,94 @@ def _pooled(estimates: Sequence[Any]) -> Any:
     return BinomialEstimate.from_counts(k, n) if n else None
 
 
-def _cells_part(plan: Plan, part: Part, *, cache_dir: str | None, out: pathlib.Path | None,
-                log: Callable[[str], None]) -> PartResult:
-    from evcsa.experiments import run_experiment
+class _Engine:
+    """Runs a plan's configurations through the experiment engine: one run directory (a
+    :class:`~evcsa.experiments.store.RunStore`) per configuration under ``root``, so a
+    killed reproduction resumes where it stopped; one executor for the whole plan; and the
+    finished units of the plan's other run directories shared (the same content key is the
+    same work: Table 1, Table 2 and Figures 5–7 evaluate one adversarial set per attack).
 
+    Every configuration gets the plan's master key (``master-key`` in ``root``, drawn from OS
+    entropy once and kept for resumption), or for a repetition a key derived from it, so
+    units that share a key were computed under the same keys."""
+
+    def __init__(self, root: pathlib.Path, *, executor: Any, cache_dir: str | None, overwrite: bool,
+                 log: Callable[[str], None]) -> None:
+        self.root, self.executor, self.cache_dir, self.overwrite, self.log = root, executor, cache_dir, overwrite, log
+        if overwrite:
+            self._discard()
+        self.master_key = self._plan_key()
+        self.reused = self.computed = 0
+
+    def _discard(self) -> None:
+        """Remove the run directories and the key of an earlier reproduction in ``root``."""
+        import shutil
+
+        from evcsa.experiments.store import DATABASE, RunStore
+
+        for db in self.root.glob(f"*/{DATABASE}"):
+            RunStore._check_not_locked(db.parent)
+            shutil.rmtree(db.parent)
+        (self.root / "master-key").unlink(missing_ok=True)
+
+    def _plan_key(self) -> str:
+        from evcsa.randomness import MasterKey
+
+        path = self.root / "master-key"
+        if path.is_file():
+            text = path.read_text(encoding="ascii").strip()
+            return MasterKey.from_hex(text).hex()
+        key = MasterKey.generate().hex()
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(key + "\n", encoding="ascii")
+        tmp.replace(path)
+        return key
+
+    def key_for(self, label: str | None) -> str:
+        """The plan's master key (``label`` None) or the key derived from it for ``label``
+        (HKDF-SHA256 via :class:`~evcsa.randomness.DerivedKeys`)."""
+        from evcsa.randomness import DerivedKeys, MasterKey
+
+        if label is None:
+            return self.master_key
+        keys = DerivedKeys(MasterKey.from_hex(self.master_key), "reproduce").derive(label)
+        return (keys.next_key() + keys.next_key()).hex()
+
+    def run(self, config: Any, directory: str, *, key_label: str | None = None) -> Any:
+        """``run_experiment`` on ``config`` in ``root/directory`` (resumed when it holds an
+        unfinished run of the same configuration), its results files published there."""
+        from evcsa.experiments import run_experiment
+        from evcsa.experiments.runner import publish_results
+        from evcsa.experiments.store import DATABASE, FinishedUnits, RunStore
+
+        config = attrs.evolve(config, master_key=self.key_for(key_label))
+        path = self.root / directory
+        others = sorted(p.parent for p in self.root.glob(f"*/{DATABASE}") if p.parent != path)
+        store = RunStore.open(path, config, overwrite=self.overwrite)
+        try:
+            if store.attempt > 1:
+                self.log(f"    {directory}: resuming ({len(store.done())} finished units kept)")
+            lines: list[str] = []
+            result = run_experiment(store.config, progress=False, executor=self.executor, cache_dir=self.cache_dir,
+                                    log=lines.append, store=store, shared=FinishedUnits(others))
+            counts = result.environment["units"]
+            self.reused += counts["reused"]
+            self.computed += counts["computed"]
+            self.log(f"    {directory}: {counts['units']} units ({counts['reused']} finished before or shared, "
+                     f"{counts['computed']} computed) in {result.seconds:.0f} s")
+            publish_results(result, path, figures=False)
+            store.close("complete")
+        except BaseException as exc:
+            store.close("interrupted" if isinstance(exc, KeyboardInterrupt) else "failed")
+            raise
+        return result
+
+
+def _cells_part(plan: Plan, part: Part, *, engine: _Engine) -> PartResult:
     (config,) = part.configs
     start = time.perf_counter()
-    result = run_experiment(config, progress=False, cache_dir=cache_dir, log=lambda line: log(f"    {line}"))
-    if out is not None:
-        from evcsa.report import write_results
-
-        write_results(result, out / config.name, overwrite=True, figures=False)
+    result = engine.run(config, config.name)
     table = part.id if part.id in ("table1", "table2") else None
     rows: list[Comparison] = []
     by_cell = {(c.defense, c.adversary): c for c in result.cells}
@@ -145,21 +256,20 @@ def _est(e: Any) -> Any:
 
 
 def _xd_accuracy(config: Any, index: int, cache_dir: str | None) -> tuple[int, int]:
-    """(correct, classified) of defense ``index`` on X_D itself, one classification each."""
+    """(correct, classified) of defense ``index`` on X_D itself, one classification each
+    (keys derived from the configuration's master key)."""
     from evcsa.experiments import build_defense, load_inputs
-    from evcsa.randomness import DerivedKeys
+    from evcsa.experiments.seeds import _keys
 
     spec = config.defenses[index]
     inputs = load_inputs(config, cache_dir=cache_dir)
-    keys = DerivedKeys.from_seed(config.seed, label=f"reproduce/x_d/{spec.name}")
-    classifier = build_defense(spec, inputs.model, keys, where=f"defenses[{index}]")
+    classifier = build_defense(spec, inputs.model, _keys(config, "reproduce/x_d", spec.name),
+                               where=f"defenses[{index}]")
     pred = classifier.predict(inputs.samples.images).cpu()
     return int((pred == inputs.samples.labels).sum()), int(pred.numel())
 
 
-def _repetitions_part(plan: Plan, part: Part, *, cache_dir: str | None, out: pathlib.Path | None,
-                      log: Callable[[str], None]) -> PartResult:
-    from evcsa.experiments import run_cell
+def _repetitions_part(plan: Plan, part: Part, *, engine: _Engine) -> PartResult:
     from evcsa.stats import BinomialEstimate
 
     start = time.perf_counter()
@@ -167,13 +277,16 @@ def _repetitions_part(plan: Plan, part: Part, *, cache_dir: str | None, out: pat
     columns = ["non_adversarial"] + [f"adversarial {a.name}" for a in first.adversaries]
     per: dict[str, dict[str, list[tuple[int, int]]]] = {s.name: {c: [] for c in columns} for s in first.defenses}
     for i, config in enumerate(part.configs):
+        label = f"{part.id}/repetition-{i + 1}"
+        result = engine.run(config, f"{config.name}-{i + 1:02d}", key_label=label)
+        by_cell = {(c.defense, c.adversary): c for c in result.cells}
+        keyed = result.config  # with the repetition's master key
         for d, spec in enumerate(config.defenses):
-            for a, adv in enumerate(config.adversaries):
-                cell = run_cell(config, d, a, progress=False, cache_dir=cache_dir)
-                acc = cell.adversarial_accuracy
+            for adv in config.adversaries:
+                acc = by_cell[(spec.name, adv.name)].adversarial_accuracy
                 per[spec.name][f"adversarial {adv.name}"].append((acc.successes, acc.trials))
-            per[spec.name]["non_adversarial"].append(_xd_accuracy(config, d, cache_dir))
-        log(f"    repetition {i + 1}/{len(part.configs)} ({time.perf_counter() - start:.0f} s)")
+            per[spec.name]["non_adversarial"].append(_xd_accuracy(keyed, d, engine.cache_dir))
+        engine.log(f"    repetition {i + 1}/{len(part.configs)} ({time.perf_counter() - start:.0f} s)")
     rows = []
     for spec in first.defenses:
         squeezer, delta = _squeezer_of(spec)
@@ -204,10 +317,7 @@ def _advantage_estimate(p_hat: Sequence[float], draws: int, n: int) -> Any:
     return float(math.exp(stats.log_advantage_exact(top, 1.0)))
 
 
-def _sweep_part(plan: Plan, part: Part, *, cache_dir: str | None, out: pathlib.Path | None,
-                log: Callable[[str], None]) -> PartResult:
-    from evcsa.experiments import run_sweep
-
+def _sweep_part(plan: Plan, part: Part, *, engine: _Engine) -> PartResult:
     start = time.perf_counter()
     rows: list[Comparison] = []
     lines: list[str] = []
@@ -215,7 +325,7 @@ def _sweep_part(plan: Plan, part: Part, *, cache_dir: str | None, out: pathlib.P
     stated = [v for v in paper_values(paper="mix-n-squeeze", table="stated") if v.id.startswith("stated/fig6-")]
     for config in part.configs:
         attack = config.figures.attack
-        points = run_sweep(config, progress=False, cache_dir=cache_dir)
+        points = engine.run(config, config.name).sweep
         n_show = 25 if 25 <= config.data.samples else max(v for v in config.figures.n_values
                                                            if v <= config.data.samples)
         for pt in points:
@@ -234,7 +344,7 @@ def _sweep_part(plan: Plan, part: Part, *, cache_dir: str | None, out: pathlib.P
                         rows.append(Comparison(label=f"Fig. 6 {attack} median-2x2 δ={pt.delta:g} Adv(25, 1)",
                                                ours=adv, paper=v,
                                                note="misclassification counted; p̂ from the draws that chose the N"))
-        log(f"    sweep {attack}: {len(points)} points ({time.perf_counter() - start:.0f} s)")
+        engine.log(f"    sweep {attack}: {len(points)} points ({time.perf_counter() - start:.0f} s)")
     return PartResult(id=part.id, title=part.title, comparisons=tuple(rows), lines=tuple(lines), data=data,
                       seconds=time.perf_counter() - start)
 
@@ -243,40 +353,59 @@ _RUNNERS = {"cells": _cells_part, "repetitions": _repetitions_part, "sweep": _sw
 
 
 def run_plan(plan: Plan, *, output: str | pathlib.Path | None = None, cache_dir: str | None = None,
-             parts: Sequence[str] | None = None,
-             log: Callable[[str], None] | None = None) -> ReproductionResult:
-    """Run ``plan`` (or only the parts named in ``parts``), part after part.
+             parts: Sequence[str] | None = None, log: Callable[[str], None] | None = None,
+             executor: Any = None, overwrite: bool = False) -> ReproductionResult:
+    """Run ``plan`` (or only the parts named in ``parts``), part after part, through the
+    experiment engine.
+
+    Every configuration runs in its own run directory under ``output`` (its store, its
+    results files), and a rerun of the same command on the same directory resumes: finished
+    units are kept, only the missing ones run. Units shared by several configurations (a
+    graybox set, a sweep's legitimate accuracy) run once for the whole plan.
 
     Args:
         plan: from :func:`~evcsa.reproduction.plans.build_plan`.
-        output: a directory for the results: each table's experiment results directory,
-            ``<part>.json`` with the raw numbers, ``reproduction.txt`` with the printed
-            tables; None writes nothing.
+        output: the reproduction's directory: ``master-key`` (the plan's secret, kept for
+            resumption), one run directory per configuration, ``<part>.json`` with the raw
+            numbers, ``reproduction.json`` and ``reproduction.txt`` with the printed tables;
+            None runs in a temporary directory that is removed afterwards (no resumption).
         cache_dir: the model cache.
         parts: part ids to run (default: all).
         log: receives one line per finished step.
+        executor: where the units run (an executor of :mod:`evcsa.experiments.executors`,
+            e.g. ``make_executor("processes", jobs=2)``); None runs them in this process.
+        overwrite: discard what ``output`` holds and start over.
 
     Raises:
-        ConfigError, DataError, InvalidParameter: from the engine, before a part's work.
+        ConfigError, DataError, InvalidParameter: from the engine, before a part's work
+        (e.g. ``output`` holds a run of other settings and ``overwrite`` is false).
     """
+    import tempfile
+
     say = log or (lambda line: None)
-    out = None if output is None else pathlib.Path(output)
-    if out is not None:
+    temporary = tempfile.TemporaryDirectory(prefix="evcsa-reproduce-") if output is None else None
+    out = pathlib.Path(temporary.name if temporary is not None else output)  # type: ignore[arg-type]
+    try:
         out.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
-    chosen = [plan.part(p) for p in parts] if parts is not None else list(plan.parts)
-    results = []
-    for part in chosen:
-        say(f"  {part.id}: {len(part.configs)} configuration(s)")
-        res = _RUNNERS[part.run](plan, part, cache_dir=cache_dir, out=out, log=say)
-        say(f"  {part.id}: done in {res.seconds:.1f} s")
-        results.append(res)
-        if out is not None:
-            _write_json(out / f"{part.id}.json", _part_to_dict(res))
-    result = ReproductionResult(plan=plan, parts=tuple(results), seconds=time.perf_counter() - start)
-    if out is not None:
-        save_result(result, out)
-    return result
+        engine = _Engine(out, executor=executor, cache_dir=cache_dir, overwrite=overwrite, log=say)
+        start = time.perf_counter()
+        chosen = [plan.part(p) for p in parts] if parts is not None else list(plan.parts)
+        results = []
+        for part in chosen:
+            say(f"  {part.id}: {len(part.configs)} configuration(s)")
+            res = _RUNNERS[part.run](plan, part, engine=engine)
+            say(f"  {part.id}: done in {res.seconds:.1f} s")
+            results.append(res)
+            if temporary is None:
+                _write_json(out / f"{part.id}.json", _part_to_dict(res))
+        result = ReproductionResult(plan=plan, parts=tuple(results), seconds=time.perf_counter() - start,
+                                    environment=_run_environment(executor))
+        if temporary is None:
+            save_result(result, out)
+        return result
+    finally:
+        if temporary is not None:
+            temporary.cleanup()
 
 
 # -- stored results ---------------------------------------------------------------------------
@@ -331,7 +460,8 @@ def save_result(result: ReproductionResult, path: str | pathlib.Path) -> pathlib
         _write_json(out / f"{part.id}.json", _part_to_dict(part))
     _write_json(out / "reproduction.json", {"name": plan.name, "scale": plan.scale.name, "data": plan.data,
                                             "cw_schedule": plan.scale.cw_schedule,
-                                            "parts": [p.id for p in result.parts], "seconds": result.seconds})
+                                            "parts": [p.id for p in result.parts], "seconds": result.seconds,
+                                            "environment": result.environment})
     (out / "reproduction.txt").write_text(format_result(result) + "\n", encoding="utf-8")
     return out
 
@@ -365,7 +495,8 @@ def load_result(path: str | pathlib.Path) -> ReproductionResult:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise DataError(f"{root}: expected a reproduction results directory, got {type(exc).__name__}: {exc}") \
             from exc
-    return ReproductionResult(plan=plan, parts=tuple(parts), seconds=float(meta["seconds"]))
+    return ReproductionResult(plan=plan, parts=tuple(parts), seconds=float(meta["seconds"]),
+                              environment=dict(meta.get("environment", {})))
 
 
 def format_result(result: ReproductionResult, *, markdown: bool = False) -> str:
@@ -373,6 +504,11 @@ def format_result(result: ReproductionResult, *, markdown: bool = False) -> str:
     plan = result.plan
     head = (f"evcsa reproduce {plan.name} (seed {plan.paper}), scale {plan.scale.name}, data {plan.data}, "
             f"{result.seconds:.0f} s")
+    env = result.environment
+    if env:
+        head += (f"\nran on {env.get('cpu', '?')} ({env.get('cores', '?')} cores), {env.get('workers', 1)} "
+                 f"worker(s) ({env.get('executor', '?')}); evcsa {env.get('evcsa', '?')}, commit "
+                 f"{env.get('commit') or 'unknown'}, torch {env.get('torch', '?')}; finished {env.get('finished', '?')}")
     blocks = [head]
     if plan.scale.name != "full" or plan.data != "mnist":
         blocks.append("NOTE: not the papers' setting (scale or data reduced): the numbers check the pipeline "
@@ -446,8 +582,8 @@ def estimate_plan(plan: Plan, *, cache_dir: str | None = None, probe: int = 10,
 
     crafts: dict[str, int] = {}
     classifications: dict[str, int] = {}
-    bpda_crafts: dict[bool, int] = {}
-    bpda_spec = None
+    whitebox: dict[tuple[str, bool], list[Any]] = {}  # (adversary, randomized) → [count, config, spec]
+    sweep_legitimate: set[tuple[str, float]] = set()
     for part in plan.parts:
         for config in part.configs:
             n = config.data.samples
@@ -465,23 +601,25 @@ def estimate_plan(plan: Plan, *, cache_dir: str | None = None, probe: int = 10,
             if part.run in ("cells", "repetitions"):
                 for adv in config.adversaries:
                     if adv.kind == "graybox_transfer":
-                        crafts[adv.params["attack"]] = crafts.get(adv.params["attack"], 0) + 1  # shared by defenses
+                        crafts[adv.params["attack"]] = 1  # one craft for the whole plan (shared units)
                     elif adv.kind == "bpda_eot":
                         for spec in config.defenses:
                             randomized = spec.kind not in ("none", "feature_squeezing")
-                            bpda_crafts[randomized] = bpda_crafts.get(randomized, 0) + 1
-                        bpda_spec = (config, adv)
-            else:  # sweep: one craft per configuration, every squeezer × δ point classified
+                            entry = whitebox.setdefault((adv.name, randomized), [0, config, adv])
+                            entry[0] += 1
+            else:  # sweep: the graybox set of the same attack, every squeezer × δ point classified
                 from evcsa.config import ComponentSpec
 
-                crafts[config.figures.attack] = crafts.get(config.figures.attack, 0) + 1
+                crafts[config.figures.attack] = 1
                 for d, spec in enumerate(config.defenses):
                     squeezer = str(spec.params["squeezers"])
                     noisy = ComponentSpec(kind="randomized_squeezing", label=f"{squeezer} δ>0",
                                           params={"squeezer": squeezer, "delta": 0.5})
                     for delta in config.figures.deltas:
-                        count = (config.figures.draws if delta > 0 else 1) * n \
-                            + (config.legitimate_draws if delta > 0 else 1) * n_legit
+                        count = (config.figures.draws if delta > 0 else 1) * n
+                        if (squeezer, delta) not in sweep_legitimate:  # shared by the sweeps of every attack
+                            sweep_legitimate.add((squeezer, delta))
+                            count += (config.legitimate_draws if delta > 0 else 1) * n_legit
                         which = noisy if delta > 0 else spec
                         key = f"sweep {which.name}"
                         classifications[key] = classifications.get(key, 0) + count
@@ -496,30 +634,30 @@ def estimate_plan(plan: Plan, *, cache_dir: str | None = None, probe: int = 10,
         attack_seconds[attack] = cost.predicted_seconds
         items.append((f"craft {attack} ({len(x)} samples)", crafts[attack], attack_seconds[attack],
                       crafts[attack] * attack_seconds[attack]))
-    if bpda_spec is not None:
+    if whitebox:
         from evcsa.experiments import build_adversary
         from evcsa.games import EVCSA
 
-        config, adv = bpda_spec
-        steps = int(adv.params.get("steps", 100))
-        bpda_probe = attrs.evolve(adv, params={**adv.params, "steps": min(2, steps)})
-        for randomized, count in sorted(bpda_crafts.items()):
+        for (name, randomized), (count, config, adv) in sorted(whitebox.items()):
+            steps = int(adv.params.get("steps", 100))
+            probe_adv = attrs.evolve(adv, params={**adv.params, "steps": min(2, steps)})
             d_spec = next(s for s in config.defenses
                           if (s.kind not in ("none", "feature_squeezing")) == randomized)
             clf = build_defense(d_spec, inputs.model, DerivedKeys.from_seed(0, label="estimate"))
             game = EVCSA.from_rules(clf, x, y, config.game, model=inputs.model, num_classes=inputs.model.num_classes)
+            say(f"  timing {name} against {d_spec.name} ({min(2, steps)} of {steps} steps) …")
             t = time.perf_counter()
-            build_adversary(bpda_probe).craft(game.knowledge(0), np.arange(len(x)))
+            build_adversary(probe_adv).craft(game.knowledge(0), np.arange(len(x)))
             each = (time.perf_counter() - t) * steps / min(2, steps)
             what = "randomized" if randomized else "deterministic"
-            items.append((f"craft {adv.name} vs {what} ({len(x)} samples, {steps} steps)", count, each,
-                          count * each))
+            items.append((f"craft {name} vs {what} ({len(x)} samples, {steps} steps × "
+                          f"{adv.params.get('eot_samples', 30)} draws)", count, each, count * each))
     for name, count in classifications.items():
         items.append((f"classify with {name}", count, per_image[name], count * per_image[name]))
     total = sum(i[3] for i in items)
     method = (f"timed on this machine: each attack on {min(probe, len(x))} samples at full settings, scaled "
               f"linearly (evcsa.attacks.cost), one batch of classifications per defense; a graybox set "
-              f"crafted once per configuration (shared by its defenses)")
+              f"crafted once for the whole plan (shared by every table and figure)")
     return WorkEstimate(items=tuple(items), total=total, probe_seconds=time.perf_counter() - t0, method=method)
 
 
@@ -531,13 +669,21 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def format_estimate(plan: Plan, estimate: WorkEstimate) -> str:
-    """The estimate as text: one line per kind of work, largest first, and the total."""
+def format_estimate(plan: Plan, estimate: WorkEstimate, *, jobs: int = 1) -> str:
+    """The estimate as text: one line per kind of work, largest first, and the total; with
+    ``jobs`` > 1, the total shared by that many workers (the work divided evenly, never less
+    than the longest single unit: a lower bound that the pool reaches within its measured
+    1.9× on 2 cores, docs/running-at-scale.md)."""
     rows = sorted(estimate.items, key=lambda i: -i[3])
     width = max(len(r[0]) for r in rows)
-    lines = [f"evcsa reproduce {plan.name} --estimate (scale {plan.scale.name}, data {plan.data}, one process)"]
+    lines = [f"evcsa reproduce {plan.name} --estimate (scale {plan.scale.name}, data {plan.data}, "
+             f"{'one process' if jobs == 1 else f'timed at the threads of one of {jobs} workers'})"]
     lines += [f"  {what.ljust(width)}  {count:>10,} × {each * 1e3:10.3f} ms = {_duration(total):>8}"
               for what, count, each, total in rows]
-    lines.append(f"  predicted total: {_duration(estimate.total)} (measured in {estimate.probe_seconds:.0f} s; "
-                 f"{estimate.method})")
+    lines.append(f"  predicted total: {_duration(estimate.total)} in one process (measured in "
+                 f"{estimate.probe_seconds:.0f} s; {estimate.method})")
+    if jobs > 1:
+        longest = max(each for _, _, each, _ in rows)
+        lines.append(f"  with --jobs {jobs}: about {_duration(max(estimate.total / jobs, longest))} (the work shared "
+                     f"evenly by {jobs} workers; the longest single unit takes {_duration(longest)})")
     return "\n".join(lines)

@@ -7,16 +7,17 @@ import attrs
 
 from evcsa.reproduction import build_plan, format_comparisons
 from evcsa.reproduction.plans import Part
-from evcsa.reproduction.run import _sweep_part
+from evcsa.reproduction.run import _Engine, _sweep_part
 
 
-def test_figure6_rows(digits_cache) -> None:
+def test_figure6_rows(digits_cache, tmp_path) -> None:
     plan = build_plan("mix-n-squeeze", scale="quick", data="digits")
     (base,) = [c for c in plan.part("figures").configs if c.figures.attack == "cw_linf_next"]
     config = attrs.evolve(base, data=attrs.evolve(base.data, samples=25), game=attrs.evolve(base.game, n_chosen=25),
                           figures=attrs.evolve(base.figures, deltas=(0.0, 0.2, 0.5, 0.8), n_values=(25,), draws=3))
     part = Part(id="figures", title="Figure 6", configs=(config,), run="sweep")
-    res = _sweep_part(plan, part, cache_dir=str(digits_cache), out=None, log=lambda line: None)
+    engine = _Engine(tmp_path, executor=None, cache_dir=str(digits_cache), overwrite=False, log=lambda line: None)
+    res = _sweep_part(plan, part, engine=engine)
     assert len(res.lines) == 3 * 4  # 3 squeezers × 4 δ
     rows = res.comparisons
     assert [r.paper.printed for r in rows] == ["1", "0.55", "0.1", "0.05"]
