@@ -54,6 +54,10 @@ def reproduce(args: argparse.Namespace, out: Any) -> int:
     from evcsa.reproduction.plans import build_plan
     from evcsa.reproduction.run import estimate_plan, format_estimate, format_result, run_plan
 
+    if args.jobs is not None and args.jobs < 1:
+        from evcsa.errors import InvalidParameter
+
+        raise InvalidParameter(f"--jobs: expected a positive number of workers, got {args.jobs}", got=args.jobs)
     plan = build_plan(args.paper, scale="quick" if args.quick else "full", data=args.data,
                       cw_schedule="reference" if args.reference_schedule else None)
     if args.part:
@@ -109,11 +113,8 @@ def default_output(plan: Any) -> str:
 
 
 def _executor(args: argparse.Namespace) -> Any:
-    from evcsa.errors import InvalidParameter
     from evcsa.experiments.executors import make_executor
 
-    if args.jobs is not None and args.jobs < 1:
-        raise InvalidParameter(f"--jobs: expected a positive number of workers, got {args.jobs}", got=args.jobs)
     if args.dask is not None:
         return make_executor("dask", jobs=args.jobs, address=args.dask or None)
     if args.jobs is not None and args.jobs > 1:

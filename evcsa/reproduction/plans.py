@@ -52,8 +52,14 @@ class Scale:
         bpda: BPDA+EOT parameters (steps, eot_samples, …) of Table 3 and seed 000's
             whitebox part.
         apgd: APGD-EOT parameters of Table 3, at the same model evaluations per sample.
-        region_samples: Region-Based Classification's samples per prediction (10,000).
+        region_samples: Region-Based Classification's samples per prediction (the seed:
+            10,000; the full scale: 1,000, see the gaps).
         crop_counts: Cropping-Rescaling's crops per prediction (30).
+        crop_runs: games (classifications of each adversarial sample) against
+            Cropping-Rescaling (fewer than ``runs``: each classification is 30 crops).
+        region_runs: games against Region-Based Classification, and its legitimate
+            classifications per test image (each classification is ``region_samples``
+            classifications of the model).
         cw_schedule: the C&W attacks' ``schedule``: "fast" (stall stop, capped climb of
             c; evcsa.attacks.carlini_wagner) or "reference" (Carlini's schedule).
     """
@@ -69,8 +75,10 @@ class Scale:
     attack_params: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
     bpda: Mapping[str, Any] = attrs.field(factory=dict)
     apgd: Mapping[str, Any] = attrs.field(factory=dict)
-    region_samples: int = 10_000
+    region_samples: int = 1_000
     crop_counts: int = 30
+    crop_runs: int = 20
+    region_runs: int = 1
     cw_schedule: str = "fast"
 
     def params_of(self, attack: str) -> dict[str, Any]:
@@ -99,7 +107,7 @@ SCALES: dict[str, Scale] = {
                                   "cw_l0_ll": {**_QUICK_CW, "largest_const": 1e-2},
                                   "jsma_next": {"gamma": 0.05}, "jsma_ll": {"gamma": 0.05}},
                    bpda={"steps": 3, "eot_samples": 2}, apgd={"steps": 2, "eot_samples": 3}, region_samples=20,
-                   crop_counts=3),
+                   crop_counts=3, crop_runs=2, region_runs=1),
 }
 
 
@@ -201,16 +209,23 @@ GAPS: dict[str, tuple[Gap, ...]] = {
         Gap(part="cropping-rescaling", missing="training the model with crop-rescale augmentation (evcsa.models "
             "trains with random affine augmentation only)", owner="",
             instead="the reference model (not trained on crops)"),
+        Gap(part="region-based", missing="10,000 samples per prediction (the seed's): 1.1 s per classification on "
+            "2 cores, ≈ 80 h for the graybox part alone", owner="",
+            instead="1,000 samples per prediction, one game per cell and one classification of each legitimate "
+                    "test digit (Scale.region_samples, region_runs)"),
+        Gap(part="cropping-rescaling", missing="200 games per cell (30 crops per classification: 3.3 ms per image)",
+            owner="", instead="20 games per cell (Scale.crop_runs); the intervals widen accordingly"),
         Gap(part="region-based", missing="the radius selection rule at the seed's cost: the largest r with an "
             "accuracy drop ≤ 1 point, searched in steps of 0.01 with 10,000 samples per prediction",
             owner="", instead="a grid of radii run as cells; the rule is applied to their legitimate "
                               "accuracies (the grid's resolution, not 0.01)"),
         Gap(part="all", missing="sweeps over crop size and radius: run_sweep varies only the squeezers' δ",
-            owner="issue 10 (engine)", instead="one defense per value, run as cells"),
+            owner="", instead="one defense per value, run as cells"),
         Gap(part="whitebox", missing="EOT without BPDA as a separate adversary (BPDAEOT always differentiates "
-            "through the twin's surrogate)", owner="issue 12 (adversaries)",
-            instead="'BPDA' = BPDAEOT with one draw per step, 'BPDA+EOT' = 30 draws; for the differentiable "
-                    "Cropping-Rescaling the surrogate is exact, so its BPDA+EOT is EOT"),
+            "through the twin's surrogate), and the seed's attack budgets", owner="",
+            instead="'BPDA' = BPDAEOT with one draw per step, 'BPDA+EOT' = the scale's draws (full: 40 steps × 10 "
+                    "draws); for the differentiable Cropping-Rescaling the surrogate (one crop per draw) is exact, so "
+                    "its BPDA+EOT is EOT"),
     ),
 }
 
@@ -225,13 +240,14 @@ def _check(name: str, choices: Any, what: str) -> None:
 
 def _base(name: str, data: str, scale: Scale, *, runs: int, n_chosen: int, epsilon: float | None,
           knowledge: str, defenses: list[dict[str, Any]], adversaries: list[dict[str, Any]],
-          seed: int = 2002, figures: dict[str, Any] | None = None) -> ExperimentConfig:
+          seed: int = 2002, figures: dict[str, Any] | None = None,
+          legitimate_draws: int | None = None) -> ExperimentConfig:
     game: dict[str, Any] = {"n_chosen": n_chosen, "norm": "linf", "freshness": "source",
                             "untargeted_reference": "label", "knowledge": knowledge}
     if epsilon is not None:
         game["epsilon"] = epsilon
     doc = {"name": name, "seed": seed, "runs": runs, "reproducible": True,
-           "legitimate_draws": scale.legitimate_draws,
+           "legitimate_draws": scale.legitimate_draws if legitimate_draws is None else legitimate_draws,
            "data": {"dataset": data, "split": "test", "samples": scale.samples, "correctly_classified": True},
            "model": {"reference": data}, "game": game, "defenses": defenses, "adversaries": adversaries,
            "figures": figures if figures is not None else {"enabled": False}}
@@ -300,33 +316,45 @@ SEED000_AXES = {"randomized_squeezing": (0.1, 0.2, 0.3, 0.5), "cropping_rescalin
 _SEED000_QUICK_AXES = {"randomized_squeezing": (0.5,), "cropping_rescaling": (0.75,), "region_based": (0.2,)}
 
 
-def _seed000_defenses(scale: Scale) -> list[dict[str, Any]]:
+def _seed000_defenses(scale: Scale) -> dict[str, list[dict[str, Any]]]:
+    """Seed 000's defenses in three groups that differ in cost per classification:
+    "squeezing" (the undefended model, median 2×2 with and without randomness), "crop" and
+    "region"."""
     axes = SEED000_AXES if scale.name == "full" else _SEED000_QUICK_AXES
-    out: list[dict[str, Any]] = [{"label": "none", "kind": "none"}, _squeezing("median-2x2", 0.0)]
-    out += [_squeezing("median-2x2", d) for d in axes["randomized_squeezing"]]
-    out += [{"label": f"crop {c:g}", "kind": "cropping_rescaling", "crop_size": c, "n_crops": scale.crop_counts}
+    squeezing: list[dict[str, Any]] = [{"label": "none", "kind": "none"}, _squeezing("median-2x2", 0.0)]
+    squeezing += [_squeezing("median-2x2", d) for d in axes["randomized_squeezing"]]
+    crop = [{"label": f"crop {c:g}", "kind": "cropping_rescaling", "crop_size": c, "n_crops": scale.crop_counts}
             for c in axes["cropping_rescaling"]]
-    out += [{"label": f"region r={r:g}", "kind": "region_based", "radius": r, "n_samples": scale.region_samples}
-            for r in axes["region_based"]]
-    return out
+    region = [{"label": f"region r={r:g}", "kind": "region_based", "radius": r, "n_samples": scale.region_samples}
+              for r in axes["region_based"]]
+    return {"squeezing": squeezing, "crop": crop, "region": region}
 
 
 def _randomized_squeezing(scale: Scale, data: str) -> tuple[Part, ...]:
     n = scale.samples
-    defenses = _seed000_defenses(scale)
-    graybox = _base("randomized-squeezing-graybox", data, scale, runs=scale.runs, n_chosen=n, epsilon=None,
-                    knowledge="graybox", defenses=defenses, adversaries=_graybox(scale, TABLE1_ATTACKS))
+    groups = _seed000_defenses(scale)
+    runs = {"squeezing": scale.runs, "crop": scale.crop_runs, "region": scale.region_runs}
+    draws = {"squeezing": None, "crop": None, "region": scale.region_runs}
+    # the re-judging of the submitted samples (expected advantage) at the games' cost where
+    # a classification is an ensemble (crops, region samples)
+    rejudge = {"squeezing": None, "crop": {"enabled": False, "draws": scale.crop_runs},
+               "region": {"enabled": False, "draws": scale.region_runs}}
+    graybox = tuple(_base(f"randomized-squeezing-graybox-{g}", data, scale, runs=runs[g], n_chosen=n, epsilon=None,
+                          knowledge="graybox", defenses=defenses, adversaries=_graybox(scale, TABLE1_ATTACKS),
+                          legitimate_draws=draws[g], figures=rejudge[g])
+                    for g, defenses in groups.items())
     whitebox_adv = [{"label": "BPDA", "kind": "bpda_eot", "selection": "first", "targeting": "next",
                      **{**scale.bpda, "eot_samples": 1}},
                     {"label": "BPDA+EOT", "kind": "bpda_eot", "selection": "first", "targeting": "next", **scale.bpda}]
-    whitebox = _base("randomized-squeezing-whitebox", data, scale, runs=scale.runs, n_chosen=n, epsilon=0.3,
-                     knowledge="whitebox", defenses=[d for d in defenses if d["kind"] != "none"],
-                     adversaries=whitebox_adv)
+    whitebox = tuple(_base(f"randomized-squeezing-whitebox-{g}", data, scale, runs=runs[g], n_chosen=n, epsilon=0.3,
+                           knowledge="whitebox", defenses=[d for d in defenses if d["kind"] != "none"],
+                           adversaries=whitebox_adv, legitimate_draws=draws[g], figures=rejudge[g])
+                     for g, defenses in groups.items())
     return (
         Part(id="graybox", title="Seed 000: graybox attacks vs the amount of randomness (adversarial accuracy, %)",
-             configs=(graybox,), run="cells"),
+             configs=graybox, run="cells"),
         Part(id="whitebox", title="Seed 000: BPDA and BPDA+EOT (L∞, ε = 0.3) vs the amount of randomness",
-             configs=(whitebox,), run="cells"),
+             configs=whitebox, run="cells"),
     )
 
 

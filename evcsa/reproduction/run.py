@@ -202,48 +202,54 @@ class _Engine:
 
 
 def _cells_part(plan: Plan, part: Part, *, engine: _Engine) -> PartResult:
-    (config,) = part.configs
+    """Every configuration of ``part`` (each its own run directory), in turn: one row per
+    defense × adversary, "all attacks" and legitimate per defense."""
     start = time.perf_counter()
-    result = engine.run(config, config.name)
     table = part.id if part.id in ("table1", "table2") else None
     rows: list[Comparison] = []
-    by_cell = {(c.defense, c.adversary): c for c in result.cells}
-    for spec in config.defenses:
-        squeezer, delta = _squeezer_of(spec)
-        accs = []
-        for adv in config.adversaries:
-            cell = by_cell[(spec.name, adv.name)]
-            acc = cell.adversarial_accuracy
-            accs.append(acc)
-            paper = _by_id(plan, table, squeezer, delta, adv.params["attack"]) if table and squeezer else None
-            rows.append(Comparison(label=f"{spec.name} × {adv.name}", ours=acc, paper=paper, units="percent"))
-        all_attacks = _pooled([a for a in accs if a is not None])
-        rows.append(Comparison(label=f"{spec.name} × all attacks", ours=all_attacks,
-                               paper=_by_id(plan, table, squeezer, delta, "all_attacks") if table and squeezer else None,
-                               note="pooled over the attacks", units="percent"))
-        legit = result.legitimate[spec.name]
-        rows.append(Comparison(label=f"{spec.name} legitimate", ours=legit,
-                               paper=_by_id(plan, table, squeezer, delta, "legitimate") if table and squeezer else None,
-                               note=f"{legit.trials} classifications", units="percent"))
-    lines = []
-    if any(s.kind == "region_based" for s in config.defenses):
-        lines.append(_region_rule(config, result))
-    data = {"config": config.name, "cells": [{"defense": c.defense, "adversary": c.adversary,
-                                              "adversarial_accuracy": _est(c.adversarial_accuracy),
-                                              "success_rate": _est(c.success_rate)} for c in result.cells],
-            "legitimate": {k: _est(v) for k, v in result.legitimate.items()}}
+    cells: list[dict[str, Any]] = []
+    legitimate: dict[str, Any] = {}
+    region = None
+    for config in part.configs:
+        result = engine.run(config, config.name)
+        by_cell = {(c.defense, c.adversary): c for c in result.cells}
+        legitimate.update(result.legitimate)
+        for spec in config.defenses:
+            squeezer, delta = _squeezer_of(spec)
+            accs = []
+            for adv in config.adversaries:
+                cell = by_cell[(spec.name, adv.name)]
+                acc = cell.adversarial_accuracy
+                accs.append(acc)
+                paper = _by_id(plan, table, squeezer, delta, adv.params["attack"]) if table and squeezer else None
+                rows.append(Comparison(label=f"{spec.name} × {adv.name}", ours=acc, paper=paper, units="percent"))
+            all_attacks = _pooled([a for a in accs if a is not None])
+            rows.append(Comparison(label=f"{spec.name} × all attacks", ours=all_attacks,
+                                   paper=_by_id(plan, table, squeezer, delta, "all_attacks") if table and squeezer
+                                   else None, note="pooled over the attacks", units="percent"))
+            legit = result.legitimate[spec.name]
+            rows.append(Comparison(label=f"{spec.name} legitimate", ours=legit,
+                                   paper=_by_id(plan, table, squeezer, delta, "legitimate") if table and squeezer
+                                   else None, note=f"{legit.trials} classifications", units="percent"))
+        cells += [{"defense": c.defense, "adversary": c.adversary, "adversarial_accuracy": _est(c.adversarial_accuracy),
+                   "success_rate": _est(c.success_rate)} for c in result.cells]
+        if any(s.kind == "region_based" for s in config.defenses):
+            region = config
+    lines = [] if region is None else [_region_rule(region, legitimate)]
+    data = {"config": part.configs[0].name if len(part.configs) == 1 else [c.name for c in part.configs],
+            "cells": cells, "legitimate": {k: _est(v) for k, v in legitimate.items()}}
     return PartResult(id=part.id, title=part.title, comparisons=tuple(rows), lines=tuple(lines), data=data,
                       seconds=time.perf_counter() - start)
 
 
-def _region_rule(config: Any, result: Any) -> str:
+def _region_rule(config: Any, legitimate: Any) -> str:
     """Seed 000 § 4.2 / DEEPSEC: the largest radius whose legitimate accuracy stays within
-    1 point of the undefended model's."""
-    base = result.legitimate.get("none")
+    1 point of the undefended model's (``legitimate``: defense name → accuracy)."""
+    base = legitimate.get("none")
     if base is None:
-        return "region radius rule: no undefended baseline in this configuration"
+        return "region radius rule: no undefended baseline in this part"
     ok = [float(s.params["radius"]) for s in config.defenses if s.kind == "region_based"
-          and base.value - result.legitimate[s.name].value <= 0.01]
+          and base.value - legitimate[s.name].value <= 0.01]
     chosen = f"r = {max(ok):g}" if ok else "none of the grid"
     return (f"region radius rule (largest r with a legitimate-accuracy drop ≤ 1 point, on the grid "
             f"{[float(s.params['radius']) for s in config.defenses if s.kind == 'region_based']}): {chosen}")
@@ -388,6 +394,7 @@ def run_plan(plan: Plan, *, output: str | pathlib.Path | None = None, cache_dir:
     try:
         out.mkdir(parents=True, exist_ok=True)
         engine = _Engine(out, executor=executor, cache_dir=cache_dir, overwrite=overwrite, log=say)
+        environment = _run_environment(executor)  # the commit that runs: read before any work
         start = time.perf_counter()
         chosen = [plan.part(p) for p in parts] if parts is not None else list(plan.parts)
         results = []
@@ -398,8 +405,9 @@ def run_plan(plan: Plan, *, output: str | pathlib.Path | None = None, cache_dir:
             results.append(res)
             if temporary is None:
                 _write_json(out / f"{part.id}.json", _part_to_dict(res))
+        environment["finished"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
         result = ReproductionResult(plan=plan, parts=tuple(results), seconds=time.perf_counter() - start,
-                                    environment=_run_environment(executor))
+                                    environment=environment)
         if temporary is None:
             save_result(result, out)
         return result
@@ -550,9 +558,12 @@ def estimate_plan(plan: Plan, *, cache_dir: str | None = None, probe: int = 10,
     classifies a batch of legitimate images (the time per image includes its own ensemble:
     crops, region samples), multiplied by the classifications of the plan (games × N,
     legitimate draws × test set, sweep draws × N per point; the sweep's δ > 0 points at
-    the cost of randomized squeezing). BPDA+EOT is timed with 2 steps against one
-    randomized and one deterministic defense of the plan and scaled to the plan's steps.
-    Not counted: model training, loading, Python overhead between units.
+    the cost of randomized squeezing). A graybox set is crafted once for the whole plan and
+    a sweep's legitimate accuracy once per squeezer and δ (the engine shares these units).
+    Each whitebox adversary (BPDA+EOT, APGD-EOT) is timed with 2 steps against the first
+    defense of each kind it meets and scaled to its steps. The games count the re-judging of
+    each cell's submitted samples. Not counted: model training, loading, Python overhead
+    between units.
 
     Raises:
         ConfigError, DataError: the plan's data or model cannot be loaded.
@@ -582,7 +593,7 @@ def estimate_plan(plan: Plan, *, cache_dir: str | None = None, probe: int = 10,
 
     crafts: dict[str, int] = {}
     classifications: dict[str, int] = {}
-    whitebox: dict[tuple[str, bool], list[Any]] = {}  # (adversary, randomized) → [count, config, spec]
+    whitebox: dict[tuple[str, str], list[Any]] = {}  # (adversary, defense kind) → [count, config, adv, defense]
     sweep_legitimate: set[tuple[str, float]] = set()
     for part in plan.parts:
         for config in part.configs:
@@ -591,7 +602,8 @@ def estimate_plan(plan: Plan, *, cache_dir: str | None = None, probe: int = 10,
                 randomized = spec.kind != "none" and spec.kind != "feature_squeezing"
                 if part.run in ("cells", "repetitions"):
                     games = config.runs
-                    count = len(config.adversaries) * games * n
+                    rejudged = config.figures.draws if randomized else 1  # the submitted samples, re-judged
+                    count = len(config.adversaries) * (games + rejudged) * n
                     if part.run == "cells":
                         count += (config.legitimate_draws if randomized else 1) * n_legit
                     else:
@@ -604,8 +616,7 @@ def estimate_plan(plan: Plan, *, cache_dir: str | None = None, probe: int = 10,
                         crafts[adv.params["attack"]] = 1  # one craft for the whole plan (shared units)
                     elif adv.kind == "bpda_eot":
                         for spec in config.defenses:
-                            randomized = spec.kind not in ("none", "feature_squeezing")
-                            entry = whitebox.setdefault((adv.name, randomized), [0, config, adv])
+                            entry = whitebox.setdefault((adv.name, spec.kind), [0, config, adv, spec])
                             entry[0] += 1
             else:  # sweep: the graybox set of the same attack, every squeezer × δ point classified
                 from evcsa.config import ComponentSpec
@@ -638,18 +649,16 @@ def estimate_plan(plan: Plan, *, cache_dir: str | None = None, probe: int = 10,
         from evcsa.experiments import build_adversary
         from evcsa.games import EVCSA
 
-        for (name, randomized), (count, config, adv) in sorted(whitebox.items()):
+        for (name, kind), (count, config, adv, d_spec) in sorted(whitebox.items(), key=lambda kv: kv[0]):
             steps = int(adv.params.get("steps", 100))
             probe_adv = attrs.evolve(adv, params={**adv.params, "steps": min(2, steps)})
-            d_spec = next(s for s in config.defenses
-                          if (s.kind not in ("none", "feature_squeezing")) == randomized)
             clf = build_defense(d_spec, inputs.model, DerivedKeys.from_seed(0, label="estimate"))
             game = EVCSA.from_rules(clf, x, y, config.game, model=inputs.model, num_classes=inputs.model.num_classes)
             say(f"  timing {name} against {d_spec.name} ({min(2, steps)} of {steps} steps) …")
             t = time.perf_counter()
             build_adversary(probe_adv).craft(game.knowledge(0), np.arange(len(x)))
             each = (time.perf_counter() - t) * steps / min(2, steps)
-            what = "randomized" if randomized else "deterministic"
+            what = kind.replace("_", " ")
             items.append((f"craft {name} vs {what} ({len(x)} samples, {steps} steps × "
                           f"{adv.params.get('eot_samples', 30)} draws)", count, each, count * each))
     for name, count in classifications.items():

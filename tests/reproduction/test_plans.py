@@ -29,6 +29,8 @@ def test_mix_n_squeeze_full_is_the_seed_setting() -> None:
     assert all(attrs.evolve(c, seed=0) == attrs.evolve(t3[0], seed=0) for c in t3)
     assert [a.name for a in t3[0].adversaries] == ["BPDA+EOT", "APGD-EOT"] and t3[0].game.knowledge == "whitebox"
     assert t3[0].adversaries[1].params["method"] == "apgd"
+    budgets = [a.params["steps"] * a.params["eot_samples"] for a in t3[0].adversaries]
+    assert budgets == [400, 400]  # equal model evaluations per sample (issue 12's comparison)
     figures = plan.part("figures").configs
     assert [c.figures.attack for c in figures] == list(TABLE1_ATTACKS)
     f = figures[0].figures
@@ -57,14 +59,20 @@ def test_quick_is_small() -> None:
 
 def test_seed000_axes() -> None:
     plan = build_plan("randomized-squeezing")
-    kinds = {d.kind for d in plan.part("graybox").configs[0].defenses}
+    graybox = plan.part("graybox").configs
+    assert [c.name for c in graybox] == ["randomized-squeezing-graybox-squeezing", "randomized-squeezing-graybox-crop",
+                                         "randomized-squeezing-graybox-region"]
+    defenses = [d for c in graybox for d in c.defenses]
+    kinds = {d.kind for d in defenses}
     assert kinds == {"none", "feature_squeezing", "randomized_squeezing", "cropping_rescaling", "region_based"}
-    crops = [d for d in plan.part("graybox").configs[0].defenses if d.kind == "cropping_rescaling"]
-    regions = [d for d in plan.part("graybox").configs[0].defenses if d.kind == "region_based"]
-    assert all(d.params["n_crops"] == 30 for d in crops) and all(d.params["n_samples"] == 10_000 for d in regions)
+    crops = [d for d in defenses if d.kind == "cropping_rescaling"]
+    regions = [d for d in defenses if d.kind == "region_based"]
+    assert all(d.params["n_crops"] == 30 for d in crops) and all(d.params["n_samples"] == 1_000 for d in regions)
     assert max(d.params["radius"] for d in regions) <= 0.3
+    assert [c.runs for c in graybox] == [200, 20, 1] and graybox[2].legitimate_draws == 1  # cost per classification
     labels = [a.name for a in plan.part("whitebox").configs[0].adversaries]
     assert labels == ["BPDA", "BPDA+EOT"] and plan.part("whitebox").configs[0].game.epsilon == 0.3
+    assert any("10,000 samples per prediction" in g.missing for g in plan.gaps)
 
 
 def test_bad_names() -> None:
