@@ -38,9 +38,9 @@ def test_mix_n_squeeze_quick_end_to_end(tmp_path, capsys, digits_cache) -> None:
     assert again.split("\n\n", 1)[1] in text
 
 
-def test_randomized_squeezing_quick_part_and_estimate(capsys, digits_cache) -> None:
+def test_randomized_squeezing_quick_part_and_estimate(tmp_path, capsys, digits_cache) -> None:
     rc = cli.main(["reproduce", "randomized-squeezing", "--quick", "--data", "digits", "--part", "whitebox",
-                   "--cache-dir", str(digits_cache)])
+                   "--cache-dir", str(digits_cache), "-o", str(tmp_path / "repro")])
     text = capsys.readouterr().out
     assert rc == 0 and "BPDA+EOT" in text and "crop 0.75 × BPDA" in text and "region r=0.2" in text
     rc = cli.main(["reproduce", "randomized-squeezing", "--quick", "--estimate", "--data", "digits",
@@ -49,7 +49,7 @@ def test_randomized_squeezing_quick_part_and_estimate(capsys, digits_cache) -> N
     assert rc == 0 and "predicted total:" in text and "craft cw_l2_next" in text and "classify with region" in text
 
 
-def test_unknown_part_is_one_line(capsys, digits_cache) -> None:
+def test_unknown_part_is_one_line(tmp_path, capsys, digits_cache) -> None:
     rc = cli.main(["reproduce", "mix-n-squeeze", "--quick", "--data", "digits", "--part", "table9",
-                   "--cache-dir", str(digits_cache)])
+                   "--cache-dir", str(digits_cache), "-o", str(tmp_path / "repro")])
     assert rc == 2 and "expected a part" in capsys.readouterr().err
