@@ -235,19 +235,21 @@ def _cells_part(plan: Plan, part: Part, *, engine: _Engine) -> PartResult:
                    "success_rate": _est(c.success_rate)} for c in result.cells]
         if any(s.kind == "region_based" for s in config.defenses):
             region = config
-    lines = [] if region is None else [_region_rule(region, legitimate)]
+    rule = None if region is None else _region_rule(region, legitimate)
+    lines = [] if rule is None else [rule]
     data = {"config": part.configs[0].name if len(part.configs) == 1 else [c.name for c in part.configs],
             "cells": cells, "legitimate": {k: _est(v) for k, v in legitimate.items()}}
     return PartResult(id=part.id, title=part.title, comparisons=tuple(rows), lines=tuple(lines), data=data,
                       seconds=time.perf_counter() - start)
 
 
-def _region_rule(config: Any, legitimate: Any) -> str:
+def _region_rule(config: Any, legitimate: Any) -> str | None:
     """Seed 000 § 4.2 / DEEPSEC: the largest radius whose legitimate accuracy stays within
-    1 point of the undefended model's (``legitimate``: defense name → accuracy)."""
+    1 point of the undefended model's (``legitimate``: defense name → accuracy); None in a
+    part without the undefended model (the whitebox part)."""
     base = legitimate.get("none")
     if base is None:
-        return "region radius rule: no undefended baseline in this part"
+        return None
     ok = [float(s.params["radius"]) for s in config.defenses if s.kind == "region_based"
           and base.value - legitimate[s.name].value <= 0.01]
     chosen = f"r = {max(ok):g}" if ok else "none of the grid"
