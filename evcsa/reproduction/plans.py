@@ -186,7 +186,8 @@ GAPS: dict[str, tuple[Gap, ...]] = {
         Gap(part="table3", missing="He et al.'s adaptive attack (a C&W L2 variant that survives squeezing), "
             "the one Table 3 reports", owner="",
             instead="BPDA+EOT (L∞, ε = 0.3, 40 PGD steps × 10 EOT draws) and APGD-EOT (CE, 10 steps × 40 draws, "
-                    "η⁽⁰⁾ = ε/2) at the same 400 model evaluations per sample; each row compared with the seed's "
+                    "η⁽⁰⁾ = ε/2; 440 evaluations: APGD takes one EOT gradient at its start) at about the same "
+                    "model evaluations per sample; each row compared with the seed's "
                     "He et al. value"),
         Gap(part="table3", missing="the adaptive attacks at 100 steps × 30 EOT draws (3,000 evaluations per "
             "sample): 20 repetitions × 6 defenses × 2 adversaries take ≈ 3.5 h on 2 cores", owner="",
