@@ -41,7 +41,7 @@ PEERS := adversarial-robustness-toolbox==1.20.1 foolbox==3.3.4
 bench-peers: $(STAMP)
 	$(PY) -m pip install --quiet $(PEERS)
 	$(PY) -m pip install --quiet --no-deps torchattacks==3.5.1
-	$(PY) benchmarks/peers/bench_peers.py
+	$(PY) benchmarks/peers/bench_peers.py --peer-timeout 600
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -1,7 +1,7 @@
 """evcsa beside torchattacks 3.5.1, ART 1.20.1 and foolbox 3.3.4, in one process (issue 11).
 
     make bench-peers                      # installs the peers, then runs this
-    python benchmarks/peers/bench_peers.py [--n 20] [--full] [--threads 1]
+    python benchmarks/peers/bench_peers.py [--n 20] [--full] [--threads 1] [--peer-timeout S]
 
 Same model (the reference MNIST CNN of ``evcsa train``), same digits (the first N test
 digits it classifies correctly), same settings, one torch thread. For each attack and
@@ -48,6 +48,44 @@ def _timed(fn: Callable[[], Any]) -> tuple[Any, float]:
     return out, time.perf_counter() - t
 
 
+class _TooLong(BaseException):
+    """A peer's run passed ``--peer-timeout`` (a BaseException, so a peer's own
+    ``except Exception`` does not swallow it)."""
+
+
+def _within(fn: Callable[[], Any], seconds: float) -> tuple[Any, float]:
+    """``_timed(fn)``, interrupted by SIGALRM after ``seconds`` (Unix; the peers' attack
+    loops are Python, so the signal lands between two of their steps)."""
+    import signal
+
+    def stop(signum: int, frame: Any) -> None:
+        raise _TooLong
+
+    old = signal.signal(signal.SIGALRM, stop)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        return _timed(fn)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def _state(net: torch.nn.Module, x: torch.Tensor) -> dict[str, Any]:
+    """What a peer must leave as it found it: the model's mode, its output on the digits,
+    torch's gradient mode and thread count."""
+    with torch.no_grad():
+        out = net(x).clone()
+    return {"training mode": net.training, "model output": out, "grad mode": torch.is_grad_enabled(),
+            "threads": torch.get_num_threads()}
+
+
+def _state_changed(net: torch.nn.Module, x: torch.Tensor, before: dict[str, Any]) -> str:
+    """The names of the parts of :func:`_state` that differ from ``before`` ("" if none)."""
+    now = _state(net, x)
+    return ", ".join(k for k, v in before.items()
+                     if not (torch.equal(v, now[k]) if isinstance(v, torch.Tensor) else v == now[k]))
+
+
 def _strength(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, x_adv: Any, norm: str) -> tuple[float, float]:
     x_adv = torch.as_tensor(np.asarray(x_adv.detach().cpu() if isinstance(x_adv, torch.Tensor) else x_adv),
                             dtype=torch.float32).clamp(0, 1)
@@ -76,7 +114,9 @@ def _peers() -> dict[str, Any]:
 class _RandomizedSqueezeModule(torch.nn.Module):
     """x → clip(x + U[−δ, δ]) → median 2×2 (straight-through backward) → the CNN: the same
     randomized defense as evcsa's RandomizedSqueezing with BPDA, for torchattacks' EOTPGD
-    (its noise from torch.rand: the attacker's own randomness)."""
+    (its noise from torch.rand: the attacker's own randomness). Build it in eval mode:
+    torchattacks restores the mode it found after an attack, and a module left in its
+    default training mode switched the CNN's dropout on for every later row."""
 
     def __init__(self, net: torch.nn.Module, delta: float) -> None:
         super().__init__()
@@ -95,6 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--full", action="store_true", help="C&W L2 at 1000 iterations × 9 search steps")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--only", nargs="*", default=None, help="attack names to run")
+    parser.add_argument("--peer-timeout", type=float, default=None, metavar="S",
+                        help="stop a peer's run after S seconds and print that it did not finish (evcsa's "
+                             "own runs are never stopped)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -137,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     # copies: an ART attack wrote into its input array, which shared x's memory
     xn, yn, tn = x.numpy().copy(), y.numpy().copy(), t.numpy().copy()
     x_check = x.clone()
+    state = _state(net, x)
 
     def ta(factory: Callable[[Any], Any], targeted: bool = False):
         def run():
@@ -201,8 +245,8 @@ def main(argv: list[str] | None = None) -> int:
                            targeted=True)}),
         ("EOT-PGD vs RandSqueeze med 2×2 δ 0.2", "linf", {
             "evcsa": evcsa_eot,
-            "torchattacks": ta(lambda m: m.EOTPGD(_RandomizedSqueezeModule(net, 0.2), eps=0.3, alpha=0.01, steps=40,
-                                                  eot_iter=10, random_start=False))}),
+            "torchattacks": ta(lambda m: m.EOTPGD(_RandomizedSqueezeModule(net, 0.2).eval(), eps=0.3, alpha=0.01,
+                                                  steps=40, eot_iter=10, random_start=False))}),
         (f"C&W L2 next κ 10, {iters} it × {steps}", "l2", {
             "evcsa": lambda: ea.cw_l2(model, x, y, target=t, confidence=10, max_iterations=iters,
                                       binary_search_steps=steps),
@@ -231,12 +275,23 @@ def main(argv: list[str] | None = None) -> int:
             if lib != "evcsa" and names[lib] not in peers:
                 continue
             try:
-                out, sec = _timed(fn)
+                if lib != "evcsa" and args.peer_timeout:
+                    out, sec = _within(fn, args.peer_timeout)
+                else:
+                    out, sec = _timed(fn)
+            except _TooLong:
+                bound = f" (ratio > {args.peer_timeout / base:.1f})" if base else ""
+                print(f"{label:38s} {lib:12s} did not finish within {args.peer_timeout:.0f} s{bound}", flush=True)
+                continue
             except Exception as exc:  # noqa: BLE001 - a peer's failure is reported, not fatal
                 print(f"{label:38s} {lib:12s} failed: {type(exc).__name__}: {str(exc)[:80]}")
                 continue
             if not torch.equal(x, x_check):
                 print(f"{label:38s} {lib:12s} modified its input: the rows from here on are invalid")
+                return 1
+            changed = _state_changed(net, x, state)
+            if changed:
+                print(f"{label:38s} {lib:12s} changed {changed}: the rows from here on are invalid")
                 return 1
             if base is None:
                 base = sec
