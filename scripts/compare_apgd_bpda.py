@@ -98,7 +98,7 @@ def main() -> None:
         print(f"{label:48} {p.mean():7.4f} {1 - p.mean():9.2%}  {d.mean():+.4f} [{d.mean() - half:+.4f}, "
               f"{d.mean() + half:+.4f}]  {verdict}")
     print("digits some attack fools in fewer than half of the draws (mean p < 0.5): "
-          f"{sorted(set(np.flatnonzero(base < 0.5)) | set().union(*(np.flatnonzero(p < 0.5) for p in p_of.values())))}")
+          f"{sorted(set().union(*(np.flatnonzero(p < 0.5).tolist() for p in p_of.values())))}")
 
 
 if __name__ == "__main__":

@@ -102,9 +102,10 @@ def _settings(result: Any) -> list[str]:
 
 
 def generated_section(result: Any) -> str:
-    """The page's generated section (Markdown) for ``result``: the run's facts, Tables 1 and
-    2 as matrices, Table 3 and the Figure 6 rows as comparison tables, and the figures'
-    file names.
+    """The page's generated section (Markdown) for ``result``, between its plan's
+    :func:`markers`: the run's facts and settings, then for seed 002 Tables 1 and 2 as
+    matrices, Table 3 and the Figure 6 rows as comparison tables and the figures' file
+    names; for seed 000 the graybox and whitebox parts as matrices with intervals.
 
     Raises:
         DataError: the result lacks a part the page shows.
@@ -121,7 +122,7 @@ def generated_section(result: Any) -> str:
              "Settings:", "", *_settings(result), "",
              "In Tables 1 and 2 each cell is our adversarial accuracy in percent, the paper's in brackets, "
              "**bold** where the paper's value lies outside our 95 % interval (the intervals are in "
-             "`docs/results/mix-n-squeeze/reproduction.txt`).", ""]
+             f"`{RESULTS[result.plan.name]}/reproduction.txt`).", ""]
     for pid in ("table1", "table2"):
         lines += [f"**{parts[pid].title}**", "", _matrix(parts[pid]), ""]
     lines += [format_comparisons(parts["table3"].comparisons, title=parts["table3"].title, markdown=True), ""]
@@ -156,6 +157,7 @@ def _randomized_squeezing_section(result: Any) -> str:
         raise DataError(f"expected a run with every part of the page, got one without {', '.join(missing)}")
     s = result.plan.scale
     bpda = dict(s.bpda)
+    epsilon = result.plan.part("whitebox").configs[0].game.epsilon
     begin, end = markers(result.plan.name)
     lines = [begin, "", _facts(result), "", "Settings:", "",
              f"- X_D: the first {s.samples} correctly classified embedded test digits; legitimate accuracy on "
@@ -166,7 +168,7 @@ def _randomized_squeezing_section(result: Any) -> str:
              f"- Region-Based: {s.region_samples:,} samples per classification, {s.region_runs} game per cell and "
              f"{s.region_runs} classification of each legitimate digit.",
              f"- C&W: schedule \"{s.cw_schedule}\" (confidence 10, 1,000 iterations per constant).",
-             f"- Whitebox: L∞ ε = 0.3; BPDA = {bpda.get('steps')} PGD steps × 1 draw, BPDA+EOT = "
+             f"- Whitebox: L∞ ε = {epsilon:g}; BPDA = {bpda.get('steps')} PGD steps × 1 draw, BPDA+EOT = "
              f"{bpda.get('steps')} steps × {bpda.get('eot_samples')} EOT draws.", "",
              "Each cell is our adversarial accuracy in percent with its 95 % interval (Clopper–Pearson over "
              "the games' classifications); the last two columns pool the attacks and give the legitimate "

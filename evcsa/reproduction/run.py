@@ -216,21 +216,22 @@ def _cells_part(plan: Plan, part: Part, *, engine: _Engine) -> PartResult:
         legitimate.update(result.legitimate)
         for spec in config.defenses:
             squeezer, delta = _squeezer_of(spec)
+
+            def paper(column: str | None) -> Any:
+                return _by_id(plan, table, squeezer, delta, column) if table and squeezer else None
+
             accs = []
             for adv in config.adversaries:
-                cell = by_cell[(spec.name, adv.name)]
-                acc = cell.adversarial_accuracy
+                acc = by_cell[(spec.name, adv.name)].adversarial_accuracy
                 accs.append(acc)
-                paper = _by_id(plan, table, squeezer, delta, adv.params["attack"]) if table and squeezer else None
-                rows.append(Comparison(label=f"{spec.name} × {adv.name}", ours=acc, paper=paper, units="percent"))
-            all_attacks = _pooled([a for a in accs if a is not None])
-            rows.append(Comparison(label=f"{spec.name} × all attacks", ours=all_attacks,
-                                   paper=_by_id(plan, table, squeezer, delta, "all_attacks") if table and squeezer
-                                   else None, note="pooled over the attacks", units="percent"))
+                rows.append(Comparison(label=f"{spec.name} × {adv.name}", ours=acc,
+                                       paper=paper(adv.params.get("attack")), units="percent"))
+            pooled = _pooled([a for a in accs if a is not None])
+            rows.append(Comparison(label=f"{spec.name} × all attacks", ours=pooled, paper=paper("all_attacks"),
+                                   note="pooled over the attacks", units="percent"))
             legit = result.legitimate[spec.name]
-            rows.append(Comparison(label=f"{spec.name} legitimate", ours=legit,
-                                   paper=_by_id(plan, table, squeezer, delta, "legitimate") if table and squeezer
-                                   else None, note=f"{legit.trials} classifications", units="percent"))
+            rows.append(Comparison(label=f"{spec.name} legitimate", ours=legit, paper=paper("legitimate"),
+                                   note=f"{legit.trials} classifications", units="percent"))
         cells += [{"defense": c.defense, "adversary": c.adversary, "adversarial_accuracy": _est(c.adversarial_accuracy),
                    "success_rate": _est(c.success_rate)} for c in result.cells]
         if any(s.kind == "region_based" for s in config.defenses):
