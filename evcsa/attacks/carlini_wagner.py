@@ -39,31 +39,28 @@ each part per sample:
   ``max_iterations // 10`` steps); L∞ and L0 move to the next constant at once instead of
   running out the ``max_iterations`` steps of the stalled one (the modifier is kept, as
   when the steps run out);
-- warm start (L0): each round (a smaller pixel set) starts its constant search from the
-  last successful constant — the reference's own rule (its ``doit`` returns the
-  constant), kept by the reference schedule for L∞ and L0 and by the fast schedule for L0;
-- restarted climb (L∞): after each success c falls back to ``initial_const``, so each
-  round (a new τ) climbs from there again instead of keeping the successful constant.
-  Why: the L∞ objective c·max(f + κ, 0) + Σᵢ max(|δᵢ| − τ, 0) succeeds only when the
-  τ-excess is all but gone (loss < 1e-4·c), and a larger c outweighs the excess term, so a
-  c carried into a smaller τ leaves pixels over τ and the round fails. The stall stop
-  raises c within tens of steps where the reference waits 1,000 (the loss of a round
-  that will succeed often creeps for a few hundred steps before it falls), so keeping
-  the raised c drove c to ``largest_const`` rounds early and stopped the samples at a
-  larger τ (mean L∞ 0.578 against the reference's 0.384 on 25 MNIST digits). The
-  climb back up is cheap under the stall stop (about 20 steps per doubling);
+- warm start: each round (L0: a smaller pixel set; L∞: a smaller τ) starts its constant
+  search from the last successful constant — the reference's own rule (its ``doit``
+  returns the constant), which both schedules keep;
+- Adam's ε (L∞): ``FAST_ADAM_EPS`` (1e-14) instead of 1e-8. Why: the L∞ climb starts at
+  c = 1e-5, and most of an MNIST digit is background at 0 or 1, where the tanh space is
+  saturated (∂x′/∂m ≈ 1e-6); there the gradient of c·max(f + κ, 0) is about 1e-12, far
+  below ε = 1e-8, so Adam hardly moves those pixels and the reference waits for c to
+  grow — up to 1,000 steps per doubling — before they take part. With ε below the
+  gradients Adam steps every pixel at its own scale whatever c is. (Measured on the
+  first 10 digits: this alone cut the fast schedule's gradient evaluations by 47 % and
+  made it stronger, not weaker);
+- Adam's step (L∞): ``learning_rate`` defaults to ``FAST_LINF_LEARNING_RATE`` (1e-2, the
+  reference's step for L2 and L0) instead of 5e-3;
 - capped climb (L0): a round may raise c at most ``FAST_CLIMB`` (10) doublings above
   the last successful constant before the sample stops with its last solution; the
   reference climbs to ``largest_const`` = 2e6 (about 30 doublings) before it may stop.
 
 Its strength and time against the reference at full scale are measured by
 ``scripts/check_cw_schedule.py`` (and its slow test); docs/performance.md has the figures.
-Measured so far (issue 11, 50 MNIST digits, target "next", one thread, process CPU
-seconds): L0 fast keeps the reference's strength (mean L0 97.9 against 102.2
-[76.3, 128.0]) at 0.090 of its time; L∞ fast with the restarted climb keeps it too (mean
-L∞ 0.419 against 0.402 [0.348, 0.455]) but takes 0.428 of the reference's time, short of
-the issue's 1/5. Least likely, 25 digits: L0 0.099, L∞ 0.522 of the reference's time,
-both at equal strength.
+Measured (issue 11, one thread, process CPU seconds; docs/performance.md has the tables):
+on 50 MNIST digits, target "next", L0 fast keeps the reference's strength (mean L0 97.9
+against 102.2 [76.3, 128.0]) at 0.090 of its time; L∞ fast: see docs/performance.md.
 """
 
 from __future__ import annotations
@@ -249,6 +246,12 @@ FAST_CHECK_EVERY = 10
 #: Fast schedule: a window's least loss must fall below (1 − this) × the previous
 #: window's to count as progress.
 FAST_STALL_TOLERANCE = 1e-3
+#: Fast schedule (L∞): Adam's ε (the reference's is 1e-8; module docstring).
+FAST_ADAM_EPS = 1e-14
+#: Fast schedule (L∞): Adam's step when ``learning_rate`` is not given (reference: 5e-3).
+FAST_LINF_LEARNING_RATE = 1e-2
+#: Reference schedule (L∞): Adam's step when ``learning_rate`` is not given.
+LINF_LEARNING_RATE = 5e-3
 #: Fast schedule (L0): doublings of c allowed in a round beyond the last successful
 #: constant (the reference climbs up to ``largest_const`` = 2e6 before it may stop).
 FAST_CLIMB = 10
@@ -304,12 +307,11 @@ class _Climb:
     """The schedule of c in the L∞ and L0 attacks: after ``max_iterations`` steps without
     success (fast schedule: or a stall) c grows by ``const_factor``; a sample is done once
     c reaches ``largest_const`` (fast schedule: or exceeds its last successful constant by
-    more than ``const_factor ** FAST_CLIMB``). With ``restart`` (fast L∞), c falls back to
-    ``initial_const`` after each success, so every round climbs from there again."""
+    more than ``const_factor ** FAST_CLIMB``, when ``cap``). After a success the next
+    round starts at the successful constant (both schedules)."""
 
     def __init__(self, b: int, device: torch.device, max_iterations: int, initial_const: float,
-                 largest_const: float, const_factor: float, fast: bool, cap: bool,
-                 restart: bool = False) -> None:
+                 largest_const: float, const_factor: float, fast: bool, cap: bool) -> None:
         self.const = torch.full((b,), initial_const, dtype=torch.float64, device=device)
         self.step = torch.zeros(b, dtype=torch.int64, device=device)
         self.done = self.const >= largest_const
@@ -317,14 +319,10 @@ class _Climb:
         self.stall = _Stall(b, device) if fast else None
         self.last_ok = torch.full((b,), float("inf"), dtype=torch.float64, device=device)
         self.cap = const_factor ** FAST_CLIMB if fast and cap else float("inf")
-        self.restart_const = initial_const if fast and restart else None
 
     def succeeded(self, oi: torch.Tensor) -> None:
-        """Samples ``oi`` succeeded at their current c: a new optimisation starts (fast
-        L∞: from ``initial_const`` again)."""
+        """Samples ``oi`` succeeded at their current c: a new optimisation starts there."""
         self.last_ok[oi] = self.const[oi]
-        if self.restart_const is not None:
-            self.const[oi] = self.restart_const
         self.step[oi] = 0
         if self.stall is not None:
             self.stall.restart(oi)
@@ -476,7 +474,7 @@ def cw_l2(model: Any, x: Any, y: Any, *, target: Any = None, confidence: float =
 
 
 def cw_linf(model: Any, x: Any, y: Any, *, target: Any = None, confidence: float = 10.0,
-            learning_rate: float = 5e-3, max_iterations: int = 1000, abort_early: bool = True,
+            learning_rate: float | None = None, max_iterations: int = 1000, abort_early: bool = True,
             initial_const: float = 1e-5, largest_const: float = 20.0, const_factor: float = 2.0,
             decrease_factor: float = 0.9, reduce_const: bool = False, round_to_grid: bool = False,
             schedule: str = "reference", generator: torch.Generator | None = None,
@@ -497,7 +495,8 @@ def cw_linf(model: Any, x: Any, y: Any, *, target: Any = None, confidence: float
         y: true labels [B].
         target: target labels [B] or None (untargeted).
         confidence: κ ≥ 0 (default 10).
-        learning_rate: Adam's step (default 5e-3).
+        learning_rate: Adam's step (default: 5e-3, the reference's; 1e-2 under the fast
+            schedule).
         max_iterations: Adam steps per value of c (default 1000).
         abort_early: accept the first successful iterate (default True; False runs all
             ``max_iterations`` steps of each c as the reference's ``step == CONST-1``
@@ -508,8 +507,8 @@ def cw_linf(model: Any, x: Any, y: Any, *, target: Any = None, confidence: float
         reduce_const: halve c after each success (default False).
         round_to_grid: round x′ to the uint8 grid.
         schedule: "reference" (default: the reference code's schedule) or "fast" (stall
-            stop, and the climb of c restarted from ``initial_const`` after each success;
-            a departure from the reference: module docstring).
+            stop, Adam's ε 1e-14 and step 1e-2; a departure from the reference: module
+            docstring).
         generator: unused; accepted for a uniform signature.
         monitor: receives the gradient health.
 
@@ -520,24 +519,25 @@ def cw_linf(model: Any, x: Any, y: Any, *, target: Any = None, confidence: float
     Raises:
         InvalidParameter: malformed inputs or parameters.
     """
+    fast = _check_schedule_name(schedule) == "fast"
+    if learning_rate is None:
+        learning_rate = FAST_LINF_LEARNING_RATE if fast else LINF_LEARNING_RATE
     learning_rate, max_iterations, initial_const, largest_const, const_factor = _check_schedule(
         learning_rate, max_iterations, initial_const, largest_const, const_factor)
     decrease_factor = check_number(decrease_factor, "decrease_factor", minimum=0.0, maximum=1.0, open_low=True)
     if decrease_factor == 1.0:
         raise InvalidParameter("expected decrease_factor < 1 (τ must shrink after each success), got 1.0")
-    fast = _check_schedule_name(schedule) == "fast"
     p, own = _setup(model, x, y, target, confidence, generator, monitor)
     x = p.x
     b = x.shape[0]
     dev = x.device
     tau = torch.ones(b, dtype=torch.float32, device=dev)
-    climb = _Climb(b, dev, max_iterations, initial_const, largest_const, const_factor, fast, cap=False,
-                   restart=True)
+    climb = _Climb(b, dev, max_iterations, initial_const, largest_const, const_factor, fast, cap=False)
     const = climb.const
     prev = x.clone()
     start_w = p.w_x.clone()
     modifier = torch.zeros_like(x)
-    adam = _Adam(x, learning_rate)
+    adam = _Adam(x, learning_rate, eps=FAST_ADAM_EPS) if fast else _Adam(x, learning_rate)
     succeeded = torch.zeros(b, dtype=torch.bool, device=dev)
     while True:
         idx, ix = _active(~climb.done)

@@ -73,29 +73,66 @@ def test_unknown_schedule_is_refused(attack, digits):
         attack(model, x[:1], y[:1], schedule="quick")
 
 
-def test_fast_linf_restarts_the_climb_of_c_after_each_success():
-    """Fast L∞ rule (module docstring): after a success c falls back to initial_const;
-    the reference schedule (and fast L0) keep the successful constant."""
+@pytest.mark.parametrize("fast", [False, True])
+def test_a_round_starts_at_the_last_successful_constant(fast):
+    """Both schedules keep the successful constant for the next round (the reference's
+    rule) and record it as the last success."""
     from evcsa.attacks.carlini_wagner import _Climb
 
-    def climb(fast, restart):
-        cl = _Climb(3, torch.device("cpu"), 1000, 1e-5, 20.0, 2.0, fast, cap=False, restart=restart)
-        cl.const[:] = torch.tensor([1e-3, 4e-2, 1.0], dtype=torch.float64)
-        cl.succeeded(torch.tensor([0, 2]))
-        return cl
+    cl = _Climb(3, torch.device("cpu"), 1000, 1e-5, 20.0, 2.0, fast, cap=False)
+    cl.const[:] = torch.tensor([1e-3, 4e-2, 1.0], dtype=torch.float64)
+    cl.step[:] = 7
+    cl.succeeded(torch.tensor([0, 2]))
+    assert cl.const.tolist() == [1e-3, 4e-2, 1.0]
+    assert cl.last_ok[[0, 2]].tolist() == [1e-3, 1.0]
+    assert cl.step.tolist() == [0, 7, 0]
 
-    fast = climb(True, True)
-    assert fast.const.tolist() == [1e-5, 4e-2, 1e-5]
-    assert fast.last_ok[[0, 2]].tolist() == [1e-3, 1.0]
-    assert climb(False, True).const.tolist() == [1e-3, 4e-2, 1.0]  # reference: unchanged
-    assert climb(True, False).const.tolist() == [1e-3, 4e-2, 1.0]  # fast L0: warm start kept
+
+def test_fast_adam_epsilon_lets_a_saturated_pixel_move():
+    """Fast L∞ rule (module docstring): with c = 1e-5 the gradient on a background pixel
+    is about 1e-12; Adam with the reference's ε = 1e-8 moves it by 3e-6 of its first step,
+    with ``FAST_ADAM_EPS`` by three quarters of it."""
+    from evcsa.attacks.carlini_wagner import FAST_ADAM_EPS, _Adam
+
+    param = torch.zeros(1, 1, 1, 2)
+    grad = torch.tensor([1e-12, 1.0]).view(1, 1, 1, 2)
+    moved = {}
+    for eps in (1e-8, FAST_ADAM_EPS):
+        adam = _Adam(param, 1e-2, eps=eps)
+        moved[eps] = (-adam.step(param, grad, None)).flatten().tolist()
+    # first step: lr·a/(a + ε) with a = √(1 − β₂)·|g|
+    a = 0.001 ** 0.5 * 1e-12
+    assert moved[1e-8][1] == pytest.approx(1e-2, rel=1e-5)
+    assert moved[1e-8][0] == pytest.approx(1e-2 * a / (a + 1e-8), rel=1e-3)  # ≈ 3e-8
+    assert moved[FAST_ADAM_EPS][0] == pytest.approx(1e-2 * a / (a + FAST_ADAM_EPS), rel=1e-3)  # ≈ 0.0076
+
+
+def test_linf_default_step_follows_the_schedule(digits, monkeypatch):
+    """learning_rate=None is 5e-3 for the reference schedule and 1e-2 for the fast one;
+    an explicit step is used as given."""
+    from evcsa.attacks import carlini_wagner as cw
+
+    seen = []
+    real = cw._Adam
+
+    class Spy(real):
+        def __init__(self, like, lr, **kw):
+            seen.append((lr, kw.get("eps", 1e-8)))
+            super().__init__(like, lr, **kw)
+
+    monkeypatch.setattr(cw, "_Adam", Spy)
+    model, x, y = digits
+    for schedule in ("reference", "fast"):
+        cw_linf(model, x[:1], y[:1], schedule=schedule, max_iterations=2, largest_const=4e-5)
+    cw_linf(model, x[:1], y[:1], schedule="fast", learning_rate=0.05, max_iterations=2, largest_const=4e-5)
+    assert seen == [(5e-3, 1e-8), (1e-2, cw.FAST_ADAM_EPS), (0.05, cw.FAST_ADAM_EPS)]
 
 
 def test_fast_linf_keeps_the_reference_distortion_at_the_reference_constants(digits):
-    """At the reference's L∞ step and constants (lr 5e-3, c from 1e-5 to 20), where the
-    stall stop raises c far sooner than the reference's 1000 steps, fast L∞ stays within
-    10 % of the reference's mean L∞ (carrying the raised c into the next rounds, as the
-    fast schedule first did, gave 0.52 against 0.38 here)."""
+    """At the reference's L∞ constants (c from 1e-5 to 20), where the stall stop raises c
+    far sooner than the reference's 1000 steps, fast L∞ stays within 10 % of the
+    reference's mean L∞ (the first fast schedule, which carried the raised c into the
+    next rounds with Adam's ε at 1e-8, gave 0.52 against 0.38 here)."""
     model, x, y = digits
     spec = ATTACKS["cw_linf_next"]
     target = spec.targets(model, x, y)
