@@ -48,8 +48,8 @@ each part per sample:
   below ε = 1e-8, so Adam hardly moves those pixels and the reference waits for c to
   grow — up to 1,000 steps per doubling — before they take part. With ε below the
   gradients Adam steps every pixel at its own scale whatever c is. (Measured on the
-  first 10 digits: this alone cut the fast schedule's gradient evaluations by 47 % and
-  made it stronger, not weaker);
+  first 10 digits: this alone cut the earlier fast schedule's gradient evaluations by
+  47 % and made it stronger, not weaker);
 - Adam's step (L∞): ``learning_rate`` defaults to ``FAST_LINF_LEARNING_RATE`` (1e-2, the
   reference's step for L2 and L0) instead of 5e-3;
 - capped climb (L0): a round may raise c at most ``FAST_CLIMB`` (10) doublings above
