@@ -81,6 +81,8 @@ from evcsa.errors import InvalidParameter
 __all__ = ["cw_l0", "cw_l2", "cw_linf"]
 
 _TANH_SCALE = 1.0 - 1e-6
+#: Adam's ε in the reference code (TensorFlow 1's default).
+ADAM_EPS = 1e-8
 
 
 def _to_tanh_space(v: torch.Tensor) -> torch.Tensor:
@@ -92,7 +94,7 @@ class _Adam:
     so samples that restart their optimisation at different times stay independent."""
 
     def __init__(self, like: torch.Tensor, lr: float, beta1: float = 0.9, beta2: float = 0.999,
-                 eps: float = 1e-8) -> None:
+                 eps: float = ADAM_EPS) -> None:
         self.m = torch.zeros_like(like)
         self.v = torch.zeros_like(like)
         self.t = torch.zeros(like.shape[0], dtype=torch.int64, device=like.device)
@@ -248,7 +250,7 @@ FAST_CHECK_EVERY = 10
 #: Fast schedule: a window's least loss must fall below (1 − this) × the previous
 #: window's to count as progress.
 FAST_STALL_TOLERANCE = 1e-3
-#: Fast schedule (L∞): Adam's ε (the reference's is 1e-8; module docstring).
+#: Fast schedule (L∞): Adam's ε (the reference's is ``ADAM_EPS``; module docstring).
 FAST_ADAM_EPS = 1e-14
 #: Fast schedule (L∞): Adam's step when ``learning_rate`` is not given (reference: 5e-3).
 FAST_LINF_LEARNING_RATE = 1e-2
@@ -539,7 +541,7 @@ def cw_linf(model: Any, x: Any, y: Any, *, target: Any = None, confidence: float
     prev = x.clone()
     start_w = p.w_x.clone()
     modifier = torch.zeros_like(x)
-    adam = _Adam(x, learning_rate, eps=FAST_ADAM_EPS) if fast else _Adam(x, learning_rate)
+    adam = _Adam(x, learning_rate, eps=FAST_ADAM_EPS if fast else ADAM_EPS)
     succeeded = torch.zeros(b, dtype=torch.bool, device=dev)
     while True:
         idx, ix = _active(~climb.done)

@@ -114,10 +114,7 @@ def generated_section(result: Any) -> str:
 
     if result.plan.name == "randomized-squeezing":
         return _randomized_squeezing_section(result)
-    parts = {p.id: p for p in result.parts}
-    missing = [p for p in ("table1", "table2", "table3", "figures") if p not in parts]
-    if missing:
-        raise DataError(f"expected a run with every part of the page, got one without {', '.join(missing)}")
+    parts = _parts(result, ("table1", "table2", "table3", "figures"))
     lines = [BEGIN, "", _facts(result), "",
              "Settings:", "", *_settings(result), "",
              "In Tables 1 and 2 each cell is our adversarial accuracy in percent, the paper's in brackets, "
@@ -137,6 +134,15 @@ def generated_section(result: Any) -> str:
     return "\n".join(lines)
 
 
+def _parts(result: Any, ids: Sequence[str]) -> dict[str, Any]:
+    """``result``'s parts by id; raises DataError when one of ``ids`` is missing."""
+    parts = {p.id: p for p in result.parts}
+    missing = [p for p in ids if p not in parts]
+    if missing:
+        raise DataError(f"expected a run with every part of the page, got one without {', '.join(missing)}")
+    return parts
+
+
 def _facts(result: Any) -> str:
     env = result.environment
     return (f"**The committed run.** `evcsa reproduce {result.plan.name} --jobs {env.get('workers', 1)}` "
@@ -151,10 +157,7 @@ def _randomized_squeezing_section(result: Any) -> str:
     """Seed 000's section: the run's facts and settings, then the graybox and the whitebox
     part as matrices of our adversarial accuracy with its 95 % interval (the seed's results
     are not in the text we hold), and the region radius rule's outcome."""
-    parts = {p.id: p for p in result.parts}
-    missing = [p for p in ("graybox", "whitebox") if p not in parts]
-    if missing:
-        raise DataError(f"expected a run with every part of the page, got one without {', '.join(missing)}")
+    parts = _parts(result, ("graybox", "whitebox"))
     s = result.plan.scale
     bpda = dict(s.bpda)
     epsilon = result.plan.part("whitebox").configs[0].game.epsilon

@@ -117,7 +117,7 @@ def test_linf_default_step_follows_the_schedule(digits, monkeypatch):
 
     class Spy(real):
         def __init__(self, like, lr, **kw):
-            seen.append((lr, kw.get("eps", 1e-8)))
+            seen.append((lr, kw.get("eps", cw.ADAM_EPS)))
             super().__init__(like, lr, **kw)
 
     monkeypatch.setattr(cw, "_Adam", Spy)
@@ -126,6 +126,7 @@ def test_linf_default_step_follows_the_schedule(digits, monkeypatch):
         cw_linf(model, x[:1], y[:1], schedule=schedule, max_iterations=2, largest_const=4e-5)
     cw_linf(model, x[:1], y[:1], schedule="fast", learning_rate=0.05, max_iterations=2, largest_const=4e-5)
     assert seen == [(5e-3, 1e-8), (1e-2, cw.FAST_ADAM_EPS), (0.05, cw.FAST_ADAM_EPS)]
+    assert cw.ADAM_EPS == 1e-8
 
 
 def test_fast_linf_keeps_the_reference_distortion_at_the_reference_constants(digits):
