@@ -35,7 +35,7 @@ from evcsa._validation import as_images, check_positive_int
 from evcsa.errors import InvalidParameter
 
 __all__ = ["REJECTED", "Classifier", "Defense", "LogitsWarning", "ModelClassifier", "check_twin_contract",
-           "eval_mode", "undefended_model"]
+           "eval_mode", "key_sources_of", "undefended_model"]
 
 #: The label a rejecting defense (a detector) returns. Never equal to a class index, so it
 #: is never a targeted success, and the game counts it as no untargeted success either.
@@ -330,6 +330,15 @@ def _reachable(root: Any, kinds: tuple[type, ...], depth: int = 6) -> dict[int, 
                     children.append(getattr(obj, name))
         stack.extend((c, level + 1) for c in children)
     return found
+
+
+def key_sources_of(classifier: Any) -> list[Any]:
+    """The :class:`~evcsa.randomness.KeySource` objects a classifier holds (through its
+    attributes, bases, wrappers; six levels deep), in a fixed order (depth first, in
+    attribute order)."""
+    from evcsa.randomness import KeySource
+
+    return list(_reachable(classifier, (KeySource,)).values())
 
 
 def modules_of(classifier: Any) -> list[torch.nn.Module]:

@@ -294,9 +294,11 @@ def _play(config: ExperimentConfig, params: dict[str, Any], deps: Mapping[str, O
     adversary = _adversary(config, a)
     prepared = _prepared(config, game, adversary, deps["craft"], d, a, inputs)
     logs: list[list[Any]] = []
-    # child `start` prepares (ignored: already prepared), games get children start+1 … stop
-    seed = np.random.SeedSequence(cell_seed(config, d, a), n_children_spawned=start)
-    result = game.repeat(_recorder(prepared, logs), stop - start, seed=seed, progress=False)
+    # games start … stop − 1 of the cell's series: the adversary's coins are children start + 1 …
+    # of the cell seed and each game's defense randomness is re-keyed for that game alone
+    # (EVCSA.game_classifier), so chunking never changes a number
+    result = game.repeat(_recorder(prepared, logs), stop - start, seed=cell_seed(config, d, a), progress=False,
+                         start=start)
     labels = inputs.samples.labels.numpy()
     per_game = {k: [] for k in ("successes", "submissions", "classify_queries", "stale_queries", "flagged")}
     rows: dict[str, list[Any]] = {k: [] for k in ("game", "position", "source", "target", "label", "reference",

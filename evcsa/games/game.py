@@ -32,8 +32,8 @@ import numpy as np
 import torch
 
 from evcsa._validation import as_images, as_labels, check_positive_int, describe
-from evcsa.defenses.base import (REJECTED, ModelClassifier, check_twin_contract, eval_mode, modules_of,
-                                 undefended_model)
+from evcsa.defenses.base import (REJECTED, ModelClassifier, check_twin_contract, eval_mode, key_sources_of,
+                                 modules_of, undefended_model)
 from evcsa.distances import distance, within_epsilon
 from evcsa.errors import BudgetExhausted, GameOver, InvalidParameter, InvalidQuery, ModelTampered, NotFresh
 from evcsa.games.results import GameResult, RepeatResult, Submission
@@ -133,7 +133,10 @@ class Knowledge:
 class _GameState:
     """q, n, X_A and the counters of one game (seed Fig. lines 1–2), reset per game."""
 
-    def __init__(self) -> None:
+    def __init__(self, classifier: Any = None, modules: Sequence[torch.nn.Module] = ()) -> None:
+        #: the classifier this game's oracles query (a series re-keys it per game) and its modules
+        self.classifier = classifier
+        self.modules = tuple(modules)
         self.q = 0
         self.n = 0
         self.classify_queries = 0
@@ -222,7 +225,7 @@ class Oracles:
                 raise BudgetExhausted(f"expected at most {budget - st.classify_queries} more Classify "
                                       f"queries (budget {budget}), got {x.shape[0]}",
                                       budget=budget, used=st.classify_queries, requested=x.shape[0])
-            labels = self._game._predict(x)
+            labels = self._game._predict(x, st)
             st.classify_queries += x.shape[0]
         return int(labels[0]) if single else labels
 
@@ -326,8 +329,8 @@ class Oracles:
         x_nat = game.samples[src]
         d, ok = rules.within_epsilon(x_nat, x_adv.to(x_nat.device))
         device = game.device
-        pred = game._predict(x_adv.to(device))
-        reference_predictions = game._predict(x_nat.to(device)) if rules.needs_reference_predictions else None
+        pred = game._predict(x_adv.to(device), st)
+        reference_predictions = game._predict(x_nat.to(device), st) if rules.needs_reference_predictions else None
         hit = rules.is_success(pred, game.labels[src], targets=tgt, reference_predictions=reference_predictions)
         if tgt is not None:
             reference = tgt
@@ -520,8 +523,8 @@ class EVCSA:
             with eval_mode(*self._modules):
                 check_twin_contract(classifier, self.samples[: min(2, m)].to(self.device))
 
-    def _predict(self, x: torch.Tensor) -> torch.Tensor:
-        """``classifier.predict(x)`` checked: B labels in [REJECTED, K) as int64 (CPU).
+    def _predict(self, x: torch.Tensor, state: _GameState | None = None) -> torch.Tensor:
+        """``classifier.predict(x)`` (the classifier of the game ``state`` belongs to) checked: B labels in [REJECTED, K) as int64 (CPU).
 
         A classifier answering something else (a wrong count, scores, labels ≥ K) would
         corrupt the tallies (two successes for one submission), so it is an error before
@@ -530,8 +533,10 @@ class EVCSA:
         Raises:
             InvalidParameter: the classifier's answer is not B integer labels in range.
         """
-        with torch.no_grad(), eval_mode(*self._modules):
-            out = self.classifier.predict(x)
+        classifier = self.classifier if state is None or state.classifier is None else state.classifier
+        modules = self._modules if state is None or state.classifier is None else state.modules
+        with torch.no_grad(), eval_mode(*modules):
+            out = classifier.predict(x)
         if isinstance(out, np.ndarray) and np.issubdtype(out.dtype, np.integer):
             out = torch.from_numpy(out)
         b = x.shape[0]
@@ -637,8 +642,8 @@ class EVCSA:
                                    f"{describe(prepared)}", got=type(prepared).__name__)
         return prepared
 
-    def _play_prepared(self, adversary: Adversary, knowledge: Knowledge) -> GameResult:
-        session = Session(self, knowledge)
+    def _play_prepared(self, adversary: Adversary, knowledge: Knowledge, classifier: Any = None) -> GameResult:
+        session = Session(self, knowledge, classifier)
         report = None
         before = _model_state(knowledge.model)
         try:
@@ -648,14 +653,59 @@ class EVCSA:
         _check_model_unchanged(before, knowledge.model, "play")
         return result
 
-    def repeat(self, adversary: Adversary, runs: int, *, seed: int | None = None,
-               reuse_preparation: bool = True, progress: bool | None = None) -> RepeatResult:
+    def series_keys(self) -> KeySource | None:
+        """The key source a series of games derives each game's classifier randomness from:
+        the classifier's ``keys`` when that is a :class:`~evcsa.randomness.KeySource`, else
+        the first key source reachable through its attributes (a wrapped defense's), else
+        None (a deterministic classifier, or a randomized one holding no key source)."""
+        if self.randomized is False:
+            return None
+        own = getattr(self.classifier, "keys", None)
+        if isinstance(own, KeySource):
+            return own
+        found = key_sources_of(self.classifier)
+        return found[0] if found else None
+
+    def game_classifier(self, index: int) -> Any:
+        """The classifier that game ``index`` of a series (:meth:`repeat`) plays against.
+
+        A randomized classifier is re-keyed for every game: ``classifier.with_keys(
+        series_keys().derive(f"game {index}"))``, so game i's randomness is a function of the
+        classifier's key source and i alone — the same whether the series is played at once,
+        in chunks (the experiment engine) or from game i on (``repeat(start=i)``), and
+        distinct between games. A deterministic classifier, or a randomized one that holds
+        no key source, is the game's classifier itself (the latter's draws then continue
+        its own stream from game to game; not reproducible in chunks).
+
+        Args:
+            index: the game's index in the series, ≥ 0.
+
+        Raises:
+            InvalidParameter: a negative ``index``.
+        """
+        if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or index < 0:
+            raise InvalidParameter(f"expected a game index ≥ 0, got {index!r}", got=index)
+        keys = self.series_keys()
+        if keys is None:
+            return self.classifier
+        return self.classifier.with_keys(keys.derive(f"game {int(index)}"))
+
+    def repeat(self, adversary: Adversary, runs: int, *, seed: int | np.random.SeedSequence | None = None,
+               reuse_preparation: bool = True, progress: bool | None = None, start: int = 0) -> RepeatResult:
         """Play R games with fresh classifier randomness in each.
+
+        Game i (``start`` ≤ i < ``start`` + R) plays against :meth:`game_classifier` (i): a
+        randomized classifier re-keyed from its key source for that game alone, so every
+        game draws its own randomness and games ``start`` … of a longer series are the
+        same games as in the series played from 0. The adversary's coins of game i are
+        child i + 1 of ``seed`` (child 0 prepares).
 
         Args:
             adversary: the adversary.
             runs: R ≥ 1.
             seed: the adversary's randomness for the whole series (None: OS entropy).
+            start: the index of the first game in the series (default 0; the experiment
+                engine plays a cell in chunks of games ``start`` … ``start + runs − 1``).
             reuse_preparation: run ``adversary.prepare`` once and play its result in every
                 game (default; seed 002 § 5.1: samples crafted once, evaluated over many
                 runs, so Adv is over the classifier's randomness given the adversary's
@@ -672,6 +722,9 @@ class EVCSA:
         from tqdm.auto import tqdm
 
         runs = check_positive_int(runs, "runs")
+        if isinstance(start, bool) or not isinstance(start, (int, np.integer)) or start < 0:
+            raise InvalidParameter(f"expected start as an integer ≥ 0, got {start!r}", got=start)
+        start = int(start)
         _check_adversary(adversary, self.rules)
         ss = _as_seed(seed)
         if ss is not None:
@@ -682,11 +735,14 @@ class EVCSA:
             return None if ss is None else ss.spawn(1)[0]
 
         first = child()
+        if ss is not None and start:  # games start … : children start + 1 … of the same seed
+            ss = np.random.SeedSequence(ss.entropy, spawn_key=ss.spawn_key, pool_size=ss.pool_size,
+                                        n_children_spawned=ss.n_children_spawned + start)
         prepared = self._prepare(adversary, self.knowledge(first)) if reuse_preparation else None
         games = []
         with tqdm(total=runs, desc=f"games ({type(adversary).__name__})", unit="game",
                   disable=None if progress is None else not progress, leave=False) as bar:
-            for _ in range(runs):  # not tqdm(range(runs)): len() of a huge range overflows
+            for j in range(runs):  # not tqdm(range(runs)): len() of a huge range overflows
                 seed_i = child()
                 if prepared is None:
                     pair = [None, None] if seed_i is None else seed_i.spawn(2)
@@ -694,7 +750,7 @@ class EVCSA:
                     k = self.knowledge(pair[1])
                 else:
                     player, k = prepared, self.knowledge(seed_i)
-                games.append(self._play_prepared(player, k))
+                games.append(self._play_prepared(player, k, self.game_classifier(start + j)))
                 bar.update(1)
         return RepeatResult(games=tuple(games), n_chosen=self.rules.n_chosen,
                             reused_preparation=reuse_preparation)
@@ -708,8 +764,11 @@ class Session:
     returns the :class:`GameResult`.
     """
 
-    def __init__(self, game: EVCSA, knowledge: Knowledge) -> None:
-        self._state = _GameState()
+    def __init__(self, game: EVCSA, knowledge: Knowledge, classifier: Any = None) -> None:
+        if classifier is None or classifier is game.classifier:
+            self._state = _GameState()
+        else:
+            self._state = _GameState(classifier, modules_of(classifier))
         self.game = game
         self.knowledge = knowledge
         self.oracles = Oracles(game, self._state)

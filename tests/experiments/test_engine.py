@@ -330,3 +330,45 @@ def test_device_auto_follows_the_machine(small):
             resolve_device("cuda")
     with pytest.raises(Exception, match="device"):
         parse_config(SMALL.replace('name = "engine"', 'name = "engine"\ndevice = "tpu"'))
+
+
+# -- fresh randomness in every game (chunks replay nothing) ------------------------------------
+def _chunked(monkeypatch, games_per_chunk):
+    import functools
+
+    from evcsa.experiments import units
+
+    monkeypatch.setattr(units, "plan_units", functools.partial(units.plan_units, games_per_chunk=games_per_chunk))
+
+
+def _label_rows(path, defense, adversary):
+    s = SubmittedSamples.load(path, defense, adversary)
+    return [tuple(s.labels[s.games == g].tolist()) for g in range(int(s.games.max()) + 1)]
+
+
+def test_a_randomized_cell_in_chunks_equals_one_chunk_and_evcsa_repeat(small, tmp_path, monkeypatch):
+    """Game i's defense randomness depends on (cell, i) only: the cell played in chunks of 3
+    games equals the cell in one chunk and EVCSA.repeat over the same defense, and the 12
+    games do not replay one another's keys (each play unit rebuilt the defense from the
+    cell's first key, so chunks 2, 3, … replayed chunk 1's labels bit for bit)."""
+    from evcsa.experiments import work
+    from evcsa.experiments.seeds import with_master_key
+    from evcsa.games import EVCSA
+
+    config = attrs.evolve(small, runs=12, defenses=small.defenses[1:], adversaries=small.adversaries[1:2],
+                          figures=attrs.evolve(small.figures, deltas=[0.3]))
+    _chunked(monkeypatch, 3)
+    _run(config, tmp_path / "chunks")
+    _chunked(monkeypatch, 100)
+    _run(config, tmp_path / "whole")
+    chunks = _label_rows(tmp_path / "chunks", "rs", "graybox FGSM")
+    whole = _label_rows(tmp_path / "whole", "rs", "graybox FGSM")
+    assert chunks == whole
+    assert len(set(whole)) == 12, "every game draws its own noise (5 samples × 12 games)"
+
+    config = with_master_key(config)
+    inputs = work._inputs(config, None)
+    game = EVCSA.from_rules(work._defense(config, 0, inputs, work._cell_keys(config, 0, 0)),
+                            inputs.samples.images, inputs.samples.labels, config.game, model=inputs.model)
+    repeated = game.repeat(work._adversary(config, 0), 12, seed=work.cell_seed(config, 0, 0), progress=False)
+    assert [tuple(s.label for s in g.transcript) for g in repeated.games] == whole

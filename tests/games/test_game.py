@@ -407,6 +407,58 @@ def test_empirical_advantage_contains_the_exact_poisson_binomial_value(tau):
     assert abs(result.mean - np.mean(p)) < 0.05
 
 
+def _transcripts(result):
+    return [[(s.source, s.label, s.success) for s in g.transcript] for g in result.games]
+
+
+@attrs.frozen
+class Probing(Adversary):
+    """Submits every sample with error probability 1/2 and classifies each again (a
+    randomized classifier's answers then depend on each call's key)."""
+
+    def play(self, oracles, knowledge):
+        x = knowledge.samples.clone()
+        x[:, 0, 0, 1] = 0.5
+        oracles.classify(x)
+        oracles.attack_batch(range(len(x)), x)
+
+
+def test_every_game_of_a_series_draws_fresh_randomness_and_chunks_replay_nothing():
+    """Game i's classifier randomness depends on (key source, i) alone: a series in chunks
+    (repeat(start=...)) equals the series played at once, and no two games replay the same
+    keys. (The engine's play units rebuilt the defense per chunk, so every chunk replayed
+    games 0–24's keys; this is the property that fault breaks.)"""
+    def series(*chunks):
+        out = []
+        for start, runs in chunks:  # each chunk on a defense built afresh, as a play unit does
+            clf = CoinFlipClassifier(code_model(), keys=DerivedKeys(b"\x02" * 16))
+            game = EVCSA(clf, SAMPLES, LABELS, n_chosen=len(SAMPLES))
+            out += _transcripts(game.repeat(Probing(), runs, seed=11, start=start, progress=False))
+        return out
+
+    whole = series((0, 40))
+    assert series((0, 15), (15, 25)) == whole
+    assert series((0, 1), *[(i, 1) for i in range(1, 40)]) == whole  # one game per chunk
+    # 8 fair coins per game: 40 games give about 37 distinct label rows (the key is fixed,
+    # so the count is deterministic); chunks replaying games 0–14 would give at most 25
+    rows = {tuple(label for _, label, _ in t) for t in whole}
+    assert len(rows) >= 30, len(rows)
+    clf = CoinFlipClassifier(code_model(), keys=DerivedKeys(b"\x02" * 16))
+    game = EVCSA(clf, SAMPLES, LABELS, n_chosen=2)
+    first_keys = {game.game_classifier(i).keys.next_key() for i in range(200)}
+    assert len(first_keys) == 200, "every game has its own key stream"
+    assert game.game_classifier(3).keys.next_key() == game.game_classifier(3).keys.next_key()
+
+
+def test_game_classifier_is_the_classifier_itself_when_deterministic():
+    game = make_game()
+    assert game.game_classifier(5) is game.classifier
+    with pytest.raises(InvalidParameter, match="expected a game index ≥ 0, got -1"):
+        game.game_classifier(-1)
+    with pytest.raises(InvalidParameter, match="expected start as an integer ≥ 0, got -2"):
+        game.repeat(Scripted(), 1, start=-2)
+
+
 def test_deterministic_classifier_gives_a_degenerate_distribution():
     game = make_game(n_chosen=3)
     result = game.repeat(Scripted(moves=((0, 5), (1, 7), (2, 2))), 20, seed=0, progress=False)
