@@ -225,7 +225,7 @@ def _run(config, args, out, source: str) -> int:  # type: ignore[no-untyped-def]
         start = time.perf_counter()
         print(f"evcsa: {config.name}: {_shape(config)}, N = {config.game.n_chosen}", file=out, flush=True)
         if store.attempt > 1:
-            print(f"  resuming {output}/: {len(store.done())} finished units kept (attempt {store.attempt})",
+            print(f"  resuming {output}/ (attempt {store.attempt}): {len(store.done())} units stored",
                   file=out, flush=True)
         if to_train is not None and not args.quiet:  # on stderr, terminal or not: a piped first run is not silent
             print(_training_notice(to_train, args.cache_dir), file=sys.stderr, flush=True)

@@ -46,8 +46,10 @@ def resolve_device(device: str) -> str:
 def fingerprint(inputs: Any, device: str) -> dict[str, str]:
     """What every unit's key holds about the inputs: SHA-256 of the model's weights (every
     parameter and buffer, by name), of the data (X_D and the legitimate set, images and
-    labels), the device and the evcsa version."""
+    labels), the device, the evcsa version and the digest of evcsa's source."""
     import hashlib
+
+    from evcsa.experiments.code import evcsa_source_digest
 
     import evcsa
 
@@ -60,7 +62,8 @@ def fingerprint(inputs: Any, device: str) -> dict[str, str]:
     for part in (inputs.samples, inputs.legitimate):
         data.update(part.images.numpy().tobytes())
         data.update(part.labels.numpy().tobytes())
-    return {"model": model.hexdigest(), "data": data.hexdigest(), "device": device, "evcsa": evcsa.__version__}
+    return {"model": model.hexdigest(), "data": data.hexdigest(), "device": device, "evcsa": evcsa.__version__,
+            "code": evcsa_source_digest()}
 
 
 def _extra_registries() -> dict[str, dict[str, Any]]:
@@ -186,6 +189,8 @@ def run_units(config: ExperimentConfig, *, cache_dir: str | None = None, select:
                         "craftings_planned": sum(u.kind in ("craft", "sweep_craft") for u in needed)}
     if store is not None:
         store.log(f"{len(needed)} units, {len(needed) - len(todo)} already finished, {len(todo)} to run")
+        layout["counts"]["stored"] = len(done)
+        layout["counts"]["stale"] = len(done - {u.key for u in units})
     if not todo:
         return outputs, layout
     owned = executor is None
@@ -302,6 +307,13 @@ def run_experiment(config: ExperimentConfig, *, progress: bool | None = None, ex
         if own:
             executor.close()
     counts = layout["counts"]
+    if counts.get("stored"):
+        line = (f"resuming: {counts['reused'] - counts['shared']} of {counts['units']} units reused from the store, "
+                f"{counts['computed']} computed")
+        if counts["stale"]:
+            line += (f"; {counts['stale']} stored unit{'s' if counts['stale'] != 1 else ''} computed by other code "
+                     "or settings not used")
+        say(line)
     say(f"units: {counts['units']} ({counts['reused']} from the store, {counts['shared']} of them from other "
         f"runs, {counts['computed']} computed); "
         f"crafting: {counts['craftings']} adversarial set(s) crafted")

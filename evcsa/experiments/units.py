@@ -24,8 +24,10 @@ Kinds (see :mod:`evcsa.experiments.work` for what each computes):
 A unit's **content key** is the SHA-256 of a canonical JSON document holding what determines
 its output: the subset of the configuration it reads, the SHA-256 of the model's weights and
 of the data (X_D and the legitimate set), the device, a digest of the master key
-(:func:`key_digest`), the keys of the units it depends on and the evcsa version. Two units
-with the same key are the same work: a run does it once.
+(:func:`key_digest`), the keys of the units it depends on, the evcsa version and a digest of
+the code that computes it (evcsa's own source, and the module of every plugin the unit runs:
+:mod:`evcsa.experiments.code`). Two units with the same key are the same work: a run does it
+once; a run resumed with other code recomputes what that code computes.
 """
 
 from __future__ import annotations
@@ -93,12 +95,52 @@ def _jsonable(value: Any) -> Any:
     return repr(value)
 
 
-def _spec(spec: ComponentSpec) -> dict[str, Any]:
-    return {"kind": spec.kind, "params": dict(spec.params)}
+def _spec(spec: ComponentSpec, code: Mapping[str, str] | None = None) -> dict[str, Any]:
+    doc: dict[str, Any] = {"kind": spec.kind, "params": dict(spec.params)}
+    if code:
+        doc["code"] = dict(code)
+    return doc
 
 
-def _labelled(spec: ComponentSpec) -> dict[str, Any]:
-    return {**_spec(spec), "label": spec.name}
+def _labelled(spec: ComponentSpec, code: Mapping[str, str] | None = None) -> dict[str, Any]:
+    return {**_spec(spec, code), "label": spec.name}
+
+
+def component_codes(config: ExperimentConfig, spec: ComponentSpec, registry: Mapping[str, Any],
+                    where: str) -> dict[str, str]:
+    """The code digests of a ``[[defenses]]`` / ``[[adversaries]]`` table's user code, by
+    field: its ``kind`` (a plugin, or a registry entry added at run time) and an ``attack``
+    plugin (:func:`evcsa.experiments.code.component_code`); empty for evcsa's own."""
+    from evcsa.experiments.code import component_code
+    from evcsa.experiments.plugins import is_plugin, load_plugin
+
+    codes: dict[str, str] = {}
+    for field, name in (("kind", spec.kind), ("attack", spec.params.get("attack"))):
+        if is_plugin(name):
+            obj = load_plugin(name, base_dir=config.base_dir, where=f"{where}.{field}")
+        elif field == "kind" and isinstance(name, str):
+            obj = registry.get(name)
+        else:
+            continue
+        code = component_code(obj) if obj is not None else None
+        if code is not None:
+            codes[field] = code
+    return codes
+
+
+def input_codes(config: ExperimentConfig) -> dict[str, str]:
+    """The code digests of a plugin ``model.architecture`` and ``data.dataset`` (their
+    outputs' bytes are in the model and data digests; the architecture's forward pass is not)."""
+    from evcsa.experiments.code import component_code
+    from evcsa.experiments.plugins import is_plugin, load_plugin
+
+    codes: dict[str, str] = {}
+    for field, name in (("model.architecture", config.model.architecture), ("data.dataset", config.data.dataset)):
+        if is_plugin(name):
+            code = component_code(load_plugin(name, base_dir=config.base_dir, where=field))
+            if code is not None:
+                codes[field] = code
+    return codes
 
 
 def shares_crafting(adversary: Any) -> bool:
@@ -119,7 +161,9 @@ def plan_units(config: ExperimentConfig, fingerprint: Mapping[str, str], adversa
     Args:
         config: the experiment.
         fingerprint: {"model": weights SHA-256, "data": X_D and legitimate set SHA-256,
-            "device": the resolved device, "evcsa": the version}.
+            "device": the resolved device, "evcsa": the version, "code": SHA-256 of evcsa's
+            source (:func:`evcsa.experiments.code.evcsa_source_digest`)}; each plugin's code
+            digest is added to the units that run it.
         adversaries: the built adversaries, one per ``[[adversaries]]`` table (their
             knowledge level decides whether crafting is shared).
         games_per_chunk: games per play unit.
@@ -130,11 +174,13 @@ def plan_units(config: ExperimentConfig, fingerprint: Mapping[str, str], adversa
         "legitimate" → {d: key}, "sweep" → [(squeezer, δ, key)], "examples" → key or None,
         "sweep_craft" → key or None.
     """
-    from evcsa.experiments.registry import squeezers_of
+    from evcsa.experiments.registry import ADVERSARIES, DEFENSES, squeezers_of
 
-    base = {"evcsa": fingerprint["evcsa"], "model": fingerprint["model"], "data": fingerprint["data"],
-            "device": fingerprint["device"], "seed": config.seed, "reproducible": config.reproducible,
-            "keys": key_digest(config)}
+    base = {"evcsa": fingerprint["evcsa"], "code": fingerprint.get("code"), "model": fingerprint["model"],
+            "data": fingerprint["data"], "device": fingerprint["device"], "seed": config.seed,
+            "reproducible": config.reproducible, "keys": key_digest(config), "inputs_code": input_codes(config)}
+    d_codes = [component_codes(config, s, DEFENSES, f"defenses[{i}]") for i, s in enumerate(config.defenses)]
+    a_codes = [component_codes(config, s, ADVERSARIES, f"adversaries[{i}]") for i, s in enumerate(config.adversaries)]
     rules = attrs.asdict(config.game)
     units: dict[str, Unit] = {}
 
@@ -150,7 +196,7 @@ def plan_units(config: ExperimentConfig, fingerprint: Mapping[str, str], adversa
                               "sweep_craft": None}
     for d, spec in enumerate(config.defenses):
         layout["legitimate"][d] = add("legitimate", f"legitimate accuracy of {spec.name}",
-                                      {"defense": d}, {"defense": _labelled(spec),
+                                      {"defense": d}, {"defense": _labelled(spec, d_codes[d]),
                                                        "draws": config.legitimate_draws})
     for a, a_spec in enumerate(config.adversaries):
         shared = shares_crafting(adversaries[a])
@@ -159,9 +205,10 @@ def plan_units(config: ExperimentConfig, fingerprint: Mapping[str, str], adversa
             level = craft_level(config)
             shared_key = add("craft", f"craft {a_spec.name} ({level}, shared by every defense)",
                              {"adversary": a, "defense": None},
-                             {"adversary": _spec(a_spec), "rules": {**rules, "knowledge": level}})
+                             {"adversary": _spec(a_spec, a_codes[a]), "rules": {**rules, "knowledge": level}})
         for d, d_spec in enumerate(config.defenses):
-            cell = {"defense": _labelled(d_spec), "adversary": _labelled(a_spec), "rules": rules}
+            cell = {"defense": _labelled(d_spec, d_codes[d]), "adversary": _labelled(a_spec, a_codes[a]),
+                    "rules": rules}
             craft = shared_key if shared else add(
                 "craft", f"craft {a_spec.name} against {d_spec.name}", {"adversary": a, "defense": d}, cell)
             layout["crafts"][(d, a)] = craft
@@ -199,7 +246,8 @@ def plan_units(config: ExperimentConfig, fingerprint: Mapping[str, str], adversa
         if chosen is not None and figures.examples > 0:
             layout["examples"] = add("examples", f"example strip ({config.defenses[chosen].name})",
                                      {"defense": chosen},
-                                     {"defense": _labelled(config.defenses[chosen]), "examples": figures.examples},
+                                     {"defense": _labelled(config.defenses[chosen], d_codes[chosen]),
+                                      "examples": figures.examples},
                                      deps)
     order = {kind: i for i, kind in enumerate(KIND_ORDER)}
     return sorted(units.values(), key=lambda u: order[u.kind]), layout

@@ -184,7 +184,7 @@ class _Engine:
         store = RunStore.open(path, config, overwrite=self.overwrite)
         try:
             if store.attempt > 1:
-                self.log(f"    {directory}: resuming ({len(store.done())} finished units kept)")
+                self.log(f"    {directory}: resuming ({len(store.done())} units stored)")
             lines: list[str] = []
             result = run_experiment(store.config, progress=False, executor=self.executor, cache_dir=self.cache_dir,
                                     log=lines.append, store=store, shared=FinishedUnits(others))

@@ -372,3 +372,55 @@ def test_a_randomized_cell_in_chunks_equals_one_chunk_and_evcsa_repeat(small, tm
                             inputs.samples.images, inputs.samples.labels, config.game, model=inputs.model)
     repeated = game.repeat(work._adversary(config, 0), 12, seed=work.cell_seed(config, 0, 0), progress=False)
     assert [tuple(s.label for s in g.transcript) for g in repeated.games] == whole
+
+
+# -- a unit's key names the code that computed it ------------------------------------------------
+def _plan(config):
+    from evcsa.experiments import work
+    from evcsa.experiments.registry import build_adversary
+    from evcsa.experiments.runner import fingerprint
+    from evcsa.experiments.seeds import with_master_key
+    from evcsa.experiments.units import plan_units
+
+    config = with_master_key(config)
+    adversaries = [build_adversary(s, base_dir=config.base_dir) for s in config.adversaries]
+    units, _ = plan_units(config, fingerprint(work._inputs(config, None), "cpu"), adversaries)
+    return {u.name: u.key for u in units}
+
+
+def test_a_plugin_fixed_between_runs_recomputes_its_units_and_only_those(small, tmp_path):
+    """A run resumed after its plugin's module changed recomputes the plugin's units (the
+    broken results are not kept) and reuses the others; the resume says which."""
+    import sys
+
+    plugin = tmp_path / "fixable_plugin.py"
+    plugin.write_text((HERE / "plugin_adversaries.py").read_text())
+    mine = attrs.evolve(small.adversaries[0], kind="fixable_plugin:NoisyTransfer")
+    config = attrs.evolve(small, runs=3, adversaries=[mine, *small.adversaries[1:]],
+                          figures=attrs.evolve(small.figures, enabled=False))
+    before = _plan(config)
+    plugin.write_text(plugin.read_text() + "\n# fixed: a comment changes the module's code\n")
+    sys.modules.pop("fixable_plugin", None)  # a new process imports the fixed module
+    after = _plan(config)
+    changed = {name for name in before if before[name] != after[name]}
+    assert changed and all("mine" in name for name in changed), changed
+    assert any(name.startswith("play") for name in changed)
+
+
+def test_a_run_resumed_with_other_evcsa_code_reuses_nothing_and_says_so(small, tmp_path, monkeypatch):
+    from evcsa.experiments import code
+
+    config = attrs.evolve(small, runs=3, figures=attrs.evolve(small.figures, enabled=False))
+    _run(config, tmp_path / "run")
+    lines = []
+    with RunStore.open(tmp_path / "run", config) as store:
+        run_experiment(store.config, progress=False, store=store, log=lines.append)
+    assert any(line.startswith("resuming: ") and " reused from the store, 0 computed" in line for line in lines)
+    monkeypatch.setattr(code, "evcsa_source_digest", lambda: "0" * 64)  # another commit of evcsa
+    lines.clear()
+    with RunStore.open(tmp_path / "run", config) as store:
+        result = run_experiment(store.config, progress=False, store=store, log=lines.append)
+    counts = result.environment["units"]
+    assert counts["reused"] == 0 and counts["computed"] == counts["units"]
+    stale = [line for line in lines if line.startswith("resuming: 0 of")]
+    assert stale and "computed by other code or settings not used" in stale[0], lines
