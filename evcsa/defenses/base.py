@@ -35,7 +35,7 @@ from evcsa._validation import as_images, check_positive_int
 from evcsa.errors import InvalidParameter
 
 __all__ = ["REJECTED", "Classifier", "Defense", "LogitsWarning", "ModelClassifier", "check_twin_contract",
-           "eval_mode", "key_sources_of", "undefended_model"]
+           "eval_mode", "is_randomized", "key_sources_of", "undefended_model"]
 
 #: The label a rejecting defense (a detector) returns. Never equal to a class index, so it
 #: is never a targeted success, and the game counts it as no untargeted success either.
@@ -341,6 +341,33 @@ def key_sources_of(classifier: Any) -> list[Any]:
     return list(_reachable(classifier, (KeySource,)).values())
 
 
+def is_randomized(classifier: Any) -> bool:
+    """Whether ``classifier`` may answer differently on the same input — the one decision
+    every part of evcsa uses (the game's twin rules, the draws of re-judging, the legitimate
+    accuracy, the adversaries' EOT).
+
+    Decided from what the object holds as well as from what it declares: a classifier that
+    holds a :class:`~evcsa.randomness.KeySource` (anywhere in its attributes, a wrapped
+    base's included) is randomized; one that declares ``randomized = False`` and holds none
+    is deterministic; one that declares nothing (a plain object with ``predict``) is taken as
+    randomized (the safe side: fresh draws, and a twin through ``with_keys``).
+
+    Raises:
+        InvalidParameter: it declares ``randomized = False`` yet holds a key source — a
+            forgotten flag that would hand a whitebox adversary a copy of the defense's own
+            keys and counter (the game copies a deterministic classifier as its twin).
+    """
+    declared = getattr(classifier, "randomized", None)
+    holds = key_sources_of(classifier)
+    if holds and declared is False:
+        name = type(classifier).__name__
+        raise InvalidParameter(f"expected {name} to declare randomized = True, since it holds a key source "
+                               f"({holds[0]!r}), got randomized = False: declare it randomized and implement "
+                               f"{name}.with_keys(keys) (see docs/writing-a-defense.md), or drop the key source",
+                               got=name)
+    return declared is not False
+
+
 def modules_of(classifier: Any) -> list[torch.nn.Module]:
     """The torch modules a classifier holds (through its attributes, bases, wrappers)."""
     return list(_reachable(classifier, (torch.nn.Module,)).values())
@@ -383,7 +410,7 @@ def check_twin_contract(classifier: Any, probe: torch.Tensor | None = None) -> N
     """
     from evcsa.randomness import DerivedKeys, KeySource
 
-    if getattr(classifier, "randomized", None) is False:
+    if not is_randomized(classifier):
         return
     name = type(classifier).__name__
     hint = (f"implement {name}.with_keys(keys) returning a new {name} whose every random draw comes from "

@@ -121,3 +121,25 @@ def load_inputs(config: ExperimentConfig, *, cache_dir: str | None = None) -> In
             _INPUTS.pop(next(iter(_INPUTS)))
         _INPUTS[key] = _load_inputs(config, cache_dir)
     return _INPUTS[key]
+
+
+def inputs_digest(inputs: Inputs) -> str:
+    """SHA-256 (hex) of what a unit must leave unchanged: the model's parameters and buffers
+    (by name) and the images and labels of X_D and the legitimate set."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, tensor in sorted(inputs.model.module.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    h.update(str([(m.training) for m in inputs.model.module.modules()]).encode())
+    for part in (inputs.samples, inputs.legitimate):
+        h.update(part.images.numpy().tobytes())
+        h.update(part.labels.numpy().tobytes())
+    return h.hexdigest()
+
+
+def forget_inputs() -> None:
+    """Drop this process's loaded inputs, so that the next unit loads them afresh."""
+    _INPUTS.clear()
+

@@ -67,11 +67,21 @@ def _setup_worker(threads: int | None, registries: Mapping[str, Mapping[str, Any
 def execute(task: Mapping[str, Any]) -> Output:
     """Run one unit: ``task`` = {"config", "unit", "deps" (role → Output), "cache_dir",
     "threads", "registries"}. Pure: the same task gives the same output anywhere."""
+    from evcsa.errors import ModelTampered
+    from evcsa.experiments.inputs import forget_inputs, inputs_digest
+
     _setup_worker(task.get("threads"), task.get("registries"))
     unit = task["unit"]
     start = time.perf_counter()
     fn = _KINDS[unit.kind]
+    inputs = _inputs(task["config"], task.get("cache_dir"))
+    before = inputs_digest(inputs)
     out = fn(task["config"], dict(unit.params), task.get("deps") or {}, task.get("cache_dir"))
+    if inputs_digest(inputs) != before:  # a defense or adversary wrote to the shared model or data
+        forget_inputs()  # whatever runs next in this process loads them afresh
+        raise ModelTampered(f"expected {unit.name} to leave the model and the data unchanged, got them changed "
+                            "in place (a defense or an adversary writes to the model it is given); nothing of "
+                            "this unit is stored: change that code to work on its own copy")
     return attrs.evolve(out, seconds=time.perf_counter() - start)
 
 
@@ -364,6 +374,7 @@ def _rejudge(config: ExperimentConfig, params: dict[str, Any], deps: Mapping[str
     (:func:`evcsa.games.rejudge`; a deterministic defense once)."""
     import torch
 
+    from evcsa.defenses.base import is_randomized
     from evcsa.experiments.seeds import _keys
     from evcsa.games import rejudge
 
@@ -372,7 +383,7 @@ def _rejudge(config: ExperimentConfig, params: dict[str, Any], deps: Mapping[str
     first = play["sub_game"] == 0  # the first play unit starts at game 0
     inputs = _inputs(config, cache_dir)
     classifier = _defense(config, d, inputs, _cell_keys(config, d, a))
-    draws = config.figures.draws if getattr(classifier, "randomized", True) is not False else 1
+    draws = config.figures.draws if is_randomized(classifier) else 1
     n = int(first.sum())
     if n == 0:
         return Output(record={"successes": [], "draws": draws})
@@ -399,12 +410,13 @@ def accuracy_counts(classifier: Any, images: Any, labels: Any, draws: int, batch
 
 def _legitimate(config: ExperimentConfig, params: dict[str, Any], deps: Mapping[str, Output],
                 cache_dir: str | None) -> Output:
+    from evcsa.defenses.base import is_randomized
     from evcsa.experiments.seeds import _keys
 
     d = params["defense"]
     inputs = _inputs(config, cache_dir)
     classifier = _defense(config, d, inputs, _keys(config, "legitimate", config.defenses[d].name))
-    draws = config.legitimate_draws if getattr(classifier, "randomized", True) is not False else 1
+    draws = config.legitimate_draws if is_randomized(classifier) else 1
     data = inputs.legitimate
     correct, trials = accuracy_counts(classifier, data.images, data.labels, draws)
     return Output(record={"correct": correct, "trials": trials})

@@ -32,8 +32,8 @@ import numpy as np
 import torch
 
 from evcsa._validation import as_images, as_labels, check_positive_int, describe
-from evcsa.defenses.base import (REJECTED, ModelClassifier, check_twin_contract, eval_mode, key_sources_of,
-                                 modules_of, undefended_model)
+from evcsa.defenses.base import (REJECTED, ModelClassifier, check_twin_contract, eval_mode, is_randomized,
+                                 key_sources_of, modules_of, undefended_model)
 from evcsa.distances import distance, within_epsilon
 from evcsa.errors import BudgetExhausted, GameOver, InvalidParameter, InvalidQuery, ModelTampered, NotFresh
 from evcsa.games.results import GameResult, RepeatResult, Submission
@@ -516,7 +516,9 @@ class EVCSA:
         if rules.knowledge in ("graybox", "whitebox") and self.model is None:
             raise InvalidParameter(f"expected an undefended model for {rules.knowledge} knowledge "
                                    "(pass model=...), got none")
-        self.randomized = getattr(classifier, "randomized", None)
+        #: whether the classifier may answer differently on the same input (is_randomized:
+        #: declared, or holding a key source; a declared False that holds one is refused)
+        self.randomized = is_randomized(classifier)
         #: the torch modules the game's classifier holds: in eval mode whenever it classifies
         self._modules = modules_of(classifier)
         if rules.knowledge == "whitebox" and self.randomized is not False:

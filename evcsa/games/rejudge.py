@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from evcsa._validation import as_images, as_labels, check_positive_int
+from evcsa.defenses.base import is_randomized
 from evcsa.distances import distance, within_epsilon
 from evcsa.errors import InvalidParameter
 from evcsa.games.rules import Rules
@@ -80,7 +81,7 @@ def rejudge(classifier: Any, samples: Any, sources: Any, labels: Any, rules: Rul
         raise InvalidParameter("expected no targets in an untargeted game, got some")
     else:
         tgt = None
-    if keys is not None and getattr(classifier, "randomized", False):
+    if keys is not None and is_randomized(classifier):
         if not callable(getattr(classifier, "with_keys", None)):
             raise InvalidParameter(f"expected a classifier with with_keys(keys) to rejudge with keys, got "
                                    f"{type(classifier).__name__}")

@@ -151,9 +151,10 @@ class NoisyBinarizer(Defense):
                  bpda: bool = True) -> None:
         super().__init__(base)
         self.delta = delta
-        self.keys = keys if keys is not None else DerivedKeys.from_seed(0)
-        self.bpda = bpda
         self.randomized = delta > 0
+        # a key source only where there is noise: holding one makes a classifier randomized
+        self.keys = (keys if keys is not None else DerivedKeys.from_seed(0)) if self.randomized else None
+        self.bpda = bpda
 
     def _squeeze(self, x: torch.Tensor) -> torch.Tensor:
         if self.delta > 0:

@@ -424,3 +424,41 @@ def test_a_run_resumed_with_other_evcsa_code_reuses_nothing_and_says_so(small, t
     assert counts["reused"] == 0 and counts["computed"] == counts["units"]
     stale = [line for line in lines if line.startswith("resuming: 0 of")]
     assert stale and "computed by other code or settings not used" in stale[0], lines
+
+
+TAMPERING = '''
+from evcsa.defenses import Defense
+
+
+class Tampering(Defense):
+    """Nudges its base model's first weight at every classification (in place)."""
+
+    def predict(self, x):
+        p = next(self.base.model.module.parameters())
+        p.data.view(-1)[0] += 0.01
+        return self.base.predict(x)
+
+
+def build(model, keys, **params):
+    return Tampering(model)
+'''
+
+
+def test_a_defense_changing_the_shared_model_in_place_fails_its_unit_and_poisons_no_cell(small, tmp_path):
+    """Units of one process share the loaded model: a defense writing to it would change the
+    numbers of every later cell. The unit fails (ModelTampered, naming it), nothing of it is
+    stored, and the next run loads the model afresh."""
+    from evcsa.errors import ModelTampered
+    from evcsa.experiments.inputs import load_inputs
+
+    (tmp_path / "tampering_defense.py").write_text(TAMPERING)
+    config = attrs.evolve(small, runs=2, defenses=[attrs.evolve(small.defenses[0], kind="tampering_defense:build")],
+                          adversaries=small.adversaries[1:2], figures=attrs.evolve(small.figures, enabled=False))
+    pristine = load_inputs(small).model.module.state_dict()
+    pristine = {k: v.clone() for k, v in pristine.items()}
+    with pytest.raises(ModelTampered, match="expected legitimate accuracy of plain to leave the model and the "
+                                            "data unchanged, got them changed in place"):
+        _run(config, tmp_path / "run")
+    assert not any(kind == "legitimate" for kind, _, _ in _stored(tmp_path / "run").values())
+    reloaded = load_inputs(small).model.module.state_dict()
+    assert all(np.array_equal(pristine[k].numpy(), reloaded[k].numpy()) for k in pristine)

@@ -10,6 +10,7 @@ import torch
 
 from evcsa.adversaries import Adversary
 from evcsa.defenses import REJECTED, Defense, ModelClassifier
+from evcsa.defenses.base import is_randomized
 from evcsa.errors import (BudgetExhausted, EvcsaError, GameOver, InvalidParameter, InvalidQuery, ModelTampered,
                           NotFresh)
 from evcsa.games import EVCSA, Rules
@@ -457,6 +458,23 @@ def test_game_classifier_is_the_classifier_itself_when_deterministic():
         game.game_classifier(-1)
     with pytest.raises(InvalidParameter, match="expected start as an integer ≥ 0, got -2"):
         game.repeat(Scripted(), 1, start=-2)
+
+
+class ForgotTheFlag(CoinFlipClassifier):
+    """A randomized defense whose author forgot ``randomized = True``."""
+
+    randomized = False
+
+
+def test_a_defense_holding_a_key_source_but_declared_deterministic_is_refused():
+    """Taken at its word, the game would hand a whitebox adversary a deep copy of the
+    defense as its twin, keys and counter included (it could then predict every draw)."""
+    clf = ForgotTheFlag(code_model(), keys=DerivedKeys(b"\x03" * 16))
+    with pytest.raises(InvalidParameter, match="expected ForgotTheFlag to declare randomized = True, since it "
+                                               "holds a key source .*got randomized = False"):
+        EVCSA(clf, SAMPLES, LABELS, n_chosen=2)
+    assert is_randomized(CoinFlipClassifier(code_model(), keys=DerivedKeys(b"\x03" * 16)))
+    assert not is_randomized(code_model())
 
 
 def test_deterministic_classifier_gives_a_degenerate_distribution():
