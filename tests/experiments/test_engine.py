@@ -462,3 +462,58 @@ def test_a_defense_changing_the_shared_model_in_place_fails_its_unit_and_poisons
     assert not any(kind == "legitimate" for kind, _, _ in _stored(tmp_path / "run").values())
     reloaded = load_inputs(small).model.module.state_dict()
     assert all(np.array_equal(pristine[k].numpy(), reloaded[k].numpy()) for k in pristine)
+
+
+def _evolve_spec(specs, i, **params):
+    specs = list(specs)
+    specs[i] = attrs.evolve(specs[i], params={**specs[i].params, **params})
+    return specs
+
+
+#: (what changes, the change, which units' results it can change — by unit name). Every unit
+#: it can change must get a new key (else a resumed or shared run reuses a wrong result), and
+#: every other unit must keep its key (else identical work is redone and sharing breaks).
+KEY_FIELDS = [
+    ("the run's name", lambda c: attrs.evolve(c, name="renamed"), lambda n: False),
+    ("the executor", lambda c: attrs.evolve(c, executor="processes", jobs=2), lambda n: False),
+    ("the figures' τ values", lambda c: attrs.evolve(c, figures=attrs.evolve(c.figures, taus=(0.5,))),
+     lambda n: False),
+    ("a defense's δ", lambda c: attrs.evolve(c, defenses=_evolve_spec(c.defenses, 1, delta=0.4)),
+     lambda n: " rs " in n or n.endswith((" rs", "(rs)"))),
+    ("an adversary's attack", lambda c: attrs.evolve(c, adversaries=_evolve_spec(c.adversaries, 1, attack="bim")),
+     lambda n: "graybox FGSM" in n and "FGSM again" not in n),
+    ("the game's ε", lambda c: attrs.evolve(c, game=attrs.evolve(c.game, epsilon=0.2)),
+     lambda n: not n.startswith(("legitimate accuracy", "sweep legitimate"))),
+    ("legitimate draws", lambda c: attrs.evolve(c, legitimate_draws=2),
+     lambda n: n.startswith(("legitimate accuracy", "sweep "))),
+    ("the re-judging draws", lambda c: attrs.evolve(c, figures=attrs.evolve(c.figures, draws=4)),
+     lambda n: n.startswith(("re-judge", "sweep ")) and not n.startswith("sweep legitimate")),
+    ("the master key", lambda c: attrs.evolve(c, master_key="ab" * 32), lambda n: True),
+    ("the public seed", lambda c: attrs.evolve(c, seed=6), lambda n: True),
+    ("the data", lambda c: attrs.evolve(c, data=attrs.evolve(c.data, samples=25)), lambda n: True),
+]
+
+
+@pytest.mark.parametrize("what, change, affected", KEY_FIELDS, ids=[k[0] for k in KEY_FIELDS])
+def test_a_field_changes_the_key_of_every_unit_whose_result_it_changes_and_no_other(small, what, change,
+                                                                                    affected):
+    before = _plan(small)
+    after = _plan(change(small))
+    changed = {name for name in before if before[name] != after.get(name)}
+    expected = {name for name in before if affected(name)}
+    assert changed >= expected, f"{what}: units whose result changes keep their key: {sorted(expected - changed)}"
+    if what not in ("the public seed", "the data", "the master key"):
+        assert changed <= expected, f"{what}: units it cannot change get new keys: {sorted(changed - expected)}"
+
+
+def test_two_cells_of_one_defense_draw_independent_randomness(small, tmp_path):
+    """The cell's keys derive from (defense, adversary): two adversaries submitting the same
+    crafted set to the same randomized defense see different noise (a derivation without the
+    adversary would give both cells the same labels, game for game)."""
+    config = attrs.evolve(small, runs=4, figures=attrs.evolve(small.figures, enabled=False))
+    _run(config, tmp_path / "run")
+    a = SubmittedSamples.load(tmp_path / "run", "rs", "graybox FGSM")
+    b = SubmittedSamples.load(tmp_path / "run", "rs", "graybox FGSM again")
+    assert np.array_equal(a.x_adv, b.x_adv), "the same samples"
+    # 20 submissions under δ = 0.3: equal labels throughout would need every draw to agree
+    assert not np.array_equal(a.labels, b.labels)
