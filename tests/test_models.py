@@ -65,8 +65,12 @@ def test_digits_cnn_shape_and_size():
 
 
 def test_architecture_arguments_are_checked():
-    with pytest.raises(InvalidParameter, match=r"expected image_size ≥ 12, got 8"):
-        CarliniMNIST(image_size=8)
+    for side in (8, 14, 15):  # 16 is the smallest side that leaves a 1×1 map after the second pool
+        with pytest.raises(InvalidParameter, match=rf"expected image_size ≥ 16, got {side}"):
+            CarliniMNIST(image_size=side)
+    assert CarliniMNIST(image_size=16).eval()(torch.rand(1, 1, 16, 16)).shape == (1, 10)
+    with pytest.raises(InvalidParameter, match=r"expected input_offset as a finite number, got nan"):
+        CarliniMNIST(input_offset=float("nan"))
     with pytest.raises(InvalidParameter, match=r"expected architecture in .*got 'resnet'"):
         build_model("resnet", (1, 28, 28), 10, seed=0)
     with pytest.raises(InvalidParameter, match=r"expected square images, got 28×30"):
