@@ -544,7 +544,7 @@ SHIPPED: dict[str, ShippedWeights] = {
                 "training digits (scripts/ship_reference_weights.py)"),
     "digits": ShippedWeights(
         name="digits", architecture="digits_cnn", dataset="digits", file="digits.npz",
-        sha256="@DIGITS@", origin="trained",
+        sha256="e5a0587c6434456e82aaab97eb8f3fd6cbc95377cc605de85194d57b1a647a4a", origin="trained",
         summary="evcsa's small CNN, trained by REFERENCE_CONFIGS['digits'] on the 1,297 training 8×8 digits "
                 "(scripts/ship_reference_weights.py)"),
     PAPER_MODEL: ShippedWeights(
