@@ -98,7 +98,7 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--figures-dir", metavar="D", help="write the figures there (default: DIR itself)")
     show.add_argument("--no-figures", action="store_true", help="print the summary only")
 
-    train = sub.add_parser("train", help="train a reference model's recipe here, into the cache (or show the cached one)",
+    train = sub.add_parser("train", help="train a reference model's recipe here, into the cache (or show it)",
                            description="Train evcsa's recipe of a reference model on this machine and cache it; "
                                        "say whether it matches the shipped weights (float32 training differs "
                                        "across CPUs). Runs use the shipped weights; a model trained here is used "
