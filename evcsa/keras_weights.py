@@ -193,5 +193,8 @@ def load_keras_carlini(path: str | os.PathLike[str], *, input_offset: float = CA
     channels, size, classes = carlini_geometry(state)
     module = CarliniMNIST(channels, size, classes, input_offset=input_offset,
                           generator=torch.Generator().manual_seed(0))
-    module.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
+    tensors = {k: torch.from_numpy(v) for k, v in state.items()}
+    if input_offset:
+        tensors["input_shift"] = module.input_shift.clone()
+    module.load_state_dict(tensors)
     return module.eval()

@@ -140,8 +140,11 @@ class CarliniMNIST(nn.Module):
         input_offset: added to every input value before the first layer, so that weights
             trained on another input range take evcsa's [0, 1]: 0.0 (evcsa's own
             models), −0.5 for weights trained on [−0.5, 0.5] (Carlini's
-            ``setup_mnist.py`` and EvadeML-Zoo's Carlini models). A plain attribute, not
-            in the state dict: it belongs to the architecture, like the layer sizes.
+            ``setup_mnist.py`` and EvadeML-Zoo's Carlini models). A non-zero offset is
+            also the buffer ``input_shift`` (float32, in the state dict), so that a
+            digest of the state dict — the experiment engine's model fingerprint — tells
+            the same weights with and without it apart; with 0.0 the state dict is the
+            plain one.
 
     Input: float32 [B, C, H, W] in [0, 1]. Output: logits float32 [B, K].
 
@@ -167,6 +170,8 @@ class CarliniMNIST(nn.Module):
             self._build_carlini(in_channels, side, num_classes, dropout)
         self.to_empty(device="cpu")
         _init_params(self, generator)
+        if self.input_offset != 0.0:
+            self.register_buffer("input_shift", torch.tensor(self.input_offset, dtype=torch.float32))
 
     def _build_carlini(self, in_channels: int, side: int, num_classes: int, dropout: float) -> None:
         self.features = nn.Sequential(
@@ -187,7 +192,7 @@ class CarliniMNIST(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.input_offset != 0.0:
-            x = x + self.input_offset
+            x = x + self.input_shift
         return self.classifier(self.features(x))
 
     def extra_repr(self) -> str:
@@ -540,8 +545,11 @@ def load_shipped(name: str = "mnist") -> tuple[nn.Module, dict[str, Any]]:
     (c, h, _w), k = _GEOMETRY[spec.dataset]
     options = {"input_offset": spec.input_offset} if spec.input_offset else {}
     module = ARCHITECTURES[spec.architecture](c, h, k, generator=torch.Generator().manual_seed(0), **options)
+    tensors = {key: torch.from_numpy(value) for key, value in state.items()}
+    if spec.input_offset:  # the offset is the table's, not the file's (the .npz holds the weights only)
+        tensors["input_shift"] = module.input_shift.clone()
     try:
-        module.load_state_dict({key: torch.from_numpy(value) for key, value in state.items()})
+        module.load_state_dict(tensors)
     except RuntimeError as exc:
         raise DataError(f"expected {path} to hold a {spec.architecture} state dict, got "
                         f"{str(exc).splitlines()[0]}", path=str(path)) from exc

@@ -80,7 +80,7 @@ def _accuracies(state: dict[str, np.ndarray]) -> dict[str, float]:
     channels, size, classes = carlini_geometry(state)
     module = CarliniMNIST(channels, size, classes, input_offset=CARLINI_INPUT_OFFSET,
                           generator=torch.Generator().manual_seed(0))
-    module.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
+    module.load_state_dict({**{k: torch.from_numpy(v) for k, v in state.items()}, "input_shift": module.input_shift})
     module.eval()
     return {split: evaluate(module, load_mnist(split)) for split in ("test", "train")}
 

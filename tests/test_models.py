@@ -365,6 +365,9 @@ def test_the_paper_model_accuracy_on_the_embedded_digits():
     assert test >= 0.99 and train >= 0.99, (test, train)
     assert test == pytest.approx(0.994, abs=0.002) and train == pytest.approx(0.99375, abs=0.002)
     assert model.module.input_offset == -0.5 and model.info["input_offset"] == -0.5
+    # the offset is in the state dict, so the engine's weight fingerprint tells it apart
+    assert float(model.module.state_dict()["input_shift"]) == -0.5
+    assert "input_shift" not in reference_model("mnist").module.state_dict()
     notice = SHIPPED[PAPER_MODEL].path.with_suffix(".NOTICE").read_text()
     origin = model.info["origin_details"]
     assert origin["repository"] == "https://github.com/mzweilin/EvadeML-Zoo"
