@@ -330,10 +330,12 @@ def _train(args, out) -> int:  # type: ignore[no-untyped-def]
     shipped, shipped_info = load_shipped(args.name)
     ours = model.module.state_dict()
     diff = max(float((ours[k].cpu() - v).abs().max()) for k, v in shipped.state_dict().items())
+    made = shipped_info.get("origin_details", {})
+    where = f"{made.get('threads', '?')} thread(s) on {made.get('cpu', '?')}, torch {made.get('torch', '?')}"
     print(f"shipped weights ({shipped_info['weights_file']}, test accuracy "
-          f"{100 * shipped_info['test_accuracy']:.1f} %): "
+          f"{100 * shipped_info['test_accuracy']:.1f} %, trained with {where}): "
           + ("identical" if diff == 0.0 else f"different (largest difference {diff:.2g}; float32 training "
-                                             "is not bit-identical across CPUs)"), file=out)
+                                             "changes with the CPU and the thread count)"), file=out)
     return 0
 
 

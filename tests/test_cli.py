@@ -295,7 +295,7 @@ def test_train_reports_the_cached_model(workdir, capsys, digits_cache):
     info = json.loads(json_path.read_text())
     assert f"test accuracy {100 * info['test_accuracy']:.1f} %" in out and "(cached)" in out
     assert f"cache: {json_path.with_suffix('.pt')}" in out
-    assert "shipped weights (evcsa/models_data/digits.npz, test accuracy 98.2 %): " in out
+    assert "shipped weights (evcsa/models_data/digits.npz, test accuracy 98.2 %, trained with 1 thread(s) on " in out
 
 
 def test_demo_prints_its_configuration(capsys):

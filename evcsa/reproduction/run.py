@@ -472,8 +472,9 @@ def _part_to_dict(part: PartResult) -> dict[str, Any]:
 
 def save_result(result: ReproductionResult, path: str | pathlib.Path) -> pathlib.Path:
     """Write ``reproduction.json`` (the plan's name, scale, data, C&W schedule, the parts
-    run, the wall time, the environment, the model and its provenance), one ``<part>.json`` per part (its comparison rows, extra lines and
-    raw counts) and ``reproduction.txt`` (:func:`format_result`) into ``path``.
+    run, the wall time, the environment, the model and its provenance), one
+    ``<part>.json`` per part (its comparison rows, extra lines and raw counts) and
+    ``reproduction.txt`` (:func:`format_result`) into ``path``.
     :func:`load_result` reads them back."""
     out = pathlib.Path(path)
     out.mkdir(parents=True, exist_ok=True)
