@@ -4,7 +4,7 @@
 
     evcsa demo                  the main job: feature squeezing vs three adversaries on MNIST
     evcsa play CONFIG.toml      one experiment from a TOML configuration
-    evcsa train [NAME]          train (or show) a cached reference model
+    evcsa train [NAME]          train a reference model's recipe here (or show the cached one)
     evcsa show DIR              a finished run's summary, and its figures redrawn from its results
     evcsa reproduce PAPER       a seed paper's evaluation beside its numbers (evcsa.reproduction)
 
@@ -70,7 +70,8 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--runs", type=int, metavar="R", help="games per cell (overrides the configuration)")
         p.add_argument("--seed", type=int, metavar="S", help="master seed (overrides the configuration)")
         p.add_argument("--cache-dir", metavar="DIR",
-                       help="model cache (default: $EVCSA_CACHE or ~/.cache/evcsa)")
+                       help="cache of models trained here (default: $EVCSA_CACHE or ~/.cache/evcsa); the "
+                            "reference models ship with their weights and need none")
         p.add_argument("--no-progress", action="store_true", help="no progress bars")
         p.add_argument("--no-figures", action="store_true", help="skip the δ sweep and the figures")
         p.add_argument("--threads", type=int, metavar="T",
@@ -97,7 +98,11 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--figures-dir", metavar="D", help="write the figures there (default: DIR itself)")
     show.add_argument("--no-figures", action="store_true", help="print the summary only")
 
-    train = sub.add_parser("train", help="train a reference model into the cache (or show the cached one)")
+    train = sub.add_parser("train", help="train a reference model's recipe here, into the cache (or show it)",
+                           description="Train evcsa's recipe of a reference model on this machine and cache it; "
+                                       "say whether it matches the shipped weights (float32 training differs "
+                                       "across CPUs). Runs use the shipped weights; a model trained here is used "
+                                       "with [model] architecture and weights = the cached .pt file.")
     train.add_argument("name", nargs="?", default="mnist", help="reference model: mnist (default) or digits")
     train.add_argument("--retrain", action="store_true", help="train even if cached")
     train.add_argument("--cache-dir", metavar="DIR",
@@ -184,24 +189,13 @@ _TRAINING_TIME = {"mnist": "about 1–2 minutes", "digits": "a few seconds"}
 
 
 def _training_notice(name: str, cache_dir: str | None) -> str:
-    """The line said before a reference model is trained (train, play, demo)."""
+    """The line ``evcsa train`` says before it trains a reference model (play, demo and
+    reproduce train nothing: the reference models ship with their weights)."""
     from evcsa.models import resolve_cache_dir
 
     took = _TRAINING_TIME.get(name, "once")
     return (f"evcsa: training the {name} reference model ({took}, once; then cached in "
             f"{resolve_cache_dir(cache_dir)}) …")
-
-
-def _model_to_train(config, cache_dir: str | None) -> str | None:  # type: ignore[no-untyped-def]
-    """The reference model the run will train (not in the cache), or None; the cache
-    directory is checked first when one must be trained (evcsa.models.check_cache_dir)."""
-    from evcsa.models import check_cache_dir, is_cached
-
-    name = config.model.reference
-    if name is None or is_cached(name, cache_dir=cache_dir):
-        return None
-    check_cache_dir(cache_dir)
-    return name
 
 
 def _run(config, args, out, source: str) -> int:  # type: ignore[no-untyped-def]
@@ -220,15 +214,12 @@ def _run(config, args, out, source: str) -> int:  # type: ignore[no-untyped-def]
     config = store.config  # with the run's master key (drawn now, or the stored one on resume)
     committed = 0
     try:
-        to_train = _model_to_train(config, args.cache_dir)
         progress = False if (args.no_progress or args.quiet) else None
         start = time.perf_counter()
         print(f"evcsa: {config.name}: {_shape(config)}, N = {config.game.n_chosen}", file=out, flush=True)
         if store.attempt > 1:
             print(f"  resuming {output}/ (attempt {store.attempt}): {len(store.done())} units stored",
                   file=out, flush=True)
-        if to_train is not None and not args.quiet:  # on stderr, terminal or not: a piped first run is not silent
-            print(_training_notice(to_train, args.cache_dir), file=sys.stderr, flush=True)
         from evcsa.report import reproducibility_notice
 
         notice = reproducibility_notice(config)
@@ -304,7 +295,6 @@ def _play(args, out) -> int:  # type: ignore[no-untyped-def]
         config = load_config(args.config)
     if args.check:
         checked = _checked(_apply_overrides(config, args), source)
-        _model_to_train(checked, args.cache_dir)
         print(f"{source}: OK ({_shape(checked)})", file=out)
         return 0
     return _run(config, args, out, source)
@@ -319,25 +309,33 @@ def _show(args, out) -> int:  # type: ignore[no-untyped-def]
 
 
 def _train(args, out) -> int:  # type: ignore[no-untyped-def]
-    from evcsa.models import REFERENCE_CONFIGS, check_cache_dir, load_reference, reference_model
+    from evcsa.models import REFERENCE_CONFIGS, check_cache_dir, load_reference, load_shipped, reference_model
 
     if args.name not in REFERENCE_CONFIGS:
-        from evcsa.errors import InvalidParameter
+        from evcsa.models import _config_for
 
-        raise InvalidParameter(f"expected a reference model in {tuple(REFERENCE_CONFIGS)}, got {args.name!r}")
-    cached = None if args.retrain else load_reference(args.name, cache_dir=args.cache_dir)
+        _config_for(args.name)  # raises: the name has no recipe
+    config = REFERENCE_CONFIGS[args.name]
+    cached = None if args.retrain else load_reference(config, cache_dir=args.cache_dir)
     if cached is None:
         check_cache_dir(args.cache_dir)
         print(_training_notice(args.name, args.cache_dir), file=out, flush=True)
-    model = reference_model(args.name, cache_dir=args.cache_dir, retrain=args.retrain,
+    model = reference_model(config, cache_dir=args.cache_dir, retrain=args.retrain,
                             progress=False if args.no_progress else None)
     info = model.info
     state = "cached" if cached is not None else f"trained in {info['train_seconds']:.0f} s"
     print(f"{args.name}: {info['config']['architecture']}, {info['parameters']:,} parameters, "
           f"test accuracy {100 * info['test_accuracy']:.1f} % on {info['test_set']} ({state})", file=out)
-    from evcsa.models import resolve_cache_dir
-
-    print(f"cache: {resolve_cache_dir(args.cache_dir) / info['weights_file']}", file=out)
+    print(f"cache: {info['weights_path']}", file=out)
+    shipped, shipped_info = load_shipped(args.name)
+    ours = model.module.state_dict()
+    diff = max(float((ours[k].cpu() - v).abs().max()) for k, v in shipped.state_dict().items())
+    made = shipped_info.get("origin_details", {})
+    where = f"{made.get('threads', '?')} thread(s) on {made.get('cpu', '?')}, torch {made.get('torch', '?')}"
+    print(f"shipped weights ({shipped_info['weights_file']}, test accuracy "
+          f"{100 * shipped_info['test_accuracy']:.1f} %, trained with {where}): "
+          + ("identical" if diff == 0.0 else f"different (largest difference {diff:.2g}; float32 training "
+                                             "changes with the CPU and the thread count)"), file=out)
     return 0
 
 

@@ -26,7 +26,8 @@ The file format (every key optional unless marked; see ``docs/quickstart.md`` an
     correctly_classified = true # keep only samples the undefended model gets right
 
     [model]
-    reference = "mnist"         # a reference model (evcsa.models), or:
+    reference = "mnist"         # a shipped reference model: "mnist", "digits" or
+                                # "mnist-carlini-evademl" (the seeds' model), or:
     # architecture = "carlini_mnist"; weights = "path/to/state_dict.pt"
 
     [game]                      # evcsa.games.Rules; n_chosen is required
@@ -178,11 +179,14 @@ class ModelConfig:
     """The undefended model: a reference model by name, or user weights.
 
     Attributes:
-        reference: a key of :data:`evcsa.models.REFERENCE_CONFIGS` ("mnist", "digits"),
-            trained and cached on first use; "mnist" when neither it nor ``weights`` is given.
+        reference: a key of :data:`evcsa.shipped.SHIPPED` — "mnist" and "digits" (evcsa's
+            own, trained by their recipes and shipped), "mnist-carlini-evademl" (the seeds'
+            model: Carlini's CNN as EvadeML-Zoo published it) — loaded from the weights
+            that ship with evcsa; "mnist" when neither it nor ``weights`` is given.
         architecture: with ``weights``: a key of :data:`evcsa.models.ARCHITECTURES`.
         weights: a state-dict file (``torch.save(module.state_dict())``) for
-            ``architecture``, relative to the config file.
+            ``architecture``, relative to the config file (a model trained here with
+            ``evcsa train`` is the ``.pt`` it prints).
     """
 
     reference: str | None = attrs.field(default=None, validator=_optional_str)

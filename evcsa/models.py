@@ -1,5 +1,5 @@
 """Reference models: the Carlini–Wagner MNIST CNN, a small CNN for 8×8 digits, their
-reproducible training, and an on-disk cache keyed by the training configuration.
+shipped weights, their reproducible training, and an on-disk cache of models trained here.
 
 - :class:`CarliniMNIST` — the MNIST model of Carlini & Wagner ("Towards Evaluating the
   Robustness of Neural Networks", S&P 2017; ``nn_robust_attacks/train_models.py``), the
@@ -9,13 +9,20 @@ reproducible training, and an on-disk cache keyed by the training configuration.
   312,202 parameters for 28×28 grey images.
 - :class:`DigitsCNN` — a small CNN (13,706 parameters) for scikit-learn's 8×8 digits: fast
   tests and docs.
+- :func:`reference_model` — a reference model by name as a
+  :class:`~evcsa.defenses.ModelClassifier`, from weights that ship with evcsa
+  (:data:`SHIPPED`, ``evcsa/models_data/``; SHA-256 checked at load): "mnist" and
+  "digits" (evcsa's own, trained once by their recipes and shipped, so every machine gets
+  the same model) and "mnist-carlini-evademl" (the seeds' model: Carlini's CNN as
+  EvadeML-Zoo published it, converted by :mod:`evcsa.keras_weights`).
 - :func:`train_model` — reproducible training: a local ``torch.Generator`` drives the
   shuffling, the augmentation and the dropout masks; the global generators are never
   seeded or read (initialisation takes its own generator in the model constructors).
-- :func:`reference_model` — the trained reference model by name ("mnist", "digits") as
-  a :class:`~evcsa.defenses.ModelClassifier`, trained once and cached on disk under a hash
-  of its :class:`TrainingConfig`, beside a JSON file with the configuration and the
-  measured test accuracy.
+  float32 training on the CPU is reproducible on one machine, not across CPU instruction
+  sets, which is why the reference weights ship instead of being trained on first use.
+- the cache — models trained here (``evcsa train``, a :class:`TrainingConfig`), keyed by
+  the configuration, the training code and the torch version (:func:`cache_key`), each
+  beside a JSON file with the configuration and the measured test accuracy.
 """
 
 from __future__ import annotations
@@ -37,26 +44,36 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from evcsa import data as _data
 from evcsa._validation import check_positive_int, int_at_least, one_of
 from evcsa.data import SPLIT_SEED, ImageSet, load_dataset
 from evcsa.errors import InvalidParameter
+from evcsa.shipped import MODELS_DATA, PAPER_MODEL, REFERENCE_MODELS, SHIPPED, ShippedWeights
 
 __all__ = [
     "ARCHITECTURES",
     "Augmentation",
     "CarliniMNIST",
     "DigitsCNN",
+    "MODELS_DATA",
+    "PAPER_MODEL",
     "REFERENCE_CONFIGS",
+    "REFERENCE_MODELS",
+    "SHIPPED",
+    "ShippedWeights",
     "TrainingConfig",
     "build_model",
+    "cache_key",
     "check_cache_dir",
     "evaluate",
     "is_cached",
     "load_reference",
+    "load_shipped",
     "reference_model",
     "resolve_cache_dir",
     "train_model",
     "train_reference",
+    "training_code_digest",
 ]
 
 
@@ -109,34 +126,52 @@ class GeneratorDropout(nn.Module):
 class CarliniMNIST(nn.Module):
     """The Carlini–Wagner MNIST CNN (Carlini & Wagner, S&P 2017, Table 1).
 
-    conv 3×3 32 → ReLU → conv 3×3 32 → ReLU → max-pool 2 → conv 3×3 64 → ReLU → conv 3×3 64
-    → ReLU → max-pool 2 → flatten → dense 200 → ReLU → dropout 0.5 → dense 200 → ReLU →
-    dense ``num_classes`` (logits). Valid convolutions (no padding), as in the original
-    Keras code. 312,202 parameters for 28×28×1 and 10 classes.
+    [input_offset added] → conv 3×3 32 → ReLU → conv 3×3 32 → ReLU → max-pool 2 → conv 3×3 64
+    → ReLU → conv 3×3 64 → ReLU → max-pool 2 → flatten → dense 200 → ReLU → dropout 0.5 →
+    dense 200 → ReLU → dense ``num_classes`` (logits). Valid convolutions (no padding), as
+    in the original Keras code. 312,202 parameters for 28×28×1 and 10 classes.
 
     Args:
         in_channels: C of the input images (1 for MNIST).
-        image_size: H = W of the input images (28 for MNIST; at least 12).
+        image_size: H = W of the input images (28 for MNIST; at least 16).
         num_classes: K, the number of logits.
         dropout: the dropout probability in training (0.5).
         generator: draws the initial weights (None: the global generator).
+        input_offset: added to every input value before the first layer, so that weights
+            trained on another input range take evcsa's [0, 1]: 0.0 (evcsa's own
+            models), −0.5 for weights trained on [−0.5, 0.5] (Carlini's
+            ``setup_mnist.py`` and EvadeML-Zoo's Carlini models). A non-zero offset is
+            also the buffer ``input_shift`` (float32, in the state dict), so that a
+            digest of the state dict — the experiment engine's model fingerprint — tells
+            the same weights with and without it apart; with 0.0 the state dict is the
+            plain one.
 
     Input: float32 [B, C, H, W] in [0, 1]. Output: logits float32 [B, K].
+
+    Raises:
+        InvalidParameter: a size that is not a positive integer, an image side below 16,
+            a dropout outside [0, 1) or a non-finite offset.
     """
 
     def __init__(self, in_channels: int = 1, image_size: int = 28, num_classes: int = 10, *,
-                 dropout: float = 0.5, generator: torch.Generator | None = None) -> None:
+                 dropout: float = 0.5, generator: torch.Generator | None = None,
+                 input_offset: float = 0.0) -> None:
         super().__init__()
         check_positive_int(in_channels, "in_channels")
-        check_positive_int(image_size, "image_size", minimum=12)
+        check_positive_int(image_size, "image_size", minimum=16)  # the smallest with a 1×1 map left
         check_positive_int(num_classes, "num_classes", minimum=2)
         side = ((image_size - 4) // 2 - 4) // 2
-        if side < 1:
-            raise InvalidParameter(f"expected image_size ≥ 14, got {image_size}", got=image_size)
+        if isinstance(input_offset, bool) or not isinstance(input_offset, (int, float)) \
+                or not math.isfinite(input_offset):
+            raise InvalidParameter(f"expected input_offset as a finite number, got {input_offset!r}",
+                                   got=input_offset)
+        self.input_offset = float(input_offset)
         with torch.device("meta"):  # no draw from the global generator; see _init_params
             self._build_carlini(in_channels, side, num_classes, dropout)
         self.to_empty(device="cpu")
         _init_params(self, generator)
+        if self.input_offset != 0.0:
+            self.register_buffer("input_shift", torch.tensor(self.input_offset, dtype=torch.float32))
 
     def _build_carlini(self, in_channels: int, side: int, num_classes: int, dropout: float) -> None:
         self.features = nn.Sequential(
@@ -156,7 +191,12 @@ class CarliniMNIST(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.input_offset != 0.0:
+            x = x + self.input_shift
         return self.classifier(self.features(x))
+
+    def extra_repr(self) -> str:
+        return f"input_offset={self.input_offset}" if self.input_offset != 0.0 else ""
 
 
 class DigitsCNN(nn.Module):
@@ -437,9 +477,11 @@ class TrainingConfig:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-#: The reference models by name. "mnist": the Carlini–Wagner CNN on the 4,000 embedded
-#: MNIST training digits with random affine augmentation (±2 px shift, ±10°, ±10 % zoom);
-#: "digits": the small CNN on the 1,297 training 8×8 digits.
+#: The training recipes of evcsa's own reference models, by name. "mnist": the
+#: Carlini–Wagner CNN on the 4,000 embedded MNIST training digits with random affine
+#: augmentation (±2 px shift, ±10°, ±10 % zoom); "digits": the small CNN on the 1,297
+#: training 8×8 digits. Their weights ship trained (:data:`SHIPPED`); the recipes retrain
+#: them (``evcsa train``, :func:`reference_model` with ``retrain=True`` or a config).
 REFERENCE_CONFIGS: dict[str, TrainingConfig] = {
     "mnist": TrainingConfig(architecture="carlini_mnist", dataset="mnist", epochs=30,
                             batch_size=128, learning_rate=2e-3, weight_decay=0.0,
@@ -447,6 +489,113 @@ REFERENCE_CONFIGS: dict[str, TrainingConfig] = {
     "digits": TrainingConfig(architecture="digits_cnn", dataset="digits", epochs=30,
                              batch_size=64, learning_rate=5e-3, augment=None, seed=1),
 }
+
+
+# -- shipped weights --------------------------------------------------------------------
+
+#: (C, H, W) and K of the embedded data sets, so a shipped model is built without loading data.
+_GEOMETRY = {"mnist": ((1, 28, 28), 10), "digits": ((1, 8, 8), 10)}
+
+
+def _check_name(name: Any) -> ShippedWeights:
+    if not isinstance(name, str) or name not in SHIPPED:
+        from evcsa._text import did_you_mean
+
+        hint = did_you_mean(name, REFERENCE_MODELS) if isinstance(name, str) else ""
+        raise InvalidParameter(f"expected a reference model in {REFERENCE_MODELS}, got {name!r}{hint}", got=name)
+    return SHIPPED[name]
+
+
+def load_shipped(name: str = "mnist") -> tuple[nn.Module, dict[str, Any]]:
+    """The shipped reference model ``name`` and its info, offline (no training, no cache).
+
+    The ``.npz`` is read once, its SHA-256 compared with :attr:`ShippedWeights.sha256`, and
+    only then parsed (numpy only); the model is built on the CPU without touching the
+    global random generator.
+
+    Returns:
+        (module in eval mode on the CPU, info) where info holds ``name``, ``source``
+        ("shipped"), ``origin``, ``architecture``, ``dataset``, ``input_offset``,
+        ``weights_file`` (relative to the installed evcsa package), ``weights_sha256``,
+        ``parameters``, and the provenance recorded when the file was made (its ``.json``:
+        the recipe and environment of the training, or the converted file's repository,
+        path, commit and SHA-256; the accuracy measured then).
+
+    Raises:
+        InvalidParameter: an unknown name.
+        DataError: the file is missing, its SHA-256 is not the expected one, or its arrays
+            do not fit the architecture (a damaged or modified installation).
+    """
+    from evcsa.errors import DataError
+    from evcsa.weights_io import load_weights_npz, sha256_bytes
+
+    spec = _check_name(name)
+    path = spec.path
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"expected the shipped weights of {name!r} in {path}, got {type(exc).__name__}: "
+                        f"{exc.strerror or exc} (reinstall evcsa)", path=str(path)) from exc
+    digest = sha256_bytes(data)
+    if digest != spec.sha256:
+        raise DataError(f"expected {path} with SHA-256 {spec.sha256}, got {digest}: the shipped weights of "
+                        f"{name!r} are damaged or were replaced (reinstall evcsa)",
+                        path=str(path), expected=spec.sha256, got=digest)
+    state = load_weights_npz(data)
+    (c, h, _w), k = _GEOMETRY[spec.dataset]
+    options = {"input_offset": spec.input_offset} if spec.input_offset else {}
+    module = ARCHITECTURES[spec.architecture](c, h, k, generator=torch.Generator().manual_seed(0), **options)
+    tensors = {key: torch.from_numpy(value) for key, value in state.items()}
+    if spec.input_offset:  # the offset is the table's, not the file's (the .npz holds the weights only)
+        tensors["input_shift"] = module.input_shift.clone()
+    try:
+        module.load_state_dict(tensors)
+    except RuntimeError as exc:
+        raise DataError(f"expected {path} to hold a {spec.architecture} state dict, got "
+                        f"{str(exc).splitlines()[0]}", path=str(path)) from exc
+    module.to(memory_format=torch.channels_last)
+    try:
+        provenance = json.loads(spec.provenance_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        provenance = {}
+    info = {**provenance, "name": name, "source": "shipped", "origin": spec.origin, "summary": spec.summary,
+            "architecture": spec.architecture, "dataset": spec.dataset, "input_offset": spec.input_offset,
+            "weights_file": f"evcsa/models_data/{spec.file}", "weights_sha256": digest,
+            "parameters": sum(p.numel() for p in module.parameters())}
+    return module.eval(), info
+
+
+# -- the cache of models trained here ----------------------------------------------------
+
+def training_code_digest() -> str:
+    """SHA-256 over the source of the code that turns a :class:`TrainingConfig` into
+    weights — the architectures, their initialisation, the dropout, the augmentation,
+    :func:`train_model`, :func:`train_reference`, :func:`build_model` and the embedded
+    data's loading and split — and the torch version. Part of the cache key: a cache
+    never hands back a model that other code trained under the same name and
+    configuration (an edit of any of these, even of a docstring, retrains once).
+
+    Returns:
+        64 hex digits.
+    """
+    import inspect
+
+    digest = hashlib.sha256(f"torch {torch.__version__}\n".encode())
+    for obj in _TRAINING_CODE:
+        try:
+            text = inspect.getsource(obj)
+        except (OSError, TypeError):  # no source (a frozen install): the bytecode instead
+            code = getattr(obj, "__code__", None)
+            text = f"{obj.__module__}.{obj.__qualname__}:" + (code.co_code.hex() if code is not None else "?")
+        digest.update(f"{obj.__module__}.{obj.__qualname__}\n".encode())
+        digest.update(text.encode())
+    return digest.hexdigest()
+
+
+def cache_key(config: TrainingConfig) -> str:
+    """The cache key of a model trained here: the first 16 hex digits of SHA-256 over the
+    configuration's :meth:`TrainingConfig.digest` and :func:`training_code_digest`."""
+    return hashlib.sha256(f"{config.digest()}:{training_code_digest()}".encode()).hexdigest()[:16]
 
 
 def resolve_cache_dir(path: str | os.PathLike[str] | None = None) -> pathlib.Path:
@@ -519,20 +668,24 @@ def _config_for(name: str | TrainingConfig) -> tuple[str, TrainingConfig]:
     if isinstance(name, TrainingConfig):
         return name.dataset, name
     if name not in REFERENCE_CONFIGS:
-        raise InvalidParameter(f"expected a reference model in {tuple(REFERENCE_CONFIGS)}, got {name!r}",
-                               got=name)
+        extra = (f" ({name!r} ships converted from published weights; evcsa has no recipe to train it)"
+                 if name in SHIPPED else "")
+        raise InvalidParameter(f"expected a trainable reference model in {tuple(REFERENCE_CONFIGS)}, got "
+                               f"{name!r}{extra}", got=name)
     return name, REFERENCE_CONFIGS[name]
 
 
 def _paths(label: str, config: TrainingConfig, directory: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path]:
-    stem = f"{label}-{config.architecture}-{config.digest()}"
+    stem = f"{label}-{config.architecture}-{cache_key(config)}"
     return directory / f"{stem}.pt", directory / f"{stem}.json"
 
 
 def is_cached(name: str | TrainingConfig = "mnist", *,
               cache_dir: str | os.PathLike[str] | None = None) -> bool:
-    """Whether the cache holds the reference model's files (present, not verified: a
-    damaged copy is found out, and retrained, by :func:`load_reference`)."""
+    """Whether the cache holds a model trained here from the recipe ``name`` (a key of
+    :data:`REFERENCE_CONFIGS`) or a :class:`TrainingConfig`, by the current training code
+    (present, not verified: a damaged copy is found out, and retrained, by
+    :func:`load_reference`). The shipped weights are not in the cache."""
     label, config = _config_for(name)
     try:
         return all(p.is_file() for p in _paths(label, config, resolve_cache_dir(cache_dir)))
@@ -545,9 +698,10 @@ def train_reference(config: TrainingConfig, *, progress: bool | None = None
     """Train a model from ``config`` on its data set's fixed training split.
 
     Returns:
-        (module in eval mode on the CPU, info) where info holds the configuration, the
-        test accuracy on the fixed test split, the training time in seconds, the number
-        of parameters and the torch version and thread count used.
+        (module in eval mode on the CPU, info) where info holds the configuration and its
+        digest, the training code's digest (:func:`training_code_digest`), the test
+        accuracy on the fixed test split, the training time in seconds, the number of
+        parameters, and the torch version, thread count, CPU and Python used.
     """
     train = load_dataset(config.dataset, "train")
     test = load_dataset(config.dataset, "test")
@@ -562,8 +716,13 @@ def train_reference(config: TrainingConfig, *, progress: bool | None = None
     accuracy = evaluate(module, test)
     info = {
         "name": config.dataset,
+        "source": "trained",
+        "architecture": config.architecture,
+        "dataset": config.dataset,
         "config": config.to_dict(),
         "digest": config.digest(),
+        "training_code_sha256": training_code_digest(),
+        "cache_key": cache_key(config),
         "test_accuracy": accuracy,
         "test_set": f"{test.name}: {len(test)} images",
         "train_set": f"{train.name}: {len(train)} images",
@@ -571,15 +730,40 @@ def train_reference(config: TrainingConfig, *, progress: bool | None = None
         "train_seconds": round(seconds, 2),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
+        "cpu": _cpu_name(),
         "python": platform.python_version(),
     }
     return module, info
 
 
+def _cpu_name() -> str:
+    """The CPU's model name (Linux: /proc/cpuinfo), else :func:`platform.processor`."""
+    try:
+        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+#: What makes the weights besides the configuration: the code that builds, initialises and
+#: trains a model and loads and splits its data (:func:`training_code_digest` hashes it).
+_TRAINING_CODE: tuple[Any, ...] = (
+    _init_params, GeneratorDropout, CarliniMNIST, DigitsCNN, build_model, Augmentation, train_model,
+    train_reference, _data.ImageSet, _data.train_test_split, _data._pick_split, _data._mnist_arrays,
+    _data.load_mnist, _data.load_digits, _data.load_dataset,
+)
+
+
 def load_reference(name: str | TrainingConfig = "mnist", *,
                    cache_dir: str | os.PathLike[str] | None = None) -> tuple[nn.Module, dict[str, Any]] | None:
-    """The cached reference model and its info, or None when it is not cached (or the
-    cached weights do not match their recorded SHA-256; a warning says so)."""
+    """The model trained here from the recipe ``name`` or a :class:`TrainingConfig`, from
+    the cache, and its info; None when it is not cached (or the cached weights do not
+    match their recorded SHA-256; a warning says so).
+
+    Raises:
+        InvalidParameter: a name with no recipe (:data:`REFERENCE_CONFIGS`)."""
     label, config = _config_for(name)
     directory = resolve_cache_dir(cache_dir)
     weights, meta = _paths(label, config, directory)
@@ -590,62 +774,94 @@ def load_reference(name: str | TrainingConfig = "mnist", *,
         if info.get("weights_sha256") != _sha256(weights):
             raise ValueError("the weights do not match their recorded SHA-256")
         state = torch.load(weights, map_location="cpu", weights_only=True)
-        train = load_dataset(config.dataset, "test")
-        module = build_model(config.architecture, train.image_shape, train.num_classes, seed=0)
+        (c, h, w), k = _GEOMETRY[config.dataset]
+        module = build_model(config.architecture, (c, h, w), k, seed=0)
         module.load_state_dict(state)
         module.to(memory_format=torch.channels_last)
     except (ValueError, OSError, RuntimeError, KeyError) as exc:
         warnings.warn(f"ignoring the damaged cached model {weights} ({exc}); it will be retrained",
                       RuntimeWarning, stacklevel=2)
         return None
+    info["weights_path"] = str(weights)
     return module.eval(), info
+
+
+def _trained_here(label: str, config: TrainingConfig, directory: pathlib.Path, *, retrain: bool,
+                  progress: bool | None) -> tuple[nn.Module, dict[str, Any]]:
+    """The cached model of ``config``, trained and cached first when missing (or ``retrain``)."""
+    cached = None if retrain else load_reference(config, cache_dir=directory)
+    if cached is not None:
+        return cached
+    check_cache_dir(directory)  # before the training, not after it
+    module, info = train_reference(config, progress=progress)
+    directory.mkdir(parents=True, exist_ok=True)
+    weights, meta = _paths(label, config, directory)
+    _atomic_write(weights, lambda fh: torch.save(module.state_dict(), fh))
+    info["weights_sha256"] = _sha256(weights)
+    info["weights_file"] = weights.name
+    _atomic_write(meta, lambda fh: fh.write(json.dumps(info, indent=2) + "\n"), mode="w")
+    info["weights_path"] = str(weights)
+    return module, info
 
 
 def reference_model(name: str | TrainingConfig = "mnist", *,
                     cache_dir: str | os.PathLike[str] | None = None,
                     progress: bool | None = None, retrain: bool = False,
                     device: torch.device | str | None = None) -> Any:
-    """The trained reference model ``name`` as a :class:`~evcsa.defenses.ModelClassifier`.
+    """A reference model as a :class:`~evcsa.defenses.ModelClassifier`.
 
-    Looked up in the cache first; trained (reproducibly, see :func:`train_model`) and
-    cached when missing. The cache holds ``<name>-<architecture>-<hash>.pt`` (the
-    state dict) and ``.json`` (the configuration, its hash, the measured test accuracy,
-    the weights' SHA-256), both written atomically (temp file + rename), the weights first.
+    By name (a key of :data:`SHIPPED`), the shipped weights: the same file, hence the same
+    model and the same numbers, on every machine; loaded offline, its SHA-256 checked
+    (:func:`load_shipped`); nothing is trained or cached.
+
+    - "mnist": evcsa's Carlini–Wagner CNN trained by ``REFERENCE_CONFIGS["mnist"]`` on
+      the 4,000 embedded training digits (98.6 % on the 1,000 embedded test digits);
+    - "digits": evcsa's small CNN for the 8×8 digits (tests, docs);
+    - "mnist-carlini-evademl" (:data:`PAPER_MODEL`): the seeds' model, Carlini's MNIST
+      CNN as EvadeML-Zoo published it (Keras weights converted, :mod:`evcsa.keras_weights`;
+      trained on [−0.5, 0.5], so it shifts evcsa's [0, 1] input by −0.5 itself).
+
+    Trained here instead — with ``retrain=True`` (the recipe of ``name``) or a
+    :class:`TrainingConfig` — the model is looked up in the cache and trained
+    (reproducibly, see :func:`train_model`) and cached when missing. The cache holds
+    ``<name>-<architecture>-<key>.pt`` (the state dict) and ``.json`` (the configuration,
+    the training code's digest, the measured test accuracy, the weights' SHA-256), both
+    written atomically (temp file + rename), the weights first; the key
+    (:func:`cache_key`) covers the configuration, the training code and the torch
+    version, so other code's model is never handed back.
 
     Args:
-        name: "mnist" (Carlini–Wagner CNN, about 1–2 minutes on 2 CPU cores) or
-            "digits" (small CNN, seconds), or a :class:`TrainingConfig`.
-        cache_dir: the cache directory (default: ``$EVCSA_CACHE`` or ``~/.cache/evcsa``).
+        name: a key of :data:`SHIPPED` ("mnist", "digits", "mnist-carlini-evademl"), or
+            a :class:`TrainingConfig`.
+        cache_dir: the cache of models trained here (default: ``$EVCSA_CACHE`` or
+            ``~/.cache/evcsa``); unused for shipped weights.
         progress: show a training progress bar (None: only on a terminal).
-        retrain: train even when cached, and overwrite the cache.
+        retrain: train ``name``'s recipe (:data:`REFERENCE_CONFIGS`) here, even when
+            cached, and overwrite the cache ("mnist": about 1–2 minutes on 2 CPU cores).
         device: move the model there (default: CPU).
 
     Returns:
-        :class:`~evcsa.defenses.ModelClassifier` with ``info`` (the JSON's content) as an
-        attribute.
+        :class:`~evcsa.defenses.ModelClassifier` (float32 [B, C, H, W] in [0, 1] →
+        labels; logits float32 [B, K]) with ``info`` as an attribute: its provenance,
+        recorded in every run's results — ``source`` ("shipped" or "trained"),
+        ``weights_sha256``, ``weights_file``, and the recipe and environment of the
+        training or the origin of converted weights.
 
     Raises:
-        InvalidParameter: an unknown name; a cache directory that cannot be created or
-            written, when the model must be trained (:func:`check_cache_dir`, before the
-            training).
-        OSError: the disk refused the files.
+        InvalidParameter: an unknown name; ``retrain`` for a model with no recipe; a cache
+            directory that cannot be created or written, when the model must be trained
+            (:func:`check_cache_dir`, before the training).
+        DataError: shipped weights that are missing or fail their SHA-256 check.
+        OSError: the disk refused the cache files.
     """
     from evcsa.defenses.base import ModelClassifier
 
-    label, config = _config_for(name)
-    directory = resolve_cache_dir(cache_dir)
-    cached = None if retrain else load_reference(config, cache_dir=directory)
-    if cached is None:
-        check_cache_dir(directory)  # before the training, not after it
-        module, info = train_reference(config, progress=progress)
-        directory.mkdir(parents=True, exist_ok=True)
-        weights, meta = _paths(label, config, directory)
-        _atomic_write(weights, lambda fh: torch.save(module.state_dict(), fh))
-        info["weights_sha256"] = _sha256(weights)
-        info["weights_file"] = weights.name
-        _atomic_write(meta, lambda fh: fh.write(json.dumps(info, indent=2) + "\n"), mode="w")
+    if isinstance(name, TrainingConfig) or retrain:
+        label, config = _config_for(name)
+        module, info = _trained_here(label, config, resolve_cache_dir(cache_dir), retrain=retrain,
+                                     progress=progress)
     else:
-        module, info = cached
+        module, info = load_shipped(name)
     if device is not None:
         module = module.to(device)
     # 256 images per forward pass: the conv activations (~22 MB for the MNIST CNN) stay below

@@ -27,9 +27,10 @@ import pytest  # noqa: E402
 
 @pytest.fixture(scope="session")
 def digits_cache(tmp_path_factory):
-    """A model cache holding the trained "digits" reference model (trained once per session,
-    a few seconds), so tests never touch the user's cache or train the MNIST model."""
-    from evcsa.models import reference_model
+    """A model cache holding the "digits" recipe trained here (once per session, a few
+    seconds), so tests never touch the user's cache. Runs use the shipped weights and need
+    no cache; this one is for the tests of training and caching (``evcsa train``)."""
+    from evcsa.models import REFERENCE_CONFIGS, reference_model
 
     import torch
 
@@ -37,15 +38,15 @@ def digits_cache(tmp_path_factory):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a 14k-parameter model: one thread is fastest, and robust to load
     try:
-        reference_model("digits", cache_dir=path, progress=False)
+        reference_model(REFERENCE_CONFIGS["digits"], cache_dir=path, progress=False)
     finally:
         torch.set_num_threads(threads)
     return path
 
 
 @pytest.fixture(scope="session")
-def digits_model(digits_cache):
-    """The trained "digits" reference model (a ModelClassifier), from ``digits_cache``."""
+def digits_model():
+    """The shipped "digits" reference model (a ModelClassifier)."""
     from evcsa.models import reference_model
 
-    return reference_model("digits", cache_dir=digits_cache, progress=False)
+    return reference_model("digits")

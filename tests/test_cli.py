@@ -124,7 +124,10 @@ BAD_CONFIGS = [
      r"data.dataset: .*nowhere/data.npz: no such file"),
     ('attack = "fgsm"\nqueries', 'attack = "fgsm"\nparams = {eps = 0.1}\nqueries',
      r"adversaries\[1\].*expected parameters of fgsm among .*got unknown \['eps'\]"),
-    ('reference = "digits"', 'reference = "imagenet"', r"model.reference: expected one of \('mnist', 'digits'\)"),
+    ('reference = "digits"', 'reference = "imagenet"',
+     r"model.reference: expected one of \('mnist', 'digits', 'mnist-carlini-evademl'\)"),
+    ('reference = "digits"', 'reference = "mnist-carlini-evademl"',
+     r"model.reference: expected a model for data.dataset 'digits', got 'mnist-carlini-evademl', a model for 'mnist'"),
     ("epsilon = 0.3", "epsilon = = 0.3", r"tiny.toml: invalid TOML: .*\(at line \d+, column \d+\)"),
     # clashes between parts that each look fine, caught before any work (and by --check)
     ("n_chosen = 5", "n_chosen = 31", r"game.n_chosen: expected N ≤ data.samples = 30 under freshness 'source'"),
@@ -188,7 +191,11 @@ def test_missing_config_and_bad_options(workdir, capsys):
     code, _, err = _run(capsys, "play", "tiny.toml", "--threads", "0")
     assert code == 2 and "--threads: expected an integer ≥ 1, got 0" in _one_line_error(err)
     code, _, err = _run(capsys, "train", "cifar")
-    assert code == 2 and "expected a reference model in ('mnist', 'digits'), got 'cifar'" in _one_line_error(err)
+    assert code == 2 and "expected a trainable reference model in ('mnist', 'digits'), got 'cifar'" in \
+        _one_line_error(err)
+    code, _, err = _run(capsys, "train", "mnist-carlini-evademl")
+    assert code == 2 and ("got 'mnist-carlini-evademl' ('mnist-carlini-evademl' ships converted from published "
+                          "weights; evcsa has no recipe to train it)") in _one_line_error(err)
     with pytest.raises(SystemExit) as info:
         cli.main(["play"])
     assert info.value.code == 2  # argparse: missing argument
@@ -210,9 +217,10 @@ def test_check_only(workdir, capsys):
     assert code == 2 and "expected whitebox knowledge for BPDAEOT, got graybox" in _one_line_error(err)
 
 
-def test_a_bad_cache_dir_fails_before_any_work(workdir, capsys, monkeypatch):
-    """--cache-dir or $EVCSA_CACHE where no model can be cached: one line naming the folder,
-    exit 2, before any training and nothing written; --check finds it too."""
+def test_a_bad_cache_dir_fails_before_any_training(workdir, capsys, monkeypatch):
+    """--cache-dir or $EVCSA_CACHE where no model can be cached: evcsa train says so on one
+    line naming the folder, exit 2, before any training and nothing written; play and
+    demo need no cache (the reference models ship with their weights)."""
     from evcsa import models
 
     def no_training(*args, **kwargs):
@@ -221,23 +229,23 @@ def test_a_bad_cache_dir_fails_before_any_work(workdir, capsys, monkeypatch):
     monkeypatch.setattr(models, "train_reference", no_training)
     (workdir / "tiny.toml").write_text(GOOD)
     (workdir / "afile").write_text("x")
-    for argv in (["train", "digits", "--cache-dir", "afile"],
-                 ["play", "tiny.toml", "--cache-dir", "afile", "--output", "res"],
-                 ["play", "tiny.toml", "--cache-dir", "afile/sub", "--check"]):
+    for argv in (["train", "digits", "--cache-dir", "afile"], ["train", "digits", "--cache-dir", "afile/sub"]):
         code, out, err = _run(capsys, *argv)
         assert code == 2, argv
         assert _one_line_error(err) == (f"evcsa: error: expected a writable cache directory, got {argv[3]}: "
                                         f"{'afile is' if argv[3] == 'afile/sub' else 'it is'} not a directory")
     monkeypatch.setenv("EVCSA_CACHE", "afile")
-    code, out, err = _run(capsys, "play", "tiny.toml", "--output", "res")
+    code, out, err = _run(capsys, "train", "digits")
     assert code == 2 and _one_line_error(err) == ("evcsa: error: expected a writable cache directory, got afile "
                                                   "(from $EVCSA_CACHE): it is not a directory")
     assert sorted(p.name for p in workdir.iterdir()) == ["afile", "tiny.toml"], "nothing written"
+    code, out, err = _run(capsys, "play", "tiny.toml", "--check", "--cache-dir", "afile/sub")
+    assert code == 0 and "tiny.toml: OK" in out, err
 
 
 def test_a_cache_that_holds_the_model_need_not_be_writable(workdir, capsys, monkeypatch, digits_cache):
-    """A shared, read-only cache with the model in it is fine: the folder is checked only
-    when a model must be trained into it."""
+    """A shared, read-only cache with the trained model in it is fine: the folder is checked
+    only when a model must be trained into it."""
     from evcsa import models
 
     def unwritable(path=None):
@@ -251,23 +259,23 @@ def test_a_cache_that_holds_the_model_need_not_be_writable(workdir, capsys, monk
     assert code == 0, err
 
 
-def test_play_and_demo_say_when_they_train_the_model(workdir, capsys, monkeypatch, digits_cache):
-    """A model not yet cached is announced on stderr (not a terminal here) before the run
-    trains it; a cached one is not."""
+def test_play_and_demo_train_nothing(workdir, capsys, monkeypatch, tmp_path):
+    """The reference models ship with their weights: a run on an empty cache trains nothing,
+    says nothing about training, and leaves the cache alone."""
     from evcsa import models
 
-    (workdir / "tiny.toml").write_text(GOOD)
-    code, out, err = _run(capsys, "play", "tiny.toml", "--check")
-    assert code == 0 and "training" not in out + err, "--check trains nothing"
+    def no_training(*args, **kwargs):
+        raise AssertionError("play and demo use the shipped weights")
 
-    with monkeypatch.context() as m:  # as if not cached (the run then finds it after all)
-        m.setattr(models, "is_cached", lambda name, cache_dir=None: False)
-        code, out, err = _run(capsys, "play", "tiny.toml", "--output", "res", "--no-progress", "--no-figures")
+    monkeypatch.setattr(models, "train_reference", no_training)
+    monkeypatch.setenv("EVCSA_CACHE", str(tmp_path / "empty-cache"))
+    (workdir / "tiny.toml").write_text(GOOD)
+    code, out, err = _run(capsys, "play", "tiny.toml", "--output", "res", "--no-progress", "--no-figures")
     assert code == 0, err
-    assert err.strip() == (f"evcsa: training the digits reference model (a few seconds, once; then cached in "
-                           f"{digits_cache}) …")
-    assert "training" not in out
-    # the demo: $EVCSA_CACHE holds the digits model, not the MNIST one
+    assert "training" not in out + err and not (tmp_path / "empty-cache").exists()
+    results = json.loads((workdir / "res" / "results.json").read_text())
+    assert results["model"]["source"] == "shipped" and results["model"]["weights_sha256"] == \
+        models.SHIPPED["digits"].sha256
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
@@ -275,15 +283,19 @@ def test_play_and_demo_say_when_they_train_the_model(workdir, capsys, monkeypatc
     monkeypatch.setattr(experiments, "run_experiment", interrupted)
     code, out, err = _run(capsys, "demo", "--output", "demo-res")
     assert code == 130 and out.startswith("evcsa: demo: 4 defenses × 3 adversaries, 100 games each, N = 25")
-    assert err.splitlines() == [f"evcsa: training the mnist reference model (about 1–2 minutes, once; then "
-                                f"cached in {digits_cache}) …", "evcsa: interrupted; no results written"]
+    assert err.splitlines() == ["evcsa: interrupted; no results written"]
 
 
 def test_train_reports_the_cached_model(workdir, capsys, digits_cache):
+    """evcsa train shows the model trained here from the recipe, its cache file, and
+    whether it is the shipped weights (here, on the machine that made them: identical)."""
     code, out, err = _run(capsys, "train", "digits", "--cache-dir", str(digits_cache))
-    assert code == 0
-    info = json.loads(next(digits_cache.glob("digits-*.json")).read_text())
+    assert code == 0, err
+    (json_path,) = digits_cache.glob("digits-*.json")
+    info = json.loads(json_path.read_text())
     assert f"test accuracy {100 * info['test_accuracy']:.1f} %" in out and "(cached)" in out
+    assert f"cache: {json_path.with_suffix('.pt')}" in out
+    assert "shipped weights (evcsa/models_data/digits.npz, test accuracy 98.2 %, trained with 1 thread(s) on " in out
 
 
 def test_demo_prints_its_configuration(capsys):

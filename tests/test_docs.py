@@ -29,7 +29,8 @@ def _blocks_of(text: str) -> list[tuple[int, str]]:
 
 @pytest.mark.parametrize("path", sorted(DOCS.glob("*.md")), ids=lambda p: p.name)
 def test_doc_code_blocks_run(path: pathlib.Path, tmp_path, monkeypatch, digits_cache) -> None:
-    """The docs share the session's model cache (the digits model is trained once)."""
+    """The docs share the session's model cache (the digits recipe trained once; the docs
+    themselves use the shipped weights)."""
     blocks = _blocks(path)
     assert blocks, f"{path.name} has no python code block to run"
     monkeypatch.chdir(tmp_path)

@@ -83,11 +83,17 @@ def check_config(config: ExperimentConfig) -> None:
                               key="data.split")
     m = config.model
     if m.reference is not None:
-        from evcsa.models import REFERENCE_CONFIGS
+        from evcsa.shipped import REFERENCE_MODELS, SHIPPED
 
-        if m.reference not in REFERENCE_CONFIGS:
-            raise ConfigError(f"model.reference: expected one of {tuple(REFERENCE_CONFIGS)}, got "
-                              f"{m.reference!r}", key="model.reference")
+        if m.reference not in REFERENCE_MODELS:
+            from evcsa._text import did_you_mean
+
+            raise ConfigError(f"model.reference: expected one of {REFERENCE_MODELS}, got "
+                              f"{m.reference!r}{did_you_mean(m.reference, REFERENCE_MODELS)}", key="model.reference")
+        takes = SHIPPED[m.reference].dataset
+        if dataset in DATASETS and dataset != takes:
+            raise ConfigError(f"model.reference: expected a model for data.dataset {dataset!r}, got "
+                              f"{m.reference!r}, a model for {takes!r}", key="model.reference")
     else:
         from evcsa.models import ARCHITECTURES
 

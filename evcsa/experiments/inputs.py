@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 from typing import Any, Mapping
 
 import attrs
@@ -19,7 +21,10 @@ class Inputs:
 
     Attributes:
         model: the undefended model.
-        model_info: its description (the reference model's JSON, or the weights file).
+        model_info: its provenance, recorded in results.json: a reference model's ``info``
+            (``source`` "shipped" or "trained", ``weights_sha256``, ``weights_file``, where
+            the weights come from), or for user weights ``source`` "file", the
+            ``architecture``, the ``weights`` path and its ``weights_sha256``.
         legitimate: the legitimate test images (the whole configured split).
         samples: X_D, the natural samples of the games (the first ``data.samples`` of the
             split, correctly classified ones only when configured).
@@ -75,13 +80,15 @@ def _load_inputs(config: ExperimentConfig, cache_dir: str | None) -> Inputs:
         else:
             module = build_model(m.architecture, data.image_shape, data.num_classes, seed=0)  # type: ignore[arg-type]
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            raw = path.read_bytes()  # hashed and loaded from the same bytes
+            state = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
             module.load_state_dict(state)
         except Exception as exc:
             raise ConfigError(f"model.weights: {path}: cannot load as a {m.architecture} state dict "
                               f"({type(exc).__name__}: {str(exc).splitlines()[0]})", key="model.weights") from exc
         model = ModelClassifier(module.to(device), num_classes=data.num_classes)
-        info = {"architecture": m.architecture, "weights": str(path)}
+        info = {"source": "file", "architecture": m.architecture, "weights": str(path),
+                "weights_sha256": hashlib.sha256(raw).hexdigest()}
     if tuple(model.module(data.images[:1].to(model.device)).shape) != (1, model.num_classes) \
             or model.num_classes < data.num_classes:
         raise ConfigError(f"model: expected a model for {data.num_classes} classes of images "

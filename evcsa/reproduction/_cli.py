@@ -1,4 +1,4 @@
-"""``evcsa reproduce {mix-n-squeeze,randomized-squeezing} [--quick] [--estimate] [-o DIR] [--jobs J]``:
+"""``evcsa reproduce {mix-n-squeeze,randomized-squeezing} [--quick] [--estimate] [--model NAME] [-o DIR] [--jobs J]``:
 the parser and the handler (evcsa.cli adds and dispatches them)."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 from evcsa.reproduction.plans import PLANS
+from evcsa.shipped import PAPER_MODEL, REFERENCE_MODELS
 
 __all__ = ["add_parser", "reproduce"]
 
@@ -39,9 +40,15 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                    help="run only this part (table1, table2, table3, figures; graybox, whitebox); repeatable")
     p.add_argument("--data", choices=("mnist", "digits"), default="mnist",
                    help="mnist (default: the papers' setting) or digits (8×8, the small model: a smoke test)")
+    p.add_argument("--model", choices=REFERENCE_MODELS, metavar="NAME",
+                   help=f"the reference model, one of {', '.join(REFERENCE_MODELS)} (default: on mnist the seeds' "
+                        f"model, {PAPER_MODEL}: Carlini's CNN as EvadeML-Zoo published it; 'mnist' is evcsa's own "
+                        "CNN trained on the embedded digits)")
     p.add_argument("--reference-schedule", action="store_true",
                    help="craft C&W with Carlini's reference schedule (default: schedule='fast')")
-    p.add_argument("--cache-dir", metavar="DIR", help="model cache (default: $EVCSA_CACHE or ~/.cache/evcsa)")
+    p.add_argument("--cache-dir", metavar="DIR",
+                   help="cache of models trained here (default: $EVCSA_CACHE or ~/.cache/evcsa); the reference "
+                        "models ship with their weights and need none")
     return p
 
 
@@ -58,17 +65,11 @@ def reproduce(args: argparse.Namespace, out: Any) -> int:
         from evcsa.errors import InvalidParameter
 
         raise InvalidParameter(f"--jobs: expected a positive number of workers, got {args.jobs}", got=args.jobs)
-    plan = build_plan(args.paper, scale="quick" if args.quick else "full", data=args.data,
+    plan = build_plan(args.paper, scale="quick" if args.quick else "full", data=args.data, model=args.model,
                       cw_schedule="reference" if args.reference_schedule else None)
     if args.part:
         for p in args.part:
             plan.part(p)
-    from evcsa.models import is_cached
-
-    if not is_cached(plan.data, cache_dir=args.cache_dir):
-        from evcsa.cli import _training_notice
-
-        print(_training_notice(plan.data, args.cache_dir), file=sys.stderr, flush=True)
     say = lambda line: print(line, file=out, flush=True)  # noqa: E731
     if args.estimate:
         jobs = args.jobs or 1
@@ -83,6 +84,7 @@ def reproduce(args: argparse.Namespace, out: Any) -> int:
     output = pathlib.Path(args.output or default_output(plan))
     executor = _executor(args)
     say(f"evcsa reproduce {plan.name}: seed {plan.paper}, scale {plan.scale.name}, data {plan.data}, "
+        f"model {plan.model}, "
         f"{len(args.part or plan.parts)} part(s), {getattr(executor, 'workers', 1)} worker(s), in {output}/")
     try:
         if hasattr(executor, "warm"):
@@ -107,9 +109,13 @@ def reproduce(args: argparse.Namespace, out: Any) -> int:
 
 
 def default_output(plan: Any) -> str:
-    """``reproduce-<name>`` with ``-quick`` and ``-digits`` where the plan is reduced."""
+    """``reproduce-<name>`` with ``-quick`` and ``-digits`` where the plan is reduced, and
+    ``-<model>`` where the model is not the data's default (``--model mnist``)."""
+    from evcsa.shipped import default_model
+
     return "reproduce-" + plan.name + ("-quick" if plan.scale.name == "quick" else "") + \
-        ("-digits" if plan.data == "digits" else "")
+        ("-digits" if plan.data == "digits" else "") + \
+        (f"-{plan.model}" if plan.model != default_model(plan.data) else "")
 
 
 def _executor(args: argparse.Namespace) -> Any:

@@ -43,14 +43,17 @@ class PartResult:
 
 @attrs.frozen(kw_only=True)
 class ReproductionResult:
-    """A plan's outcome: the plan, its :class:`PartResult` list, the wall time (seconds)
-    and the ``environment`` it ran in (evcsa, torch, the git commit when run from a
-    checkout, the CPU, its cores, the workers, when it finished)."""
+    """A plan's outcome: the plan, its :class:`PartResult` list, the wall time (seconds),
+    the ``environment`` it ran in (evcsa, torch, the git commit when run from a
+    checkout, the CPU, its cores, the workers, when it finished) and the ``model``'s
+    provenance (its ``info``: name, source, weights SHA-256, where the weights come from;
+    empty for runs stored before it was recorded)."""
 
     plan: Plan
     parts: tuple[PartResult, ...]
     seconds: float
     environment: dict[str, Any] = attrs.field(factory=dict)
+    model: dict[str, Any] = attrs.field(factory=dict)
 
 
 def _run_environment(executor: Any) -> dict[str, Any]:
@@ -410,13 +413,21 @@ def run_plan(plan: Plan, *, output: str | pathlib.Path | None = None, cache_dir:
                 _write_json(out / f"{part.id}.json", _part_to_dict(res))
         environment["finished"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
         result = ReproductionResult(plan=plan, parts=tuple(results), seconds=time.perf_counter() - start,
-                                    environment=environment)
+                                    environment=environment, model=_model_provenance(plan, cache_dir))
         if temporary is None:
             save_result(result, out)
         return result
     finally:
         if temporary is not None:
             temporary.cleanup()
+
+
+def _model_provenance(plan: Plan, cache_dir: str | None) -> dict[str, Any]:
+    """The plan's model ``info`` (:func:`evcsa.models.reference_model`): what every run
+    directory's results.json records as its model, once for the reproduction."""
+    from evcsa.models import reference_model
+
+    return json.loads(json.dumps(reference_model(plan.model, cache_dir=cache_dir).info))
 
 
 # -- stored results ---------------------------------------------------------------------------
@@ -461,8 +472,9 @@ def _part_to_dict(part: PartResult) -> dict[str, Any]:
 
 def save_result(result: ReproductionResult, path: str | pathlib.Path) -> pathlib.Path:
     """Write ``reproduction.json`` (the plan's name, scale, data, C&W schedule, the parts
-    run, the wall time), one ``<part>.json`` per part (its comparison rows, extra lines and
-    raw counts) and ``reproduction.txt`` (:func:`format_result`) into ``path``.
+    run, the wall time, the environment, the model and its provenance), one
+    ``<part>.json`` per part (its comparison rows, extra lines and raw counts) and
+    ``reproduction.txt`` (:func:`format_result`) into ``path``.
     :func:`load_result` reads them back."""
     out = pathlib.Path(path)
     out.mkdir(parents=True, exist_ok=True)
@@ -472,7 +484,8 @@ def save_result(result: ReproductionResult, path: str | pathlib.Path) -> pathlib
     _write_json(out / "reproduction.json", {"name": plan.name, "scale": plan.scale.name, "data": plan.data,
                                             "cw_schedule": plan.scale.cw_schedule,
                                             "parts": [p.id for p in result.parts], "seconds": result.seconds,
-                                            "environment": result.environment})
+                                            "environment": result.environment,
+                                            "model": {"reference": plan.model, **result.model}})
     (out / "reproduction.txt").write_text(format_result(result) + "\n", encoding="utf-8")
     return out
 
@@ -493,7 +506,11 @@ def load_result(path: str | pathlib.Path) -> ReproductionResult:
     root = pathlib.Path(path)
     try:
         meta = json.loads((root / "reproduction.json").read_text(encoding="utf-8"))
-        plan = build_plan(meta["name"], scale=meta["scale"], data=meta["data"], cw_schedule=meta["cw_schedule"])
+        model = dict(meta.get("model") or {})
+        # runs stored before the model was recorded ran evcsa's own model of their data set
+        reference = model.pop("reference", meta["data"])
+        plan = build_plan(meta["name"], scale=meta["scale"], data=meta["data"], model=reference,
+                          cw_schedule=meta["cw_schedule"])
         parts = []
         for pid in meta["parts"]:
             d = json.loads((root / f"{pid}.json").read_text(encoding="utf-8"))
@@ -507,7 +524,7 @@ def load_result(path: str | pathlib.Path) -> ReproductionResult:
         raise DataError(f"{root}: expected a reproduction results directory, got {type(exc).__name__}: {exc}") \
             from exc
     return ReproductionResult(plan=plan, parts=tuple(parts), seconds=float(meta["seconds"]),
-                              environment=dict(meta.get("environment", {})))
+                              environment=dict(meta.get("environment", {})), model=model)
 
 
 def format_result(result: ReproductionResult, *, markdown: bool = False) -> str:
@@ -520,6 +537,10 @@ def format_result(result: ReproductionResult, *, markdown: bool = False) -> str:
         head += (f"\nran on {env.get('cpu', '?')} ({env.get('cores', '?')} cores), {env.get('workers', 1)} "
                  f"worker(s) ({env.get('executor', '?')}); evcsa {env.get('evcsa', '?')}, commit "
                  f"{env.get('commit') or 'unknown'}, torch {env.get('torch', '?')}; finished {env.get('finished', '?')}")
+    if result.model:
+        m = result.model
+        head += (f"\nmodel {plan.model}: {m.get('source', '?')} weights {m.get('weights_file', '?')} (SHA-256 "
+                 f"{m.get('weights_sha256', '?')})")
     blocks = [head]
     if plan.scale.name != "full" or plan.data != "mnist":
         blocks.append("NOTE: not the papers' setting (scale or data reduced): the numbers check the pipeline "

@@ -253,7 +253,8 @@ def test_check_config_catches_data_and_model_problems(config, tmp_path):
         check_config(bad)
     with pytest.raises(ConfigError, match=r"data.dataset: expected one of \('mnist', 'digits'\) or a path"):
         check_config(attrs.evolve(config, data=attrs.evolve(config.data, dataset="cifar")))
-    with pytest.raises(ConfigError, match=r"model.reference: expected one of \('mnist', 'digits'\), got 'x'"):
+    with pytest.raises(ConfigError, match=r"model.reference: expected one of \('mnist', 'digits', "
+                                          r"'mnist-carlini-evademl'\), got 'x'"):
         check_config(attrs.evolve(config, model=attrs.evolve(config.model, reference="x")))
 
 
@@ -272,6 +273,11 @@ def test_user_data_and_weights(config, digits_model, tmp_path):
     check_config(user)
     inputs = load_inputs(user)
     assert len(inputs.legitimate) == 50 and inputs.model_info["architecture"] == "digits_cnn"
+    # the provenance of user weights: the file and its SHA-256
+    import hashlib
+
+    assert inputs.model_info["source"] == "file" and inputs.model_info["weights"] == str(tmp_path / "w.pt")
+    assert inputs.model_info["weights_sha256"] == hashlib.sha256((tmp_path / "w.pt").read_bytes()).hexdigest()
     (tmp_path / "w.pt").write_bytes(b"not a state dict")
     with pytest.raises(ConfigError, match=r"model.weights: .*w.pt: cannot load as a digits_cnn state dict"):
         experiments.inputs._INPUTS.clear()

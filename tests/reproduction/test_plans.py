@@ -8,7 +8,7 @@ import pytest
 from evcsa.errors import InvalidParameter
 from evcsa.experiments import check_config
 from evcsa.reproduction import GAPS, build_plan
-from evcsa.reproduction.plans import MNIST_SQUEEZERS, TABLE1_ATTACKS
+from evcsa.reproduction.plans import MNIST_SQUEEZERS, MODEL_GAPS, TABLE1_ATTACKS, plan_gaps
 
 
 def test_mix_n_squeeze_full_is_the_seed_setting() -> None:
@@ -17,7 +17,7 @@ def test_mix_n_squeeze_full_is_the_seed_setting() -> None:
     (t1,) = plan.part("table1").configs
     assert t1.data.samples == 100 and t1.data.correctly_classified and t1.data.split == "test"
     assert t1.game.n_chosen == 100 and t1.game.epsilon is None and t1.game.knowledge == "graybox"
-    assert t1.runs == 1 and t1.model.reference == "mnist"
+    assert t1.runs == 1 and t1.model.reference == "mnist-carlini-evademl" == plan.model  # the seeds' model
     assert [d.name for d in t1.defenses] == ["none", *MNIST_SQUEEZERS]
     assert [a.params["attack"] for a in t1.adversaries] == list(TABLE1_ATTACKS) and "deepfool" not in TABLE1_ATTACKS
     assert all(a.kind == "graybox_transfer" and a.params["round_to_grid"] for a in t1.adversaries)
@@ -45,7 +45,7 @@ def test_every_configuration_checks(name: str, scale: str) -> None:
         assert part.configs and part.run in ("cells", "repetitions", "sweep")
         for config in part.configs[:2]:
             check_config(config)
-    assert plan.gaps == GAPS[name]
+    assert plan.gaps == plan_gaps(name, "digits") == GAPS[name] and plan.model == "digits"
     for gap in plan.gaps:
         assert gap.part and gap.missing and gap.instead
 
@@ -94,3 +94,21 @@ def test_cw_schedule_is_fast_by_default_and_reference_on_request() -> None:
         assert plan.part("figures").configs[2].figures.attack_params == {"schedule": schedule or "fast"}
     with pytest.raises(InvalidParameter, match="cw_schedule"):
         build_plan("mix-n-squeeze", cw_schedule="slow")
+
+
+@pytest.mark.parametrize("name", ["mix-n-squeeze", "randomized-squeezing"])
+def test_the_model_is_the_seeds_by_default_and_another_on_request(name: str) -> None:
+    """On MNIST every configuration of a plan uses the seeds' model unless another reference
+    model is named (``--model``); its gaps say what the model costs against the paper."""
+    plan = build_plan(name)
+    assert plan.model == "mnist-carlini-evademl"
+    assert {c.model.reference for part in plan.parts for c in part.configs} == {"mnist-carlini-evademl"}
+    assert plan.gaps[: len(MODEL_GAPS[(name, plan.model)])] == MODEL_GAPS[(name, plan.model)]
+    own = build_plan(name, model="mnist")
+    assert {c.model.reference for part in own.parts for c in part.configs} == {"mnist"}
+    assert own.gaps == plan_gaps(name, "mnist")
+    with pytest.raises(InvalidParameter, match=r"expected a model for data 'digits', got 'mnist', a model for "
+                                               r"'mnist'"):
+        build_plan(name, data="digits", model="mnist")
+    with pytest.raises(InvalidParameter, match=r"expected a reference model in .*got 'resnet'"):
+        build_plan(name, model="resnet")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from evcsa import cli
 
 
@@ -30,6 +32,15 @@ def test_mix_n_squeeze_quick_end_to_end(tmp_path, capsys, digits_cache) -> None:
     figures = json.loads((out / "figures.json").read_text())["data"]
     assert {p["attack"] for p in figures} >= {"fgsm", "cw_linf_next"} and {p["delta"] for p in figures} == {0.0, 0.5}
     assert (out / "mix-n-squeeze-table1" / "results.json").is_file()
+    # the model's provenance: in the reproduction's record and in every run's results
+    from evcsa.models import SHIPPED
+
+    meta = json.loads((out / "reproduction.json").read_text())
+    assert meta["model"]["reference"] == "digits" and meta["model"]["source"] == "shipped"
+    assert meta["model"]["weights_sha256"] == SHIPPED["digits"].sha256
+    assert f"model digits: shipped weights evcsa/models_data/digits.npz (SHA-256 {SHIPPED['digits'].sha256})" in text
+    results = json.loads((out / "mix-n-squeeze-table1" / "results.json").read_text())
+    assert results["model"]["weights_sha256"] == SHIPPED["digits"].sha256 and results["model"]["source"] == "shipped"
     # the printed tables come back from the stored results, row for row
     from evcsa.reproduction import format_result, load_result
 
@@ -53,3 +64,21 @@ def test_unknown_part_is_one_line(tmp_path, capsys, digits_cache) -> None:
     rc = cli.main(["reproduce", "mix-n-squeeze", "--quick", "--data", "digits", "--part", "table9",
                    "--cache-dir", str(digits_cache), "-o", str(tmp_path / "repro")])
     assert rc == 2 and "expected a part" in capsys.readouterr().err
+
+
+def test_the_model_option(tmp_path, capsys) -> None:
+    """--model picks the reference model (the plan's default otherwise); a model for other
+    data is one line; a non-default model gets its own default directory."""
+    from evcsa.reproduction._cli import default_output
+    from evcsa.reproduction.plans import build_plan
+
+    rc = cli.main(["reproduce", "mix-n-squeeze", "--quick", "--data", "digits", "--model", "mnist",
+                   "-o", str(tmp_path / "repro")])
+    assert rc == 2 and "expected a model for data 'digits', got 'mnist'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["reproduce", "mix-n-squeeze", "--model", "resnet"])
+    assert "invalid choice: 'resnet'" in capsys.readouterr().err
+    assert default_output(build_plan("mix-n-squeeze")) == "reproduce-mix-n-squeeze"
+    assert default_output(build_plan("mix-n-squeeze", model="mnist")) == "reproduce-mix-n-squeeze-mnist"
+    assert default_output(build_plan("randomized-squeezing", scale="quick", data="digits")) == \
+        "reproduce-randomized-squeezing-quick-digits"
