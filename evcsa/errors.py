@@ -10,7 +10,8 @@ so that generic handlers keep working.
     EvcsaError
     ├── InvalidParameter (ValueError)   a bad argument to a function or constructor
     │   ├── ConfigError                 a bad key or value in a configuration file
-    │   └── DataError                   a malformed data file or data set
+    │   ├── DataError                   a malformed data file or data set
+    │   └── InvalidOutput               a component's answer the referee or the engine cannot accept
     ├── InvalidQuery (ValueError)       a malformed oracle query; the game state is unchanged
     ├── NotFresh                        a stale Attack query: the game's ⊥, not counted
     ├── GameOver                        Attack after N submissions, or after the game ended
@@ -31,6 +32,7 @@ __all__ = [
     "DataError",
     "EvcsaError",
     "GameOver",
+    "InvalidOutput",
     "InvalidParameter",
     "NotReproducibleWarning",
     "InvalidQuery",
@@ -68,6 +70,14 @@ class ConfigError(InvalidParameter):
 
 class DataError(InvalidParameter):
     """A malformed data file or data set; ``path`` names the file where there is one."""
+
+
+class InvalidOutput(InvalidParameter):
+    """A component's answer that the referee or the experiment engine cannot accept: a
+    classifier's ``predict`` returning anything but B integer labels in [REJECTED, K), an
+    adversary's success estimate p̂ that is NaN or outside [0, 1], a unit of work whose
+    counts exceed their totals. Raised before anything is counted or stored; from a unit
+    of work the message starts with the unit's name (``unit``)."""
 
 
 class InvalidQuery(EvcsaError, ValueError):

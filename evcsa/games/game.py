@@ -32,12 +32,12 @@ import numpy as np
 import torch
 
 from evcsa._validation import as_images, as_labels, check_positive_int, describe
-from evcsa.defenses.base import (REJECTED, ModelClassifier, check_twin_contract, eval_mode, is_randomized,
-                                 key_sources_of, modules_of, undefended_model)
+from evcsa.defenses.base import (ModelClassifier, check_twin_contract, eval_mode, is_randomized, key_sources_of,
+                                 modules_of, undefended_model)
 from evcsa.distances import distance, within_epsilon
 from evcsa.errors import BudgetExhausted, GameOver, InvalidParameter, InvalidQuery, ModelTampered, NotFresh
 from evcsa.games.results import GameResult, RepeatResult, Submission
-from evcsa.games.rules import Rules
+from evcsa.games.rules import Rules, check_predictions
 from evcsa.randomness import DerivedKeys, KeySource, SystemKeys
 
 if TYPE_CHECKING:
@@ -133,7 +133,8 @@ class Knowledge:
 class _GameState:
     """q, n, X_A and the counters of one game (seed Fig. lines 1–2), reset per game."""
 
-    def __init__(self, classifier: Any = None, modules: Sequence[torch.nn.Module] = ()) -> None:
+    def __init__(self, classifier: Any = None, modules: Sequence[torch.nn.Module] = (),
+                 record_samples: bool = False) -> None:
         #: the classifier this game's oracles query (a series re-keys it per game) and its modules
         self.classifier = classifier
         self.modules = tuple(modules)
@@ -144,6 +145,9 @@ class _GameState:
         self.used_sources: set[int] = set()
         self.digests: set[bytes] = set()
         self.transcript: list[Submission] = []
+        #: with EVCSA.record_samples, the x′ of each accepted submission as the game judged it
+        #: (its private copy), in transcript order; else None
+        self.samples: list[torch.Tensor] | None = [] if record_samples else None
         self.closed = False
         #: every oracle call holds it from its first check to its last write (atomic per game)
         self.lock = threading.RLock()
@@ -326,6 +330,7 @@ class Oracles:
                            f"position(s) {stale}", positions=stale,
                            sources=[src_list[i] for i in stale])
         # 5. success, computed before any state changes, by the one rule (Rules.is_success)
+        judged = x_adv.detach().to("cpu", torch.float32, copy=True) if st.samples is not None else None
         x_nat = game.samples[src]
         d, ok = rules.within_epsilon(x_nat, x_adv.to(x_nat.device))
         device = game.device
@@ -345,6 +350,8 @@ class Oracles:
                 position=st.q + i, source=src_list[i], target=None if tgt is None else int(tgt[i]),
                 distance=float(d[i]), within_epsilon=bool(ok[i]), label=int(pred[i]),
                 reference=int(reference[i]), revealed=rules.reveal, success=bool(success[i])))
+        if judged is not None:
+            st.samples.extend(judged.unbind(0))
         if rules.freshness == "source":
             st.used_sources.update(src_list)
         else:
@@ -423,6 +430,11 @@ class EVCSA:
 
         EVCSA(classifier, samples, labels, Rules.seed_000(25, 0.3))   # the rules record
         EVCSA(classifier, samples, labels, n_chosen=25, epsilon=0.3)  # keyword shortcuts
+
+    ``game.record_samples = True`` makes every game's :class:`GameResult` keep the accepted
+    x′ as the game judged them (``GameResult.samples``, its private copies taken under the
+    game's lock): what a record of the game must store, whatever the adversary does to its
+    own tensors (the experiment engine uses it).
 
     Args:
         classifier: anything with ``predict(x) -> labels`` (int64 [B]); usually an
@@ -519,6 +531,9 @@ class EVCSA:
         #: whether the classifier may answer differently on the same input (is_randomized:
         #: declared, or holding a key source; a declared False that holds one is refused)
         self.randomized = is_randomized(classifier)
+        #: whether each game's result keeps the accepted x′ as the game judged them
+        #: (:attr:`GameResult.samples`; the experiment engine stores them)
+        self.record_samples = False
         #: the torch modules the game's classifier holds: in eval mode whenever it classifies
         self._modules = modules_of(classifier)
         if rules.knowledge == "whitebox" and self.randomized is not False:
@@ -533,27 +548,14 @@ class EVCSA:
         anything is counted.
 
         Raises:
-            InvalidParameter: the classifier's answer is not B integer labels in range.
+            InvalidOutput: the classifier's answer is not B integer labels in range
+                (:func:`~evcsa.games.rules.check_predictions`; an InvalidParameter).
         """
         classifier = self.classifier if state is None or state.classifier is None else state.classifier
         modules = self._modules if state is None or state.classifier is None else state.modules
         with torch.no_grad(), eval_mode(*modules):
             out = classifier.predict(x)
-        if isinstance(out, np.ndarray) and np.issubdtype(out.dtype, np.integer):
-            out = torch.from_numpy(out)
-        b = x.shape[0]
-        if not isinstance(out, torch.Tensor) or tuple(out.shape) != (b,) or out.is_floating_point() \
-                or out.is_complex() or out.dtype == torch.bool:
-            raise InvalidParameter(f"expected classifier.predict to return {b} label(s) [B], got {describe(out)}",
-                                   got=describe(out))
-        labels = out.detach().cpu().to(torch.int64)
-        lo, hi = int(labels.min()), int(labels.max())
-        upper = self._declared_classes
-        if lo < REJECTED or (upper is not None and hi >= upper):
-            top = "∞" if upper is None else upper - 1
-            raise InvalidParameter(f"expected classifier.predict labels in [{REJECTED}, {top}], got values in "
-                                   f"[{lo}, {hi}]", min=lo, max=hi)
-        return labels
+        return check_predictions(out, x.shape[0], self._declared_classes)
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -767,10 +769,11 @@ class Session:
     """
 
     def __init__(self, game: EVCSA, knowledge: Knowledge, classifier: Any = None) -> None:
+        record = bool(getattr(game, "record_samples", False))
         if classifier is None or classifier is game.classifier:
-            self._state = _GameState()
+            self._state = _GameState(record_samples=record)
         else:
-            self._state = _GameState(classifier, modules_of(classifier))
+            self._state = _GameState(classifier, modules_of(classifier), record_samples=record)
         self.game = game
         self.knowledge = knowledge
         self.oracles = Oracles(game, self._state)
@@ -816,7 +819,8 @@ class Session:
             st.closed = True
         return GameResult(successes=st.n, n_chosen=self.game.rules.n_chosen, submissions=st.q,
                           classify_queries=st.classify_queries, stale_queries=st.stale,
-                          transcript=tuple(st.transcript), report=report)
+                          transcript=tuple(st.transcript), report=report,
+                          samples=None if st.samples is None else tuple(st.samples))
 
 
 def _adversary_copy(objects: Any) -> Any:

@@ -19,7 +19,7 @@ from evcsa._validation import as_images, as_labels, check_positive_int
 from evcsa.defenses.base import is_randomized
 from evcsa.distances import distance, within_epsilon
 from evcsa.errors import InvalidParameter
-from evcsa.games.rules import Rules
+from evcsa.games.rules import Rules, predict_labels
 
 __all__ = ["rejudge"]
 
@@ -31,7 +31,8 @@ def _is_success(rules: Rules, predictions: torch.Tensor, labels: torch.Tensor, t
 
 
 def rejudge(classifier: Any, samples: Any, sources: Any, labels: Any, rules: Rules, *, draws: int,
-            targets: Any = None, keys: Any = None, query_batch: int = 10_000) -> np.ndarray:
+            targets: Any = None, keys: Any = None, query_batch: int = 10_000,
+            num_classes: int | None = None) -> np.ndarray:
     """Fresh-key successes of each submitted sample, judged by the game's rule.
 
     Each sample x′ᵢ is classified ``draws`` times, each time on fresh classifier
@@ -54,6 +55,7 @@ def rejudge(classifier: Any, samples: Any, sources: Any, labels: Any, rules: Rul
             twin ``classifier.with_keys(keys)`` classifies (reproducible, independent of
             the game's keys). None: the classifier draws from its own key source.
         query_batch: images per ``predict`` call (default 10,000).
+        num_classes: K, the labels' upper bound (None: the classifier's ``num_classes``).
 
     Returns:
         int64 numpy array [N], values in [0, draws].
@@ -62,6 +64,8 @@ def rejudge(classifier: Any, samples: Any, sources: Any, labels: Any, rules: Rul
         InvalidParameter: mismatched shapes or lengths, bad images, labels or draws, a
             targeted game without targets (or targets in an untargeted one), ``keys``
             with a randomized classifier that has no ``with_keys``.
+        InvalidOutput: the classifier answered anything but B labels in [REJECTED, K)
+            (:func:`~evcsa.games.rules.check_predictions`, the game's own check).
     """
     if not isinstance(rules, Rules):
         raise InvalidParameter(f"expected rules as an evcsa.games.Rules, got {type(rules).__name__}")
@@ -89,10 +93,7 @@ def rejudge(classifier: Any, samples: Any, sources: Any, labels: Any, rules: Rul
     versus_prediction = tgt is None and rules.untargeted_reference == "prediction"
 
     def predict(x: torch.Tensor) -> torch.Tensor:
-        out = classifier.predict(x)
-        if isinstance(out, np.ndarray):
-            out = torch.from_numpy(out)
-        return torch.as_tensor(out).detach().cpu().to(torch.int64)
+        return predict_labels(classifier, x, num_classes)
 
     inside = within_epsilon(distance(x_nat, x_adv, rules.norm, tolerance=rules.tolerance), rules.epsilon,
                             rules.norm, tolerance=rules.tolerance)

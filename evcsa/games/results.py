@@ -58,6 +58,9 @@ class GameResult:
         stale_queries: Attack queries answered ⊥ (not counted in q).
         transcript: the accepted submissions, in order.
         report: whatever the adversary's ``play`` returned (its diagnostics), or None.
+        samples: with :attr:`EVCSA.record_samples <evcsa.games.EVCSA>` on, the x′ of each
+            accepted submission exactly as the game judged it (its private copy, float32
+            [C, H, W] on the CPU), in transcript order; else None.
     """
 
     successes: int
@@ -67,6 +70,7 @@ class GameResult:
     stale_queries: int
     transcript: tuple[Submission, ...] = attrs.field(repr=False)
     report: Any = attrs.field(default=None, repr=False, eq=False)
+    samples: tuple[Any, ...] | None = attrs.field(default=None, repr=False, eq=False)
 
     @property
     def success_rate(self) -> float:

@@ -18,11 +18,12 @@ import attrs
 import numpy as np
 import torch
 
-from evcsa._validation import int_at_least, is_bool, one_of
+from evcsa._validation import describe, int_at_least, is_bool, one_of
 from evcsa.distances import DEFAULT_TOLERANCE, NORMS, distance, within_epsilon
-from evcsa.errors import InvalidParameter
+from evcsa.errors import InvalidOutput, InvalidParameter
 
-__all__ = ["GOALS", "FRESHNESS", "KNOWLEDGE_LEVELS", "REFERENCES", "REJECTED", "Rules", "is_success"]
+__all__ = ["GOALS", "FRESHNESS", "KNOWLEDGE_LEVELS", "REFERENCES", "REJECTED", "Rules", "check_predictions",
+           "is_success", "predict_labels"]
 
 #: The label of a rejection (a detector's answer); the same value as
 #: :data:`evcsa.defenses.REJECTED`. Never a success, never a reference that rewards one.
@@ -227,3 +228,67 @@ def is_success(predictions: Any, labels: Any, *, goal: str = "untargeted", untar
     except RuntimeError as exc:
         raise InvalidParameter(f"expected reference_predictions broadcastable with predictions "
                                f"{tuple(pred.shape)}, got {tuple(ref.shape)}", key="reference_predictions") from exc
+
+
+def check_predictions(out: Any, count: int, num_classes: int | None = None, *,
+                      name: str = "classifier.predict") -> torch.Tensor:
+    """A classifier's answer for ``count`` images, checked the way the game checks it:
+    ``count`` integer labels [B] in [REJECTED, K) — the one check every "classify and
+    count" of evcsa goes through (the oracles, :func:`evcsa.games.rejudge`, the experiment
+    engine's accuracies and sweep points).
+
+    A wrong answer would corrupt every tally made of it: [B, 1] compared with [B] labels
+    broadcasts into B² comparisons, scores or labels ≥ K pass as successes.
+
+    Args:
+        out: what ``predict`` returned (a tensor, or a numpy integer array).
+        count: B, the number of images it was asked about.
+        num_classes: K (labels must be < K), or None for no upper bound.
+        name: what answered, for the message.
+
+    Returns:
+        int64 tensor [B] on the CPU.
+
+    Raises:
+        InvalidOutput: not B integer labels, or a label outside [REJECTED, K).
+    """
+    if isinstance(out, np.ndarray) and np.issubdtype(out.dtype, np.integer):
+        out = torch.from_numpy(out)
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (count,) or out.is_floating_point() \
+            or out.is_complex() or out.dtype == torch.bool:
+        raise InvalidOutput(f"expected {name} to return {count} label(s) [B], got {describe(out)}",
+                            got=describe(out))
+    labels = out.detach().cpu().to(torch.int64)
+    if count:
+        lo, hi = int(labels.min()), int(labels.max())
+        if lo < REJECTED or (num_classes is not None and hi >= num_classes):
+            top = "∞" if num_classes is None else num_classes - 1
+            raise InvalidOutput(f"expected {name} labels in [{REJECTED}, {top}], got values in [{lo}, {hi}]",
+                                min=lo, max=hi)
+    return labels
+
+
+def predict_labels(classifier: Any, x: torch.Tensor, num_classes: int | None = None, *,
+                   name: str = "classifier.predict") -> torch.Tensor:
+    """``classifier.predict(x)`` without gradients, checked by :func:`check_predictions`.
+
+    Args:
+        classifier: anything with ``predict(x) -> labels``.
+        x: float32 [B, C, H, W].
+        num_classes: K, or None: the classifier's ``num_classes`` when it states an integer.
+
+    Returns:
+        int64 tensor [B] on the CPU.
+
+    Raises:
+        InvalidOutput: as :func:`check_predictions`.
+    """
+    with torch.no_grad():
+        out = classifier.predict(x)
+    if num_classes is None:
+        try:
+            stated = classifier.num_classes  # read after predict: a ModelClassifier learns K on its first call
+        except Exception:  # none stated
+            stated = None
+        num_classes = stated if isinstance(stated, (int, np.integer)) and not isinstance(stated, bool) else None
+    return check_predictions(out, int(x.shape[0]), None if num_classes is None else int(num_classes), name=name)
