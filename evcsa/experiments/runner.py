@@ -131,6 +131,22 @@ def _needed(units: list[Any], layout: Mapping[str, Any], select: tuple[Any, ...]
     return [u for u in units if u.key in keep]
 
 
+def _valid(unit: Any, output: Any, facts: Any, store: Any) -> bool:
+    """Whether a finished output taken from a store passes its unit's checks
+    (:func:`~evcsa.experiments.work.check_output`); one that does not (stored by an
+    earlier evcsa that did not check) is computed again, and the store's log says why."""
+    from evcsa.errors import InvalidOutput
+    from evcsa.experiments.work import check_output
+
+    try:
+        check_output(unit, output, facts)
+    except InvalidOutput as exc:
+        if store is not None:
+            store.log(f"recomputing {unit.kind} {unit.key[:12]}: the stored output fails its checks ({exc})")
+        return False
+    return True
+
+
 def run_units(config: ExperimentConfig, *, cache_dir: str | None = None, select: tuple[Any, ...] | None = None,
               store: Any = None, executor: Any = None, progress: bool | None = False,
               log: Callable[[str], None] | None = None,
@@ -163,6 +179,7 @@ def run_units(config: ExperimentConfig, *, cache_dir: str | None = None, select:
     from evcsa.experiments.inputs import load_inputs
     from evcsa.experiments.registry import build_adversary
     from evcsa.experiments.units import plan_units
+    from evcsa.experiments.work import facts_of
 
     say = log or (lambda line: None)
     inputs = load_inputs(config, cache_dir=cache_dir)
@@ -173,12 +190,13 @@ def run_units(config: ExperimentConfig, *, cache_dir: str | None = None, select:
     done = store.done() if store is not None else set()
     outputs: dict[str, Any] = {}
     taken = 0
+    facts = facts_of(config, inputs)
     for u in needed:
-        if u.key in done:
-            outputs[u.key] = store.get(u.key)
+        if u.key in done and _valid(u, stored := store.get(u.key), facts, store):
+            outputs[u.key] = stored
         elif shared is not None:
             found = shared.get(u.key)
-            if found is not None:
+            if found is not None and _valid(u, found, facts, store):
                 outputs[u.key] = found
                 taken += 1
                 if store is not None:

@@ -27,8 +27,9 @@ import attrs
 import numpy as np
 
 from evcsa.config import ExperimentConfig
+from evcsa.errors import InvalidOutput
 
-__all__ = ["Output", "execute"]
+__all__ = ["Output", "check_output", "execute"]
 
 
 @attrs.frozen(kw_only=True, eq=False)
@@ -66,7 +67,18 @@ def _setup_worker(threads: int | None, registries: Mapping[str, Mapping[str, Any
 
 def execute(task: Mapping[str, Any]) -> Output:
     """Run one unit: ``task`` = {"config", "unit", "deps" (role → Output), "cache_dir",
-    "threads", "registries"}. Pure: the same task gives the same output anywhere."""
+    "threads", "registries"}. Pure: the same task gives the same output anywhere.
+
+    The output is checked (:func:`check_output`) before it is returned, so nothing
+    malformed reaches the store.
+
+    Raises:
+        InvalidOutput: a component answered something the unit cannot store (a
+            classifier's labels of the wrong shape, dtype or range; an adversary's NaN or
+            out-of-range p̂), or the output fails its checks; the message starts with the
+            unit's name.
+        ModelTampered: the unit changed the shared model or data in place.
+    """
     from evcsa.errors import ModelTampered
     from evcsa.experiments.inputs import forget_inputs, inputs_digest
 
@@ -74,15 +86,28 @@ def execute(task: Mapping[str, Any]) -> Output:
     unit = task["unit"]
     start = time.perf_counter()
     fn = _KINDS[unit.kind]
-    inputs = _inputs(task["config"], task.get("cache_dir"))
+    config = task["config"]
+    inputs = _inputs(config, task.get("cache_dir"))
     before = inputs_digest(inputs)
-    out = fn(task["config"], dict(unit.params), task.get("deps") or {}, task.get("cache_dir"))
-    if inputs_digest(inputs) != before:  # a defense or adversary wrote to the shared model or data
-        forget_inputs()  # whatever runs next in this process loads them afresh
-        raise ModelTampered(f"expected {unit.name} to leave the model and the data unchanged, got them changed "
-                            "in place (a defense or an adversary writes to the model it is given); nothing of "
-                            "this unit is stored: change that code to work on its own copy")
+    try:
+        out = fn(config, dict(unit.params), task.get("deps") or {}, task.get("cache_dir"))
+        if inputs_digest(inputs) != before:  # a defense or adversary wrote to the shared model or data
+            forget_inputs()  # whatever runs next in this process loads them afresh
+            raise ModelTampered(f"expected {unit.name} to leave the model and the data unchanged, got them changed "
+                                "in place (a defense or an adversary writes to the model it is given); nothing of "
+                                "this unit is stored: change that code to work on its own copy")
+        check_output(unit, out, facts_of(config, inputs))
+    except InvalidOutput as exc:
+        raise _named(exc, unit) from exc
     return attrs.evolve(out, seconds=time.perf_counter() - start)
+
+
+def _named(exc: InvalidOutput, unit: Any) -> InvalidOutput:
+    """``exc`` with the unit's name in front of its message (once)."""
+    if exc.message.startswith(f"{unit.name}: "):
+        return exc
+    details = {k: v for k, v in exc.details.items() if k != "unit"}
+    return InvalidOutput(f"{unit.name}: {exc.message}", unit=unit.name, **details)
 
 
 def warm(config: ExperimentConfig, cache_dir: str | None) -> int:
@@ -173,6 +198,214 @@ def _candidates(arrays: Mapping[str, np.ndarray], record: Mapping[str, Any]) -> 
                       failed=np.asarray(arrays["failed"], dtype=bool), health=health, offline=offline)
 
 
+# -- checking what a unit stores ---------------------------------------------------------------
+
+@attrs.frozen(kw_only=True)
+class _Facts:
+    """What a unit's output is checked against: |X_D|, the image shape, K, the size of the
+    legitimate set and N."""
+
+    samples: int
+    image_shape: tuple[int, ...]
+    num_classes: int
+    legitimate: int
+    n_chosen: int
+
+
+def facts_of(config: ExperimentConfig, inputs: Any) -> _Facts:
+    """What :func:`check_output` checks a unit of ``config`` against, from its loaded inputs."""
+    return _Facts(samples=len(inputs.samples), image_shape=tuple(inputs.samples.image_shape),
+                  num_classes=int(inputs.model.num_classes), legitimate=len(inputs.legitimate),
+                  n_chosen=int(config.game.n_chosen))
+
+
+def _range(a: np.ndarray) -> str:
+    """"values in [lo, hi]" (or the count of NaN/inf) of a numeric array, for messages."""
+    a = np.asarray(a)
+    if a.size == 0:
+        return "no values"
+    if a.dtype.kind == "f" and not np.isfinite(a).all():
+        return f"{int((~np.isfinite(a)).sum())} NaN or infinite value(s)"
+    return f"values in [{a.min()}, {a.max()}]"
+
+
+def _integers(a: Any, what: str, *, low: int | None = None, high: int | None = None,
+              length: int | None = None) -> np.ndarray:
+    """``a`` as int64 [n] when it holds integers in [low, high) (``length`` of them), else
+    InvalidOutput. An empty array of any dtype passes."""
+    arr = np.asarray(a)
+    if arr.size and (arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer)):
+        raise InvalidOutput(f"expected {what} as integers, got dtype {arr.dtype}", got=str(arr.dtype))
+    if arr.ndim > 1:
+        raise InvalidOutput(f"expected {what} as a 1-D array, got shape {arr.shape}", got=arr.shape)
+    arr = arr.astype(np.int64).reshape(-1)
+    if length is not None and arr.shape[0] != length:
+        raise InvalidOutput(f"expected {length} {what}, got {arr.shape[0]}", expected=length, got=int(arr.shape[0]))
+    if arr.size and ((low is not None and arr.min() < low) or (high is not None and arr.max() >= high)):
+        lo = "−∞" if low is None else low
+        hi = "∞" if high is None else high - 1
+        raise InvalidOutput(f"expected {what} in [{lo}, {hi}], got {_range(arr)}", got=_range(arr))
+    return arr
+
+
+def _integer(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise InvalidOutput(f"expected {what} as an integer, got {value!r}", got=repr(value))
+    return int(value)
+
+
+def _pair(value: Any, what: str, legitimate: int | None = None) -> None:
+    """A [correct, trials] pair: see :func:`_check_counts`."""
+    if not isinstance(value, (list, tuple)) or len(value) != 2:
+        raise InvalidOutput(f"expected {what} as [correct, trials], got {value!r}", got=repr(value))
+    _check_counts(value[0], value[1], what, legitimate)
+
+
+def _check_counts(correct: Any, trials: Any, what: str, legitimate: int | None) -> None:
+    """0 ≤ correct ≤ trials, trials ≥ 1 (a multiple of the legitimate set's size when given)."""
+    correct, trials = _integer(correct, f"{what} correct"), _integer(trials, f"{what} trials")
+    if trials < 1:
+        raise InvalidOutput(f"expected {what} trials ≥ 1, got {trials}", got=trials)
+    if legitimate is not None and trials % legitimate:
+        raise InvalidOutput(f"expected {what} trials a multiple of the {legitimate} legitimate images, got {trials}",
+                            got=trials)
+    if not 0 <= correct <= trials:
+        raise InvalidOutput(f"expected 0 ≤ {what} correct ≤ trials = {trials}, got {correct}", got=correct)
+
+
+def _images(a: Any, what: str, shape: tuple[int, ...]) -> None:
+    """float32 [n, *shape], finite, in [0, 1]."""
+    arr = np.asarray(a)
+    if arr.dtype != np.float32 or arr.ndim != 1 + len(shape) or tuple(arr.shape[1:]) != tuple(shape):
+        raise InvalidOutput(f"expected {what} as float32 [n, {', '.join(map(str, shape))}], got dtype {arr.dtype} "
+                            f"and shape {arr.shape}", got=str(arr.shape))
+    if arr.size and not (np.isfinite(arr).all() and arr.min() >= 0.0 and arr.max() <= 1.0):
+        raise InvalidOutput(f"expected {what} finite in [0, 1], got {_range(arr)}", got=_range(arr))
+
+
+def _probabilities(a: Any, what: str, length: int | None = None) -> None:
+    arr = np.asarray(a)
+    if arr.dtype.kind not in "fiu" or arr.ndim != 1 or (length is not None and arr.shape[0] != length):
+        want = f"[{length}]" if length is not None else "[n]"
+        raise InvalidOutput(f"expected {what} as real numbers {want}, got dtype {arr.dtype} and shape {arr.shape}")
+    if arr.size and not (np.isfinite(arr).all() and arr.min() >= 0.0 and arr.max() <= 1.0):
+        raise InvalidOutput(f"expected {what} in [0, 1], got {_range(arr)}", got=_range(arr))
+
+
+def _check_candidates(out: Output, facts: _Facts) -> None:
+    form = out.record.get("form")
+    if form not in ("candidates", "self", "pickle", "replay"):
+        raise InvalidOutput(f"expected a crafting of form candidates, self, pickle or replay, got {form!r}")
+    if form != "candidates":
+        return
+    a = out.arrays
+    _images(a["x_adv"], "the crafted x′", facts.image_shape)
+    c = int(np.asarray(a["x_adv"]).shape[0])
+    if out.record.get("candidates") != c:
+        raise InvalidOutput(f"expected the record to count the {c} candidates, got {out.record.get('candidates')!r}")
+    _integers(a["sources"], "candidate sources", low=0, high=facts.samples, length=c)
+    if "targets" in a:
+        _integers(a["targets"], "candidate targets", low=0, high=facts.num_classes, length=c)
+    failed = np.asarray(a["failed"])
+    if failed.dtype != bool or failed.shape != (c,):
+        raise InvalidOutput(f"expected failed as bool [{c}], got dtype {failed.dtype} and shape {failed.shape}")
+
+
+def _check_play(unit: Any, out: Output, facts: _Facts) -> None:
+    a, n_max = out.arrays, facts.n_chosen
+    start, stop = int(unit.params["start"]), int(unit.params["stop"])
+    games = stop - start
+    if out.record.get("games") != games:
+        raise InvalidOutput(f"expected {games} games, got {out.record.get('games')!r}")
+    successes = _integers(a["game_successes"], "per-game successes", low=0, high=n_max + 1, length=games)
+    submissions = _integers(a["game_submissions"], "per-game submissions", low=0, high=n_max + 1, length=games)
+    if (successes > submissions).any():
+        g = int(np.argmax(successes > submissions))
+        raise InvalidOutput(f"expected successes ≤ submissions in every game, got {successes[g]} > "
+                            f"{submissions[g]} in game {start + g}")
+    for k in ("classify_queries", "stale_queries"):
+        _integers(a[f"game_{k}"], f"per-game {k.replace('_', ' ')}", low=0, length=games)
+    rows = int(submissions.sum())
+    game = _integers(a["sub_game"], "submission games", low=start, high=stop, length=rows)
+    _integers(a["sub_position"], "submission positions", low=0, high=n_max, length=rows)
+    _integers(a["sub_source"], "submission sources", low=0, high=facts.samples, length=rows)
+    _integers(a["sub_target"], "submission targets", low=-1, high=facts.num_classes, length=rows)
+    _integers(a["sub_label"], "submission labels C(x′)", low=-1, high=facts.num_classes, length=rows)
+    _integers(a["sub_reference"], "submission references", low=-1, high=facts.num_classes, length=rows)
+    _integers(a["sub_true_label"], "submission true labels", low=0, high=facts.num_classes, length=rows)
+    success = np.asarray(a["sub_success"])
+    if success.dtype != bool or success.shape != (rows,):
+        raise InvalidOutput(f"expected submission successes as bool [{rows}], got {success.dtype} {success.shape}")
+    if not np.array_equal(np.bincount(game - start, weights=success, minlength=games).astype(np.int64), successes):
+        raise InvalidOutput("expected each game's successes to count its successful submissions, got other counts")
+    distance = np.asarray(a["sub_distance"], dtype=np.float64)
+    if distance.shape != (rows,) or (distance.size and not (np.isfinite(distance).all() and distance.min() >= 0)):
+        raise InvalidOutput(f"expected submission distances finite ≥ 0 [{rows}], got {_range(distance)}")
+    _images(a["samples"], "the submitted samples", facts.image_shape)
+    _integers(a["sub_sample"], "submission sample indices", low=0, high=int(np.asarray(a["samples"]).shape[0]),
+              length=rows)
+    if "est_weighted" in a:
+        weighted = np.asarray(a["est_weighted"], dtype=np.float64)
+        draws = _integers(a["est_draws"], "p̂ draws", low=0)
+        _integers(a["est_sources"], "p̂ sources", low=0, high=facts.samples, length=draws.shape[0])
+        if weighted.shape != draws.shape or (weighted.size and not (
+                np.isfinite(weighted).all() and weighted.min() >= 0 and (weighted <= draws + 1e-9 * draws).all())):
+            raise InvalidOutput(f"expected the adversary's p̂ in [0, 1], got successes {_range(weighted)} for "
+                                f"draws {_range(draws)}")
+
+
+def check_output(unit: Any, out: Output, facts: _Facts) -> None:
+    """Check a unit's output the way the game checks a classifier's answer — shapes, dtypes,
+    label ranges, finiteness, counts ≤ totals — before anything is committed to a store.
+
+    Args:
+        unit: the :class:`~evcsa.experiments.units.Unit` (its kind, name and parameters).
+        out: what it produced.
+        facts: |X_D|, the image shape, K, the legitimate set's size and N.
+
+    Raises:
+        InvalidOutput: "<unit name>: expected …, got …".
+    """
+    try:
+        if not isinstance(out, Output):
+            raise InvalidOutput(f"expected an Output, got {type(out).__name__}")
+        kind, r = unit.kind, out.record
+        if kind in ("craft", "sweep_craft"):
+            _check_candidates(out, facts)
+        elif kind == "play":
+            _check_play(unit, out, facts)
+        elif kind == "rejudge":
+            draws = _integer(r.get("draws"), "rejudge draws")
+            if draws < 1:
+                raise InvalidOutput(f"expected rejudge draws ≥ 1, got {draws}")
+            _integers(np.asarray(r.get("successes")), "successes", low=0, high=draws + 1)
+            if len(r["successes"]) > facts.n_chosen:
+                raise InvalidOutput(f"expected at most N = {facts.n_chosen} rejudged samples, got "
+                                    f"{len(r['successes'])}")
+        elif kind == "legitimate":
+            _check_counts(r.get("correct"), r.get("trials"), "legitimate", facts.legitimate)
+        elif kind == "sweep_legitimate":
+            _pair(r.get("legitimate"), "legitimate", facts.legitimate)
+        elif kind == "sweep_point":
+            _pair(r.get("legitimate"), "legitimate", facts.legitimate)
+            _pair(r.get("adversarial"), "adversarial")
+            p = np.asarray(out.arrays.get("p_hat"))
+            _probabilities(p, "p̂")
+            _probabilities(np.asarray(list(r.get("advantage_exact", {}).values()), dtype=np.float64),
+                           "the exact advantages")
+        elif kind == "examples":
+            k = int(np.asarray(out.arrays["original"]).shape[0])
+            for name in ("original", "adversarial", "randomized", "squeezed"):
+                _images(out.arrays[name], f"the {name} examples", facts.image_shape)
+                if np.asarray(out.arrays[name]).shape[0] != k:
+                    raise InvalidOutput(f"expected {k} {name} examples, got {np.asarray(out.arrays[name]).shape[0]}")
+            for name, values in r["labels"].items():
+                _integers(np.asarray(values, dtype=np.int64), f"the {name} labels", low=-1, high=facts.num_classes,
+                          length=k)
+    except InvalidOutput as exc:
+        raise _named(exc, unit) from exc
+
+
 # -- craft ---------------------------------------------------------------------------------
 
 def _craft(config: ExperimentConfig, params: dict[str, Any], deps: Mapping[str, Output],
@@ -231,59 +464,25 @@ def _prepared(config: ExperimentConfig, game: Any, adversary: Any, craft: Output
 
 # -- play ----------------------------------------------------------------------------------
 
-class _Recording:
-    """Oracles that remember the x′ of every accepted submission (the transcript keeps
-    source, target and outcome; the samples are kept here, for the store)."""
-
-    def __init__(self, oracles: Any, log: list[Any]) -> None:
-        self._oracles, self._log = oracles, log
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._oracles, name)
-
-    def _record(self, before: int, sources: Any, x_adv: Any) -> None:
-        import torch
-
-        accepted = int(self._oracles.submitted) - before
-        if accepted <= 0:
-            return
-        x = torch.as_tensor(x_adv).detach().cpu().to(torch.float32)
-        if x.ndim == 3:
-            x = x[None]
-        src = np.atleast_1d(np.asarray(sources.cpu() if hasattr(sources, "cpu") else sources)).astype(np.int64)
-        for i in range(min(accepted, x.shape[0])):
-            self._log.append((before + i, int(src[i]), x[i].numpy().copy()))
-
-    def attack(self, source: int, x_adv: Any, target: int | None = None) -> Any:
-        before = int(self._oracles.submitted)
-        try:
-            return self._oracles.attack(source, x_adv, target)
-        finally:
-            self._record(before, [source], x_adv)
-
-    def attack_batch(self, sources: Any, x_adv: Any, *args: Any, **kwargs: Any) -> Any:
-        before = int(self._oracles.submitted)
-        try:
-            return self._oracles.attack_batch(sources, x_adv, *args, **kwargs)
-        finally:
-            self._record(before, sources, x_adv)
-
-
-def _recorder(inner: Any, logs: list[list[Any]]) -> Any:
+def _already_prepared(inner: Any) -> Any:
+    """``inner`` as an adversary whose ``prepare`` does nothing (it was prepared by the
+    craft unit, or just now): :meth:`EVCSA.repeat` plays it as it is."""
     from evcsa.adversaries import Adversary
 
-    class Recorder(Adversary):
-        """Plays ``inner`` through :class:`_Recording` oracles, one log per game."""
-
+    class Prepared(Adversary):
         def play(self, oracles: Any, knowledge: Any) -> Any:
-            logs.append([])
-            return inner.play(_Recording(oracles, logs[-1]), knowledge)
+            return inner.play(oracles, knowledge)
 
-    return Recorder()
+    return Prepared()
 
 
-def _report_estimates(report: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """(p̂ values, draws, sources) from an adversary's report, or None."""
+def _report_estimates(report: Any, n_samples: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(p̂ values, draws, sources) from an adversary's report, or None when it has none.
+
+    Raises:
+        InvalidOutput: p̂ not finite in [0, 1], draws not integers ≥ 0, sources not
+            indices into X_D, or lengths that differ.
+    """
     estimates = getattr(report, "estimates", None)
     if estimates is None:
         return None
@@ -292,7 +491,20 @@ def _report_estimates(report: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray] 
     sources = getattr(report, "sources", None)
     if values is None or draws is None or sources is None:
         return None
-    return np.asarray(values, dtype=np.float64), np.asarray(draws, dtype=np.int64), np.asarray(sources)
+    try:
+        v = np.asarray(values, dtype=np.float64).reshape(-1)
+        n_raw = np.asarray(draws)
+        src_raw = np.asarray(sources)
+    except (TypeError, ValueError) as exc:
+        raise InvalidOutput(f"expected the adversary's p̂, draws and sources as numbers, got {exc}") from exc
+    if v.size and not (np.isfinite(v).all() and v.min() >= 0.0 and v.max() <= 1.0):
+        raise InvalidOutput(f"expected the adversary's p̂ in [0, 1], got {_range(v)}", got=_range(v))
+    n = _integers(n_raw.reshape(-1), "the adversary's p̂ draws", low=0)
+    src = _integers(src_raw.reshape(-1), "the adversary's p̂ sources", low=0, high=n_samples)
+    if not (v.shape == n.shape == src.shape):
+        raise InvalidOutput(f"expected one p̂, one draw count and one source per candidate, got {v.size} p̂, "
+                            f"{n.size} draw counts and {src.size} sources")
+    return v, n, src
 
 
 def _play(config: ExperimentConfig, params: dict[str, Any], deps: Mapping[str, Output],
@@ -303,11 +515,13 @@ def _play(config: ExperimentConfig, params: dict[str, Any], deps: Mapping[str, O
     game = _game(config, _defense(config, d, inputs, _cell_keys(config, d, a)), inputs)
     adversary = _adversary(config, a)
     prepared = _prepared(config, game, adversary, deps["craft"], d, a, inputs)
-    logs: list[list[Any]] = []
+    # the game keeps each accepted x′ as it judged it (its private copy, under its lock): what
+    # is stored is what was judged, whatever the adversary does to its tensors, from any thread
+    game.record_samples = True
     # games start … stop − 1 of the cell's series: the adversary's coins are children start + 1 …
     # of the cell seed and each game's defense randomness is re-keyed for that game alone
     # (EVCSA.game_classifier), so chunking never changes a number
-    result = game.repeat(_recorder(prepared, logs), stop - start, seed=cell_seed(config, d, a), progress=False,
+    result = game.repeat(_already_prepared(prepared), stop - start, seed=cell_seed(config, d, a), progress=False,
                          start=start)
     labels = inputs.samples.labels.numpy()
     per_game = {k: [] for k in ("successes", "submissions", "classify_queries", "stale_queries", "flagged")}
@@ -317,7 +531,7 @@ def _play(config: ExperimentConfig, params: dict[str, Any], deps: Mapping[str, O
     seen: dict[bytes, int] = {}
     notes: list[str] = []
     sums = draw_sums = sources = None
-    for j, (g, log) in enumerate(zip(result.games, logs)):
+    for j, g in enumerate(result.games):
         per_game["successes"].append(int(g.successes))
         per_game["submissions"].append(int(g.submissions))
         per_game["classify_queries"].append(int(g.classify_queries))
@@ -326,12 +540,10 @@ def _play(config: ExperimentConfig, params: dict[str, Any], deps: Mapping[str, O
         for note in getattr(g.report, "notes", ()) or ():
             if str(note) not in notes:
                 notes.append(str(note))
-        kept = {pos: (src, x) for pos, src, x in log}
-        for s in g.transcript:
-            src_x = kept.get(s.position)
-            if src_x is None or src_x[0] != s.source:  # pragma: no cover - the game records what it accepted
-                raise RuntimeError(f"the recorded submission {s.position} does not match the transcript")
-            x = src_x[1]
+        if g.samples is None or len(g.samples) != len(g.transcript):  # pragma: no cover - the game records both
+            raise RuntimeError("expected the game to record one x′ per accepted submission")
+        for s, judged in zip(g.transcript, g.samples):
+            x = judged.numpy()
             digest = hashlib.sha256(x.tobytes()).digest()
             if digest not in seen:
                 seen[digest] = len(samples)
@@ -347,7 +559,7 @@ def _play(config: ExperimentConfig, params: dict[str, Any], deps: Mapping[str, O
             rows["within_epsilon"].append(bool(s.within_epsilon))
             rows["distance"].append(float(s.distance))
             rows["sample"].append(seen[digest])
-        est = _report_estimates(g.report)
+        est = _report_estimates(g.report, len(inputs.samples))
         if est is None:
             continue
         values, draws, src = est
@@ -393,18 +605,27 @@ def _rejudge(config: ExperimentConfig, params: dict[str, Any], deps: Mapping[str
     counts = rejudge(classifier, x_adv, inputs.samples.images[torch.as_tensor(sources)],
                      inputs.samples.labels[torch.as_tensor(sources)], config.game, draws=draws,
                      targets=targets, keys=_keys(config, "rejudge", config.defenses[d].name,
-                                                 config.adversaries[a].name))
+                                                 config.adversaries[a].name),
+                     num_classes=inputs.model.num_classes)
     return Output(record={"successes": [int(c) for c in counts], "draws": draws})
 
 
 # -- legitimate accuracy ---------------------------------------------------------------------
 
-def accuracy_counts(classifier: Any, images: Any, labels: Any, draws: int, batch: int = 2_000) -> tuple[int, int]:
-    """(correct, trials): ``draws`` classifications of every image."""
+def accuracy_counts(classifier: Any, images: Any, labels: Any, draws: int, batch: int = 2_000, *,
+                    num_classes: int | None = None) -> tuple[int, int]:
+    """(correct, trials): ``draws`` classifications of every image, each answer checked as
+    the game checks it (:func:`evcsa.games.rules.predict_labels`).
+
+    Raises:
+        InvalidOutput: the classifier answered anything but B labels in [REJECTED, K).
+    """
+    from evcsa.games.rules import predict_labels
+
     correct = 0
     for _ in range(draws):
         for x, y in zip(images.split(batch), labels.split(batch)):
-            correct += int((classifier.predict(x).cpu() == y).sum())
+            correct += int((predict_labels(classifier, x, num_classes) == y.cpu()).sum())
     return correct, int(labels.numel()) * draws
 
 
@@ -418,7 +639,8 @@ def _legitimate(config: ExperimentConfig, params: dict[str, Any], deps: Mapping[
     classifier = _defense(config, d, inputs, _keys(config, "legitimate", config.defenses[d].name))
     draws = config.legitimate_draws if is_randomized(classifier) else 1
     data = inputs.legitimate
-    correct, trials = accuracy_counts(classifier, data.images, data.labels, draws)
+    correct, trials = accuracy_counts(classifier, data.images, data.labels, draws,
+                                      num_classes=inputs.model.num_classes)
     return Output(record={"correct": correct, "trials": trials})
 
 
@@ -459,7 +681,8 @@ def _sweep_legitimate(config: ExperimentConfig, params: dict[str, Any], deps: Ma
     inputs = _inputs(config, cache_dir)
     defense = _sweep_defense(inputs.model, squeezer, delta, _keys(config, "sweep-legitimate", squeezer, repr(delta)))
     legit = accuracy_counts(defense, inputs.legitimate.images, inputs.legitimate.labels,
-                            config.legitimate_draws if defense.randomized else 1)
+                            config.legitimate_draws if defense.randomized else 1,
+                            num_classes=inputs.model.num_classes)
     return Output(record={"legitimate": list(legit)})
 
 
@@ -471,7 +694,7 @@ def _sweep_point(config: ExperimentConfig, params: dict[str, Any], deps: Mapping
 
     from evcsa.experiments.cells import _exact, _tau_key
     from evcsa.experiments.seeds import _keys
-    from evcsa.games.rules import is_success
+    from evcsa.games.rules import is_success, predict_labels
 
     squeezer, delta = params["squeezer"], float(params["delta"])
     inputs = _inputs(config, cache_dir)
@@ -482,7 +705,8 @@ def _sweep_point(config: ExperimentConfig, params: dict[str, Any], deps: Mapping
     n_draws = config.figures.draws if defense.randomized else 1
     legit = deps["legitimate"].record["legitimate"]
     repeated = x_adv.repeat(n_draws, 1, 1, 1)
-    pred = torch.cat([defense.predict(chunk).cpu() for chunk in repeated.split(4_000)]).view(n_draws, -1)
+    k = inputs.model.num_classes
+    pred = torch.cat([predict_labels(defense, chunk, k) for chunk in repeated.split(4_000)]).view(n_draws, -1)
     hits = is_success(pred, y).sum(dim=0)  # the game's rule: C(x′) ∉ {y, REJECTED}
     correct = int((pred == y[None]).sum())
     p = (hits.to(torch.float64) / n_draws).numpy()
@@ -514,13 +738,19 @@ def _examples(config: ExperimentConfig, params: dict[str, Any], deps: Mapping[st
     noise = RandomizedSqueezing(inputs.model, None, delta, _keys(config, "examples", chosen.name))
     randomized = noise.randomize_pixels(adversarial).cpu() if delta > 0 else adversarial.clone()
     squeezed = squeezer(randomized).cpu()
+    from evcsa.games.rules import predict_labels
+
     model = inputs.model
+
+    def predicted(x: Any) -> list[int]:
+        return [int(v) for v in predict_labels(model, x, model.num_classes)]
+
     labels = {
         "true": [int(v) for v in inputs.samples.labels[:k]],
-        "original": [int(v) for v in model.predict(original).cpu()],
-        "adversarial": [int(v) for v in model.predict(adversarial).cpu()],
-        "randomized": [int(v) for v in model.predict(randomized).cpu()],  # the noisy image, unsqueezed
-        "squeezed": [int(v) for v in model.predict(squeezed).cpu()],
+        "original": predicted(original),
+        "adversarial": predicted(adversarial),
+        "randomized": predicted(randomized),  # the noisy image, unsqueezed
+        "squeezed": predicted(squeezed),
     }
     arrays = {"original": original.numpy().copy(), "adversarial": adversarial.numpy().copy(),
               "randomized": randomized.to(torch.float32).numpy(), "squeezed": squeezed.numpy()}
