@@ -15,6 +15,7 @@ does not underflow (the product of 1100 halves is 0.0 in float64; its log is −
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 from typing import Any
 
 import attrs
@@ -176,8 +177,13 @@ class BinomialEstimate:
 def threshold_count(tau: float, n: int) -> int:
     """The least number of successes k with k / n ≥ τ, i.e. ⌈τ·n⌉, robust to float error.
 
-    τ·n is rounded to 9 decimals first, so τ = 0.3, n = 10 gives 3 (a bare ``ceil`` of
-    0.3 · 10 = 3.0000000000000004 gives 4).
+    τ·n is computed exactly (``fractions.Fraction`` of the float τ), and a product within
+    a few float64 ulps of an integer counts as that integer: a τ written as a decimal
+    (0.3 is stored as 0.29999999999999998890) or computed as k / n is off from the number
+    meant by at most half an ulp, so τ = 0.3, n = 10 gives 3 (a bare ``ceil`` of
+    0.3 · 10 = 3.0000000000000004 gives 4) and τ = 0.07, n = 10⁸ gives 7,000,000 (rounding
+    τ·n to 9 decimals first gave 7,000,001). A τ meant to lie strictly between k / n and
+    (k + 1) / n by more than that (0.30000001, n = 10) gives k + 1.
 
     Args:
         tau: the success-rate threshold τ in (0, 1].
@@ -188,7 +194,15 @@ def threshold_count(tau: float, n: int) -> int:
     """
     tau = check_probability(tau, "tau", open_low=True)
     n = check_positive_int(n, "N")
-    return min(n, max(1, math.ceil(round(tau * n, 9))))
+    exact = Fraction(tau) * n
+    nearest = round(exact)
+    k = nearest if abs(exact - nearest) <= exact * _ULPS else math.ceil(exact)
+    return min(n, max(1, int(k)))
+
+
+#: the relative slack of :func:`threshold_count`: 4 float64 ulps (a float τ is within half
+#: an ulp, 2⁻⁵³ relative, of the decimal or the k / n it was written as)
+_ULPS = Fraction(1, 2 ** 51)
 
 
 def _as_reals(values: Any, what: str) -> np.ndarray:

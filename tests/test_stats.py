@@ -135,6 +135,41 @@ def test_threshold_count_is_robust_to_float_error(tau, n, k):
     assert threshold_count(tau, n) == k
 
 
+# N values: small, around the float error's reach, and large (τ·N rounded to 9 decimals
+# first gave ⌈0.07 · 10⁸⌉ = 7,000,001)
+_NS = [*range(1, 41), 49, 97, 997, 1000, 1024, 4999, 10**4, 10**5 + 3, 10**6, 10**8, 10**8 + 7, 3 * 10**9 + 1, 10**12]
+
+
+def test_threshold_count_is_exact_over_many_decimal_taus_and_ns():
+    """⌈τN⌉ for every decimal τ = i/10, i/100 and every third i/1000, and every N of _NS
+    (≈ 25,000 pairs), against exact rational arithmetic on the τ meant."""
+    from fractions import Fraction
+
+    wrong = []
+    for d, step in ((10, 1), (100, 1), (1000, 3)):
+        for i in range(1, d + 1, step):
+            meant = Fraction(i, d)
+            tau = float(meant)
+            for n in _NS:
+                want = min(n, max(1, math.ceil(meant * n)))
+                if threshold_count(tau, n) != want:
+                    wrong.append((tau, n, threshold_count(tau, n), want))
+    assert not wrong, f"{len(wrong)} wrong, e.g. (τ, N, got, want) = {wrong[:5]}"
+
+
+def test_threshold_count_of_k_over_n_is_k():
+    """τ computed as k / N in float (a success rate) gives back k, for every k ≤ N ≤ 200."""
+    wrong = [(k, n) for n in range(1, 201) for k in range(1, n + 1) if threshold_count(k / n, n) != k]
+    assert not wrong, wrong[:5]
+
+
+@pytest.mark.parametrize("tau, n, k", [(0.30000001, 10, 4), (0.2999999, 10, 3), (1e-12, 10, 1), (1.0, 10**9, 10**9),
+                                        (0.5 + 2**-40, 2, 2), (1 / 3, 3, 1), (2 / 3, 3, 2), (0.1 + 0.2, 10, 3)])
+def test_threshold_count_keeps_real_differences(tau, n, k):
+    """A τ meant above k / N by more than float error still needs k + 1 successes."""
+    assert threshold_count(tau, n) == k
+
+
 @pytest.mark.parametrize("func, args, match", [
     (threshold_count, (0.0, 10), r"tau in \(0, 1\]"),
     (threshold_count, (1.2, 10), r"tau in \(0, 1\]"),
