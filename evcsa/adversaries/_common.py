@@ -262,7 +262,12 @@ def rate_on_twin(twin: Any, candidates: Candidates, knowledge: Knowledge, draws:
         alpha: 1 − confidence level of the intervals, in (0, 1).
         query_batch: images per twin call (memory bound).
     """
-    counts = count_successes(lambda x: twin.predict(x.to(twin.device)), candidates, knowledge, draws, query_batch)
+    from evcsa.games.rules import predict_labels
+
+    def classify(x: torch.Tensor) -> torch.Tensor:  # checked as the game checks the defense's answers
+        return predict_labels(twin, x.to(twin.device), knowledge.num_classes, name="the twin's predict")
+
+    counts = count_successes(classify, candidates, knowledge, draws, query_batch)
     return attrs.evolve(candidates, offline=SuccessEstimates.from_counts(counts, draws, alpha, "offline"))
 
 

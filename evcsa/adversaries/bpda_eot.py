@@ -49,7 +49,6 @@ from evcsa.attacks.gradients import GradientHealth, GradientMonitor
 from evcsa.attacks.registry import resolve_targets
 from evcsa.distances import warn_if_trivial
 from evcsa.errors import InvalidParameter
-from evcsa.games.rules import is_success
 
 if TYPE_CHECKING:
     from evcsa.defenses.base import Classifier
@@ -62,16 +61,14 @@ SELECTIONS = ("first", "offline", "online")
 METHODS = ("pgd", "apgd")
 
 
-def _hits(logits: torch.Tensor, labels: torch.Tensor, targeted: bool) -> torch.Tensor:
-    """Fraction of draws [S, B, K] whose top class meets the goal, per sample, by the
-    game's rule (:func:`evcsa.games.rules.is_success`; ``labels`` are the targets when
-    ``targeted``)."""
+def _hits(logits: torch.Tensor, knowledge: Knowledge, labels: torch.Tensor, targets: torch.Tensor | None,
+          reference: torch.Tensor | None) -> torch.Tensor:
+    """Fraction of draws [S, B, K] whose top class meets the game's goal, per sample, by
+    the game's own rule (:meth:`Knowledge.is_success`: targeted, untargeted against the
+    label or against ``reference``, the twin's top classes [S, B] on the natural samples)."""
     pred = logits.argmax(dim=2)
-    if targeted:
-        hit = is_success(pred, labels, goal="targeted", targets=labels)
-    else:
-        hit = is_success(pred, labels)
-    return hit.to(torch.float32).mean(dim=0)
+    hit = knowledge.is_success(pred, labels, targets=targets, reference_predictions=reference)
+    return hit.to(torch.float32).mean(dim=0).to(logits.device)
 
 
 def _epsilon(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
@@ -242,6 +239,11 @@ class BPDAEOT(Adversary):
                 loss_fn = apgd_loss("dlr", y_all[sl], labels if targeted else None)
             else:
                 loss_fn = ascent_loss(labels, targeted, self.loss, self.confidence)
+            reference = None
+            if not targeted and knowledge.rules.needs_reference_predictions and self.restarts > 1:
+                with torch.no_grad():  # C(x) for the selection by the game's rule, one draw per C(x′) draw
+                    reference = torch.stack([twin.surrogate_logits(x).detach().argmax(dim=1)
+                                             for _ in range(samples)])
             best = x.clone()
             best_hits = torch.full((x.shape[0],), -1.0, device=device)
             best_loss = torch.full((x.shape[0],), float("-inf"), device=device)
@@ -257,7 +259,10 @@ class BPDAEOT(Adversary):
                     x_adv = project(x_adv, x, eps, norm)
                 with torch.no_grad():
                     draws = torch.stack([twin.surrogate_logits(x_adv).detach() for _ in range(samples)])
-                hits = _hits(draws, labels, targeted)
+                if self.restarts == 1:  # nothing to choose from (the draws keep the twin's stream as it was)
+                    best = x_adv
+                    break
+                hits = _hits(draws, knowledge, y_all[sl], labels if targeted else None, reference)
                 final_loss = torch.stack([loss_fn(z) for z in draws]).mean(dim=0)
                 better = (hits > best_hits) | ((hits == best_hits) & (final_loss > best_loss))
                 best = torch.where(better.view(-1, 1, 1, 1), x_adv, best)

@@ -75,7 +75,7 @@ if TYPE_CHECKING:
     from evcsa.games.game import Knowledge, Oracles
     from evcsa.games.rules import Rules
 
-__all__ = ["DiscreteSearch", "quantized_levels"]
+__all__ = ["DiscreteSearch", "keep_the_better", "quantized_levels"]
 
 
 def _chain(twin: Any) -> tuple[Any, list[Any], Any]:
@@ -146,6 +146,26 @@ def quantized_levels(x: torch.Tensor, bits: int, epsilon: float, quantize: Any, 
     # keep the reachable range contiguous around the natural level
     l_min, l_max = torch.minimum(l_min, natural), torch.maximum(l_max, natural)
     return natural, l_min, l_max, points
+
+
+def keep_the_better(knowledge: Knowledge, twin: Any, x: torch.Tensor, labels: torch.Tensor,
+                    targets: torch.Tensor | None, searched: torch.Tensor, started: torch.Tensor) -> torch.Tensor:
+    """Per sample, the searched x′ unless only the starting one (BPDA+EOT's) meets the goal on
+    the twin, judged by the game's own rule (:meth:`Knowledge.is_success`: a REJECTED
+    answer is never a success, a targeted goal needs the target, the prediction reference
+    compares with the twin's C(x))."""
+    from evcsa.games.rules import predict_labels
+
+    k = knowledge.num_classes
+    pred_s, pred_b = predict_labels(twin, searched, k), predict_labels(twin, started, k)
+    reference = predict_labels(twin, x, k) if targets is None and knowledge.rules.needs_reference_predictions \
+        else None
+    y = labels.cpu()
+    t = None if targets is None else targets.cpu()
+    ok_s = knowledge.is_success(pred_s, y, targets=t, reference_predictions=reference)
+    ok_b = knowledge.is_success(pred_b, y, targets=t, reference_predictions=reference)
+    keep_b = (ok_b & ~ok_s).to(searched.device)
+    return torch.where(keep_b.view(-1, 1, 1, 1), started, searched)
 
 
 @attrs.frozen(kw_only=True)
@@ -365,15 +385,7 @@ class DiscreteSearch(Adversary):
             margins.append(best_m)
         x_adv = torch.cat(outs).clamp(0.0, 1.0)
         if combined is not None:
-            labels = targets if targets is not None else y_all
-            with torch.no_grad():
-                pred_s, pred_b = twin.predict(x_adv), twin.predict(starts)
-            if targets is not None:
-                ok_s, ok_b = pred_s == labels, pred_b == labels
-            else:
-                ok_s, ok_b = pred_s != labels, pred_b != labels
-            keep_b = ok_b & ~ok_s
-            x_adv = torch.where(keep_b.view(-1, 1, 1, 1), starts, x_adv)
+            x_adv = keep_the_better(knowledge, twin, x_all, y_all, targets, x_adv, starts)
         n = len(sources)
         health = combined.health if combined is not None else GradientHealth.clean(n)
         tgt = targets.cpu().numpy().astype(np.int64) if targets is not None else None
