@@ -130,3 +130,27 @@ class Threaded(Adversary):
             th.join()
         if errors:
             raise errors[0]
+
+
+@attrs.frozen(kw_only=True)
+class NaNCrafter(Adversary):
+    """Crafts one candidate per source offline, the first of them NaN (a broken attack that
+    does not say it failed), and submits the first N."""
+
+    def prepare(self, knowledge):
+        from evcsa.adversaries._common import Candidates, PreparedAdversary
+        from evcsa.attacks.gradients import GradientHealth
+
+        m = knowledge.samples.shape[0]
+        x_adv = knowledge.samples.clone()
+        x_adv[0] = float("nan")
+        candidates = Candidates(sources=np.arange(m, dtype=np.int64), x_adv=x_adv, targets=None,
+                                failed=np.zeros(m, dtype=bool), health=GradientHealth.clean(m))
+        return PreparedAdversary(self, candidates, tuple(knowledge.image_shape), m)
+
+    def play(self, oracles, knowledge):
+        return self.prepare(knowledge).play(oracles, knowledge)
+
+    def play_candidates(self, candidates, oracles, knowledge):
+        n = knowledge.n_chosen
+        oracles.attack_batch(candidates.sources[:n], candidates.x_adv[:n])

@@ -232,3 +232,14 @@ def test_a_poisoned_output_left_in_a_store_is_computed_again(cache, tmp_path):
     assert again.legitimate == first.legitimate
     assert _stored_kinds(tmp_path / "run")["legitimate"] == [{"correct": first.legitimate["bad"].successes,
                                                              "trials": 500}]
+
+
+def test_a_crafting_with_nan_samples_fails_the_craft_unit(cache, tmp_path):
+    """A NaN candidate used to be committed with its crafting (every play unit then failed
+    on it, and the stored set stayed); now the craft unit fails, naming itself."""
+    text = CONFIG.replace('kind = "plugin_faulty:faulty"\nmode = "column"', 'kind = "none"').replace(
+        'kind = "plugin_adversaries:NoisyTransfer"', 'kind = "plugin_faulty:NaNCrafter"')
+    with pytest.raises(InvalidOutput, match=r"^craft noise \(graybox, shared by every defense\): expected the "
+                                            r"crafted x′ finite in \[0, 1\], got 64 NaN or infinite value\(s\)"):
+        _run(_config(tmp_path, text), tmp_path / "run")
+    assert "craft" not in _stored_kinds(tmp_path / "run")
