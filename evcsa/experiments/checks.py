@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from evcsa.config import ExperimentConfig
 from evcsa.errors import ConfigError, EvcsaError
 from evcsa.experiments.registry import _sweep_attack, build_adversary, build_defense, squeezers_of
 
-__all__ = ["check_config"]
+__all__ = ["check_config", "check_inputs", "estimate_sizes"]
 
 
 def _stand_in_model() -> Any:
@@ -24,7 +26,8 @@ def check_config(config: ExperimentConfig) -> None:
     """Check everything that can be checked before any work: every defense and adversary
     builds, each adversary accepts the game's rules (its knowledge level, norm, ε), N fits
     in X_D, the data set holds ``data.samples``, the sweep's attack exists, the data file
-    and weights exist.
+    and weights exist, and nothing the run must hold in memory at once is larger than this
+    machine's memory (:func:`estimate_sizes`).
 
     Raises:
         ConfigError: the first problem, naming the key.
@@ -42,6 +45,13 @@ def check_config(config: ExperimentConfig) -> None:
         except EvcsaError as exc:
             raise ConfigError(f"adversaries[{i}] ({spec.name}) in this [game]: {exc.message}",
                               key=f"adversaries[{i}]") from exc
+        except (Exception, SystemExit) as exc:  # a plugin's own check_rules failed
+            from evcsa.experiments.plugins import failure, is_plugin
+
+            if not is_plugin(spec.kind):
+                raise
+            raise ConfigError(f"adversaries[{i}].kind: plugin {spec.kind!r} failed to check the game's rules: "
+                              f"{failure(exc)}", key=f"adversaries[{i}].kind") from exc
     game = config.game
     if game.freshness == "source" and game.n_chosen > config.data.samples:
         raise ConfigError(f"game.n_chosen: expected N ≤ data.samples = {config.data.samples} under freshness "
@@ -60,6 +70,7 @@ def check_config(config: ExperimentConfig) -> None:
 
     resolve_device(config.device)
     _check_plugins(config)
+    _check_sizes(config)
     if is_plugin(dataset):
         if not callable(load_plugin(dataset, base_dir=config.base_dir, where="data.dataset")):
             raise ConfigError(f"data.dataset: expected {dataset!r} to name a loader function (split) -> ImageSet",
@@ -113,3 +124,104 @@ def _check_plugins(config: ExperimentConfig) -> None:
         if is_plugin(name) and name.split(":", 1)[0] == "__main__" and config.executor != "serial":
             raise ConfigError(f"{where}: expected a plugin in an importable module for executor "
                               f"{config.executor!r}, got {name!r} (workers cannot import __main__)", key=where)
+
+
+def check_inputs(config: ExperimentConfig, *, cache_dir: str | None = None) -> None:
+    """Load the data and the model as the run will (:func:`~evcsa.experiments.inputs.load_inputs`)
+    and check that they fit each other: the model takes the data's images (channels, size)
+    and has an output for each class. ``evcsa play --check`` calls it when the model needs
+    no training.
+
+    Raises:
+        ConfigError, DataError: they do not fit, or cannot be loaded.
+    """
+    from evcsa.experiments.inputs import load_inputs
+
+    load_inputs(config, cache_dir=cache_dir)
+
+
+#: Bytes of the records one game keeps per submission (11 numbers) and per game (5).
+_PER_SUBMISSION, _PER_GAME, _PER_UNIT = 74, 40, 1024
+
+
+def _memory() -> int | None:
+    """This machine's physical memory in bytes (None where unknown)."""
+    import os
+
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - not POSIX
+        return None
+
+
+def _image_values(config: ExperimentConfig) -> tuple[int, bool]:
+    """Values per image (C·H·W) of the configuration's data, and whether that is exact
+    (else 64, a lower bound: the smallest images evcsa ships)."""
+    import zipfile
+
+    dataset = config.data.dataset
+    known = {"digits": 64, "mnist": 784}
+    if dataset in known:
+        return known[dataset], True
+    if isinstance(dataset, str) and dataset.endswith(".npz"):
+        try:
+            with zipfile.ZipFile(config.resolve(dataset)) as z, z.open("x.npy") as fh:
+                fmt = np.lib.format
+                major, _ = fmt.read_magic(fh)
+                shape, _, _ = (fmt.read_array_header_1_0 if major == 1 else fmt.read_array_header_2_0)(fh)
+            if len(shape) >= 3:
+                values = 1
+                for n in shape[1:]:
+                    values *= int(n)
+                return values, True
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+            pass  # load_dataset reports a bad file when the run loads it
+    return 64, False
+
+
+def _gb(n: float) -> str:
+    return f"{n / 1e9:,.1f} GB" if n >= 1e8 else f"{n / 1e6:,.1f} MB"
+
+
+def estimate_sizes(config: ExperimentConfig) -> list[tuple[str, int, str]]:
+    """Lower bounds of what a run must hold in memory at once, from the configuration alone:
+    (key, bytes, what). Each is a floor (the model's activations come on top), so a value
+    beyond the machine's memory cannot run.
+
+    - ``runs``: every game's records (each submission's source, label, outcome, …; the
+      engine keeps a cell's games until it assembles the results) and the plan's units;
+    - an A* adversary's ``queries_per_candidate``: one candidate's draws are classified as
+      one batch of that many images;
+    - ``figures.draws``: the re-judging of a submitted sample, and the δ sweep's batch of
+      every X_D sample drawn that many times.
+    """
+    values, _ = _image_values(config)
+    image = 4 * values  # float32
+    cells = len(config.defenses) * len(config.adversaries)
+    n = config.game.n_chosen
+    runs = config.runs
+    units = cells * -(-runs // 25)
+    out = [("runs", cells * runs * (n * _PER_SUBMISSION + _PER_GAME) + units * _PER_UNIT,
+            f"{cells} cell(s) × {runs:,} games × N = {n}: the games' records and {units:,} units of work")]
+    versus_prediction = bool(getattr(config.game, "needs_reference_predictions", False))
+    for i, spec in enumerate(config.adversaries):
+        q = spec.params.get("queries_per_candidate")
+        if spec.kind == "greedy_a_star" and isinstance(q, int) and not isinstance(q, bool):
+            per = (2 if versus_prediction else 1) * q * image
+            out.append((f"adversaries[{i}].queries_per_candidate", per,
+                        f"one candidate's {q:,} Classify draws, classified as one batch"))
+    if config.figures.enabled:
+        draws = config.figures.draws
+        out.append(("figures.draws", draws * image * max(1, config.data.samples),
+                    f"the δ sweep's {config.data.samples:,} samples × {draws:,} draws, classified together"))
+    return out
+
+
+def _check_sizes(config: ExperimentConfig) -> None:
+    memory = _memory()
+    if memory is None:  # pragma: no cover - not POSIX
+        return
+    for key, need, what in estimate_sizes(config):
+        if need > memory:
+            raise ConfigError(f"{key}: expected a size that fits in this machine's memory ({_gb(memory)}), got "
+                              f"{what} — at least {_gb(need)}", key=key, estimate=need, memory=memory)
