@@ -166,10 +166,11 @@ def check_removable(path: str | os.PathLike[str], *, recognised: Any = is_run_di
     return real
 
 
-def _empty_except(path: pathlib.Path, keep: str) -> None:
-    """Delete everything in ``path`` but the entry ``keep`` (the lock held meanwhile)."""
+def _empty_except(path: pathlib.Path, keep: tuple[str, ...]) -> None:
+    """Delete everything in ``path`` but the entries ``keep`` (the lock, held meanwhile, and
+    the marker: a kill half-way leaves a directory still recognised as evcsa's)."""
     for child in path.iterdir():
-        if child.name == keep:
+        if child.name in keep:
             continue
         if child.is_dir() and not child.is_symlink():
             shutil.rmtree(child)
@@ -261,7 +262,7 @@ class RunStore:
             check_removable(path)
             lock_fd = hold_lock(path / LOCK)  # refuses a directory a run is writing
             try:
-                _empty_except(path, LOCK)  # under the lock: no other run starts in between
+                _empty_except(path, (LOCK, MARKER))  # under the lock: no other run starts in between
             except BaseException:
                 release_lock(lock_fd)
                 raise
