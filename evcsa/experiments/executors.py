@@ -82,6 +82,15 @@ def _init_worker(threads: int, barrier: Any = None, lifeline: Any = None) -> Non
 
     if lifeline is not None:
         threading.Thread(target=_watch_parent, args=(lifeline,), name="evcsa-lifeline", daemon=True).start()
+    try:  # a worker draws no progress bar: tqdm's thread lock is enough. Its default inter-process
+        # lock is a named semaphore that a worker stopped by close(cancel=True) would leave to the
+        # resource tracker ("leaked semaphore objects" after the run's one-line error)
+        from tqdm.std import TqdmDefaultWriteLock
+
+        if not hasattr(TqdmDefaultWriteLock, "mp_lock"):
+            TqdmDefaultWriteLock.mp_lock = None
+    except ImportError:  # pragma: no cover - tqdm is a dependency
+        pass
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     torch.set_num_threads(threads)
     _BARRIER = barrier

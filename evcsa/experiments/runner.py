@@ -254,12 +254,25 @@ def run_units(config: ExperimentConfig, *, cache_dir: str | None = None, select:
     return outputs, layout
 
 
+class _AnyUnit:
+    """Stands for every unit of a run in :func:`_plugins_of`."""
+
+    params: dict[str, Any] = {"defense": "*", "adversary": "*"}
+
+
 def _plugins_of(config: ExperimentConfig, unit: Any) -> list[tuple[str, str]]:
-    """(configuration key, ``package.module:Name``) of every plugin unit ``unit`` runs."""
+    """(configuration key, ``package.module:Name``) of every plugin unit ``unit`` runs
+    (every plugin of the run for :class:`_AnyUnit`)."""
     from evcsa.experiments.plugins import is_plugin
 
     named: list[tuple[str, str]] = []
     d, a = unit.params.get("defense"), unit.params.get("adversary")
+    if d == "*":
+        for i, spec in enumerate(config.defenses):
+            named.append((f"defenses[{i}]", spec.kind))
+        for i, spec in enumerate(config.adversaries):
+            named += [(f"adversaries[{i}]", spec.kind), (f"adversaries[{i}].attack", spec.params.get("attack"))]
+        d = a = None
     if isinstance(d, int) and not isinstance(d, bool) and 0 <= d < len(config.defenses):
         named.append((f"defenses[{d}]", config.defenses[d].kind))
     if isinstance(a, int) and not isinstance(a, bool) and 0 <= a < len(config.adversaries):
@@ -292,7 +305,15 @@ def unit_failure(config: ExperimentConfig, unit: Any, exc: BaseException) -> Bas
     from evcsa.errors import PluginError
     from evcsa.experiments.plugins import failure
 
+    from concurrent.futures import BrokenExecutor
+
     plugins = _plugins_of(config, unit)
+    if isinstance(exc, BrokenExecutor):  # a worker died: which unit killed it is not known
+        suspects = sorted({name for _, name in _plugins_of(config, _AnyUnit())})
+        return PluginError(f"{unit.name}: expected the pool's worker to finish it, got a worker that died abruptly "
+                           "(killed by a signal, out of memory, or os._exit in a plugin"
+                           + (f": {', '.join(repr(s) for s in suspects)}" if suspects else "")
+                           + "; running beside it, or this unit)", unit=unit.name)
     if not plugins:
         if isinstance(exc, SystemExit):
             return PluginError(f"{unit.name}: stopped by {failure(exc)[7:]}; expected the unit to finish or raise",
