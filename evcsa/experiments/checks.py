@@ -10,7 +10,7 @@ from evcsa.config import ExperimentConfig
 from evcsa.errors import ConfigError, EvcsaError
 from evcsa.experiments.registry import _sweep_attack, build_adversary, build_defense, squeezers_of
 
-__all__ = ["check_config", "check_inputs", "estimate_sizes"]
+__all__ = ["check_config", "check_inputs", "estimate_sizes", "estimate_work"]
 
 
 def _stand_in_model() -> Any:
@@ -26,8 +26,9 @@ def check_config(config: ExperimentConfig) -> None:
     """Check everything that can be checked before any work: every defense and adversary
     builds, each adversary accepts the game's rules (its knowledge level, norm, ε), N fits
     in X_D, the data set holds ``data.samples``, the sweep's attack exists, the data file
-    and weights exist, and nothing the run must hold in memory at once is larger than this
-    machine's memory (:func:`estimate_sizes`).
+    and weights exist, nothing the run must hold in memory at once is larger than this
+    machine's memory (:func:`estimate_sizes`), and the forward passes it needs could finish
+    within a year at a million images per second (:func:`estimate_work`).
 
     Raises:
         ConfigError: the first problem, naming the key.
@@ -70,7 +71,7 @@ def check_config(config: ExperimentConfig) -> None:
 
     resolve_device(config.device)
     _check_plugins(config)
-    _check_sizes(config)
+    available = None
     if is_plugin(dataset):
         if not callable(load_plugin(dataset, base_dir=config.base_dir, where="data.dataset")):
             raise ConfigError(f"data.dataset: expected {dataset!r} to name a loader function (split) -> ImageSet",
@@ -110,6 +111,7 @@ def check_config(config: ExperimentConfig) -> None:
         if not config.resolve(m.weights).is_file():  # type: ignore[arg-type]
             raise ConfigError(f"model.weights: {config.resolve(m.weights)}: no such file",  # type: ignore[arg-type]
                               key="model.weights")
+    _check_sizes(config, legitimate=available)
 
 
 def _check_plugins(config: ExperimentConfig) -> None:
@@ -217,11 +219,80 @@ def estimate_sizes(config: ExperimentConfig) -> list[tuple[str, int, str]]:
     return out
 
 
-def _check_sizes(config: ExperimentConfig) -> None:
+#: An optimistic speed (images through the model per second) and the longest run --check
+#: accepts at it: a configuration needing more forward passes cannot finish.
+_IMAGES_PER_SECOND, _LONGEST = 1e6, 365 * 24 * 3600.0
+
+
+def _int(value: Any, default: int) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else default
+
+
+def _split_size(config: ExperimentConfig) -> int:
+    """Images in the configured split (the legitimate set): exact for the data sets evcsa
+    ships and .npz files, ``data.samples`` (a lower bound) otherwise."""
+    import zipfile
+
+    from evcsa.data import DATASETS
+
+    dataset = config.data.dataset
+    try:
+        if dataset in DATASETS:
+            from evcsa.data import load_dataset
+
+            return len(load_dataset(dataset, config.data.split).labels)
+        if isinstance(dataset, str) and dataset.endswith(".npz"):
+            with zipfile.ZipFile(config.resolve(dataset)) as z, z.open("y.npy") as fh:
+                fmt = np.lib.format
+                major, _ = fmt.read_magic(fh)
+                shape, _, _ = (fmt.read_array_header_1_0 if major == 1 else fmt.read_array_header_2_0)(fh)
+                return int(shape[0]) if shape else config.data.samples
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile, EvcsaError):
+        pass
+    return config.data.samples
+
+
+def estimate_work(config: ExperimentConfig, *, legitimate: int | None = None) -> list[tuple[str, float, str]]:
+    """Lower bounds of the forward passes (images through the model) a run needs, from the
+    configuration alone: (key, images, what). A defense classifies each image through
+    ``n_samples`` (region-based) or ``n_crops`` (cropping-rescaling) of them.
+
+    Args:
+        legitimate: the size of the legitimate set, when known (else read or bounded below).
+    """
+    def cost(spec: Any) -> int:
+        if spec.kind == "region_based":
+            return _int(spec.params.get("n_samples"), 10_000)
+        if spec.kind == "cropping_rescaling":
+            return _int(spec.params.get("n_crops"), 30)
+        return 1
+
+    if legitimate is None:
+        legitimate = _split_size(config)
+    out = []
+    for d, spec in enumerate(config.defenses):
+        out.append((f"defenses[{d}]", float(config.legitimate_draws) * legitimate * cost(spec),
+                    f"{spec.name}: legitimate_draws = {config.legitimate_draws:,} × {legitimate:,} images × "
+                    f"{cost(spec):,} per classification"))
+        for a, a_spec in enumerate(config.adversaries):
+            q = _int(a_spec.params.get("queries_per_candidate"), 0) if a_spec.kind == "greedy_a_star" else 0
+            per_game = config.game.n_chosen + q * _int(a_spec.params.get("n_candidates"), config.game.n_chosen)
+            out.append((f"adversaries[{a}]", float(config.runs) * per_game * cost(spec),
+                        f"{spec.name} × {a_spec.name}: runs = {config.runs:,} games × {per_game:,} classifications "
+                        f"× {cost(spec):,} per classification"))
+    return out
+
+
+def _check_sizes(config: ExperimentConfig, *, legitimate: int | None = None) -> None:
     memory = _memory()
-    if memory is None:  # pragma: no cover - not POSIX
-        return
-    for key, need, what in estimate_sizes(config):
-        if need > memory:
-            raise ConfigError(f"{key}: expected a size that fits in this machine's memory ({_gb(memory)}), got "
-                              f"{what} — at least {_gb(need)}", key=key, estimate=need, memory=memory)
+    if memory is not None:
+        for key, need, what in estimate_sizes(config):
+            if need > memory:
+                raise ConfigError(f"{key}: expected a size that fits in this machine's memory ({_gb(memory)}), got "
+                                  f"{what} — at least {_gb(need)}", key=key, estimate=need, memory=memory)
+    for key, images, what in estimate_work(config, legitimate=legitimate):
+        seconds = images / _IMAGES_PER_SECOND
+        if seconds > _LONGEST:
+            raise ConfigError(f"{key}: expected a run that can finish, got {what} — at least {images:.2g} forward "
+                              f"passes, {seconds / (365 * 24 * 3600):,.0f} years even at "
+                              f"{_IMAGES_PER_SECOND:.0e} images/s", key=key, estimate=images)

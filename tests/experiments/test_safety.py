@@ -88,6 +88,12 @@ class ExitsWhenBuilt(Adversary):
         pass
 
 
+@attrs.frozen(kw_only=True)
+class HardExit(Adversary):
+    def play(self, oracles, knowledge):
+        os._exit(1)
+
+
 class NotAnAdversary:
     pass
 
@@ -226,13 +232,25 @@ def test_a_plugin_that_raises_or_exits_is_reported_as_its_failure(here, capsys, 
     assert f"plugin '{module}:{kind}' (adversaries[0]) failed in play plain × bad, games 0–3: {said}" in line
 
 
-def test_a_plugin_failing_in_a_pool_worker_is_reported_as_its_failure(here, capsys):
-    module = _plugin(here, "faulty_pool")
-    (here / "c.toml").write_text(TINY.replace(FGSM, f'label = "bad"\nkind = "{module}:Exits"\ncode = 3'))
-    code, _, err = _cli(capsys, "play", "c.toml", "-o", "run", "--no-progress", "--jobs", "2")
-    assert code == 2, err
-    assert f"plugin '{module}:Exits' (adversaries[0]) failed in play plain × bad, games 0–3: called sys.exit(3)" \
-        in err.strip().splitlines()[-1]
+@pytest.mark.parametrize("kind", ["Exits", "HardExit"])
+def test_a_plugin_failing_in_a_pool_worker_is_reported_as_its_failure(here, kind):
+    """In a process of its own: stderr holds that one line and nothing else (no warning of
+    the resource tracker about the stopped workers' semaphores either). A worker killed by
+    the plugin (os._exit) breaks the pool: the line says so and names the suspect."""
+    module = _plugin(here, f"faulty_pool_{kind.lower()}")
+    (here / "c.toml").write_text(TINY.replace(FGSM, f'label = "bad"\nkind = "{module}:{kind}"'
+                                              + ("\ncode = 3" if kind == "Exits" else "")))
+    proc = subprocess.run([sys.executable, "-m", "evcsa.cli", "play", "c.toml", "-o", "run", "--no-progress",
+                           "--jobs", "2", "--quiet"], cwd=here, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    if kind == "Exits":
+        assert line == (f"evcsa: error: plugin '{module}:Exits' (adversaries[0]) failed in play plain × bad, "
+                        "games 0–3: called sys.exit(3)")
+    else:
+        assert "expected the pool's worker to finish it, got a worker that died abruptly (killed by a signal, " \
+               f"out of memory, or os._exit in a plugin: '{module}:HardExit'" in line
 
 
 def test_plugins_that_fail_to_import_or_build_are_one_line(here, capsys):
@@ -455,6 +473,12 @@ def test_check_refuses_sizes_that_cannot_fit_with_the_estimate(here, capsys):
     code, _, err = _cli(capsys, "play", "c.toml", "--check")
     assert code == 2 and "adversaries[0].queries_per_candidate: expected a size that fits" in err
     assert "at least 256,000.0 GB" in err
+    (here / "c.toml").write_text(TINY.replace("[[adversaries]]", '[[defenses]]\nlabel = "rbc"\nkind = "region_based"'
+                                              '\nradius = 0.1\nn_samples = 100000000000\n[[adversaries]]'))
+    code, _, err = _cli(capsys, "play", "c.toml", "--check")  # fits in memory (batched), never finishes
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert ("defenses[1]: expected a run that can finish, got rbc: legitimate_draws = 1 × 500 images × "
+            "100,000,000,000 per classification — at least 5e+13 forward passes, 2 years") in err
 
 
 def test_a_channel_mismatch_between_data_and_model_fails_check(here, capsys):
