@@ -564,8 +564,9 @@ class FinishedUnits:
     never changes a number: the reproduction's Table 1, Table 2 and Figures 5–7 evaluate one
     adversarial set per attack this way.
 
-    Directories that do not exist yet, or are not run directories, are skipped; one being
-    written by another process is read as far as it has committed (SQLite, WAL journal).
+    Directories that do not exist yet, or are not run directories, are skipped, and so is a
+    unit whose file there is damaged (it is computed instead); one being written by another
+    process is read as far as it has committed (SQLite, WAL journal).
     """
 
     def __init__(self, paths: Any) -> None:
@@ -590,13 +591,13 @@ class FinishedUnits:
             if row is None:
                 continue
             arrays: dict[str, np.ndarray] = {}
-            if row[1]:
-                npz_path = path / "units" / f"{key}.npz"
-                if not npz_path.is_file():
-                    continue
-                with np.load(npz_path, allow_pickle=False) as npz:
-                    arrays = {k: npz[k] for k in npz.files}
-            return Output(record=json.loads(row[0]), arrays=arrays, seconds=float(row[2]))
+            try:
+                record = json.loads(row[0])
+                if row[1]:
+                    arrays = _load_arrays(path / "units" / f"{key}.npz", key)
+            except (ValueError, CorruptStore):  # damaged there (or missing): computed here instead
+                continue
+            return Output(record=record, arrays=arrays, seconds=float(row[2]))
         return None
 
 
