@@ -232,7 +232,9 @@ def test_a_plugin_that_raises_or_exits_is_reported_as_its_failure(here, capsys, 
     assert f"plugin '{module}:{kind}' (adversaries[0]) failed in play plain × bad, games 0–3: {said}" in line
 
 
-@pytest.mark.parametrize("kind", ["Exits", "HardExit"])
+@pytest.mark.parametrize("kind", ["Exits", pytest.param("HardExit", marks=[
+    pytest.mark.slow,  # about 11 s, like the first: the dead-worker path, also probed by hand
+    pytest.mark.skipif(os.environ.get("EVCSA_SLOW") != "1", reason="slow: set EVCSA_SLOW=1 to run")])])
 def test_a_plugin_failing_in_a_pool_worker_is_reported_as_its_failure(here, kind):
     """In a process of its own: stderr holds that one line and nothing else (no warning of
     the resource tracker about the stopped workers' semaphores either). A worker killed by
