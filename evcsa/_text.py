@@ -1,11 +1,18 @@
-"""Small helpers for the text evcsa shows to people: counted nouns and "did you mean" hints."""
+"""Small helpers for the text evcsa shows to people: counted nouns, "did you mean" hints, and
+text made safe to print (:func:`printable`)."""
 
 from __future__ import annotations
 
 import difflib
+import re
 from typing import Iterable
 
-__all__ = ["counted", "did_you_mean"]
+__all__ = ["counted", "did_you_mean", "printable"]
+
+#: What a terminal would act on instead of showing: C0 and C1 controls, DEL, the line and
+#: paragraph separators and the bidirectional overrides and isolates (which reorder text).
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
 def counted(n: int, singular: str, plural: str | None = None) -> str:
@@ -19,3 +26,21 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     ``get_close_matches``, cutoff 0.6), or "" when none is close."""
     close = difflib.get_close_matches(word, list(choices), n=1)
     return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def printable(text: str, *, keep_newlines: bool = False) -> str:
+    """``text`` with every control character escaped (``\\x1b``, ``\\n``, ``\\u202e``), so
+    that a label or a path printed on a terminal shows what it holds and cannot move the
+    cursor, clear the screen or reorder the line. Anything else is left as it is.
+
+    Args:
+        keep_newlines: leave line breaks alone (for multi-line text evcsa composed itself).
+    """
+    def escape(m: re.Match[str]) -> str:
+        c = m.group()
+        if keep_newlines and c == "\n":
+            return c
+        if c in _NAMED:
+            return _NAMED[c]
+        return f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}"
+    return _UNPRINTABLE.sub(escape, text)

@@ -15,9 +15,12 @@ or interrupted (Ctrl-C, SIGTERM) keeps its finished units: rerunning the same co
 ``evcsa play --resume DIR``, finishes it without recomputing them and gives the same
 numbers. A run stopped before any unit finished leaves no directory. A directory holding
 another configuration's run, a directory evcsa did not create, and a directory another run
-is writing are refused (``--overwrite`` replaces the first two). Errors in the
-configuration, the data or the parameters are reported on one line, naming the file and
-the key, with exit status 2.
+is writing are refused; ``--overwrite`` replaces another configuration's run, and deletes
+only a directory evcsa made (never the working directory, a parent of it, home or root). A
+damaged store is reported, never replaced (``--recompute-corrupt`` computes a unit whose file
+is corrupt again). Errors in the configuration, the data, the parameters or a plugin are
+reported on one line, naming the file and the key (or the plugin and the cell), with exit
+status 2.
 """
 
 from __future__ import annotations
@@ -58,7 +61,11 @@ def _parser() -> argparse.ArgumentParser:
                        help="finish the run in DIR (its configuration is stored there; finished units are "
                             "not recomputed)")
         p.add_argument("--overwrite", action="store_true",
-                       help="replace an existing directory (another configuration's run, or not a run directory)")
+                       help="replace the run in an existing run directory (another configuration's, say); only a "
+                            "directory evcsa made is deleted")
+        p.add_argument("--recompute-corrupt", action="store_true",
+                       help="compute again a finished unit whose stored file turns out corrupt (default: stop with "
+                            "an error naming it)")
         p.add_argument("--jobs", type=int, metavar="N", help="run the units on a local pool of N processes")
         p.add_argument("--dask", metavar="ADDRESS",
                        help="run the units on the Dask cluster at ADDRESS ('local': a LocalCluster; needs "
@@ -201,22 +208,31 @@ def _training_notice(name: str, cache_dir: str | None) -> str:
 def _run(config, args, out, source: str) -> int:  # type: ignore[no-untyped-def]
     import shutil
 
+    from evcsa._text import printable
+    from evcsa.errors import InvalidParameter
     from evcsa.experiments import run_experiment
     from evcsa.experiments.runner import publish_results
     from evcsa.experiments.store import RunStore
     from evcsa.report import format_table
 
     config = _checked(_apply_overrides(config, args), source)
+    if args.resume is not None and args.output is not None and \
+            pathlib.Path(args.resume).resolve() != pathlib.Path(args.output).resolve():
+        raise InvalidParameter(f"--output: expected the --resume directory or nothing, got {args.output!r} beside "
+                               f"--resume {args.resume!r}")
+    if args.resume is not None:
+        _check_resumable(args.resume)
     output = pathlib.Path(args.resume or args.output or _default_output(config.name))
     if args.quiet:
         out = _Silent()
-    store = RunStore.open(output, config, overwrite=args.overwrite)
+    store = RunStore.open(output, config, overwrite=args.overwrite,
+                          recompute_corrupt=getattr(args, "recompute_corrupt", False))
     config = store.config  # with the run's master key (drawn now, or the stored one on resume)
     committed = 0
     try:
         progress = False if (args.no_progress or args.quiet) else None
         start = time.perf_counter()
-        print(f"evcsa: {config.name}: {_shape(config)}, N = {config.game.n_chosen}", file=out, flush=True)
+        print(f"evcsa: {printable(config.name)}: {_shape(config)}, N = {config.game.n_chosen}", file=out, flush=True)
         if store.attempt > 1:
             print(f"  resuming {output}/ (attempt {store.attempt}): {len(store.done())} units stored",
                   file=out, flush=True)
@@ -227,13 +243,13 @@ def _run(config, args, out, source: str) -> int:  # type: ignore[no-untyped-def]
             print(notice, file=sys.stderr, flush=True)
 
         def say(line: str) -> None:
-            store.log(line)
-            print(f"  {line}", file=out, flush=True)
+            store.log(printable(line))
+            print(f"  {printable(line)}", file=out, flush=True)
 
         with _naming(source):
             result = run_experiment(config, progress=progress, cache_dir=args.cache_dir, log=say, store=store)
         written = publish_results(result, output, command=["evcsa", *sys.argv[1:]] if args.argv is None
-                                  else ["evcsa", *args.argv])
+                                  else ["evcsa", *args.argv], store=store)
         store.log(f"results written: {', '.join(written)}")
         store.close("complete")
     except BaseException as exc:
@@ -267,9 +283,28 @@ def _listing(names: Sequence[str]) -> str:
     """"results.json, …, summary.txt, 4 figures" (or "…; no figures")."""
     from evcsa._text import counted
 
-    files = [n for n in names if not n.endswith(".png")]
-    pictures = len(names) - len(files)
+    files = [n for n in names if not n.endswith(".png") and n != "SHA256SUMS"]  # the digests: not a result
+    pictures = sum(n.endswith(".png") for n in names)
     return ", ".join(files) + (f", {counted(pictures, 'figure')}" if pictures else "; no figures")
+
+
+def _check_resumable(path: str) -> None:
+    """``--resume DIR`` finishes a run: DIR must hold one (a missing directory is an
+    error, not a new run).
+
+    Raises:
+        InvalidParameter: DIR does not exist or is not an evcsa run directory.
+    """
+    from evcsa.errors import InvalidParameter
+    from evcsa.experiments.store import DATABASE
+
+    where = pathlib.Path(path)
+    if not where.exists():
+        raise InvalidParameter(f"--resume: expected an evcsa run directory to finish, got {path!r}: no such "
+                               "directory (start a new run with -o DIR)", path=path)
+    if not (where / DATABASE).is_file():
+        raise InvalidParameter(f"--resume: expected an evcsa run directory to finish, got {path!r}: no "
+                               f"{DATABASE} in it", path=path)
 
 
 def _demo(args, out) -> int:  # type: ignore[no-untyped-def]
@@ -288,13 +323,19 @@ def _play(args, out) -> int:  # type: ignore[no-untyped-def]
     if args.config is None:
         from evcsa.experiments.store import RunStore
 
+        _check_resumable(args.resume)
         source = f"{args.resume}/config"
+        # the stored copy names its base_dir (the original file's directory); older ones do not
         config = parse_config(RunStore.config_text(args.resume), source=source, base_dir=args.resume)
     else:
         source = args.config
         config = load_config(args.config)
     if args.check:
         checked = _checked(_apply_overrides(config, args), source)
+        from evcsa.experiments.checks import check_inputs
+
+        with _naming(source):  # reference models ship their weights: the data is checked against the model
+            check_inputs(checked, cache_dir=args.cache_dir)
         print(f"{source}: OK ({_shape(checked)})", file=out)
         return 0
     return _run(config, args, out, source)
@@ -423,7 +464,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
     except EvcsaError as exc:
-        print(f"evcsa: error: {exc.message if hasattr(exc, 'message') else exc}", file=sys.stderr)
+        from evcsa._text import printable
+
+        print(f"evcsa: error: {printable(exc.message if hasattr(exc, 'message') else str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt as exc:
         print("evcsa: interrupted; no results written", file=sys.stderr)

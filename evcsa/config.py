@@ -61,6 +61,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import os
 import pathlib
 import sys
 from typing import Any, Mapping
@@ -468,9 +469,13 @@ def config_from_dict(data: Mapping[str, Any], *, source: str = "<config>",
     """
     if not isinstance(data, Mapping):
         raise ConfigError(f"{source}: expected a table at the top level, got {_toml_type(data)}")
-    if "base_dir" in data:
-        raise ConfigError(f"{source}: base_dir: unknown key (it is set from the file's location)",
-                          key="base_dir")
+    if "base_dir" in data:  # written by evcsa into a run's copy: the original file's directory
+        stored = data["base_dir"]
+        if not isinstance(stored, str) or not pathlib.Path(stored).is_absolute():
+            raise ConfigError(f"{source}: base_dir: expected an absolute path (the directory relative paths "
+                              f"resolve against; by default the file's own), got {stored!r}", key="base_dir")
+        data = {k: v for k, v in data.items() if k != "base_dir"}
+        base_dir = stored
     try:
         return _CONVERTER.structure({**data, "base_dir": str(base_dir)}, ExperimentConfig)
     except (BaseValidationError, EvcsaError) as exc:
@@ -528,15 +533,26 @@ def config_to_dict(config: ExperimentConfig) -> dict[str, Any]:
 
 
 def _toml_key(key: str) -> str:
-    import json
     import re
 
-    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key, ensure_ascii=False)
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else _toml_string(key)
+
+
+def _toml_string(text: str) -> str:
+    """A TOML basic string holding ``text`` exactly: JSON's escapes (TOML shares them), and
+    DEL, which TOML forbids raw and JSON leaves as it is.
+
+    Raises:
+        ConfigError: ``text`` holds a lone surrogate (no TOML string can).
+    """
+    import json
+
+    if any("\ud800" <= c <= "\udfff" for c in text):
+        raise ConfigError(f"expected text TOML can hold, got {text!r} (a lone surrogate)", got=text)
+    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
 def _toml_value(value: Any) -> str:
-    import json
-
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
@@ -547,7 +563,7 @@ def _toml_value(value: Any) -> str:
         text = repr(value)
         return text if any(c in text for c in ".en") else text + ".0"
     if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
+        return _toml_string(value)
     if isinstance(value, Mapping):
         inner = ", ".join(f"{_toml_key(str(k))} = {_toml_value(v)}" for k, v in value.items())
         return "{ " + inner + " }" if inner else "{}"
@@ -557,10 +573,20 @@ def _toml_value(value: Any) -> str:
                       f"{type(value).__name__}")
 
 
-def config_to_toml(config: ExperimentConfig) -> str:
+def config_to_toml(config: ExperimentConfig, *, base_dir: bool = False) -> str:
     """The configuration as a TOML document that :func:`parse_config` reads back to an
-    equal configuration (up to ``base_dir``; relative paths stay relative)."""
+    equal configuration (up to ``base_dir``; relative paths stay relative).
+
+    Args:
+        base_dir: write ``base_dir`` too (made absolute): the copy a run keeps of its
+            configuration (its store, its results' config.toml), so that relative paths —
+            the data, the weights, plugin modules — resolve against the original file's
+            directory when the copy is replayed or resumed from elsewhere. The document then
+            reads back equal, ``base_dir`` included.
+    """
     data = config_to_dict(config)
+    if base_dir:
+        data = {"base_dir": os.path.abspath(config.base_dir), **data}
     lines: list[str] = []
     tables = []
     arrays = []

@@ -11,12 +11,14 @@ so that generic handlers keep working.
     ├── InvalidParameter (ValueError)   a bad argument to a function or constructor
     │   ├── ConfigError                 a bad key or value in a configuration file
     │   ├── DataError                   a malformed data file or data set
+    │   │   └── CorruptStore            a run directory's store or unit file is damaged
     │   └── InvalidOutput               a component's answer the referee or the engine cannot accept
     ├── InvalidQuery (ValueError)       a malformed oracle query; the game state is unchanged
     ├── NotFresh                        a stale Attack query: the game's ⊥, not counted
     ├── GameOver                        Attack after N submissions, or after the game ended
     ├── BudgetExhausted                 Classify beyond its optional query budget
     ├── KeyStreamError                  a key, nonce or keystream request out of range
+    ├── PluginError                     a user's plugin (package.module:Name) failed in a run
     └── ModelTampered                   the adversary changed the model the game classifies with
 
     TrivialEpsilonWarning (UserWarning) ε at or beyond the bound that lets every image through
@@ -29,6 +31,7 @@ from typing import Any
 __all__ = [
     "BudgetExhausted",
     "ConfigError",
+    "CorruptStore",
     "DataError",
     "EvcsaError",
     "GameOver",
@@ -39,6 +42,7 @@ __all__ = [
     "KeyStreamError",
     "ModelTampered",
     "NotFresh",
+    "PluginError",
     "TrivialEpsilonWarning",
 ]
 
@@ -78,6 +82,19 @@ class InvalidOutput(InvalidParameter):
     adversary's success estimate p̂ that is NaN or outside [0, 1], a unit of work whose
     counts exceed their totals. Raised before anything is counted or stored; from a unit
     of work the message starts with the unit's name (``unit``)."""
+
+
+class CorruptStore(DataError):
+    """A run directory's store (``evcsa-run.sqlite``), one of its unit files
+    (``units/<key>.npz``) or its results files are damaged or were changed after evcsa wrote
+    them: refused, never silently replaced (``path`` names the file; the message says how to
+    recompute or start over)."""
+
+
+class PluginError(EvcsaError):
+    """A user's component named ``package.module:Name`` (a defense, an adversary, an attack,
+    a data loader or an architecture) raised, or called ``sys.exit``, while a unit of work
+    ran: ``plugin`` names it, ``where`` its configuration key, ``unit`` the unit (its cell)."""
 
 
 class InvalidQuery(EvcsaError, ValueError):

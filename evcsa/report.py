@@ -16,12 +16,18 @@ Files:
 - ``games.csv`` — one row per game (cell, run, successes).
 - ``sweep.csv`` — one row per squeezer × δ of the sweep (``plugin_advantage_N<n>``: the
   plug-in Π p̂ of the sweep's best n samples, not an exact advantage).
-- ``config.toml`` — the configuration, runnable with ``evcsa play``.
+- ``config.toml`` — the configuration, runnable with ``evcsa play`` (its ``base_dir`` is
+  the directory of the configuration the run was made from: relative paths — data, weights,
+  plugin modules — resolve there, wherever this copy lies).
 - ``summary.txt`` — the table as printed.
 - ``examples.npz`` — the example strip's images (float32 [K, C, H, W]) and their labels
   (``labels_<row>``, int64 [K]).
 - the figures (PNG) — see :mod:`evcsa.plots`; ``evcsa show DIR`` redraws them from
   ``results.json`` and ``examples.npz``.
+- ``SHA256SUMS`` — the SHA-256 of every other file (``sha256sum -c SHA256SUMS`` checks
+  them): ``evcsa show`` refuses a results.json or examples.npz that no longer matches
+  (and, in a run directory, the digest its store recorded), so edited numbers are never
+  shown as the run's. It detects damage and edits, not a forger who rewrites both.
 
 CSV numbers are written with 4 significant digits (integers as they are): the intervals of
 these estimates are wider than 10⁻⁴, so more digits would be noise (0.8899999999999999).
@@ -41,9 +47,9 @@ from typing import Any, Callable, Mapping, Sequence
 
 import attrs
 
-from evcsa._text import counted
+from evcsa._text import counted, printable
 from evcsa.config import config_to_dict, config_to_toml
-from evcsa.errors import InvalidParameter
+from evcsa.errors import CorruptStore, InvalidParameter
 
 __all__ = [
     "FORMAT",
@@ -56,6 +62,7 @@ __all__ = [
     "show",
     "summary_rows",
     "to_json",
+    "verify_results",
     "write_results",
 ]
 
@@ -64,6 +71,8 @@ SCHEMA_VERSION = 2
 FORMAT = f"evcsa-results/{SCHEMA_VERSION}"
 #: Formats :func:`read_results` reads (version 1 lacks created/command/evcsa_version).
 _READABLE = ("evcsa-results/1", FORMAT)
+#: The digests of a results directory's files (``sha256sum`` format).
+DIGESTS = "SHA256SUMS"
 
 
 def _est(e: Any) -> dict[str, Any] | None:
@@ -223,7 +232,8 @@ def format_table(result: Any) -> str:
     lines = []
     for r in rows:
         lines.append([
-            r["defense"], r["adversary"], _pct(r["legitimate_accuracy"]), _pct(r["adversarial_accuracy"]),
+            printable(r["defense"]), printable(r["adversary"]), _pct(r["legitimate_accuracy"]),
+            _pct(r["adversarial_accuracy"]),
             _ci(r["success_rate"], r["success_rate_low"], r["success_rate_high"]),
             _ci(r["advantage"], r["advantage_low"], r["advantage_high"]),
         ] + ([_ci(r["expected_advantage"], r["expected_advantage_low"], r["expected_advantage_high"])]
@@ -237,8 +247,9 @@ def format_table(result: Any) -> str:
     out = [fmt(header), "  ".join("-" * w for w in widths)] + [fmt(line) for line in lines]
     runs = result.config.runs
     out.append("")
-    out.append(f"{counted(runs, 'game')} per cell, N = {n}, τ = {tau:g}; X_D = {result.data.get('samples')}; "
-               f"legitimate accuracy on {result.data.get('legitimate')} "
+    out.append(f"{counted(runs, 'game')} per cell, N = {n}, τ = {tau:g}; "
+               f"X_D = {printable(str(result.data.get('samples')))}; "
+               f"legitimate accuracy on {printable(str(result.data.get('legitimate')))} "
                f"({counted(result.config.legitimate_draws, 'draw')} per image for randomized defenses).")
     out.append("Intervals are exact Clopper–Pearson (95 %); the success-rate interval pools the "
                "runs × N submissions.")
@@ -306,7 +317,9 @@ def check_output(path: str | os.PathLike[str], *, overwrite: bool = False) -> pa
 
     Raises:
         InvalidParameter: ``path`` exists and ``overwrite`` is false, exists as a file, its
-            parent cannot be created, or nothing can be created in that parent.
+            parent cannot be created, or nothing can be created in that parent; with
+            ``overwrite``, it is not a results directory evcsa wrote (nor empty), or it is
+            the working directory, a parent of it, home or root.
     """
     path = pathlib.Path(path)
     if path.exists() and not path.is_dir():
@@ -314,6 +327,10 @@ def check_output(path: str | os.PathLike[str], *, overwrite: bool = False) -> pa
     if path.exists() and not overwrite:
         raise InvalidParameter(f"{path}: expected a new results directory, got an existing one "
                                "(choose another --output or pass --overwrite)", path=str(path))
+    if path.exists():
+        from evcsa.experiments.store import check_removable
+
+        check_removable(path, recognised=_is_results_directory, what="a results directory evcsa wrote")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -329,6 +346,56 @@ def check_output(path: str | os.PathLike[str], *, overwrite: bool = False) -> pa
     return path
 
 
+def _is_results_directory(path: pathlib.Path) -> bool:
+    """What ``write_results(overwrite=True)`` may replace: a results directory (it holds
+    results.json), an evcsa run directory, or an empty directory."""
+    from evcsa.experiments.store import is_run_directory
+
+    return (path / "results.json").is_file() or is_run_directory(path) or not any(path.iterdir())
+
+
+def _sha256(path: pathlib.Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _rename_noreplace(src: pathlib.Path, dst: pathlib.Path) -> None:
+    """Rename ``src`` to ``dst``, atomically refusing when ``dst`` exists — even an empty
+    directory, which a plain rename would replace (Linux ``renameat2(RENAME_NOREPLACE)``;
+    elsewhere a check just before the rename).
+
+    Raises:
+        FileExistsError: ``dst`` exists.
+    """
+    import ctypes
+    import errno
+    import sys
+
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            renameat2 = libc.renameat2
+        except (OSError, AttributeError):
+            renameat2 = None
+        if renameat2 is not None:
+            at_fdcwd, noreplace = -100, 1
+            if renameat2(at_fdcwd, os.fsencode(src), at_fdcwd, os.fsencode(dst), noreplace) == 0:
+                return
+            err = ctypes.get_errno()
+            if err == errno.EEXIST:
+                raise FileExistsError(err, os.strerror(err), str(dst))
+            if err not in (errno.EINVAL, errno.ENOSYS):  # else: the file system lacks it, fall through
+                raise OSError(err, os.strerror(err), str(dst))
+    if os.path.lexists(dst):
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(dst))
+    os.rename(src, dst)
+
+
 def write_results(result: Any, path: str | os.PathLike[str], *, overwrite: bool = False,
                   figures: bool | None = None,
                   progress: Callable[[str], None] | None = None,
@@ -337,13 +404,15 @@ def write_results(result: Any, path: str | os.PathLike[str], *, overwrite: bool 
 
     Everything is written into a temporary directory beside ``path`` and renamed into
     place at the end; an existing directory is replaced only when ``overwrite`` is true
-    (moved aside first, deleted after the new one is in place). On any error the
-    temporary directory is removed and ``path`` is left as it was.
+    (moved aside first, deleted after the new one is in place), and only a results
+    directory evcsa wrote (:func:`check_output`). Without ``overwrite`` the rename refuses
+    a ``path`` that appeared while the files were written: both are left as they are. On
+    any other error the temporary directory is removed and ``path`` is left as it was.
 
     Args:
         result: an :class:`~evcsa.experiments.ExperimentResult`.
         path: the results directory.
-        overwrite: replace an existing directory.
+        overwrite: replace an existing results directory.
         figures: draw the PNG figures (:mod:`evcsa.plots`); None (the default): as the
             configuration says (``[figures] enabled``; false — and ``--no-figures`` — means
             no PNG at all).
@@ -354,11 +423,14 @@ def write_results(result: Any, path: str | os.PathLike[str], *, overwrite: bool 
         ``path``.
 
     Raises:
-        InvalidParameter: see :func:`check_output`.
+        InvalidParameter: see :func:`check_output`; or ``path`` appeared meanwhile
+            (``overwrite`` false: the new results stay in the temporary directory the
+            message names).
         OSError: the disk refused.
     """
     path = check_output(path, overwrite=overwrite)
     tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    keep_tmp = False
     try:
         def put(name: str, text: str) -> None:
             (tmp / name).write_text(text, encoding="utf-8")
@@ -369,7 +441,7 @@ def write_results(result: Any, path: str | os.PathLike[str], *, overwrite: bool 
         put("games.csv", _csv(_game_rows(result)))
         if result.sweep:
             put("sweep.csv", _csv(_sweep_rows(result)))
-        put("config.toml", config_to_toml(result.config))
+        put("config.toml", config_to_toml(result.config, base_dir=True))
         put("summary.txt", format_table(result) + "\n")
         if result.examples is not None:
             import numpy as np
@@ -387,6 +459,16 @@ def write_results(result: Any, path: str | os.PathLike[str], *, overwrite: bool 
             for name in save_figures(result, tmp):
                 if progress:
                     progress(name.name)
+        put(DIGESTS, "".join(f"{_sha256(f)}  {f.name}\n" for f in sorted(tmp.iterdir()) if f.name != DIGESTS))
+        if not overwrite:
+            try:
+                _rename_noreplace(tmp, path)
+            except FileExistsError:
+                keep_tmp = True
+                raise InvalidParameter(f"{path}: expected a new results directory, got one that appeared while the "
+                                       f"results were written; both are kept: the new results are in {tmp}",
+                                       path=str(path), written=str(tmp)) from None
+            return path
         backup = None
         if path.exists():
             backup = path.with_name(f".{path.name}.old-{os.getpid()}")
@@ -400,9 +482,81 @@ def write_results(result: Any, path: str | os.PathLike[str], *, overwrite: bool 
         if backup is not None:
             shutil.rmtree(backup, ignore_errors=True)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if not keep_tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
+
+
+def verify_results(path: str | os.PathLike[str]) -> str:
+    """Check a results directory's files against the digests written with them
+    (``SHA256SUMS``) and, in a run directory, results.json against the digest its store
+    recorded when it published them.
+
+    Returns:
+        What was checked, for the reader ("verified against SHA256SUMS and the run's store"),
+        or why nothing could be (results written by an older evcsa).
+
+    Raises:
+        CorruptStore: a file differs from its digest, or a listed file is missing.
+    """
+    path = pathlib.Path(path)
+    against = []
+    sums = path / DIGESTS
+    if sums.is_file():
+        listed = {}
+        for line in sums.read_text(encoding="utf-8", errors="replace").splitlines():
+            digest, _, name = line.partition("  ")
+            if digest and name:
+                listed[name] = digest
+        if "results.json" not in listed:
+            raise CorruptStore(f"{sums}: expected a digest of results.json, got none; refusing to show numbers "
+                               "that cannot be verified", path=str(sums))
+        for name, digest in listed.items():
+            f = path / name
+            if name.endswith(".png") or (name not in ("results.json", "examples.npz") and not f.exists()):
+                continue  # figures are redrawn; the CSV files may be removed, not changed
+            if not f.is_file():
+                raise CorruptStore(f"{f}: expected the file SHA256SUMS lists, got none", path=str(f))
+            if _sha256(f) != digest:
+                raise CorruptStore(f"{f}: expected the SHA-256 written with the results ({digest[:16]}…), got "
+                                   f"{_sha256(f)[:16]}…: the file changed after evcsa wrote it; refusing to show "
+                                   "altered numbers (evcsa play --resume DIR writes them again from the store)",
+                                   path=str(f))
+        against.append(DIGESTS)
+    stored = _stored_digest(path)
+    if stored is not None:
+        actual = _sha256(path / "results.json")
+        if actual != stored:
+            raise CorruptStore(f"{path / 'results.json'}: expected the results the run's store recorded (SHA-256 "
+                               f"{stored[:16]}…), got {actual[:16]}…: the file changed after evcsa wrote it; "
+                               "refusing to show altered numbers (evcsa play --resume DIR writes them again from "
+                               "the store)", path=str(path / "results.json"))
+        against.append("the run's store")
+    if not against:
+        return "not verified: no digests (written by an older evcsa)"
+    return "verified against " + " and ".join(against)
+
+
+def _stored_digest(path: pathlib.Path) -> str | None:
+    """The SHA-256 of results.json a run directory's store recorded, or None."""
+    import sqlite3
+
+    from evcsa.experiments.store import DATABASE
+
+    db_path = path / DATABASE
+    if not db_path.is_file():
+        return None
+    try:
+        db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+        try:
+            row = db.execute("SELECT value FROM meta WHERE name = 'results_sha256'").fetchone()
+        finally:
+            db.close()
+    except sqlite3.DatabaseError as exc:
+        raise CorruptStore(f"{db_path}: expected an evcsa run store to verify the results against, got a damaged "
+                           f"file (SQLite: {exc})", path=str(db_path)) from exc
+    return row[0] if row else None
 
 
 def _records() -> Any:
@@ -422,11 +576,8 @@ def read_results(path: str | os.PathLike[str]) -> Any:
 
     Raises:
         InvalidParameter: no readable ``results.json`` of a known format in ``path``.
+        CorruptStore: a results.json that does not read back (a key missing, a wrong type).
     """
-    import cattrs
-
-    from evcsa.config import config_from_dict
-
     module = _records()
     path = pathlib.Path(path)
     try:
@@ -438,6 +589,22 @@ def read_results(path: str | os.PathLike[str]) -> Any:
         raise InvalidParameter(f"{path / 'results.json'}: expected format {' or '.join(_READABLE)}, got "
                                f"{doc.get('format') if isinstance(doc, dict) else type(doc).__name__!r}",
                                path=str(path))
+    try:
+        return _structure_results(doc, path, module)
+    except InvalidParameter:
+        raise
+    except Exception as exc:  # a hand-edited or damaged document: a missing key, a wrong type
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise CorruptStore(f"{path / 'results.json'}: expected a results document of format {doc.get('format')}, "
+                           f"got one that does not read back ({type(exc).__name__}"
+                           f"{': ' + detail[:200] if detail else ''})", path=str(path / "results.json")) from exc
+
+
+def _structure_results(doc: Mapping[str, Any], path: pathlib.Path, module: Any) -> Any:
+    import cattrs
+
+    from evcsa.config import config_from_dict
+
     conv = cattrs.Converter()
     estimate = getattr(module, "Estimate", None)
     if estimate is None:
@@ -449,7 +616,7 @@ def read_results(path: str | os.PathLike[str]) -> Any:
         import numpy as np
         import torch
 
-        with np.load(npz) as arrays:
+        with np.load(npz, allow_pickle=False) as arrays:
             images = {k: torch.from_numpy(arrays[k]) for k in ("original", "adversarial", "randomized", "squeezed")}
         ex = doc["examples"]
         examples = module.ExampleImages(**images, labels={k: tuple(v) for k, v in ex["labels"].items()},
@@ -484,15 +651,19 @@ def show(path: str | os.PathLike[str], *, figures: bool = True,
     Raises:
         InvalidParameter: not a results directory (see :func:`read_results`), or the
             figures' directory cannot be written.
+        CorruptStore: its files differ from the digests written with them
+            (:func:`verify_results`).
     """
+    checked = verify_results(path)
     result = read_results(path)
     written = result.environment.get("written", {})
     when = written.get("created") or "an unknown time (results format 1)"
     command = written.get("command")
-    out(f"{result.config.name}: written {when} by evcsa {written.get('evcsa_version') or '?'}"
+    out(f"{printable(result.config.name)}: written {printable(str(when))} by evcsa {written.get('evcsa_version') or '?'}"
         f" in {result.seconds:.0f} s")
     if command:
-        out("command: " + " ".join(command))
+        out("command: " + printable(" ".join(command)))
+    out(f"results: {checked}")
     out("")
     out(format_table(result))
     if not figures:

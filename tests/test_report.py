@@ -129,7 +129,7 @@ def test_write_results_writes_every_file_and_reads_back(result, tmp_path):
     out = report.write_results(result, tmp_path / "run", progress=written.append)
     names = sorted(p.name for p in out.iterdir())
     assert names == sorted(["results.json", "results.csv", "games.csv", "sweep.csv", "config.toml",
-                            "summary.txt", "examples.npz", *plots.FIGURES])
+                            "summary.txt", "examples.npz", "SHA256SUMS", *plots.FIGURES])
     assert sorted(written) == names, "progress hears of every file"
     for name in plots.FIGURES:
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -191,6 +191,11 @@ def test_existing_directories_are_kept_unless_overwritten(result, tmp_path, monk
     with pytest.raises(InvalidParameter, match=r"run: expected a new results directory, got an existing one"):
         report.write_results(result, out)
     assert (out / "old.txt").exists()
+    with pytest.raises(InvalidParameter, match=r"expected a results directory evcsa wrote to overwrite, got a "
+                                               r"directory evcsa did not create"):
+        report.write_results(result, out, overwrite=True)  # not a results directory: never deleted
+    assert (out / "old.txt").read_text() == "keep me"
+    (out / "results.json").write_text("{}")  # now it is one (an earlier run's)
 
     def broken(*args, **kwargs):
         raise RuntimeError("boom")

@@ -36,9 +36,9 @@ class SerialExecutor:
         try:
             future.set_result(execute(task))
         except BaseException as exc:  # noqa: BLE001 - handed to the caller through the future
-            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            if isinstance(exc, KeyboardInterrupt):  # Ctrl-C, SIGTERM: the run stops
                 raise
-            future.set_exception(exc)
+            future.set_exception(exc)  # sys.exit in a plugin is that unit's failure, as in a pool worker
         return future
 
     def wait(self, futures: Iterable[Any]) -> tuple[set[Any], set[Any]]:
@@ -64,10 +64,33 @@ PRELOAD = ("torch", "evcsa.experiments.work")
 _BARRIER: Any = None
 
 
-def _init_worker(threads: int, barrier: Any = None) -> None:
+def _watch_parent(lifeline: Any) -> None:
+    """In a worker: wait until the main process's end of ``lifeline`` closes — it exited,
+    or was killed (SIGKILL included) — then exit at once, whatever this worker was doing."""
+    try:
+        lifeline.recv()
+    except (EOFError, OSError):
+        pass
+    os._exit(1)
+
+
+def _init_worker(threads: int, barrier: Any = None, lifeline: Any = None) -> None:
     global _BARRIER
+    import threading
+
     import torch
 
+    if lifeline is not None:
+        threading.Thread(target=_watch_parent, args=(lifeline,), name="evcsa-lifeline", daemon=True).start()
+    try:  # a worker draws no progress bar: tqdm's thread lock is enough. Its default inter-process
+        # lock is a named semaphore that a worker stopped by close(cancel=True) would leave to the
+        # resource tracker ("leaked semaphore objects" after the run's one-line error)
+        from tqdm.std import TqdmDefaultWriteLock
+
+        if not hasattr(TqdmDefaultWriteLock, "mp_lock"):
+            TqdmDefaultWriteLock.mp_lock = None
+    except ImportError:  # pragma: no cover - tqdm is a dependency
+        pass
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     torch.set_num_threads(threads)
     _BARRIER = barrier
@@ -87,7 +110,11 @@ def _warm_worker(config: Any, cache_dir: str | None, timeout: float) -> int:
 class PoolExecutor:
     """A local ``concurrent.futures.ProcessPoolExecutor`` of ``jobs`` workers (forkserver
     where available, else spawn), each with ``threads`` torch threads (default: the cores
-    shared out)."""
+    shared out).
+
+    The workers die with the process that made the pool: each holds the reading end of a
+    pipe whose only writing end this process keeps, and exits when it closes — so a
+    ``kill -9`` of ``evcsa play --jobs N`` leaves no worker computing on."""
 
     name = "processes"
 
@@ -103,8 +130,9 @@ class PoolExecutor:
         context = multiprocessing.get_context(method)
         if method == "forkserver":
             context.set_forkserver_preload(list(PRELOAD))  # only takes effect before the server starts
+        lifeline, self._lifeline = context.Pipe(duplex=False)  # workers read; only this process writes
         self._pool = cf.ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_init_worker,
-                                            initargs=(self.threads, context.Barrier(jobs)))
+                                            initargs=(self.threads, context.Barrier(jobs), lifeline))
 
     def submit(self, task: Any) -> cf.Future:
         from evcsa.experiments.work import execute
@@ -141,6 +169,7 @@ class PoolExecutor:
                 p.join(timeout=5)
         else:
             self._pool.shutdown(wait=True)
+        self._lifeline.close()
 
 
 class DaskExecutor:

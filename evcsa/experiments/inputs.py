@@ -59,7 +59,16 @@ def _load_inputs(config: ExperimentConfig, cache_dir: str | None) -> Inputs:
     device = resolve_device(config.device)
     if is_plugin(d.dataset):
         loader = load_plugin(d.dataset, base_dir=config.base_dir, where="data.dataset")
-        data = loader(d.split)
+        try:
+            data = loader(d.split)
+        except (Exception, SystemExit) as exc:
+            from evcsa.errors import EvcsaError
+            from evcsa.experiments.plugins import failure
+
+            if isinstance(exc, EvcsaError):
+                raise
+            raise ConfigError(f"data.dataset: plugin {d.dataset!r} failed to load split {d.split!r}: "
+                              f"{failure(exc)}", key="data.dataset") from exc
         if not all(hasattr(data, a) for a in ("images", "labels", "subset", "head")):
             raise ConfigError(f"data.dataset: expected {d.dataset}(split) to return an evcsa.data.ImageSet, got "
                               f"{type(data).__name__}", key="data.dataset")
@@ -89,8 +98,14 @@ def _load_inputs(config: ExperimentConfig, cache_dir: str | None) -> Inputs:
         model = ModelClassifier(module.to(device), num_classes=data.num_classes)
         info = {"source": "file", "architecture": m.architecture, "weights": str(path),
                 "weights_sha256": hashlib.sha256(raw).hexdigest()}
-    if tuple(model.module(data.images[:1].to(model.device)).shape) != (1, model.num_classes) \
-            or model.num_classes < data.num_classes:
+    try:
+        with torch.no_grad():
+            shape = tuple(model.module(data.images[:1].to(model.device)).shape)
+    except (RuntimeError, ValueError, TypeError) as exc:  # e.g. 3-channel images for a 1-channel model
+        raise ConfigError(f"model: expected a model that accepts the data's images {data.image_shape} "
+                          f"({data.name}), got one that fails on them ({type(exc).__name__}: "
+                          f"{str(exc).splitlines()[0][:200] if str(exc) else ''})", key="model") from exc
+    if shape != (1, model.num_classes) or model.num_classes < data.num_classes:
         raise ConfigError(f"model: expected a model for {data.num_classes} classes of images "
                           f"{data.image_shape}, got one with {model.num_classes} outputs", key="model")
     pool, dropped = data, 0

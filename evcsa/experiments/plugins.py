@@ -22,7 +22,7 @@ from typing import Any
 
 from evcsa.errors import ConfigError
 
-__all__ = ["is_plugin", "load_plugin"]
+__all__ = ["failure", "is_plugin", "load_plugin"]
 
 _PLUGIN = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")
 
@@ -53,13 +53,22 @@ def load_plugin(name: str, *, base_dir: str | None = None, where: str = "kind") 
     try:
         try:
             module = importlib.import_module(module_name)
-        except ImportError:  # a module written after this process looked at its directory
+        except ImportError as exc:  # a module written after this process looked at its directory
+            if not _is_missing(exc, module_name):
+                raise
             importlib.invalidate_caches()
             module = importlib.import_module(module_name)
     except ImportError as exc:
+        if not _is_missing(exc, module_name):
+            raise ConfigError(f"{where}: module {module_name!r} of plugin {name!r} failed to import: "
+                              f"{failure(exc)}", key=where) from exc
         raise ConfigError(f"{where}: cannot import module {module_name!r} for {name!r} ({exc}); it must be "
                           "importable in the main process and in every worker (installed, on PYTHONPATH, "
                           "or a .py file beside the configuration)", key=where) from exc
+    except (Exception, SystemExit) as exc:  # the module's own code raised, or called sys.exit
+        sys.modules.pop(module_name, None)
+        raise ConfigError(f"{where}: module {module_name!r} of plugin {name!r} failed to import: "
+                          f"{failure(exc)}", key=where) from exc
     obj: Any = module
     for part in attr.split("."):
         try:
@@ -68,3 +77,21 @@ def load_plugin(name: str, *, base_dir: str | None = None, where: str = "kind") 
             raise ConfigError(f"{where}: expected module {module_name!r} to define {attr!r}, got no such "
                               "attribute", key=where) from None
     return obj
+
+
+def _is_missing(exc: ImportError, module_name: str) -> bool:
+    """Whether ``exc`` says that ``module_name`` (or a package above it) is not there, as
+    opposed to an import inside that module failing."""
+    missing = getattr(exc, "name", None)
+    return isinstance(exc, ModuleNotFoundError) and missing is not None and (
+        module_name == missing or module_name.startswith(missing + "."))
+
+
+def failure(exc: BaseException) -> str:
+    """What a plugin did, in a few words: "called sys.exit(3)", "raised ValueError: boom"
+    (the first line of the message)."""
+    if isinstance(exc, SystemExit):
+        return f"called sys.exit({exc.code!r})" if exc.code is not None else "called sys.exit()"
+    text = str(exc.message if hasattr(exc, "message") else exc).strip()
+    first = text.splitlines()[0] if text else ""
+    return f"raised {type(exc).__name__}" + (f": {first}" if first else "")

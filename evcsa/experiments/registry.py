@@ -177,10 +177,36 @@ def _build(registry: dict[str, Any], spec: ComponentSpec, where: str, base_dir: 
     else:
         builder = registry[spec.kind]
     _check_params(where, spec, builder, len(args))
+    plugin = is_plugin(spec.kind)
     try:
-        return builder(*args, **spec.params)
+        built = builder(*args, **spec.params)
     except (EvcsaError, TypeError, ValueError) as exc:
         raise _component_error(where, spec, exc) from exc
+    except (Exception, SystemExit) as exc:
+        if not plugin:
+            raise
+        from evcsa.experiments.plugins import failure
+
+        raise ConfigError(f"{where}.kind: plugin {spec.kind!r} failed to build: {failure(exc)}",
+                          key=f"{where}.kind") from exc
+    if plugin:
+        _check_built(where, spec, built, defense=bool(args))
+    return built
+
+
+def _check_built(where: str, spec: ComponentSpec, built: Any, *, defense: bool) -> None:
+    """A plugin must build what the game takes: a classifier (``predict``) or an
+    :class:`~evcsa.adversaries.Adversary`."""
+    if defense:
+        if not callable(getattr(built, "predict", None)):
+            raise ConfigError(f"{where}.kind: expected plugin {spec.kind!r} to build a classifier (with "
+                              f"predict(x) -> labels), got {type(built).__name__}", key=f"{where}.kind")
+        return
+    from evcsa.adversaries import Adversary
+
+    if not isinstance(built, Adversary):
+        raise ConfigError(f"{where}.kind: expected plugin {spec.kind!r} to build an evcsa.adversaries.Adversary, "
+                          f"got {type(built).__name__}", key=f"{where}.kind")
 
 
 def squeezers_of(config: ExperimentConfig) -> list[str]:

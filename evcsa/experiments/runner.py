@@ -175,6 +175,7 @@ def run_units(config: ExperimentConfig, *, cache_dir: str | None = None, select:
     """
     from tqdm.auto import tqdm
 
+    from evcsa.errors import CorruptStore
     from evcsa.experiments.executors import SerialExecutor
     from evcsa.experiments.inputs import load_inputs
     from evcsa.experiments.registry import build_adversary
@@ -192,9 +193,20 @@ def run_units(config: ExperimentConfig, *, cache_dir: str | None = None, select:
     taken = 0
     facts = facts_of(config, inputs)
     for u in needed:
-        if u.key in done and _valid(u, stored := store.get(u.key), facts, store):
-            outputs[u.key] = stored
-        elif shared is not None:
+        if u.key in done:
+            try:
+                stored = store.get(u.key)
+            except CorruptStore as exc:
+                if not getattr(store, "recompute_corrupt", False):
+                    raise
+                store.log(f"recomputing {u.kind} {u.key[:12]} {u.name}: {exc.message}")
+                say(f"recomputing {u.name}: its stored unit is corrupt")
+                store.forget(u.key)
+            else:
+                if _valid(u, stored, facts, store):
+                    outputs[u.key] = stored
+                    continue
+        if shared is not None:
             found = shared.get(u.key)
             if found is not None and _valid(u, found, facts, store):
                 outputs[u.key] = found
@@ -238,7 +250,15 @@ def run_units(config: ExperimentConfig, *, cache_dir: str | None = None, select:
             finished, _ = executor.wait(list(running))
             for future in finished:
                 unit = running.pop(future)
-                output = executor.result(future)
+                try:
+                    output = executor.result(future)
+                except KeyboardInterrupt:
+                    raise
+                except BaseException as exc:  # noqa: BLE001 - a plugin's failure, named; else as it came
+                    failed = unit_failure(config, unit, exc)
+                    if failed is None:
+                        raise
+                    raise failed from exc
                 outputs[unit.key] = output
                 if store is not None:
                     store.put(unit, output)
@@ -258,6 +278,93 @@ def run_units(config: ExperimentConfig, *, cache_dir: str | None = None, select:
     if owned:
         executor.close()
     return outputs, layout
+
+
+class _AnyUnit:
+    """Stands for every unit of a run in :func:`_plugins_of`."""
+
+    params: dict[str, Any] = {"defense": "*", "adversary": "*"}
+
+
+def _plugins_of(config: ExperimentConfig, unit: Any) -> list[tuple[str, str]]:
+    """(configuration key, ``package.module:Name``) of every plugin unit ``unit`` runs
+    (every plugin of the run for :class:`_AnyUnit`)."""
+    from evcsa.experiments.plugins import is_plugin
+
+    named: list[tuple[str, str]] = []
+    d, a = unit.params.get("defense"), unit.params.get("adversary")
+    if d == "*":
+        for i, spec in enumerate(config.defenses):
+            named.append((f"defenses[{i}]", spec.kind))
+        for i, spec in enumerate(config.adversaries):
+            named += [(f"adversaries[{i}]", spec.kind), (f"adversaries[{i}].attack", spec.params.get("attack"))]
+        d = a = None
+    if isinstance(d, int) and not isinstance(d, bool) and 0 <= d < len(config.defenses):
+        named.append((f"defenses[{d}]", config.defenses[d].kind))
+    if isinstance(a, int) and not isinstance(a, bool) and 0 <= a < len(config.adversaries):
+        named.append((f"adversaries[{a}]", config.adversaries[a].kind))
+        named.append((f"adversaries[{a}].attack", config.adversaries[a].params.get("attack")))
+    named += [("data.dataset", config.data.dataset), ("model.architecture", config.model.architecture)]
+    return [(where, name) for where, name in named if is_plugin(name)]
+
+
+def _traceback_text(exc: BaseException) -> str:
+    """Every file the exception passed through: its own traceback, and a pool worker's or a
+    Dask worker's, which arrives as text (the ``__cause__``)."""
+    import traceback
+
+    parts = [f.filename for f in traceback.extract_tb(exc.__traceback__)]
+    cause = exc.__cause__
+    if cause is not None:
+        parts.append(str(getattr(cause, "tb", cause)))
+        parts += [f.filename for f in traceback.extract_tb(cause.__traceback__)]
+    return "\n".join(parts)
+
+
+def unit_failure(config: ExperimentConfig, unit: Any, exc: BaseException) -> BaseException | None:
+    """The one-line error for unit ``unit`` failing with ``exc``, when a plugin is to blame
+    (a :class:`~evcsa.errors.PluginError` naming the plugin, its key and the unit — the cell
+    for a play), or when something called ``sys.exit``; None otherwise (an error of evcsa's
+    own, raised as it came)."""
+    import sys
+
+    from evcsa.errors import PluginError
+    from evcsa.experiments.plugins import failure
+
+    from concurrent.futures import BrokenExecutor
+
+    plugins = _plugins_of(config, unit)
+    if isinstance(exc, BrokenExecutor):  # a worker died: which unit killed it is not known
+        suspects = sorted({name for _, name in _plugins_of(config, _AnyUnit())})
+        return PluginError(f"{unit.name}: expected the pool's worker to finish it, got a worker that died abruptly "
+                           "(killed by a signal, out of memory, or os._exit in a plugin"
+                           + (f": {', '.join(repr(s) for s in suspects)}" if suspects else "")
+                           + "; running beside it, or this unit)", unit=unit.name)
+    if not plugins:
+        if isinstance(exc, SystemExit):
+            return PluginError(f"{unit.name}: stopped by {failure(exc)[7:]}; expected the unit to finish or raise",
+                               unit=unit.name)
+        return None
+    from evcsa.errors import EvcsaError
+
+    text = _traceback_text(exc)
+    blamed = []
+    for where, name in plugins:
+        module_name = name.split(":", 1)[0]
+        stem = module_name.replace(".", "/")
+        files = [getattr(sys.modules.get(module_name), "__file__", None), f"/{stem}.py", f"/{stem}/__init__.py"]
+        at = max(text.rfind(f) for f in files if f)
+        if at >= 0:
+            blamed.append((at, where, name))
+    if blamed:  # the plugin deepest in the traceback: the one that raised, or called what raised
+        _, where, name = max(blamed)
+        who = f"plugin {name!r} ({where})"
+    elif isinstance(exc, EvcsaError) and not isinstance(exc, SystemExit):
+        return None  # evcsa's own refusal, not raised through a plugin: already one line
+    else:
+        where, name = plugins[0]
+        who = " or ".join(f"plugin {n!r} ({w})" for w, n in plugins)
+    return PluginError(f"{who} failed in {unit.name}: {failure(exc)}", plugin=name, where=where, unit=unit.name)
 
 
 def _environment() -> dict[str, Any]:
@@ -364,22 +471,35 @@ def run_experiment(config: ExperimentConfig, *, progress: bool | None = None, ex
 
 
 def publish_results(result: ExperimentResult, run_dir: str | os.PathLike[str], *, figures: bool | None = None,
-                    progress: Callable[[str], None] | None = None, command: Any = None) -> list[str]:
+                    progress: Callable[[str], None] | None = None, command: Any = None,
+                    store: Any = None) -> list[str]:
     """Write the results files (:func:`evcsa.report.write_results`) into the run directory
     beside its store: all of them into a temporary directory first, then each moved into
     place, ``results.json`` last — a run directory with ``results.json`` is complete.
 
+    Args:
+        store: the run's :class:`~evcsa.experiments.store.RunStore`: it records the SHA-256
+            of results.json (``results_sha256``) before the file moves into place, so that
+            ``evcsa show`` can check the numbers against the store.
+
+    A publication killed half-way leaves its temporary directories (``.results-<pid>``);
+    the next opening of the run directory removes them.
+
     Returns:
         The names of the files written.
     """
-    from evcsa.report import write_results
+    from evcsa.report import _sha256, write_results
 
     run_dir = pathlib.Path(run_dir)
     staging = run_dir / f".results-{os.getpid()}"
+    if staging.exists():  # this process's own leftover (a publication it did not finish)
+        shutil.rmtree(staging)
     names: list[str] = []
-    write_results(result, staging, overwrite=True, figures=figures, progress=names.append, command=command)
+    write_results(result, staging, overwrite=False, figures=figures, progress=names.append, command=command)
     try:
         for name in sorted(names, key=lambda n: n == "results.json"):
+            if name == "results.json" and store is not None:
+                store.set_meta(results_sha256=_sha256(staging / name))
             os.replace(staging / name, run_dir / name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

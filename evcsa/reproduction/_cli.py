@@ -30,7 +30,10 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="DIR",
                    help="the reproduction's directory (default: ./reproduce-PAPER[-quick][-digits]); rerunning the "
                         "same command on it resumes: finished units are kept")
-    p.add_argument("--overwrite", action="store_true", help="discard what the directory holds and start over")
+    p.add_argument("--overwrite", action="store_true",
+                   help="discard the reproduction the directory holds and start over (never while it runs)")
+    p.add_argument("--recompute-corrupt", action="store_true",
+                   help="compute again a finished unit whose stored file turns out corrupt")
     p.add_argument("--jobs", type=int, metavar="J",
                    help="run the units in J local worker processes (default: this process)")
     p.add_argument("--dask", metavar="ADDRESS", nargs="?", const="",
@@ -90,7 +93,8 @@ def reproduce(args: argparse.Namespace, out: Any) -> int:
         if hasattr(executor, "warm"):
             executor.warm(plan.parts[0].configs[0], args.cache_dir)
         result = run_plan(plan, output=output, cache_dir=args.cache_dir, parts=args.part, log=say,
-                          executor=executor, overwrite=args.overwrite)
+                          executor=executor, overwrite=args.overwrite,
+                          recompute_corrupt=getattr(args, "recompute_corrupt", False))
     except KeyboardInterrupt as exc:
         from evcsa.cli import EXIT_INTERRUPTED, EXIT_TERMINATED, Terminated
 

@@ -19,6 +19,7 @@ from typing import Any, Callable, Sequence
 import attrs
 import numpy as np
 
+from evcsa.errors import InvalidParameter
 from evcsa.reproduction.compare import Comparison, format_comparisons
 from evcsa.reproduction.plans import Part, Plan
 from evcsa.reproduction.values import paper_values
@@ -132,22 +133,41 @@ class _Engine:
     units that share a key were computed under the same keys."""
 
     def __init__(self, root: pathlib.Path, *, executor: Any, cache_dir: str | None, overwrite: bool,
-                 log: Callable[[str], None]) -> None:
+                 log: Callable[[str], None], recompute_corrupt: bool = False) -> None:
         self.root, self.executor, self.cache_dir, self.overwrite, self.log = root, executor, cache_dir, overwrite, log
+        self.recompute_corrupt = recompute_corrupt
         if overwrite:
             self._discard()
         self.master_key = self._plan_key()
         self.reused = self.computed = 0
 
     def _discard(self) -> None:
-        """Remove the run directories and the key of an earlier reproduction in ``root``."""
+        """Remove the run directories and the key of an earlier reproduction in ``root``
+        (the caller holds the reproduction's lock): only in a reproduction directory, only
+        evcsa run directories, none a run is writing (every lock is taken before anything
+        is deleted) and never the working directory or a parent of it."""
         import shutil
 
-        from evcsa.experiments.store import DATABASE, RunStore
+        from evcsa.experiments.store import DATABASE, LOCK, check_removable, hold_lock, release_lock
 
-        for db in self.root.glob(f"*/{DATABASE}"):
-            RunStore._check_not_locked(db.parent)
-            shutil.rmtree(db.parent)
+        runs = sorted({p.parent for p in self.root.glob(f"*/{DATABASE}")} | {p.parent for p in self.root.glob(
+            f"*/{MARKER_RUN}")})
+        if runs and not is_reproduction_directory(self.root):
+            raise InvalidParameter(f"{self.root}: expected a reproduction directory to overwrite (with "
+                                   f"{MARKER} or master-key), got a directory holding {len(runs)} other run "
+                                   "director(ies); refusing to delete them — choose another --output",
+                                   path=str(self.root))
+        for run in runs:
+            check_removable(run)
+        held: list[int] = []
+        try:
+            for run in runs:
+                held.append(hold_lock(run / LOCK))
+            for run in runs:
+                shutil.rmtree(run)
+        finally:
+            for fd in held:
+                release_lock(fd)
         (self.root / "master-key").unlink(missing_ok=True)
 
     def _plan_key(self) -> str:
@@ -184,7 +204,7 @@ class _Engine:
         config = attrs.evolve(config, master_key=self.key_for(key_label))
         path = self.root / directory
         others = sorted(p.parent for p in self.root.glob(f"*/{DATABASE}") if p.parent != path)
-        store = RunStore.open(path, config, overwrite=self.overwrite)
+        store = RunStore.open(path, config, overwrite=self.overwrite, recompute_corrupt=self.recompute_corrupt)
         try:
             if store.attempt > 1:
                 self.log(f"    {directory}: resuming ({len(store.done())} units stored)")
@@ -196,7 +216,7 @@ class _Engine:
             self.computed += counts["computed"]
             self.log(f"    {directory}: {counts['units']} units ({counts['reused']} finished before or shared, "
                      f"{counts['computed']} computed) in {result.seconds:.0f} s")
-            publish_results(result, path, figures=False)
+            publish_results(result, path, figures=False, store=store)
             store.close("complete")
         except BaseException as exc:
             store.close("interrupted" if isinstance(exc, KeyboardInterrupt) else "failed")
@@ -364,9 +384,22 @@ def _sweep_part(plan: Plan, part: Part, *, engine: _Engine) -> PartResult:
 _RUNNERS = {"cells": _cells_part, "repetitions": _repetitions_part, "sweep": _sweep_part}
 
 
+#: A reproduction directory's marker and lock (held by the reproduction running there).
+MARKER = "evcsa-reproduction.marker"
+LOCK = "evcsa-reproduction.lock"
+MARKER_RUN = "evcsa-run.marker"
+
+
+def is_reproduction_directory(path: str | pathlib.Path) -> bool:
+    """Whether ``path`` is a directory ``evcsa reproduce`` made: it holds the marker or, made
+    by an older evcsa, the plan's ``master-key``."""
+    path = pathlib.Path(path)
+    return path.is_dir() and ((path / MARKER).is_file() or (path / "master-key").is_file())
+
+
 def run_plan(plan: Plan, *, output: str | pathlib.Path | None = None, cache_dir: str | None = None,
              parts: Sequence[str] | None = None, log: Callable[[str], None] | None = None,
-             executor: Any = None, overwrite: bool = False) -> ReproductionResult:
+             executor: Any = None, overwrite: bool = False, recompute_corrupt: bool = False) -> ReproductionResult:
     """Run ``plan`` (or only the parts named in ``parts``), part after part, through the
     experiment engine.
 
@@ -386,7 +419,10 @@ def run_plan(plan: Plan, *, output: str | pathlib.Path | None = None, cache_dir:
         log: receives one line per finished step.
         executor: where the units run (an executor of :mod:`evcsa.experiments.executors`,
             e.g. ``make_executor("processes", jobs=2)``); None runs them in this process.
-        overwrite: discard what ``output`` holds and start over.
+        overwrite: discard what ``output`` holds and start over (only in a reproduction
+            directory, never while another reproduction runs there: it holds the
+            directory's lock, ``evcsa-reproduction.lock``).
+        recompute_corrupt: compute again a finished unit whose stored file is corrupt.
 
     Raises:
         ConfigError, DataError, InvalidParameter: from the engine, before a part's work
@@ -397,9 +433,18 @@ def run_plan(plan: Plan, *, output: str | pathlib.Path | None = None, cache_dir:
     say = log or (lambda line: None)
     temporary = tempfile.TemporaryDirectory(prefix="evcsa-reproduce-") if output is None else None
     out = pathlib.Path(temporary.name if temporary is not None else output)  # type: ignore[arg-type]
+    lock = None
     try:
+        from evcsa.experiments.store import hold_lock
+
+        if out.exists() and not out.is_dir():
+            raise InvalidParameter(f"{out}: expected a reproduction directory, got an existing file", path=str(out))
         out.mkdir(parents=True, exist_ok=True)
-        engine = _Engine(out, executor=executor, cache_dir=cache_dir, overwrite=overwrite, log=say)
+        lock = hold_lock(out / LOCK, what="a reproduction")  # before anything is discarded or written
+        engine = _Engine(out, executor=executor, cache_dir=cache_dir, overwrite=overwrite, log=say,
+                         recompute_corrupt=recompute_corrupt)
+        (out / MARKER).write_text("an evcsa reproduction directory (evcsa reproduce --overwrite may empty it)\n",
+                                  encoding="utf-8")
         environment = _run_environment(executor)  # the commit that runs: read before any work
         start = time.perf_counter()
         chosen = [plan.part(p) for p in parts] if parts is not None else list(plan.parts)
@@ -418,6 +463,10 @@ def run_plan(plan: Plan, *, output: str | pathlib.Path | None = None, cache_dir:
             save_result(result, out)
         return result
     finally:
+        if lock is not None:
+            from evcsa.experiments.store import release_lock
+
+            release_lock(lock)
         if temporary is not None:
             temporary.cleanup()
 

@@ -159,8 +159,11 @@ def test_rerun_recomputes_nothing_and_refuses_other_configurations(small, tmp_pa
     with pytest.raises(InvalidParameter, match="not an evcsa run directory"):
         RunStore.open(tmp_path / "theirs", small)
     assert (tmp_path / "theirs" / "notes.txt").read_text() == "keep me"
-    RunStore.open(tmp_path / "theirs", small, overwrite=True).close()
-    assert not (tmp_path / "theirs" / "notes.txt").exists(), "--overwrite replaces it"
+    with pytest.raises(InvalidParameter, match="got a directory evcsa did not create"):
+        RunStore.open(tmp_path / "theirs", small, overwrite=True)
+    assert (tmp_path / "theirs" / "notes.txt").read_text() == "keep me", "--overwrite deletes only evcsa's"
+    RunStore.open(tmp_path / "run", other, overwrite=True).close()  # another configuration's run: replaced
+    assert _stored(tmp_path / "run") == {}
 
 
 def test_a_second_run_on_the_same_directory_is_refused(small, tmp_path):
