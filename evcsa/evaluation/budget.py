@@ -158,7 +158,7 @@ class Budget:
 #: The pipeline check: seconds on the 8×8 digits (the test suite's budget).
 QUICK = Budget(name="quick", samples=60, runs=20, legitimate_samples=200, legitimate_draws=1, graybox_attacks=1,
                attack_steps=10, whitebox_steps=10, eot_draws=4, whitebox_apgd=False, twin_draws=50,
-               astar_queries=50, astar_budget=1000, discrete_steps=10, discrete_restarts=1, rejudge_draws=50,
+               astar_queries=50, astar_budget=600, discrete_steps=10, discrete_restarts=1, rejudge_draws=50,
                check_samples=None, unbounded_steps=20, convergence_check=True)
 
 #: The seed's settings as the demo plays them (module docstring).
