@@ -87,7 +87,8 @@ def estimate_evaluation(defense: Any, *, params: Mapping[str, Any] | None = None
     Args:
         defense, params, model, data, split, rules, budget, cache_dir, base_dir, label: as
             :func:`~evcsa.evaluation.evaluate`.
-        probe: natural samples each crafter is timed on (default 10).
+        probe: natural samples each graybox attack is timed on (default 10; the whitebox
+            crafters are timed on all of X_D at 2 steps).
         log: receives a line per timing.
 
     Raises:

@@ -190,7 +190,8 @@ def markdown(evaluation: Any, *, files: Sequence[str] = ()) -> str:
     lines = [f"# Evaluation of {ev.defense}", ""]
     lines += [f"**{_headline(ev)}.**", ""]
     lines += [f"Rules: {_rules_text(ev)}. X_D = {ev.data['samples']} ({ev.data['n_samples']} natural samples; "
-              f"{ev.data['skipped_misclassified']} misclassified ones skipped). {counted(ev.budget.runs, 'game')} per "
+              f"{counted(ev.data['skipped_misclassified'], 'misclassified one')} skipped). "
+              f"{counted(ev.budget.runs, 'game')} per "
               f"adversary, each against its own draw of the defense's randomness. Budget: **{ev.budget.name}** "
               "(every setting below).", ""]
     lines += [f"Adv({n}, {tau:g}) = Pr[succ ≥ τ] over the games (seed 002 Eq. 4), with its exact 95 % Clopper–Pearson "
@@ -200,10 +201,10 @@ def markdown(evaluation: Any, *, files: Sequence[str] = ()) -> str:
     lines += ["## Checks", "", f"{summarize(ev.checks)}.", ""]
     for c in ev.checks:
         tag = {"warning": "**WARNING**", "passed": "passed", "skipped": "skipped"}[c.status]
-        lines.append(f"- `{c.name}` — {tag}: {c.title}. {c.finding}.")
+        lines.append(f"- {tag} `{c.name}`: {c.finding}.")
         if c.fired:
             lines.append(f"  **What to do:** {c.advice}.")
-        lines.append(f"  *Source: {c.source}.*")
+        lines.append(f"  *It fires when {c.title}. Source: {c.source}.*")
     lines.append("")
     lines += ["## Adversaries", ""]
     header = ["adversary", "role", "success rate [95 % CI]", f"Adv({n}, {tau:g}) [95 % CI]",

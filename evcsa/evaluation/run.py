@@ -149,9 +149,11 @@ class Evaluation:
 
     @property
     def best_single(self) -> AdversaryRow:
-        """The single adversary with the highest Adv (ties: the higher mean success rate)."""
+        """The single adversary with the highest Adv (ties: the higher mean success rate, then
+        the one that knows more: whitebox, search, A*, graybox)."""
+        knows = {"whitebox": 3, "search": 2, "a_star": 1, "graybox": 0}
         singles = [r for r in self.rows if r.label != ENSEMBLE_LABEL]
-        return max(singles, key=lambda r: (r.advantage.value, r.cell.success_rate.value))
+        return max(singles, key=lambda r: (r.advantage.value, r.cell.success_rate.value, knows.get(r.role, 0)))
 
     @property
     def worst_case(self) -> AdversaryRow:
@@ -636,7 +638,7 @@ def _experiment(resolved: DefenseInput, rows: Sequence[AdversaryRow], suite: Sui
         dataset = "mnist"
     else:
         dataset = str(data_info.get("legitimate", "images"))
-    model_name = model if isinstance(model, str) else (model_info.get("config", {}) or {}).get("name")
+    model_name = model if isinstance(model, str) else model_info.get("name")
     reference = model_name if isinstance(model_name, str) and model_name in ("mnist", "digits") else None
     if reference is None:
         reference = str(model) if isinstance(model, str) else f"given: {model_info.get('architecture', 'model')}"

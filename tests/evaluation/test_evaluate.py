@@ -5,6 +5,7 @@ defense given only as module:Name in a fresh directory, end to end from the comm
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import subprocess
 import sys
@@ -214,3 +215,15 @@ def test_a_users_defense_named_module_name_in_a_fresh_directory(tmp_path, digits
         assert f"`{name}`" in report
     config = (fresh / "run" / "config.toml").read_text()
     assert 'kind = "my_defense:NoisyBits"' in config and "delta = 0.2" in config
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("EVCSA_SLOW") != "1", reason="slow: set EVCSA_SLOW=1 to run")
+@pytest.mark.parametrize("kind, params", SHIPPED, ids=[k for k, _ in SHIPPED])
+def test_no_check_fires_on_a_shipped_kind_at_the_standard_budget(workdir, kind, params):
+    """The issue's standard-budget silence, on the digits (minutes per kind on 2 cores)::
+
+        EVCSA_SLOW=1 python -m pytest -m slow tests/evaluation/test_evaluate.py
+    """
+    ev = evaluate(kind, params=params, model="digits", data="digits", budget="standard", master_key=KEY)
+    assert not ev.warnings, [c.line() for c in ev.warnings]

@@ -5,7 +5,6 @@ and A* always; no whitebox adversary without a surrogate or at graybox knowledge
 from __future__ import annotations
 
 import pytest
-import torch
 
 from evcsa.defenses import (BitDepth, CroppingRescaling, FeatureSqueezing, MedianSmoothing, ModelClassifier,
                             RandomizedSqueezing, RegionBasedClassification)
