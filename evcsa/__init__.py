@@ -7,7 +7,9 @@ Importing ``evcsa`` is light: it loads no torch. The sub-packages load what they
 - :mod:`evcsa.attacks`: sample-crafting attacks on a model;
 - :mod:`evcsa.defenses`: classifiers, squeezers and randomized defenses;
 - :mod:`evcsa.stats`: Clopper-Pearson intervals, Poisson-binomial tails, the exact advantage;
-- :mod:`evcsa.randomness`: key sources and keyed noise.
+- :mod:`evcsa.randomness`: key sources and keyed noise;
+- :mod:`evcsa.evaluation`: :func:`evaluate` — a defense against the standard adversary
+  suite, the worst-case advantage and the checks (loaded on first use).
 """
 
 from evcsa.errors import (
@@ -37,4 +39,13 @@ __all__ = [
     "ModelTampered",
     "NotFresh",
     "__version__",
+    "evaluate",
 ]
+
+
+def __getattr__(name: str):  # noqa: ANN202 - the package face: torch loads only when evaluate is used
+    if name == "evaluate":
+        from evcsa.evaluation import evaluate
+
+        return evaluate
+    raise AttributeError(f"module 'evcsa' has no attribute {name!r}")

@@ -7,6 +7,7 @@
     evcsa train [NAME]          train a reference model's recipe here (or show the cached one)
     evcsa show DIR              a finished run's summary, and its figures redrawn from its results
     evcsa reproduce PAPER       a seed paper's evaluation beside its numbers (evcsa.reproduction)
+    evcsa evaluate DEFENSE      a defense against the standard suite: worst-case Adv, checks (evcsa.evaluation)
 
 Every run works in a run directory (``--output``, default ``results/<name>-<time>``): its
 store (:mod:`evcsa.experiments.store`) commits each unit of work as it finishes, and the
@@ -118,6 +119,9 @@ def _parser() -> argparse.ArgumentParser:
     from evcsa.reproduction._cli import add_parser as add_reproduce
 
     add_reproduce(sub)
+    from evcsa.evaluation._cli import add_parser as add_evaluate
+
+    add_evaluate(sub)
     return parser
 
 
@@ -459,6 +463,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 from evcsa.reproduction._cli import reproduce
 
                 return reproduce(args, out)
+            if args.command == "evaluate":
+                from evcsa.evaluation._cli import evaluate_command
+
+                return evaluate_command(args, out)
             return _train(args, out)
         finally:
             if previous is not None:

@@ -22,6 +22,7 @@ so that generic handlers keep working.
     └── ModelTampered                   the adversary changed the model the game classifies with
 
     TrivialEpsilonWarning (UserWarning) ε at or beyond the bound that lets every image through
+    EvaluationWarning (UserWarning)     a check of ``evcsa.evaluate`` says the evaluation cannot be trusted
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ __all__ = [
     "ConfigError",
     "CorruptStore",
     "DataError",
+    "EvaluationWarning",
     "EvcsaError",
     "GameOver",
     "InvalidOutput",
@@ -154,3 +156,14 @@ class NotReproducibleWarning(UserWarning):
     def __init__(self, message: str, *, classifier: str) -> None:
         super().__init__(message)
         self.classifier = classifier
+
+
+class EvaluationWarning(UserWarning):
+    """A check of an evaluation (:mod:`evcsa.evaluation.checks`) fired: the evaluation's
+    numbers cannot be trusted as they stand (masked gradients, an unbounded attack that
+    fails, a transfer beating the whitebox attack, an attack that had not converged, a twin
+    sharing the defense's randomness). ``check`` names it, ``advice`` says what to do."""
+
+    def __init__(self, message: str, *, check: str, advice: str) -> None:
+        super().__init__(message)
+        self.check, self.advice = check, advice

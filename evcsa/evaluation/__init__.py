@@ -1,0 +1,35 @@
+"""Evaluate a defense in one call: the strongest adversary suite, the worst-case advantage,
+and the checks that say when an evaluation cannot be trusted (issue 26).
+
+- :func:`evaluate` (also ``evcsa.evaluate`` and ``evcsa evaluate``): defense → suite →
+  games → :class:`Evaluation` (and a run directory with report.md);
+- :mod:`~evcsa.evaluation.budget`: :class:`Budget`, the presets :data:`QUICK` and
+  :data:`STANDARD`;
+- :mod:`~evcsa.evaluation.suite`: the defense's traits and the suite chosen from them;
+- :mod:`~evcsa.evaluation.ensemble`: :class:`Ensemble`, the best of every attack per
+  source by A*'s rule;
+- :mod:`~evcsa.evaluation.checks`: the five named checks;
+- :mod:`~evcsa.evaluation.report`: the files and the terminal summary;
+- :mod:`~evcsa.evaluation.estimate`: :func:`estimate_evaluation`, the predicted time.
+"""
+
+import importlib
+from typing import Any
+
+#: public name → the module that defines it (loaded on first use: torch loads only then)
+_NAMES = {
+    "BUDGETS": "budget", "QUICK": "budget", "STANDARD": "budget", "Budget": "budget", "resolve_budget": "budget",
+    "CHECKS": "checks", "CheckResult": "checks",
+    "Ensemble": "ensemble", "PreparedEnsemble": "ensemble",
+    "EvaluationEstimate": "estimate", "estimate_evaluation": "estimate",
+    "AdversaryRow": "run", "Evaluation": "run", "evaluate": "run",
+    "Member": "suite", "Suite": "suite", "Traits": "suite", "choose_suite": "suite", "describe_defense": "suite",
+}
+
+__all__ = sorted(_NAMES)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _NAMES:
+        return getattr(importlib.import_module(f"evcsa.evaluation.{_NAMES[name]}"), name)
+    raise AttributeError(f"module 'evcsa.evaluation' has no attribute {name!r}")
