@@ -459,7 +459,9 @@ def write_results(result: Any, path: str | os.PathLike[str], *, overwrite: bool 
             for name in save_figures(result, tmp):
                 if progress:
                     progress(name.name)
-        put(DIGESTS, "".join(f"{_sha256(f)}  {f.name}\n" for f in sorted(tmp.iterdir()) if f.name != DIGESTS))
+        write_digests(tmp)
+        if progress:
+            progress(DIGESTS)
         if not overwrite:
             try:
                 _rename_noreplace(tmp, path)
@@ -486,6 +488,17 @@ def write_results(result: Any, path: str | os.PathLike[str], *, overwrite: bool 
             shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
+
+
+def write_digests(directory: str | os.PathLike[str]) -> pathlib.Path:
+    """Write ``SHA256SUMS`` in a results directory: the SHA-256 of every other file in it
+    (``sha256sum -c`` format), which :func:`verify_results` checks. A writer that adds or
+    changes files after :func:`write_results` calls it again."""
+    directory = pathlib.Path(directory)
+    files = sorted(f for f in directory.iterdir() if f.is_file() and f.name != DIGESTS)
+    target = directory / DIGESTS
+    target.write_text("".join(f"{_sha256(f)}  {f.name}\n" for f in files), encoding="utf-8")
+    return target
 
 
 def verify_results(path: str | os.PathLike[str]) -> str:

@@ -336,7 +336,7 @@ def write_evaluation(evaluation: Any, path: Any, *, overwrite: bool = False, fig
     Raises:
         InvalidParameter: ``path`` exists (without ``overwrite``) or cannot be written.
     """
-    from evcsa.report import check_output, write_results
+    from evcsa.report import check_output, write_digests, write_results
 
     path = check_output(path, overwrite=overwrite)
     staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".evaluate", dir=path.parent))
@@ -356,6 +356,7 @@ def write_evaluation(evaluation: Any, path: Any, *, overwrite: bool = False, fig
         (inner / "summary.txt").write_text(summary_text(evaluation) + "\n", encoding="utf-8")
         names += ["per_sample.csv", "summary.txt", "report.md"]
         (inner / "report.md").write_text(markdown(evaluation, files=sorted(names)), encoding="utf-8")
+        write_digests(inner)  # results.json gained its evaluation section: digest what is there now
         backup = None
         if path.exists():
             backup = path.with_name(f".{path.name}.old-{os.getpid()}")
