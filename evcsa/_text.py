@@ -7,7 +7,7 @@ import difflib
 import re
 from typing import Iterable
 
-__all__ = ["counted", "did_you_mean", "printable"]
+__all__ = ["counted", "did_you_mean", "duration", "printable"]
 
 #: What a terminal would act on instead of showing: C0 and C1 controls, DEL, the line and
 #: paragraph separators and the bidirectional overrides and isolates (which reorder text).
@@ -19,6 +19,16 @@ def counted(n: int, singular: str, plural: str | None = None) -> str:
     """``n`` and the noun in the right number: ``counted(1, "game")`` → "1 game",
     ``counted(3, "adversary", "adversaries")`` → "3 adversaries" (default plural: + "s")."""
     return f"{n} {singular if n == 1 else (plural or singular + 's')}"
+
+
+def duration(seconds: float, *, minute_digits: int = 1) -> str:
+    """A time estimate for people: "45 s" under 2 minutes, "12.3 min" (``minute_digits``
+    decimals) under 2 hours, else "2.5 h"."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.{minute_digits}f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:

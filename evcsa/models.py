@@ -45,6 +45,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from evcsa import data as _data
+from evcsa._files import atomic_write
 from evcsa._validation import check_positive_int, int_at_least, one_of
 from evcsa.data import SPLIT_SEED, ImageSet, load_dataset
 from evcsa.errors import InvalidParameter
@@ -645,21 +646,6 @@ def check_cache_dir(path: str | os.PathLike[str] | None = None) -> pathlib.Path:
     return directory
 
 
-def _atomic_write(path: pathlib.Path, write: Callable[[Any], None], mode: str = "wb") -> None:
-    """Write through ``write(fh)`` into a temp file beside ``path``, then rename it over
-    ``path``: readers see the old file or the whole new one, never a part."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, mode) as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        pathlib.Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _sha256(path: pathlib.Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -796,10 +782,10 @@ def _trained_here(label: str, config: TrainingConfig, directory: pathlib.Path, *
     module, info = train_reference(config, progress=progress)
     directory.mkdir(parents=True, exist_ok=True)
     weights, meta = _paths(label, config, directory)
-    _atomic_write(weights, lambda fh: torch.save(module.state_dict(), fh))
+    atomic_write(weights, lambda fh: torch.save(module.state_dict(), fh))
     info["weights_sha256"] = _sha256(weights)
     info["weights_file"] = weights.name
-    _atomic_write(meta, lambda fh: fh.write(json.dumps(info, indent=2) + "\n"), mode="w")
+    atomic_write(meta, lambda fh: fh.write(json.dumps(info, indent=2) + "\n"), mode="w")
     info["weights_path"] = str(weights)
     return module, info
 

@@ -462,32 +462,51 @@ def write_results(result: Any, path: str | os.PathLike[str], *, overwrite: bool 
         write_digests(tmp)
         if progress:
             progress(DIGESTS)
-        if not overwrite:
-            try:
-                _rename_noreplace(tmp, path)
-            except FileExistsError:
-                keep_tmp = True
-                raise InvalidParameter(f"{path}: expected a new results directory, got one that appeared while the "
-                                       f"results were written; both are kept: the new results are in {tmp}",
-                                       path=str(path), written=str(tmp)) from None
-            return path
-        backup = None
-        if path.exists():
-            backup = path.with_name(f".{path.name}.old-{os.getpid()}")
-            os.rename(path, backup)
         try:
-            os.rename(tmp, path)
-        except BaseException:
-            if backup is not None:
-                os.rename(backup, path)
+            move_into_place(tmp, path, overwrite=overwrite)
+        except InvalidParameter as exc:
+            keep_tmp = "written" in exc.details
             raise
-        if backup is not None:
-            shutil.rmtree(backup, ignore_errors=True)
     except BaseException:
         if not keep_tmp:
             shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
+
+
+def move_into_place(staged: pathlib.Path, path: pathlib.Path, *, overwrite: bool) -> None:
+    """Rename the finished directory ``staged`` to ``path`` (on the same file system).
+
+    Without ``overwrite`` the rename refuses a ``path`` that appeared meanwhile
+    (:func:`_rename_noreplace`): both are left as they are. With it, an existing ``path``
+    (already checked by :func:`check_output`) is moved aside, the new one renamed in, and
+    the old one deleted; if the rename fails, the old one is put back.
+
+    Raises:
+        InvalidParameter: without ``overwrite``, ``path`` appeared while ``staged`` was
+            written (``written`` names ``staged``, which is kept).
+        OSError: the disk refused.
+    """
+    if not overwrite:
+        try:
+            _rename_noreplace(staged, path)
+        except FileExistsError:
+            raise InvalidParameter(f"{path}: expected a new results directory, got one that appeared while the "
+                                   f"results were written; both are kept: the new results are in {staged}",
+                                   path=str(path), written=str(staged)) from None
+        return
+    backup = None
+    if path.exists():
+        backup = path.with_name(f".{path.name}.old-{os.getpid()}")
+        os.rename(path, backup)
+    try:
+        os.rename(staged, path)
+    except BaseException:
+        if backup is not None:
+            os.rename(backup, path)
+        raise
+    if backup is not None:
+        shutil.rmtree(backup, ignore_errors=True)
 
 
 def write_digests(directory: str | os.PathLike[str]) -> pathlib.Path:

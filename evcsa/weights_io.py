@@ -14,12 +14,12 @@ import hashlib
 import io
 import os
 import pathlib
-import tempfile
 import zipfile
 from typing import Any, Mapping
 
 import numpy as np
 
+from evcsa._files import atomic_write
 from evcsa.errors import DataError, InvalidParameter
 
 __all__ = ["load_weights_npz", "save_weights_npz", "sha256_bytes", "sha256_file"]
@@ -83,18 +83,8 @@ def save_weights_npz(state: Mapping[str, Any], path: str | os.PathLike[str]) -> 
             info.compress_type = zipfile.ZIP_STORED
             archive.writestr(info, member.getvalue())
     data = buffer.getvalue()
-    target = pathlib.Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            os.fchmod(fh.fileno(), 0o644)  # mkstemp's 0600 would make package data unreadable to others
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        pathlib.Path(tmp).unlink(missing_ok=True)
-        raise
+    # 0o644: mkstemp's 0600 would make package data unreadable to others
+    atomic_write(path, lambda fh: fh.write(data), permissions=0o644)
     return sha256_bytes(data)
 
 

@@ -52,8 +52,8 @@ if TYPE_CHECKING:
     from evcsa.games.game import Knowledge, Oracles
     from evcsa.games.rules import Rules
 
-__all__ = ["SAMPLINGS", "AdaptiveSampling", "GreedyAStar", "adaptive_order", "estimate_adaptive", "estimate_online",
-           "select_adaptive"]
+__all__ = ["SAMPLINGS", "AdaptiveSampling", "GreedyAStar", "adaptive_order", "estimate_adaptive", "estimate_by_settings",
+           "estimate_online", "select_adaptive"]
 
 SAMPLINGS = ("fixed", "adaptive")
 
@@ -367,20 +367,14 @@ class GreedyAStar(Adversary):
     def play_candidates(self, candidates: Candidates, oracles: Oracles, knowledge: Knowledge) -> AdversaryReport:
         """Estimate p̂ with Classify, submit the top N."""
         notes: list[str] = []
-        if self.sampling == "adaptive":
-            sampled = estimate_adaptive(oracles, candidates, knowledge, max_draws=self.queries_per_candidate,
-                                        round_draws=self.round_draws, budget=self.query_budget, focus=self.focus,
-                                        stop_alpha=self.stop_alpha, alpha=self.alpha, query_batch=self.query_batch,
-                                        notes=notes)
-            estimates = sampled.estimates
+        estimates, sampled = estimate_by_settings(self, oracles, candidates, knowledge, notes)
+        if sampled is not None:
             notes.append(f"adaptive sampling: {sampled.queries} Classify queries in {sampled.rounds} rounds, "
                          f"{int(sampled.accepted.sum())} candidates surely in, {int(sampled.rejected.sum())} surely "
                          f"out of the top {knowledge.n_chosen}")
             order = select_adaptive(estimates, candidates.sources, knowledge.n_chosen, self.rank_by,
                                     knowledge.freshness)
         else:
-            estimates = estimate_online(oracles, candidates, knowledge, self.queries_per_candidate, alpha=self.alpha,
-                                        query_batch=self.query_batch, notes=notes)
             order = rank(estimates, candidates.sources, knowledge.n_chosen, self.rank_by, knowledge.freshness)
         if order.size < knowledge.n_chosen:
             notes.append(f"only {order.size} candidates for N = {knowledge.n_chosen}: the rest count as failures")
@@ -388,3 +382,30 @@ class GreedyAStar(Adversary):
         return AdversaryReport(adversary=type(self).__name__, sources=candidates.sources, targets=candidates.targets,
                                submitted=done, health=candidates.health, failed=candidates.failed,
                                estimates=estimates, rank_by=self.rank_by, notes=tuple(notes))
+
+
+def estimate_by_settings(settings: Any, oracles: Any, candidates: Candidates, knowledge: Any,
+                         notes: list[str]) -> tuple[SuccessEstimates, AdaptiveSampling | None]:
+    """Classify-query estimates p̂ of ``candidates`` under an adversary's sampling settings.
+
+    ``settings`` holds the fields :class:`GreedyAStar` has (and the evaluation's ensemble):
+    ``sampling`` ("adaptive": :func:`estimate_adaptive` with ``queries_per_candidate`` as
+    the most draws, ``round_draws``, ``query_budget``, ``focus``, ``stop_alpha``; "fixed":
+    :func:`estimate_online`, ``queries_per_candidate`` draws each), ``alpha`` and
+    ``query_batch``.
+
+    Returns:
+        (the estimates, one per candidate; the adaptive sampling's record, or None for
+        fixed sampling). Notes are appended to ``notes``.
+
+    Raises:
+        whatever the oracles raise (BudgetExhausted past a Classify budget).
+    """
+    if settings.sampling == "adaptive":
+        sampled = estimate_adaptive(oracles, candidates, knowledge, max_draws=settings.queries_per_candidate,
+                                    round_draws=settings.round_draws, budget=settings.query_budget,
+                                    focus=settings.focus, stop_alpha=settings.stop_alpha, alpha=settings.alpha,
+                                    query_batch=settings.query_batch, notes=notes)
+        return sampled.estimates, sampled
+    return estimate_online(oracles, candidates, knowledge, settings.queries_per_candidate, alpha=settings.alpha,
+                           query_batch=settings.query_batch, notes=notes), None

@@ -29,7 +29,7 @@ import torch
 from evcsa._validation import one_of
 from evcsa.adversaries import Adversary, AdversaryReport, Candidates, PreparedAdversary, SuccessEstimates
 from evcsa.adversaries._common import RANKINGS, positive_int, probability_open, rate_on_twin, submit
-from evcsa.adversaries.greedy import SAMPLINGS, estimate_adaptive, estimate_online, select_adaptive
+from evcsa.adversaries.greedy import SAMPLINGS, estimate_by_settings, select_adaptive
 from evcsa.attacks.gradients import GradientHealth
 from evcsa.errors import InvalidParameter
 
@@ -253,17 +253,10 @@ class Ensemble(Adversary):
         c = len(candidates)
         keep = np.arange(c, dtype=np.int64) if keep is None else np.asarray(keep, dtype=np.int64)
         kept = _take(candidates, keep)
-        if self.sampling == "adaptive":
-            sampled = estimate_adaptive(oracles, kept, knowledge, max_draws=self.queries_per_candidate,
-                                        round_draws=self.round_draws, budget=self.query_budget, focus=self.focus,
-                                        stop_alpha=self.stop_alpha, alpha=self.alpha, query_batch=self.query_batch,
-                                        notes=notes)
-            online = sampled.estimates
+        online, sampled = estimate_by_settings(self, oracles, kept, knowledge, notes)
+        if sampled is not None:
             notes.append(f"adaptive sampling: {sampled.queries} Classify queries in {sampled.rounds} rounds over "
                          f"{len(keep)} of {c} candidates")
-        else:
-            online = estimate_online(oracles, kept, knowledge, self.queries_per_candidate, alpha=self.alpha,
-                                     query_batch=self.query_batch, notes=notes)
         k = online.successes + (0 if prior is None else prior.successes)
         n = online.draws + (0 if prior is None else prior.draws)
         scores = SuccessEstimates.from_counts(k, n, self.alpha, "online" if prior is None else "pooled")

@@ -29,6 +29,7 @@ import attrs
 import numpy as np
 import torch
 
+from evcsa._text import duration
 from evcsa.errors import TrivialEpsilonWarning
 
 __all__ = ["EvaluationEstimate", "estimate_evaluation", "format_estimate"]
@@ -57,22 +58,14 @@ class EvaluationEstimate:
         return format_estimate(self)
 
 
-def _duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
 def format_estimate(estimate: EvaluationEstimate) -> str:
     """One line per kind of work, largest first, and the total."""
     rows = sorted(estimate.items, key=lambda i: -i[3])
     width = max(len(r[0]) for r in rows)
     lines = [f"evcsa evaluate --estimate (budget {estimate.budget})"]
-    lines += [f"  {what.ljust(width)}  {count:>10,} × {each * 1e3:10.3f} ms = {_duration(total):>8}"
+    lines += [f"  {what.ljust(width)}  {count:>10,} × {each * 1e3:10.3f} ms = {duration(total):>8}"
               for what, count, each, total in rows]
-    lines.append(f"  predicted total: {_duration(estimate.total)} (measured in {estimate.probe_seconds:.0f} s; "
+    lines.append(f"  predicted total: {duration(estimate.total)} (measured in {estimate.probe_seconds:.0f} s; "
                  f"{estimate.method})")
     return "\n".join(lines)
 

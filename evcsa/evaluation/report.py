@@ -32,6 +32,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from evcsa._text import counted
+from evcsa.errors import InvalidParameter
 from evcsa.stats import format_interval, format_number
 
 __all__ = ["FIGURE", "evaluation_json", "markdown", "plot_success_probabilities", "summary_text",
@@ -336,9 +337,10 @@ def write_evaluation(evaluation: Any, path: Any, *, overwrite: bool = False, fig
     Raises:
         InvalidParameter: ``path`` exists (without ``overwrite``) or cannot be written.
     """
-    from evcsa.report import check_output, write_digests, write_results
+    from evcsa.report import check_output, move_into_place, write_digests, write_results
 
     path = check_output(path, overwrite=overwrite)
+    keep = False
     staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".evaluate", dir=path.parent))
     try:
         inner = staging / "run"
@@ -357,20 +359,14 @@ def write_evaluation(evaluation: Any, path: Any, *, overwrite: bool = False, fig
         names += ["per_sample.csv", "summary.txt", "report.md"]
         (inner / "report.md").write_text(markdown(evaluation, files=sorted(names)), encoding="utf-8")
         write_digests(inner)  # results.json gained its evaluation section: digest what is there now
-        backup = None
-        if path.exists():
-            backup = path.with_name(f".{path.name}.old-{os.getpid()}")
-            os.rename(path, backup)
         try:
-            os.rename(inner, path)
-        except BaseException:
-            if backup is not None:
-                os.rename(backup, path)
+            move_into_place(inner, path, overwrite=overwrite)
+        except InvalidParameter as exc:
+            keep = "written" in exc.details  # path appeared meanwhile: the new report stays where it was written
             raise
-        if backup is not None:
-            shutil.rmtree(backup, ignore_errors=True)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        if not keep:
+            shutil.rmtree(staging, ignore_errors=True)
     return sorted(names)
 
 

@@ -44,6 +44,7 @@ from evcsa.config import ComponentSpec, DataConfig, ExperimentConfig, FiguresCon
 from evcsa.defenses.base import is_randomized, key_sources_of
 from evcsa.errors import EvaluationWarning, InvalidParameter, TrivialEpsilonWarning
 from evcsa.evaluation import checks as chk
+from evcsa.experiments.cells import pooled_estimates
 from evcsa.evaluation.budget import Budget, resolve_budget
 from evcsa.evaluation.ensemble import Ensemble
 from evcsa.evaluation.inputs import DefenseInput, resolve_data, resolve_defense, resolve_rules
@@ -237,7 +238,7 @@ def _cell(defense: str, label: str, result: Any, rules: Rules, tau: float, label
           candidate_counts: np.ndarray | None, draws: int, seconds: float) -> Any:
     """A :class:`~evcsa.experiments.CellResult` from a RepeatResult (the engine's record)."""
     from evcsa.experiments.results import CellResult
-    from evcsa.stats import expected_advantage, log_advantage_exact, select_top_n
+    from evcsa.stats import expected_advantage
 
     n = rules.n_chosen
     games = result.games
@@ -265,20 +266,8 @@ def _cell(defense: str, label: str, result: Any, rules: Rules, tau: float, label
         if len(est) == sums.shape[0]:
             sums += est.successes
             draw_sums += est.draws
-    p_hat = p_sources = draws_total = None
-    exact: dict[str, float] = {}
-    log_exact: dict[str, float | None] = {}
-    if sums is not None:
-        p = np.divide(sums, draw_sums, out=np.zeros_like(sums), where=draw_sums > 0)
-        p_hat = tuple(float(v) for v in p)
-        p_sources = tuple(int(s) for s in sources)
-        draws_total = int(draw_sums.max()) if draw_sums.size else 0
-        if p.size >= n:
-            top = p[select_top_n(p, n)]
-            log = log_advantage_exact(top, tau)
-            exact[key] = float(np.exp(log))
-            log_exact[key] = None if log == -np.inf else float(log)
-    submitted = expected = None
+    p_hat, p_sources, draws_total, exact, log_exact = pooled_estimates(sums, draw_sums, sources, n, (tau,))
+    submitted = None
     expected_map: dict[str, Any] = {}
     first = games[0].report if games else None
     if candidate_counts is not None and first is not None and getattr(first, "submitted", None) is not None:

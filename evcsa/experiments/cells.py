@@ -37,6 +37,29 @@ def _exact(p: np.ndarray, n: int, taus: Sequence[float]) -> tuple[dict[str, floa
     return out, logs
 
 
+def pooled_estimates(sums: np.ndarray | None, draw_sums: np.ndarray | None, sources: Any, n: int,
+                     taus: Sequence[float]) -> tuple[Any, Any, Any, dict[str, float], dict[str, float | None]]:
+    """An adversary's own p̂ pooled over a cell's games, and its plug-in Adv(N, τ).
+
+    Args:
+        sums, draw_sums: float64 [S] successes and Classify draws per candidate, summed over
+            the games (None: the adversary estimated no p̂).
+        sources: int [S], each candidate's natural sample.
+        n: N; taus: the τ values.
+
+    Returns:
+        (p̂ per candidate, their sources, the largest draw count, {τ: Π-of-top-N advantage}
+        (seed 002 Eq. 6), {τ: its natural log, None for −∞}); Nones and empty dicts without
+        estimates; no advantage with fewer than N candidates.
+    """
+    if sums is None or draw_sums is None:
+        return None, None, None, {}, {}
+    p = np.divide(sums, draw_sums, out=np.zeros_like(sums, dtype=np.float64), where=draw_sums > 0)
+    exact, log_exact = _exact(p, n, taus)
+    return (tuple(float(v) for v in p), tuple(int(s) for s in np.asarray(sources)),
+            int(draw_sums.max()) if draw_sums.size else 0, exact, log_exact)
+
+
 def _find(specs: Sequence[ComponentSpec], which: int | str, section: str) -> tuple[ComponentSpec, int]:
     if isinstance(which, str):
         for i, spec in enumerate(specs):
@@ -90,15 +113,8 @@ def cell_result(config: ExperimentConfig, d: int, a: int, chunks: Sequence[Any],
         if c.arrays["est_weighted"].shape == sums.shape and np.array_equal(c.arrays["est_sources"], sources):
             sums += c.arrays["est_weighted"]
             draw_sums += c.arrays["est_draws"]
-    p_hat = p_sources = draws_total = None
-    exact: dict[str, float] = {}
-    log_exact: dict[str, float | None] = {}
-    if sums is not None:
-        p = np.divide(sums, draw_sums, out=np.zeros_like(sums), where=draw_sums > 0)
-        p_hat = tuple(float(v) for v in p)
-        p_sources = tuple(int(s) for s in sources)
-        draws_total = int(draw_sums.max()) if draw_sums.size else 0
-        exact, log_exact = _exact(p, n_chosen, config.figures.taus)
+    p_hat, p_sources, draws_total, exact, log_exact = pooled_estimates(sums, draw_sums, sources, n_chosen,
+                                                                        config.figures.taus)
     submitted = submitted_draws = None
     expected: dict[str, Any] = {}
     if rejudged is not None:

@@ -10,6 +10,7 @@ extrapolates to the plan's full amount.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import pathlib
@@ -19,10 +20,14 @@ from typing import Any, Callable, Sequence
 import attrs
 import numpy as np
 
+from evcsa._text import duration
 from evcsa.errors import InvalidParameter
 from evcsa.reproduction.compare import Comparison, format_comparisons
 from evcsa.reproduction.plans import Part, Plan
 from evcsa.reproduction.values import paper_values
+
+#: estimates in whole minutes under 2 hours
+_duration = functools.partial(duration, minute_digits=0)
 
 __all__ = ["PartResult", "ReproductionResult", "WorkEstimate", "estimate_plan", "format_estimate",
            "format_result", "load_result", "run_plan", "save_result"]
@@ -741,14 +746,6 @@ def estimate_plan(plan: Plan, *, cache_dir: str | None = None, probe: int = 10,
               f"linearly (evcsa.attacks.cost), one batch of classifications per defense; a graybox set "
               f"crafted once for the whole plan (shared by every table and figure)")
     return WorkEstimate(items=tuple(items), total=total, probe_seconds=time.perf_counter() - t0, method=method)
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 def format_estimate(plan: Plan, estimate: WorkEstimate, *, jobs: int = 1) -> str:
