@@ -35,15 +35,9 @@ import sys
 import time
 from typing import Any, Iterator, Sequence
 
+from evcsa._exits import EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, Terminated
+
 __all__ = ["main"]
-
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
-EXIT_TERMINATED = 143
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised in the main thread: the run stops as on Ctrl-C (finished units kept)."""
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import threading
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Protocol, Sequence
 
 import attrs
 import numpy as np
@@ -40,10 +40,22 @@ from evcsa.games.results import GameResult, RepeatResult, Submission
 from evcsa.games.rules import Rules, check_predictions
 from evcsa.randomness import DerivedKeys, KeySource, SystemKeys
 
-if TYPE_CHECKING:
-    from evcsa.adversaries.base import Adversary
+__all__ = ["EVCSA", "AdversaryProtocol", "Knowledge", "Oracles", "Session"]
 
-__all__ = ["EVCSA", "Knowledge", "Oracles", "Session"]
+
+class AdversaryProtocol(Protocol):
+    """What the game needs of an adversary — :class:`evcsa.adversaries.Adversary` implements
+    it; the game depends on this, not on the adversaries' package.
+
+    ``prepare(knowledge)`` returns the adversary that plays (itself when there is nothing
+    to prepare); ``play(oracles, knowledge)`` plays one game and returns its report (any
+    object, kept as ``GameResult.report``). ``check_rules(rules)``, where present, refuses
+    rules the adversary cannot play under.
+    """
+
+    def prepare(self, knowledge: Knowledge) -> AdversaryProtocol: ...
+
+    def play(self, oracles: Oracles, knowledge: Knowledge) -> Any: ...
 
 
 def _rule_alias(name: str) -> property:
@@ -611,7 +623,7 @@ class EVCSA:
         """
         return Session(self, self.knowledge(seed))
 
-    def play(self, adversary: Adversary, *, seed: int | np.random.SeedSequence | None = None
+    def play(self, adversary: AdversaryProtocol, *, seed: int | np.random.SeedSequence | None = None
              ) -> GameResult:
         """Play one game: ``adversary.prepare(k)`` then ``.play(oracles, k)``.
 
@@ -636,7 +648,7 @@ class EVCSA:
         prepared = self._prepare(adversary, self.knowledge(prep_seed))
         return self._play_prepared(prepared, self.knowledge(play_seed))
 
-    def _prepare(self, adversary: Adversary, knowledge: Knowledge) -> Adversary:
+    def _prepare(self, adversary: AdversaryProtocol, knowledge: Knowledge) -> AdversaryProtocol:
         before = _model_state(knowledge.model)
         prepared = adversary.prepare(knowledge)
         _check_model_unchanged(before, knowledge.model, "prepare")
@@ -646,7 +658,7 @@ class EVCSA:
                                    f"{describe(prepared)}", got=type(prepared).__name__)
         return prepared
 
-    def _play_prepared(self, adversary: Adversary, knowledge: Knowledge, classifier: Any = None) -> GameResult:
+    def _play_prepared(self, adversary: AdversaryProtocol, knowledge: Knowledge, classifier: Any = None) -> GameResult:
         session = Session(self, knowledge, classifier)
         report = None
         before = _model_state(knowledge.model)
@@ -694,7 +706,7 @@ class EVCSA:
             return self.classifier
         return self.classifier.with_keys(keys.derive(f"game {int(index)}"))
 
-    def repeat(self, adversary: Adversary, runs: int, *, seed: int | np.random.SeedSequence | None = None,
+    def repeat(self, adversary: AdversaryProtocol, runs: int, *, seed: int | np.random.SeedSequence | None = None,
                reuse_preparation: bool = True, progress: bool | None = None, start: int = 0) -> RepeatResult:
         """Play R games with fresh classifier randomness in each.
 

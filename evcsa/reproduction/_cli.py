@@ -96,7 +96,7 @@ def reproduce(args: argparse.Namespace, out: Any) -> int:
                           executor=executor, overwrite=args.overwrite,
                           recompute_corrupt=getattr(args, "recompute_corrupt", False))
     except KeyboardInterrupt as exc:
-        from evcsa.cli import EXIT_INTERRUPTED, EXIT_TERMINATED, Terminated
+        from evcsa._exits import EXIT_INTERRUPTED, EXIT_TERMINATED, Terminated
 
         executor.close(cancel=True)
         print(f"evcsa: interrupted; the finished units are kept in {output}/ — rerun the same command to "
