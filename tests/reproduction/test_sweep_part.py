@@ -26,3 +26,7 @@ def test_figure6_rows(digits_cache, tmp_path) -> None:
     text = format_comparisons(rows)
     assert "Fig. 6 cw_linf_next median-2x2 δ=0.5 Adv(25, 1)" in text and "0.1" in text
     assert {p["delta"] for p in res.data} == {0.0, 0.2, 0.5, 0.8} and all(len(p["p_hat"]) == 25 for p in res.data)
+    for p in res.data:  # the per-sample counts add up to the pooled accuracy's
+        assert len(p["sample_correct"]) == 25 and p["sample_draws"] == (3 if p["delta"] > 0 else 1)
+        assert sum(p["sample_correct"]) == p["adversarial_accuracy"]["successes"]
+        assert 25 * p["sample_draws"] == p["adversarial_accuracy"]["trials"]
