@@ -238,7 +238,10 @@ def replace_section(page: str, section: str, plan: str = "mix-n-squeeze") -> str
 
 
 def sweep_points(result: Any, attack: str) -> tuple[Any, ...]:
-    """The stored sweep of ``attack`` as :class:`~evcsa.experiments.SweepPoint` records.
+    """The stored sweep of ``attack`` as :class:`~evcsa.experiments.SweepPoint` records;
+    the adversarial accuracy with its interval over the samples
+    (:func:`~evcsa.reproduction.run.sample_interval`) where the run stored per-sample
+    counts, else pooled (runs stored before them).
 
     Raises:
         DataError: no sweep of that attack in the result.
@@ -251,12 +254,19 @@ def sweep_points(result: Any, attack: str) -> tuple[Any, ...]:
     if not rows:
         raise DataError(f"expected a stored sweep of {attack!r}, got none")
 
+    from evcsa.reproduction.run import sample_interval
+
     def est(d: Any) -> Any:
         return BinomialEstimate.from_counts(int(d["successes"]), int(d["trials"]))
 
+    def adversarial(d: Any) -> Any:  # over the samples where the run kept their counts (the figures' bands)
+        if d.get("sample_correct") is None or not d.get("sample_draws"):
+            return est(d["adversarial_accuracy"])
+        return sample_interval(d["sample_correct"], int(d["sample_draws"]))
+
     return tuple(SweepPoint(squeezer=d["squeezer"], delta=float(d["delta"]),
                             legitimate_accuracy=est(d["legitimate_accuracy"]),
-                            adversarial_accuracy=est(d["adversarial_accuracy"]),
+                            adversarial_accuracy=adversarial(d),
                             p_hat=tuple(float(v) for v in d["p_hat"]),
                             advantage_exact=dict(d["advantage_exact"])) for d in rows)
 
