@@ -36,6 +36,7 @@ __all__ = [
     "format_number",
     "log_advantage_exact",
     "log_poisson_binomial_pmf",
+    "per_sample_estimate",
     "poisson_binomial_pmf",
     "select_top_n",
     "threshold_count",
@@ -433,3 +434,70 @@ def expected_advantage(successes: Any, draws: Any, tau: float, *, alpha: float =
     return IntervalEstimate(value, low, high, alpha,
                             f"Poisson-binomial tail at p̂ = k/n; Clopper–Pearson at α/N = {level:.3g} per sample "
                             f"(Bonferroni), draws {int(n.min())}" + ("" if n.min() == n.max() else f"–{int(n.max())}"))
+
+
+def per_sample_estimate(successes: Any, draws: Any, *, alpha: float = 0.05) -> IntervalEstimate:
+    """A proportion over S samples estimated with the samples as the unit of independence.
+
+    Sample i was classified nᵢ times (draws) and counted kᵢ times (its successes: correct
+    classifications for an accuracy, attack successes for a success rate); its probability
+    is p̂ᵢ = kᵢ / nᵢ and the proportion over the samples is the mean p̄ = (1/S) Σ p̂ᵢ. The
+    draws of one sample are not independent evidence about the samples' population (they
+    share the sample), so pooling Σkᵢ / Σnᵢ with a binomial interval is too narrow: for a
+    deterministic defense the nᵢ classifications of a sample are one classification
+    repeated. Two cases:
+
+    - every sample's draws agree (each p̂ᵢ is 0 or 1: a deterministic defense, or a
+      randomized one that never varies on these samples): the exact Clopper–Pearson
+      interval on k = Σ p̂ᵢ of S samples (:func:`clopper_pearson`);
+    - otherwise the Korn–Graubard interval for a proportion from clustered data (E. L. Korn
+      and B. I. Graubard, "Confidence intervals for proportions with small expected number
+      of positive counts estimated from survey data", Survey Methodology 24(2), 1998,
+      193–201): the variance of p̄ from the samples, v = s² / S with s² the sample
+      variance of the p̂ᵢ (each sample one cluster); the effective sample size
+      n* = p̄(1 − p̄) / v, at most Σnᵢ, times the degrees-of-freedom factor
+      (t_{1−α/2}(Σnᵢ − 1) / t_{1−α/2}(S − 1))²; then the Clopper–Pearson interval at
+      k* = p̄ n* of n* (beta quantiles, non-integer counts allowed). Where v = 0 with
+      0 < p̄ < 1 (all p̂ᵢ equal), n* = Σnᵢ. Its coverage is approximate (it rests on the
+      variance estimate); with equal nᵢ and p̂ᵢ that differ it is wider than the pooled
+      interval.
+
+    Args:
+        successes: int [S], kᵢ ≥ 0 per sample.
+        draws: int or int [S], nᵢ ≥ 1 classifications per sample (kᵢ ≤ nᵢ).
+        alpha: 1 − the interval's level, in (0, 1); default 0.05.
+
+    Returns:
+        :class:`IntervalEstimate`: value p̄ in [0, 1], the interval, ``method`` naming the
+        case and the (effective) sample size.
+
+    Raises:
+        InvalidParameter: an empty or non-1-D ``successes``, counts not whole numbers with
+            0 ≤ kᵢ ≤ nᵢ and nᵢ ≥ 1, ``draws`` of another length, α outside (0, 1).
+    """
+    k, n = _counts_and_draws(successes, draws)
+    alpha = _check_alpha(alpha)
+    p = k / n
+    s = int(p.size)
+    mean = float(p.mean())
+    if np.all((k == 0) | (k == n)):
+        hits = int((k == n).sum())
+        low, high = clopper_pearson(hits, s, alpha)
+        return IntervalEstimate(mean, min(low, mean), max(high, mean), alpha,
+                                f"Clopper–Pearson on {hits} of {s} samples (each sample's draws agree)")
+    total = float(n.sum())
+    variance = float(p.var(ddof=1)) / s if s > 1 else 0.0
+    if variance > 0.0:
+        effective = min(total, mean * (1.0 - mean) / variance)
+    else:
+        effective = total
+    if s > 1:
+        t = _scipy_stats.t
+        effective *= (float(t.isf(alpha / 2, total - 1)) / float(t.isf(alpha / 2, s - 1))) ** 2
+    hits_star = mean * effective
+    beta = _scipy_stats.beta
+    low = 0.0 if mean == 0.0 else float(beta.ppf(alpha / 2, hits_star, effective - hits_star + 1))
+    high = 1.0 if mean == 1.0 else float(beta.isf(alpha / 2, hits_star + 1, effective - hits_star))
+    return IntervalEstimate(mean, min(low, mean), max(high, mean), alpha,
+                            f"Korn–Graubard over {s} samples (effective size {effective:.0f} of "
+                            f"{int(total)} classifications)")

@@ -19,6 +19,7 @@ from evcsa.stats import (
     clopper_pearson,
     log_advantage_exact,
     log_poisson_binomial_pmf,
+    per_sample_estimate,
     poisson_binomial_pmf,
     select_top_n,
     threshold_count,
@@ -314,3 +315,63 @@ def test_expected_advantage_raises(successes, draws, match):
 def test_expected_advantage_raises_on_tau():
     with pytest.raises(InvalidParameter):
         expected_advantage([1], 1, 0.0)
+
+
+# -- per-sample estimates (samples as the unit of independence) ----------------------------
+
+@pytest.mark.parametrize("draws", [1, 200])
+def test_per_sample_estimate_of_agreeing_draws_is_clopper_pearson_on_samples(draws):
+    # 90 of 100 samples always correct, 10 never: one classification per sample, repeated or not
+    est = per_sample_estimate([draws] * 90 + [0] * 10, draws)
+    assert est.value == pytest.approx(0.9)
+    assert (est.low, est.high) == pytest.approx(clopper_pearson(90, 100))
+    assert "90 of 100 samples" in est.method
+
+
+def test_per_sample_estimate_is_wider_than_pooled_when_samples_differ():
+    # half the samples at p = 0.95, half at p = 0.5, 200 draws each: the pooled interval over
+    # 20,000 classifications ignores the spread between samples
+    k = np.r_[np.full(50, 190), np.full(50, 100)]
+    est = per_sample_estimate(k, 200)
+    pooled = clopper_pearson(int(k.sum()), 20_000)
+    assert est.value == pytest.approx(k.sum() / 20_000)
+    assert est.low < pooled[0] and est.high > pooled[1]
+    assert (est.high - est.low) > 5 * (pooled[1] - pooled[0])
+    assert "Korn–Graubard" in est.method
+
+
+def test_per_sample_estimate_of_identical_samples_is_close_to_pooled():
+    # every sample at 140 of 200 (no spread between samples): the effective size is the
+    # classifications' count, times the degrees-of-freedom factor (t quantiles, S − 1 = 99)
+    est = per_sample_estimate(np.full(100, 140), 200)
+    pooled = clopper_pearson(14_000, 20_000)
+    assert est.value == pytest.approx(0.7)
+    assert est.low < pooled[0] < pooled[1] < est.high
+    assert (est.high - est.low) < 1.05 * (pooled[1] - pooled[0])
+
+
+def test_per_sample_estimate_covers_the_mean_over_samples():
+    # 200 simulated cells of 100 samples with p_i ~ Beta(2, 1) and 200 draws each (fixed
+    # generator: deterministic). The 95 % interval misses the population mean 2/3 in about 5 %
+    # of cells; more than 25 misses (Binomial(200, 0.05) tail ≈ 1e-6, a few times that if the
+    # coverage is 94 %) would mean the interval is far too narrow.
+    rng = np.random.default_rng(20261207)
+    misses = 0
+    for _ in range(200):
+        p = rng.beta(2.0, 1.0, size=100)
+        est = per_sample_estimate(rng.binomial(200, p), 200)
+        misses += not est.low <= 2.0 / 3.0 <= est.high
+    assert misses <= 25
+
+
+@pytest.mark.parametrize("successes, draws, alpha, match", [
+    ([], 1, 0.05, "non-empty 1-D"),
+    ([3, 1], 2, 0.05, "0 ≤ successes ≤ draws"),
+    ([1, 1], [2, 2, 2], 0.05, "draws as one count or 2 counts"),
+    ([0.5], 1, 0.05, "whole numbers"),
+    ([1], 0, 0.05, "draws ≥ 1"),
+    ([1], 2, 1.5, "alpha"),
+])
+def test_per_sample_estimate_rejects_bad_input(successes, draws, alpha, match):
+    with pytest.raises(InvalidParameter, match=match):
+        per_sample_estimate(successes, draws, alpha=alpha)

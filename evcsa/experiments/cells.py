@@ -78,7 +78,8 @@ def cell_result(config: ExperimentConfig, d: int, a: int, chunks: Sequence[Any],
 
     Success rate: successes over the R·N submissions (pooled Clopper–Pearson interval);
     Adv(N, τ): games with n ≥ ⌈τN⌉ over R (seed 002 Eq. 4); adversarial accuracy:
-    submissions labelled with their source's true label; p̂: the adversary's per-candidate
+    submissions labelled with their source's true label (and per X_D sample, its submissions
+    and those labelled correctly, for :func:`evcsa.stats.per_sample_estimate`); p̂: the adversary's per-candidate
     estimates pooled over the games (weighted by draws) and Adv from them (seed 002 Eq. 6);
     with ``rejudged`` (a ``rejudge`` unit's output), the expected advantage of the first
     game's N submissions (:func:`evcsa.stats.expected_advantage`; missing submissions count
@@ -92,6 +93,10 @@ def cell_result(config: ExperimentConfig, d: int, a: int, chunks: Sequence[Any],
     runs = int(games["successes"].size)
     label = np.concatenate([c.arrays["sub_label"] for c in chunks])
     true = np.concatenate([c.arrays["sub_true_label"] for c in chunks])
+    source = np.concatenate([c.arrays["sub_source"] for c in chunks]).astype(np.int64)
+    samples = config.data.samples
+    sample_correct = np.bincount(source[label == true], minlength=samples)
+    sample_submissions = np.bincount(source, minlength=samples)
     total = int(games["successes"].sum())
     advantage = {}
     for tau in config.figures.taus:
@@ -135,6 +140,8 @@ def cell_result(config: ExperimentConfig, d: int, a: int, chunks: Sequence[Any],
         stale_queries=int(games["stale_queries"].sum()), p_hat=p_hat, p_hat_sources=p_sources,
         p_hat_draws=draws_total, advantage_exact=exact, log_advantage_exact=log_exact,
         submitted_successes=submitted, submitted_draws=submitted_draws, expected_advantage=expected,
+        sample_correct=tuple(int(v) for v in sample_correct),
+        sample_submissions=tuple(int(v) for v in sample_submissions),
         gradient_flagged=bool(games["flagged"].any()), notes=tuple(notes[:10]), seconds=seconds)
 
 

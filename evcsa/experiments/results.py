@@ -45,6 +45,11 @@ class CellResult:
         expected_advantage: τ → the expected advantage of those N samples
             (:func:`evcsa.stats.expected_advantage`: the Poisson-binomial tail at their
             fresh-key success rates, with a Bonferroni–Clopper–Pearson interval), or empty.
+        sample_correct, sample_submissions: per X_D sample (|X_D| integers, by source
+            index), the submissions made from it over all games that the defense labelled
+            with its true label, and all submissions made from it (0 for a sample never
+            submitted); None in results written before they were recorded. The per-sample
+            interval (:func:`evcsa.stats.per_sample_estimate`) is computed from them.
         gradient_flagged: whether any game's report flagged a zero, NaN or missing gradient.
         notes: distinct remarks from the adversary's reports.
         seconds: wall time of the cell.
@@ -69,6 +74,8 @@ class CellResult:
     submitted_successes: tuple[int, ...] | None = None
     submitted_draws: int | None = None
     expected_advantage: Mapping[str, IntervalEstimate] = attrs.field(factory=dict)
+    sample_correct: tuple[int, ...] | None = None
+    sample_submissions: tuple[int, ...] | None = None
     gradient_flagged: bool = False
     notes: tuple[str, ...] = ()
     seconds: float = 0.0
@@ -92,6 +99,9 @@ class SweepPoint:
             label ∉ {y, REJECTED}).
         advantage_exact: "N" → Adv(N, 1) = Π of the N largest p̂ (seed 002 Eq. 6), for
             each N of ``figures.n_values`` not above the number of samples.
+        sample_correct: per adversarial sample, the draws labelled with its true label
+            (None in results written before it was recorded); ``sample_draws`` the draws
+            per sample (``figures.draws``, 1 at δ = 0).
     """
 
     squeezer: str
@@ -100,6 +110,8 @@ class SweepPoint:
     adversarial_accuracy: BinomialEstimate
     p_hat: tuple[float, ...]
     advantage_exact: Mapping[str, float]
+    sample_correct: tuple[int, ...] | None = None
+    sample_draws: int | None = None
 
 
 @attrs.frozen(kw_only=True, eq=False)

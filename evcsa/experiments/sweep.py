@@ -20,7 +20,10 @@ def sweep_point(squeezer: str, delta: float, output: Any) -> SweepPoint:
                       legitimate_accuracy=BinomialEstimate.from_counts(*r["legitimate"]),
                       adversarial_accuracy=BinomialEstimate.from_counts(*r["adversarial"]),
                       p_hat=tuple(float(v) for v in output.arrays["p_hat"]),
-                      advantage_exact=dict(r["advantage_exact"]))
+                      advantage_exact=dict(r["advantage_exact"]),
+                      sample_correct=tuple(int(v) for v in output.arrays["sample_correct"])
+                      if "sample_correct" in output.arrays else None,
+                      sample_draws=int(r["draws"]) if "draws" in r else None)
 
 
 def example_images(output: Any) -> ExampleImages:

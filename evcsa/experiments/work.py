@@ -391,6 +391,9 @@ def check_output(unit: Any, out: Output, facts: _Facts) -> None:
             _pair(r.get("adversarial"), "adversarial")
             p = np.asarray(out.arrays.get("p_hat"))
             _probabilities(p, "p̂")
+            if "sample_correct" in out.arrays:
+                _integers(np.asarray(out.arrays["sample_correct"]), "per-sample correct counts", low=0,
+                          high=int(r.get("draws", 1)) + 1, length=int(p.size))
             _probabilities(np.asarray(list(r.get("advantage_exact", {}).values()), dtype=np.float64),
                            "the exact advantages")
         elif kind == "examples":
@@ -708,14 +711,16 @@ def _sweep_point(config: ExperimentConfig, params: dict[str, Any], deps: Mapping
     k = inputs.model.num_classes
     pred = torch.cat([predict_labels(defense, chunk, k) for chunk in repeated.split(4_000)]).view(n_draws, -1)
     hits = is_success(pred, y).sum(dim=0)  # the game's rule: C(x′) ∉ {y, REJECTED}
-    correct = int((pred == y[None]).sum())
+    sample_correct = (pred == y[None]).sum(dim=0).to(torch.int64).numpy()  # per sample, over its draws
+    correct = int(sample_correct.sum())
     p = (hits.to(torch.float64) / n_draws).numpy()
     exact = {}
     for n in config.figures.n_values:
         if n <= p.size:
             exact[str(n)] = _exact(p, n, (1.0,))[0][_tau_key(1.0)]
     return Output(record={"legitimate": list(legit), "adversarial": [correct, int(pred.numel())],
-                          "advantage_exact": exact}, arrays={"p_hat": p})
+                          "advantage_exact": exact, "draws": n_draws},
+                  arrays={"p_hat": p, "sample_correct": sample_correct})
 
 
 def _examples(config: ExperimentConfig, params: dict[str, Any], deps: Mapping[str, Output],

@@ -30,7 +30,7 @@ from evcsa.reproduction.values import paper_values
 _duration = functools.partial(duration, minute_digits=0)
 
 __all__ = ["PartResult", "ReproductionResult", "WorkEstimate", "estimate_plan", "format_estimate",
-           "format_result", "load_result", "run_plan", "save_result"]
+           "format_result", "load_result", "run_plan", "sample_interval", "save_result"]
 
 
 @attrs.frozen(kw_only=True)
@@ -116,6 +116,45 @@ def _squeezer_of(spec: Any) -> tuple[str | None, float]:
     if spec.kind == "randomized_squeezing":
         return str(spec.params["squeezer"]), float(spec.params["delta"])
     return None, 0.0
+
+
+def sample_interval(correct: Sequence[int], draws: Sequence[int] | int) -> Any:
+    """A cell's accuracy (or success rate) as an estimate over its samples: each sample's
+    probability from its draws, the mean over the samples, and the 95 % interval with the
+    samples as the unit (:func:`evcsa.stats.per_sample_estimate`: Clopper–Pearson on k of
+    n samples where every sample's draws agree, e.g. a deterministic defense; the
+    Korn–Graubard effective-size interval otherwise). Samples with no draws (never
+    submitted) are left out.
+
+    Args:
+        correct: int [S], per sample the draws counted (correct labels, or successes).
+        draws: int [S] or one int, per sample its draws.
+
+    Returns:
+        An :class:`~evcsa.stats.IntervalEstimate`, or None when no sample has a draw.
+
+    Raises:
+        InvalidParameter: counts of different lengths, or not 0 ≤ correct ≤ draws.
+    """
+    from evcsa.stats import per_sample_estimate
+
+    k = np.asarray(correct, dtype=np.int64).reshape(-1)
+    n = np.broadcast_to(np.asarray(draws, dtype=np.int64), k.shape) if np.ndim(draws) == 0 else \
+        np.asarray(draws, dtype=np.int64).reshape(-1)
+    if n.shape != k.shape:
+        raise InvalidParameter(f"expected one draw count per sample ({k.size}), got {n.size}")
+    keep = n > 0
+    if not keep.any():
+        return None
+    return per_sample_estimate(k[keep], n[keep])
+
+
+def _cell_estimate(cell: Any) -> Any:
+    """The cell's adversarial accuracy over its samples (:func:`sample_interval`), or the
+    pooled one for a cell without per-sample counts."""
+    if getattr(cell, "sample_correct", None) is None or cell.adversarial_accuracy is None:
+        return cell.adversarial_accuracy
+    return sample_interval(cell.sample_correct, cell.sample_submissions)
 
 
 def _pooled(estimates: Sequence[Any]) -> Any:
@@ -249,19 +288,32 @@ def _cells_part(plan: Plan, part: Part, *, engine: _Engine) -> PartResult:
                 return _by_id(plan, table, squeezer, delta, column) if table and squeezer else None
 
             accs = []
+            sample_k: Any = 0
+            sample_n: Any = 0
             for adv in config.adversaries:
-                acc = by_cell[(spec.name, adv.name)].adversarial_accuracy
-                accs.append(acc)
-                rows.append(Comparison(label=f"{spec.name} × {adv.name}", ours=acc,
+                cell = by_cell[(spec.name, adv.name)]
+                accs.append(cell.adversarial_accuracy)
+                if cell.sample_correct is not None and sample_n is not None:
+                    sample_k = sample_k + np.asarray(cell.sample_correct)
+                    sample_n = sample_n + np.asarray(cell.sample_submissions)
+                else:
+                    sample_n = None
+                rows.append(Comparison(label=f"{spec.name} × {adv.name}", ours=_cell_estimate(cell),
                                        paper=paper(adv.params.get("attack")), units="percent"))
-            pooled = _pooled([a for a in accs if a is not None])
+            if sample_n is not None and np.ndim(sample_n):
+                pooled, how = sample_interval(sample_k, sample_n), "each sample's draws over the attacks"
+            else:
+                pooled, how = _pooled([a for a in accs if a is not None]), "pooled over the attacks"
             rows.append(Comparison(label=f"{spec.name} × all attacks", ours=pooled, paper=paper("all_attacks"),
-                                   note="pooled over the attacks", units="percent"))
+                                   note=how, units="percent"))
             legit = result.legitimate[spec.name]
             rows.append(Comparison(label=f"{spec.name} legitimate", ours=legit, paper=paper("legitimate"),
                                    note=f"{legit.trials} classifications", units="percent"))
         cells += [{"defense": c.defense, "adversary": c.adversary, "adversarial_accuracy": _est(c.adversarial_accuracy),
-                   "success_rate": _est(c.success_rate)} for c in result.cells]
+                   "success_rate": _est(c.success_rate),
+                   "sample_correct": None if c.sample_correct is None else list(c.sample_correct),
+                   "sample_submissions": None if c.sample_submissions is None else list(c.sample_submissions)}
+                  for c in result.cells]
         if any(s.kind == "region_based" for s in config.defenses):
             region = config
     rule = None if region is None else _region_rule(region, legitimate)
@@ -292,9 +344,11 @@ def _est(e: Any) -> Any:
     return {"value": e.value, "low": e.low, "high": e.high, "successes": e.successes, "trials": e.trials}
 
 
-def _xd_accuracy(config: Any, index: int, cache_dir: str | None) -> tuple[int, int]:
-    """(correct, classified) of defense ``index`` on X_D itself, one classification each
-    (keys derived from the configuration's master key)."""
+def _xd_accuracy(config: Any, index: int, cache_dir: str | None) -> tuple[int, int, list[int]]:
+    """(correct, classified, per sample 1 if correct else 0) of defense ``index`` on X_D
+    itself, one classification each (keys derived from the configuration's master key)."""
+    import torch
+
     from evcsa.experiments import build_defense, load_inputs
     from evcsa.experiments.seeds import _keys
 
@@ -303,7 +357,8 @@ def _xd_accuracy(config: Any, index: int, cache_dir: str | None) -> tuple[int, i
     classifier = build_defense(spec, inputs.model, _keys(config, "reproduce/x_d", spec.name),
                                where=f"defenses[{index}]")
     pred = classifier.predict(inputs.samples.images).cpu()
-    return int((pred == inputs.samples.labels).sum()), int(pred.numel())
+    hits = (pred == inputs.samples.labels).to(torch.int64)
+    return int(hits.sum()), int(pred.numel()), [int(v) for v in hits]
 
 
 def _repetitions_part(plan: Plan, part: Part, *, engine: _Engine) -> PartResult:
@@ -313,6 +368,8 @@ def _repetitions_part(plan: Plan, part: Part, *, engine: _Engine) -> PartResult:
     first = part.configs[0]
     columns = ["non_adversarial"] + [f"adversarial {a.name}" for a in first.adversaries]
     per: dict[str, dict[str, list[tuple[int, int]]]] = {s.name: {c: [] for c in columns} for s in first.defenses}
+    # per sample, counts summed over the repetitions (for the interval over the samples)
+    by_sample: dict[str, dict[str, list[Any]]] = {s.name: {c: [0, 0] for c in columns} for s in first.defenses}
     for i, config in enumerate(part.configs):
         label = f"{part.id}/repetition-{i + 1}"
         result = engine.run(config, f"{config.name}-{i + 1:02d}", key_label=label)
@@ -320,9 +377,14 @@ def _repetitions_part(plan: Plan, part: Part, *, engine: _Engine) -> PartResult:
         keyed = result.config  # with the repetition's master key
         for d, spec in enumerate(config.defenses):
             for adv in config.adversaries:
-                acc = by_cell[(spec.name, adv.name)].adversarial_accuracy
+                cell = by_cell[(spec.name, adv.name)]
+                acc = cell.adversarial_accuracy
                 per[spec.name][f"adversarial {adv.name}"].append((acc.successes, acc.trials))
-            per[spec.name]["non_adversarial"].append(_xd_accuracy(keyed, d, engine.cache_dir))
+                _add_samples(by_sample[spec.name][f"adversarial {adv.name}"], cell.sample_correct,
+                             cell.sample_submissions)
+            correct, classified, hits = _xd_accuracy(keyed, d, engine.cache_dir)
+            per[spec.name]["non_adversarial"].append((correct, classified))
+            _add_samples(by_sample[spec.name]["non_adversarial"], hits, [1] * len(hits))
         engine.log(f"    repetition {i + 1}/{len(part.configs)} ({time.perf_counter() - start:.0f} s)")
     rows = []
     for spec in first.defenses:
@@ -330,7 +392,9 @@ def _repetitions_part(plan: Plan, part: Part, *, engine: _Engine) -> PartResult:
         for column in columns:
             counts = per[spec.name][column]
             rates = np.array([k / n for k, n in counts])
-            pooled = BinomialEstimate.from_counts(sum(k for k, _ in counts), sum(n for _, n in counts))
+            k_s, n_s = by_sample[spec.name][column]
+            pooled = sample_interval(k_s, n_s) if n_s is not None and np.ndim(n_s) else \
+                BinomialEstimate.from_counts(sum(k for k, _ in counts), sum(n for _, n in counts))
             spread = float(rates.std(ddof=1)) if len(rates) > 1 else None
             paper_column = "non_adversarial" if column == "non_adversarial" else "adversarial"
             rows.append(Comparison(label=f"{spec.name} {column.replace('_', '-')}", ours=pooled,
@@ -339,6 +403,16 @@ def _repetitions_part(plan: Plan, part: Part, *, engine: _Engine) -> PartResult:
     data = {k: {c: [list(t) for t in v] for c, v in cols.items()} for k, cols in per.items()}
     return PartResult(id=part.id, title=part.title, comparisons=tuple(rows), data=data,
                       seconds=time.perf_counter() - start)
+
+
+def _add_samples(total: list[Any], correct: Sequence[int] | None, draws: Sequence[int] | None) -> None:
+    """Add one repetition's per-sample counts to ``total`` ([correct, draws] arrays; draws
+    None once a repetition lacks them)."""
+    if correct is None or draws is None or total[1] is None:
+        total[1] = None
+        return
+    total[0] = total[0] + np.asarray(correct, dtype=np.int64)
+    total[1] = total[1] + np.asarray(draws, dtype=np.int64)
 
 
 def _advantage_estimate(p_hat: Sequence[float], draws: int, n: int) -> Any:
@@ -370,7 +444,9 @@ def _sweep_part(plan: Plan, part: Part, *, engine: _Engine) -> PartResult:
             data.append({"attack": attack, "squeezer": pt.squeezer, "delta": pt.delta,
                          "legitimate_accuracy": _est(pt.legitimate_accuracy),
                          "adversarial_accuracy": _est(pt.adversarial_accuracy), "p_hat": list(pt.p_hat),
-                         "advantage_exact": dict(pt.advantage_exact)})
+                         "advantage_exact": dict(pt.advantage_exact),
+                         "sample_correct": None if pt.sample_correct is None else list(pt.sample_correct),
+                         "sample_draws": pt.sample_draws})
             lines.append(f"{attack:>13} {pt.squeezer:>11} δ={pt.delta:<4g} legitimate "
                          f"{100 * pt.legitimate_accuracy.value:5.1f} %  adversarial "
                          f"{100 * pt.adversarial_accuracy.value:5.1f} %  Adv({n_show}, 1) "

@@ -164,6 +164,9 @@ def test_unchanged_samples_never_succeed_on_correctly_classified_x_d(config):
     assert cell.successes == (0,) * 6
     assert cell.adversarial_accuracy.value == 1.0
     assert cell.advantage["1.0"].value == 0.0 and cell.p_hat is None
+    # per X_D sample: its submissions over the games, all labelled correctly, adding up to the pooled count
+    assert sum(cell.sample_submissions) == cell.adversarial_accuracy.trials
+    assert cell.sample_correct == cell.sample_submissions and len(cell.sample_correct) == config.data.samples
 
 
 def test_legitimate_accuracy_of_a_deterministic_defense_is_the_models(config, digits_model):

@@ -78,3 +78,25 @@ def test_a_run_without_the_pages_parts_is_refused(committed) -> None:
     _, result = committed
     with pytest.raises(DataError, match="without"):
         generated_section(attrs.evolve(result, parts=result.parts[:1]))
+
+
+def test_in_interval_counts_the_cells_and_sorts_the_outside_ones_by_difference() -> None:
+    from evcsa.reproduction.compare import Comparison
+    from evcsa.reproduction.document import in_interval
+    from evcsa.reproduction.run import PartResult
+    from evcsa.reproduction.values import PaperValue
+    from evcsa.stats import IntervalEstimate
+
+    def cell(label, value, low, high, paper):
+        return Comparison(label=label, ours=IntervalEstimate(value, low, high, 0.05, "handmade"),
+                                  paper=PaperValue(id=f"x/{label}", paper="mix-n-squeeze", source="Table 1", table="table1",
+                                                   dataset="mnist", row=label, delta=0.0, column="c",
+                                                   printed=f"{paper:g}", value=paper, spread=None, units="percent",
+                                                   measures="accuracy"))
+
+    part = PartResult(id="table1", title="T1", comparisons=(
+        cell("a", 0.50, 0.40, 0.60, 55), cell("b", 0.50, 0.45, 0.55, 70), cell("c", 0.90, 0.85, 0.95, 80),
+        Comparison(label="d", ours=None)))
+    inside, total, outside = in_interval([part])
+    assert (inside, total) == (1, 3)
+    assert [c.label for c in outside] == ["b", "c"]   # 20 points, then 10
