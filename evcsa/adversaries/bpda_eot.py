@@ -168,6 +168,11 @@ class BPDAEOT(Adversary):
     batch_size: int = attrs.field(default=128, validator=positive_int())
     query_batch: int = attrs.field(default=10_000, validator=positive_int())
 
+    #: ``play_candidates`` uses no coins: it ranks and submits the prepared candidates (with
+    #: Classify queries at most), so against a deterministic classifier every game of a
+    #: prepared series is the same game (:attr:`PreparedAdversary.play_randomized`).
+    candidates_randomized = False
+
     # -- settings resolved against the game -----------------------------------------
     @property
     def knowledge_needed(self) -> str:
