@@ -28,3 +28,25 @@ def test_the_collapsed_quick_run_gives_the_numbers_of_the_uncollapsed_one(tmp_pa
     assert a.comparisons == b.comparisons
     assert a.data == b.data
     assert a.lines == b.lines
+
+
+def test_the_estimate_counts_one_game_per_play_unit_of_a_determined_cell(digits_cache, monkeypatch):
+    """Quick scale: R = 3 games per cell, one play unit. The undefended model meets the 10
+    graybox attacks (seed 000's graybox part); median 2×2 without randomness meets them and
+    the 2 whitebox adversaries; each determined cell plays 1 game instead of 3 (N = 6
+    samples each). The randomized defenses keep every game."""
+    from evcsa.reproduction.run import estimate_plan
+
+    plan = build_plan("randomized-squeezing", scale="quick", data="digits")
+    counts = {}
+    for flag in ("0", "1"):
+        monkeypatch.setenv(work.COLLAPSE_VARIABLE, flag)
+        estimate = estimate_plan(plan, cache_dir=str(digits_cache))
+        counts[flag] = {what: count for what, count, _, _ in estimate.items if what.startswith("classify")}
+    n, saved_games = plan.scale.samples, plan.scale.runs - 1
+    assert counts["0"]["classify with none"] - counts["1"]["classify with none"] == 10 * saved_games * n
+    assert counts["0"]["classify with median-2x2"] - counts["1"]["classify with median-2x2"] == \
+        (10 + 2) * saved_games * n
+    for what in counts["0"]:
+        if what not in ("classify with none", "classify with median-2x2"):
+            assert counts["0"][what] == counts["1"][what], what
