@@ -180,6 +180,12 @@ class PreparedAdversary(Adversary):
     image_shape: tuple[int, ...]
     n_samples: int
 
+    @property
+    def play_randomized(self) -> bool:
+        """Whether playing the candidates may use the game's coins: the strategy's
+        ``candidates_randomized`` declaration (True when it declares none: the safe side)."""
+        return getattr(self.strategy, "candidates_randomized", True) is not False
+
     def prepare(self, knowledge: Knowledge) -> PreparedAdversary:
         """Already prepared: returns itself."""
         return self

@@ -39,6 +39,15 @@ class Adversary(abc.ABC):
         model) or "whitebox" (it needs the defense's twin)."""
         return "blackbox"
 
+    @property
+    def play_randomized(self) -> bool:
+        """Whether ``play`` may use the game's coins (``knowledge.generator``,
+        ``knowledge.keys``): True by default (the safe side). An adversary that declares
+        False promises that, against a deterministic classifier, every game it plays gives
+        the same result; the experiment engine then plays such a cell's games once and
+        replicates the result (:func:`evcsa.experiments.work.is_determined`)."""
+        return True
+
     def check_rules(self, rules: Rules) -> None:
         """Refuse, before any work, a game this adversary cannot play.
 

@@ -47,6 +47,7 @@ from evcsa.attacks.apgd import apgd, apgd_loss
 from evcsa.attacks.gradient_sign import ascent_loss
 from evcsa.attacks.gradients import GradientHealth, GradientMonitor
 from evcsa.attacks.registry import resolve_targets
+from evcsa.defenses.base import is_randomized
 from evcsa.distances import warn_if_trivial
 from evcsa.errors import InvalidParameter
 
@@ -168,6 +169,11 @@ class BPDAEOT(Adversary):
     batch_size: int = attrs.field(default=128, validator=positive_int())
     query_batch: int = attrs.field(default=10_000, validator=positive_int())
 
+    #: ``play_candidates`` uses no coins: it ranks and submits the prepared candidates (with
+    #: Classify queries at most), so against a deterministic classifier every game of a
+    #: prepared series is the same game (:attr:`PreparedAdversary.play_randomized`).
+    candidates_randomized = False
+
     # -- settings resolved against the game -----------------------------------------
     @property
     def knowledge_needed(self) -> str:
@@ -213,7 +219,7 @@ class BPDAEOT(Adversary):
         eps, norm = self._bound(knowledge)
         warn_if_trivial(eps, norm, tuple(knowledge.image_shape), where=type(self).__name__)
         step = self.step_size if self.step_size is not None else 2.5 * eps / self.steps
-        randomized = getattr(twin, "randomized", True) is not False
+        randomized = is_randomized(twin)
         samples = self.eot_samples if randomized else 1
         device = twin.device
         idx = torch.as_tensor(sources)
@@ -285,7 +291,7 @@ class BPDAEOT(Adversary):
         candidates = self.craft(knowledge, sources)
         if self.selection == "offline":
             twin = self._twin(knowledge)
-            draws = self.estimate_draws if getattr(twin, "randomized", True) is not False else 1
+            draws = self.estimate_draws if is_randomized(twin) else 1
             candidates = rate_on_twin(twin, candidates, knowledge, draws, self.alpha, self.query_batch)
         return PreparedAdversary(self, candidates, tuple(knowledge.image_shape), m)
 

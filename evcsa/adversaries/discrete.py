@@ -221,6 +221,11 @@ class DiscreteSearch(Adversary):
             raise InvalidParameter(f"expected combine as None, True or an adversary with craft() (BPDAEOT), got "
                                    f"{type(self.combine).__name__}")
 
+    #: ``play_candidates`` uses no coins: it ranks and submits the prepared candidates (with
+    #: Classify queries at most), so against a deterministic classifier every game of a
+    #: prepared series is the same game (:attr:`PreparedAdversary.play_randomized`).
+    candidates_randomized = False
+
     @property
     def knowledge_needed(self) -> str:
         return "whitebox"

@@ -117,6 +117,11 @@ class GrayboxTransfer(Adversary):
     round_to_grid: bool = attrs.field(default=False, validator=is_bool)
     batch_size: int = attrs.field(default=256, validator=positive_int())
 
+    #: ``play_candidates`` uses no coins: it ranks and submits the prepared candidates (with
+    #: Classify queries at most), so against a deterministic classifier every game of a
+    #: prepared series is the same game (:attr:`PreparedAdversary.play_randomized`).
+    candidates_randomized = False
+
     @property
     def knowledge_needed(self) -> str:
         return "graybox"

@@ -330,6 +330,11 @@ class GreedyAStar(Adversary):
     batch_size: int = attrs.field(default=256, validator=positive_int())
     query_batch: int = attrs.field(default=10_000, validator=positive_int())
 
+    #: ``play_candidates`` uses no coins: it ranks and submits the prepared candidates (with
+    #: Classify queries at most), so against a deterministic classifier every game of a
+    #: prepared series is the same game (:attr:`PreparedAdversary.play_randomized`).
+    candidates_randomized = False
+
     @property
     def knowledge_needed(self) -> str:
         """That of its crafter when it is an adversary (BPDA+EOT: whitebox), else graybox

@@ -408,12 +408,19 @@ def eot_gradient(classifier: Classifier, x: torch.Tensor, loss_fn: Any, samples:
             flagged non-finite if any draw was, missing if any draw had no graph.
         index: positions of these samples in the monitor's batch.
 
+    A deterministic classifier (:func:`evcsa.defenses.base.is_randomized` False: decided
+    from its declaration, never its name) is differentiated once: its S draws are the same
+    forward and backward pass, so the mean is that gradient and every draw's logits are
+    that draw's (issue 25: determined work is done once).
+
     Returns:
         (mean gradient [B, C, H, W], logits of every draw [S, B, K], mean loss [B]).
     """
-    if samples == 1:
+    from evcsa.defenses.base import is_randomized
+
+    if samples == 1 or not is_randomized(classifier):
         grad, z, loss = input_gradient(classifier, x, loss_fn, monitor=monitor, index=index)
-        return grad, z[None], loss
+        return grad, z[None].expand(samples, *z.shape), loss
     draws = GradientMonitor(x.shape[0])
     total = torch.zeros_like(x)
     logits, losses = [], []

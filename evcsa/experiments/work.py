@@ -467,6 +467,39 @@ def _prepared(config: ExperimentConfig, game: Any, adversary: Any, craft: Output
 
 # -- play ----------------------------------------------------------------------------------
 
+#: The environment variable that turns the collapse of determined work off ("0"): every
+#: game of a determined cell is then played (for comparing the two; the numbers are equal).
+COLLAPSE_VARIABLE = "EVCSA_COLLAPSE"
+
+
+def collapsing() -> bool:
+    """Whether determined work is done once (:func:`is_determined`): True unless the
+    environment variable ``EVCSA_COLLAPSE`` is "0" (read at each unit, so a worker process
+    follows the main process's setting)."""
+    import os
+
+    return os.environ.get(COLLAPSE_VARIABLE, "1").strip() != "0"
+
+
+def is_determined(classifier: Any, player: Any) -> bool:
+    """Whether every game that ``player`` (the prepared adversary) plays against
+    ``classifier`` gives the same result, decided from what the two declare, never from
+    their names: the classifier is deterministic (:func:`evcsa.defenses.base.is_randomized`
+    False: it answers the same input the same way in every game; a randomized one is
+    re-keyed per game) and the player declares ``play_randomized = False`` (its play uses
+    none of the game's coins: :attr:`evcsa.adversaries.Adversary.play_randomized`). The
+    game itself draws nothing: X_D, the rules and the oracles' bookkeeping are the same in
+    every game. An object that declares nothing counts as randomized.
+
+    Raises:
+        InvalidParameter: the classifier declares ``randomized = False`` yet holds a key
+            source (:func:`~evcsa.defenses.base.is_randomized`).
+    """
+    from evcsa.defenses.base import is_randomized
+
+    return not is_randomized(classifier) and getattr(player, "play_randomized", True) is False
+
+
 def _already_prepared(inner: Any) -> Any:
     """``inner`` as an adversary whose ``prepare`` does nothing (it was prepared by the
     craft unit, or just now): :meth:`EVCSA.repeat` plays it as it is."""
@@ -524,8 +557,13 @@ def _play(config: ExperimentConfig, params: dict[str, Any], deps: Mapping[str, O
     # games start … stop − 1 of the cell's series: the adversary's coins are children start + 1 …
     # of the cell seed and each game's defense randomness is re-keyed for that game alone
     # (EVCSA.game_classifier), so chunking never changes a number
-    result = game.repeat(_already_prepared(prepared), stop - start, seed=cell_seed(config, d, a), progress=False,
-                         start=start)
+    # a determined cell (deterministic defense, an adversary whose play uses no coins) plays
+    # game ``start`` once and replicates it: every game of the series is that game
+    determined = collapsing() and is_determined(game.classifier, prepared)
+    result = game.repeat(_already_prepared(prepared), 1 if determined else stop - start, seed=cell_seed(config, d, a),
+                         progress=False, start=start)
+    if determined:
+        result = attrs.evolve(result, games=result.games * (stop - start))
     labels = inputs.samples.labels.numpy()
     per_game = {k: [] for k in ("successes", "submissions", "classify_queries", "stale_queries", "flagged")}
     rows: dict[str, list[Any]] = {k: [] for k in ("game", "position", "source", "target", "label", "reference",

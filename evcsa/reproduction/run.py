@@ -716,14 +716,20 @@ def estimate_plan(plan: Plan, *, cache_dir: str | None = None, probe: int = 10,
     a sweep's legitimate accuracy once per squeezer and δ (the engine shares these units).
     Each whitebox adversary (BPDA+EOT, APGD-EOT) is timed with 2 steps against the first
     defense of each kind it meets and scaled to its steps. The games count the re-judging of
-    each cell's submitted samples. Not counted: model training, loading, Python overhead
+    each cell's submitted samples. A determined cell (a deterministic defense, by
+    :func:`~evcsa.defenses.base.is_randomized`, and an adversary that declares its prepared
+    play coin-free) counts one game per play unit, as the engine plays it
+    (:func:`evcsa.experiments.work.is_determined`; all games with ``EVCSA_COLLAPSE=0``). Not counted: model training, loading, Python overhead
     between units.
 
     Raises:
         ConfigError, DataError: the plan's data or model cannot be loaded.
     """
     from evcsa.attacks import get_attack
-    from evcsa.experiments import build_defense, load_inputs
+    from evcsa.defenses.base import is_randomized
+    from evcsa.experiments import build_adversary, build_defense, load_inputs
+    from evcsa.experiments.units import chunks
+    from evcsa.experiments.work import collapsing
     from evcsa.randomness import DerivedKeys
 
     say = log or (lambda line: None)
@@ -736,14 +742,29 @@ def estimate_plan(plan: Plan, *, cache_dir: str | None = None, probe: int = 10,
     per_image: dict[str, float] = {}
     items: list[tuple[str, int, float, float]] = []
 
+    randomized_of: dict[str, bool] = {}
+
     def classify_cost(config: Any, spec: Any, index: int) -> float:
         if spec.name not in per_image:
             clf = build_defense(spec, inputs.model, DerivedKeys.from_seed(0, label="estimate"), where=f"defenses[{index}]")
+            randomized_of[spec.name] = is_randomized(clf)
             batch = inputs.legitimate.images[: 8 if spec.kind == "region_based" else 500]
             t = time.perf_counter()
             clf.predict(batch)
             per_image[spec.name] = (time.perf_counter() - t) / len(batch)
         return per_image[spec.name]
+
+    collapse = collapsing()
+    coin_free: dict[str, bool] = {}
+
+    def plays_without_coins(spec: Any) -> bool:
+        """Whether the adversary's prepared play uses no coins (its declaration, as the
+        engine reads it: :func:`evcsa.experiments.work.is_determined`)."""
+        key = repr(spec)
+        if key not in coin_free:
+            adversary = build_adversary(spec, base_dir=first.base_dir)
+            coin_free[key] = getattr(adversary, "candidates_randomized", True) is False
+        return coin_free[key]
 
     crafts: dict[str, int] = {}
     classifications: dict[str, int] = {}
@@ -753,17 +774,20 @@ def estimate_plan(plan: Plan, *, cache_dir: str | None = None, probe: int = 10,
         for config in part.configs:
             n = config.data.samples
             for d, spec in enumerate(config.defenses):
-                randomized = spec.kind != "none" and spec.kind != "feature_squeezing"
                 if part.run in ("cells", "repetitions"):
-                    games = config.runs
+                    classify_cost(config, spec, d)
+                    randomized = randomized_of[spec.name]
                     rejudged = config.figures.draws if randomized else 1  # the submitted samples, re-judged
-                    count = len(config.adversaries) * (games + rejudged) * n
+                    count = 0
+                    for adv in config.adversaries:
+                        # a determined cell plays one game per play unit (the engine's collapse)
+                        once = collapse and not randomized and plays_without_coins(adv)
+                        count += ((chunks(config.runs) if once else config.runs) + rejudged) * n
                     if part.run == "cells":
                         count += (config.legitimate_draws if randomized else 1) * n_legit
                     else:
                         count += n
                     classifications[spec.name] = classifications.get(spec.name, 0) + count
-                    classify_cost(config, spec, d)
             if part.run in ("cells", "repetitions"):
                 for adv in config.adversaries:
                     if adv.kind == "graybox_transfer":
@@ -800,7 +824,6 @@ def estimate_plan(plan: Plan, *, cache_dir: str | None = None, probe: int = 10,
         items.append((f"craft {attack} ({len(x)} samples)", crafts[attack], attack_seconds[attack],
                       crafts[attack] * attack_seconds[attack]))
     if whitebox:
-        from evcsa.experiments import build_adversary
         from evcsa.games import EVCSA
 
         for (name, kind), (count, config, adv, d_spec) in sorted(whitebox.items(), key=lambda kv: kv[0]):

@@ -81,6 +81,22 @@ def test_eot_is_a_mean_not_a_sum(digits):
     assert torch.allclose(eot, manual, atol=1e-6)
 
 
+def test_eot_differentiates_a_deterministic_classifier_once_and_a_randomized_one_every_draw(digits):
+    """From the declarations: the undefended model (randomized = False) takes one forward
+    and backward pass for S = 5 draws, its gradient exactly the single draw's; a randomized
+    twin (it holds a key source) takes all S."""
+    model, x, y = digits
+    loss = lambda z: cross_entropy(z, y)  # noqa: E731
+
+    plain = Spy(model)
+    mean, logits, _ = eot_gradient(plain, x, loss, 5)
+    assert len(plain.queries) == 1 and logits.shape == (5, len(y), 10)
+    assert torch.equal(mean, input_gradient(model, x, loss)[0])
+    noisy = Spy(NoisyBinarizer(model, 0.3, DerivedKeys.from_seed(5)))  # it holds a key source: randomized
+    eot_gradient(noisy, x, loss, 5)
+    assert len(noisy.queries) == 5
+
+
 def test_c05_background_pixels_get_gradient_through_noise_clip_and_squeeze(digits):
     """C05: pixels at exactly 0.0 or 1.0 still receive gradient through noise + clip +
     squeeze under BPDA (EOT over 20 draws of randomized 1-bit squeezing). A pixel would get
