@@ -26,7 +26,7 @@ def test_objective_confidence_and_detector_terms():
     z0 = torch.tensor([[1.0, 0.0]])
     zs = torch.tensor([[0.0, 3.0]])
     loss, ok = he_objective(_linear([z0, zs]), x_adv, x, y, [x_adv], c, confidence=0.0, threshold=2.0)
-    # l2 = 4 · 0.25 = 1; adversarial term max(1+0,0) + max(−3,0) = 1; detector 0 (score ≤ 2)
+    # l2 = 4 · 0.25 = 1; adversarial term max(1+0,0) = 1 (the squeezed margin is not a term); detector 0
     assert loss.item() == pytest.approx(1.0 + 2.0 * 1.0)
     assert not ok.item()
     # a tight threshold adds the detector's excess: score = ‖p(zs) − p(z0)‖₁
@@ -34,9 +34,9 @@ def test_objective_confidence_and_detector_terms():
     score = (ps - p0).abs().sum().item()
     loss, _ = he_objective(_linear([z0, zs]), x_adv, x, y, [x_adv], c, confidence=0.0, threshold=0.1)
     assert loss.item() == pytest.approx(1.0 + 2.0 * (1.0 + score - 0.1), rel=1e-6)
-    # confidence κ = 5 adds κ to both hinge terms: max(1+5,0) + max(−3+5,0) = 8
+    # confidence κ = 5 adds κ to the hinge: max(1+5,0) = 6
     loss, _ = he_objective(_linear([z0, zs]), x_adv, x, y, [x_adv], c, confidence=5.0, threshold=2.0)
-    assert loss.item() == pytest.approx(1.0 + 2.0 * 8.0)
+    assert loss.item() == pytest.approx(1.0 + 2.0 * 6.0)
 
 
 def test_objective_success_needs_every_condition():
@@ -61,10 +61,9 @@ def test_he_l2_in_box_and_evades_bit_depth_detector(digits):
         p = model.predict_proba(x_adv)
         ps = model.predict_proba(sq[0](x_adv))
     found = (x_adv != x).flatten(1).any(dim=1)
-    # every returned change is a success by the attack's own test: wrong on x′ and on s(x′), score ≤ τ
+    # every returned change is a success by the attack's own test: wrong on x′, score ≤ τ
     assert bool(found.any())
     assert bool((p.argmax(1)[found] != y[found]).all())
-    assert bool((ps.argmax(1)[found] != y[found]).all())
     assert bool(((ps - p).abs().sum(1)[found] <= 0.5 + 1e-5).all())
 
 
