@@ -83,8 +83,8 @@ def he_objective(logits_fn: Callable[[torch.Tensor], torch.Tensor], x_adv: torch
 
 def he_l2(model: Any, x: Any, y: Any, *, squeezers: Sequence[Any], threshold: float,
           confidence: float = 0.0, learning_rate: float = 9e-2, binary_search_steps: int = 9,
-          max_iterations: int = 5000, initial_const: float = 1.0,
-          generator: torch.Generator | None = None) -> torch.Tensor:
+          max_iterations: int = 5000, initial_const: float = 1.0, target: Any = None,
+          generator: torch.Generator | None = None, monitor: Any = None) -> torch.Tensor:
     """He et al.'s adaptive C&W L2 attack on feature squeezing (WOOT 2017, § 4).
 
     Args:
@@ -98,7 +98,10 @@ def he_l2(model: Any, x: Any, y: Any, *, squeezers: Sequence[Any], threshold: fl
         learning_rate: Adam's step (default 9e-2, EvadeML-Zoo's).
         binary_search_steps: values of c (default 9); max_iterations: Adam steps per c
             (default 5000); initial_const: first c (default 1: EvadeML-Zoo's log c = 0).
+        target: must be None (the attack is untargeted, as EvadeML-Zoo's default
+            ``targeted: False``); accepted for the registry's uniform signature.
         generator: randomness for randomized squeezers (injected, never global).
+        monitor: unused; accepted for the registry's uniform signature.
 
     Returns:
         float32 [B, C, H, W] in [0, 1]: the least-L2 successful point per sample, x where
@@ -108,6 +111,8 @@ def he_l2(model: Any, x: Any, y: Any, *, squeezers: Sequence[Any], threshold: fl
         InvalidParameter: malformed inputs or parameters.
     """
     check_generator(generator)
+    if target is not None:
+        raise InvalidParameter(f"expected target None (he_l2 is untargeted), got {type(target).__name__}")
     confidence = check_number(confidence, "confidence", minimum=0.0)
     threshold = check_number(threshold, "threshold", minimum=0.0)
     learning_rate = check_number(learning_rate, "learning_rate", minimum=0.0, open_low=True)

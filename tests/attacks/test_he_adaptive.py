@@ -73,3 +73,23 @@ def test_he_l2_rejects_bad_input(digits):
         he_l2(model, x, y, squeezers=[], threshold=0.5)
     with pytest.raises(InvalidParameter, match="expected threshold"):
         he_l2(model, x, y, squeezers=[BitDepth(1)], threshold=-1.0)
+    with pytest.raises(InvalidParameter, match="expected target None"):
+        he_l2(model, x, y, squeezers=[BitDepth(1)], threshold=0.5, target=y)
+
+
+def test_he_l2_randomized_squeezer_draws_from_injected_generator(digits):
+    """A callable squeezer (x, generator) is called once per iteration with the injected
+    generator: two runs from equal generators give equal results (no global randomness)."""
+    model, x, y = digits
+    calls = []
+
+    def noisy(v, gen):
+        calls.append(gen)
+        noise = (torch.rand(v.shape, generator=gen) - 0.5) * 0.2
+        return (v + noise).clamp(0.0, 1.0)
+
+    kw = dict(squeezers=[noisy], threshold=0.5, max_iterations=5, binary_search_steps=2)
+    a = he_l2(model, x[:3], y[:3], generator=torch.Generator().manual_seed(1), **kw)
+    b = he_l2(model, x[:3], y[:3], generator=torch.Generator().manual_seed(1), **kw)
+    assert torch.equal(a, b)
+    assert len(calls) == 2 * 5 * 2 and all(isinstance(g, torch.Generator) for g in calls)
