@@ -174,4 +174,4 @@ class RandomizedSqueezing(Defense):
 
     def __repr__(self) -> str:
         sq = None if self.squeezer is None else self.squeezer.spec
-        return f"RandomizedSqueezing({self.base!r}, {sq!r}, delta={self.delta}, keys={self.keys!r})"
+        return f"RandomizedSqueezing({self.base!r}, {sq!r}, delta={self.delta}, keys={self.keys!r}{', wrap=True' if self.wrap else ''})"
