@@ -14,6 +14,8 @@ robustness.
 - :func:`cw_l2`, :func:`cw_linf`, :func:`cw_l0` — Carlini & Wagner, S&P 2017.
 - :func:`deepfool` — Moosavi-Dezfooli et al., CVPR 2016.
 - :func:`jsma` — Papernot et al., EuroS&P 2016.
+- :func:`he_l2` — He et al., WOOT 2017: C&W L2 that also evades feature squeezing's
+  joint detector (seed 002 Table 3's attack).
 - :func:`apgd` — Croce & Hein, ICML 2020 (APGD-CE / APGD-DLR, EOT; AutoAttack's defaults).
 - :func:`next_class`, :func:`least_likely` — the targets of the feature-squeezing
   evaluation.
@@ -29,6 +31,7 @@ from evcsa.attacks.deepfool import deepfool
 from evcsa.attacks.evaluation import AttackEvaluation, Crafted, evaluate_adversarial, evaluate_attack, run_attack
 from evcsa.attacks.gradient_sign import bim, fgsm
 from evcsa.attacks.gradients import GradientHealth, GradientMonitor, GradientWarning
+from evcsa.attacks.he_adaptive import he_l2
 from evcsa.attacks.jsma import jsma
 from evcsa.attacks.registry import ATTACKS, TABLE1, TARGETINGS, AttackSpec, get_attack, resolve_targets
 
@@ -55,6 +58,7 @@ __all__ = [
     "evaluate_attack",
     "fgsm",
     "get_attack",
+    "he_l2",
     "jsma",
     "least_likely",
     "next_class",

@@ -73,16 +73,22 @@ class RandomizedSqueezing(Defense):
         keys: the :class:`~evcsa.randomness.KeySource` (None: :class:`SystemKeys`, OS
             entropy; :class:`~evcsa.randomness.DerivedKeys` for reproducible runs).
         batch_size: images per chunk (default 512).
+        wrap: False (default: clip, the paper's defense) or True: x̃ = (x + r) mod 1,
+            values wrapped around instead of clipped (seed 002 § 5.2.3's wrap-around
+            variant, which it says gives about 10 % legitimate accuracy at δ = 1).
 
     Raises:
-        InvalidParameter: bad squeezer, δ, keys or batch size.
+        InvalidParameter: bad squeezer, δ, keys, batch size or wrap.
     """
 
     randomized = True
 
     def __init__(self, model: Classifier | torch.nn.Module, squeezer: Any, delta: float,
-                 keys: KeySource | None = None, *, batch_size: int = 512) -> None:
+                 keys: KeySource | None = None, *, batch_size: int = 512, wrap: bool = False) -> None:
         super().__init__(model)
+        if not isinstance(wrap, bool):
+            raise InvalidParameter(f"expected wrap as a bool, got {wrap!r}", got=wrap)
+        self.wrap = wrap
         self.squeezer: Squeezer | None = None if squeezer is None else squeezer_from_spec(squeezer)
         self.delta = check_delta(delta)
         self.keys = check_keys(keys)
@@ -94,11 +100,14 @@ class RandomizedSqueezing(Defense):
         twinned too, from ``keys.derive("base")``."""
         keys = check_keys(keys)
         base = self._twin_base(keys)
-        return RandomizedSqueezing(base, self.squeezer, self.delta, keys, batch_size=self.batch_size)
+        return RandomizedSqueezing(base, self.squeezer, self.delta, keys, batch_size=self.batch_size,
+                                   wrap=self.wrap)
 
     # -- the randomized preprocessing --------------------------------------------------
     def _noisy(self, x: torch.Tensor, key: bytes, first: int) -> torch.Tensor:
         noise = keyed_uniform(key, tuple(x.shape), self.delta, first_item=first).to(x.device)
+        if self.wrap:
+            return torch.remainder(x + noise, 1.0)
         return (x + noise).clamp_(0.0, 1.0) if not x.requires_grad else (x + noise).clamp(0.0, 1.0)
 
     def _check_channels(self, x: torch.Tensor) -> None:
@@ -165,4 +174,4 @@ class RandomizedSqueezing(Defense):
 
     def __repr__(self) -> str:
         sq = None if self.squeezer is None else self.squeezer.spec
-        return f"RandomizedSqueezing({self.base!r}, {sq!r}, delta={self.delta}, keys={self.keys!r})"
+        return f"RandomizedSqueezing({self.base!r}, {sq!r}, delta={self.delta}, keys={self.keys!r}{', wrap=True' if self.wrap else ''})"

@@ -299,3 +299,18 @@ def test_region_errors(make, match):
 def test_randomized_squeezing_errors(make, match):
     with pytest.raises(InvalidParameter, match=match):
         make()
+
+
+def test_wrap_takes_noisy_values_mod_one_instead_of_clipping():
+    """Seed 002 § 5.2.3's wrap-around variant: x̃ = (x + r) mod 1, from the same stream as
+    the clipped defense (key 0 of the same DerivedKeys)."""
+    delta = 0.3
+    x = torch.full((2, 1, 6, 6), 0.9)
+    rs = RandomizedSqueezing(tiny_net(size=6), None, delta, keys=master_keys(), wrap=True)
+    noise = keyed_uniform(master_keys().next_key(), tuple(x.shape), delta)
+    got = rs.randomize_pixels(x)
+    assert torch.equal(got, torch.remainder(x + noise, 1.0))
+    assert float(got.min()) < 0.2  # 0.9 + r > 1 wrapped near 0, never clipped to 1
+    assert rs.with_keys(master_keys()).wrap is True
+    with pytest.raises(InvalidParameter, match="expected wrap as a bool"):
+        RandomizedSqueezing(tiny_net(size=6), None, delta, wrap=1)
