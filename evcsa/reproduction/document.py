@@ -3,8 +3,9 @@ made from stored runs (:func:`~evcsa.reproduction.run.load_result`) and nothing 
 
 :func:`generated_section` renders a run's facts (commit, machine, workers, wall time,
 settings) and its tables, for either plan; :func:`replace_section` puts it between the
-page's markers of that plan (:func:`markers`); :func:`draw_figures` draws Figures 5–7 of one
-attack from seed 002's stored sweep. The test suite regenerates each section from the
+page's markers of that plan (:func:`markers`); :func:`draw_figures` draws seed 002's
+Figures 5–7 from its stored sweep: as the paper draws them (every attack) and evcsa's own
+views of one attack. The test suite regenerates each section from the
 committed results and compares it with the page, so the page's numbers are the runs'
 output, never typed.
 """
@@ -163,11 +164,51 @@ def generated_section(result: Any) -> str:
     if fig.comparisons:
         lines += [format_comparisons(fig.comparisons, title="Figure 6 (§ 4.3): A*'s Adv(25, 1), C&W L∞ next, "
                                                             "median 2×2", markdown=True), ""]
-    lines += ["**Figures 5–7, C&W L∞ next** (drawn from the stored sweep):", "",
+    lines += _paper_figure_lines(result)
+    lines += ["**evcsa's own views of Figures 5–7, C&W L∞ next alone** (drawn from the same stored sweep, "
+              "with the plug-in advantage's Bonferroni bands):", "",
               "![Figure 5](figures/reproduce_accuracy_vs_delta.png)", "",
               "![Figure 6](figures/reproduce_advantage_vs_n.png)", "",
               "![Figure 7](figures/reproduce_error_heatmap.png)", "", END]
     return "\n".join(lines)
+
+
+def _paper_figure_lines(result: Any) -> list[str]:
+    """The page's block of seed 002's Figures 5–7 as the paper draws them
+    (:data:`PAPER_FIGURES`), with captions made from the stored sweep."""
+    from evcsa.plots import ATTACK_LABELS
+
+    fig = next(p for p in result.parts if p.id == "figures")
+    attacks = swept_attacks(result)
+    squeezers = list(dict.fromkeys(d["squeezer"] for d in fig.data))
+    deltas = sorted({float(d["delta"]) for d in fig.data})
+    samples = len(fig.data[0]["p_hat"]) if fig.data else 0
+    banded = all(d.get("sample_correct") is not None and d.get("sample_draws") for d in fig.data)
+    source = (f"`{RESULTS[result.plan.name]}/figures.json`: for each of the {len(attacks)} attacks "
+              f"({', '.join(ATTACK_LABELS.get(a, a) for a in attacks)}), {samples} adversarial samples crafted on "
+              f"the undefended model (graybox), each classified {result.plan.scale.sweep_draws} times per δ > 0 "
+              f"(once at δ = 0) by each squeezer ({', '.join(squeezers)}) at δ = "
+              f"{', '.join(f'{d:g}' for d in deltas)}")
+    bands = ("bands: the 95 % interval of the adversarial accuracy over the samples (each sample's "
+             "probability from its draws)" if banded else
+             "no bands: this run stored no per-sample counts (`sample_correct`), and the pooled interval "
+             "of its correlated classifications would claim too much")
+    lines = ["**Figures 5–7 as the paper draws them** (seed 002 § 5.2.1), from the stored sweep of every "
+             f"attack — {source}. One colour and marker per attack in every panel (LL targets dashed).", "",
+             f"*Figure 5.* Per squeezer, the accuracy on every attack's samples and on the legitimate test "
+             f"images (black) vs δ (top), and A*'s Adv(25, 1) = Π of the 25 largest p̂ (seed 002 Eq. 6) vs δ "
+             f"(bottom); {bands}.", "",
+             f"![Figure 5, every attack]({'figures/' + PAPER_FIGURES[0]})", "",
+             f"*Figure 6.* A*'s Adv(N, 1) = Π of the N largest p̂ vs N, one curve per δ (δ = 0 black, dashed), "
+             f"one panel per attack, one figure per squeezer ({', '.join(squeezers)}); the dotted line is N = 25.", ""]
+    for s in squeezers:
+        lines += [f"![Figure 6, {s}](figures/{PAPER_FIGURES[1].format(squeezer=s)})", ""]
+    if "median-3x3" in squeezers:
+        lines += ["*Figure 7.* Median 3×3 at δ = 0 (top) and δ = 0.5 (bottom): one row per attack, one column "
+                  "per adversarial sample; the colour is p̂, the fraction of its classifications in which the "
+                  "sample is misclassified (0 or 1 at δ = 0); each row's Σ p̂ is its expected number of errors.", "",
+                  f"![Figure 7, every attack](figures/{PAPER_FIGURES[2]})", ""]
+    return lines
 
 
 def _parts(result: Any, ids: Sequence[str]) -> dict[str, Any]:
@@ -241,7 +282,8 @@ def sweep_points(result: Any, attack: str) -> tuple[Any, ...]:
     """The stored sweep of ``attack`` as :class:`~evcsa.experiments.SweepPoint` records;
     the adversarial accuracy with its interval over the samples
     (:func:`~evcsa.reproduction.run.sample_interval`) where the run stored per-sample
-    counts, else pooled (runs stored before them).
+    counts, else pooled (runs stored before them); the per-sample counts themselves in
+    ``sample_correct``/``sample_draws`` (None without them).
 
     Raises:
         DataError: no sweep of that attack in the result.
@@ -274,7 +316,7 @@ def sweep_points(result: Any, attack: str) -> tuple[Any, ...]:
                             adversarial_accuracy=adversarial(d),
                             p_hat=tuple(float(v) for v in d["p_hat"]),
                             advantage_exact=dict(d["advantage_exact"]),
-                            sample_correct=counts(d)[0], sample_draws=counts(d)[1]) for d in rows)
+                            **dict(zip(("sample_correct", "sample_draws"), counts(d)))) for d in rows)
 
 
 def swept_attacks(result: Any) -> tuple[str, ...]:
