@@ -6,8 +6,9 @@ RUN_DIR is the directory of ``evcsa reproduce PLAN -o RUN_DIR`` (default: the co
 docs/results/PLAN). Its stored results (reproduction.json, reproduction.txt and one
 <part>.json per part; not the run directories with their units) are copied into
 docs/results/PLAN/, the page's section of that plan between its markers is rewritten from
-them (evcsa.reproduction.document), and for mix-n-squeeze Figures 5–7 of C&W L∞ next are
-drawn into docs/figures/. tests/reproduction/test_reproducing_doc.py checks that the page
+them (evcsa.reproduction.document), and for mix-n-squeeze Figures 5–7 are drawn into
+docs/figures/: as the paper draws them, from every attack's sweep (reproduce_fig5.png,
+reproduce_fig6_<squeezer>.png, reproduce_fig7.png), and evcsa's own views of C&W L∞ next. tests/reproduction/test_reproducing_doc.py checks that the page
 matches the committed results.
 """
 

@@ -11,6 +11,7 @@ import pytest
 
 from evcsa import plots, report
 from evcsa.config import parse_config
+from evcsa.errors import DataError
 from evcsa.stats import clopper_pearson, poisson_binomial_pmf
 
 SMALL = """
@@ -285,3 +286,121 @@ def test_the_run_writes_a_valid_results_json_and_show_redraws_it(run, tmp_path):
     assert [p.name for p in paths] == list(plots.FIGURES)
     assert lines[0].startswith("small: written 20") and lines[1] == "command: evcsa play small.toml"
     assert report.format_table(run) in "\n".join(lines)
+
+
+# -- seed 002's Figures 5–7 as the paper draws them (handmade sweeps of every attack; no run) ------
+
+PAPER_ATTACKS = ("fgsm", "cw_linf_next", "cw_linf_ll")
+PAPER_DELTAS = (0.0, 0.5)
+
+
+def _paper_sweeps(*, counts: bool):
+    """attack → SweepPoints of two squeezers at δ 0 and 0.5, six samples each, p̂ from a fixed
+    generator (1 draw at δ = 0, 8 above); per-sample counts only when ``counts``."""
+    from evcsa.experiments.results import SweepPoint
+    from evcsa.stats import BinomialEstimate, per_sample_estimate
+
+    rng = np.random.default_rng(7)
+    sweeps = {}
+    for a in PAPER_ATTACKS:
+        points = []
+        for squeezer in ("bit-depth-1", "median-3x3"):
+            for delta in PAPER_DELTAS:
+                draws = 1 if delta == 0 else 8
+                successes = rng.integers(0, draws + 1, size=6)
+                p_hat = successes / draws
+                correct = draws - successes
+                top = np.sort(p_hat)[::-1]
+                pooled = BinomialEstimate.from_counts(int(correct.sum()), 6 * draws)
+                points.append(SweepPoint(
+                    squeezer=squeezer, delta=delta, legitimate_accuracy=BinomialEstimate.from_counts(90, 100),
+                    adversarial_accuracy=per_sample_estimate(correct, np.full(6, draws)) if counts else pooled,
+                    p_hat=tuple(p_hat), advantage_exact={str(n): float(top[:n].prod()) for n in (1, 2, 3, 6)},
+                    sample_correct=tuple(int(c) for c in correct) if counts else None,
+                    sample_draws=draws if counts else None))
+        sweeps[a] = tuple(points)
+    return sweeps
+
+
+def test_paper_fig5_draws_every_attack_and_legitimate_with_one_colour_per_attack():
+    sweeps = _paper_sweeps(counts=False)
+    fig = plots.plot_paper_accuracy_vs_delta(sweeps, 25)
+    title = _check_readable(fig, "paper Fig. 5")
+    assert "no bands: this run stored no per-sample counts" in title
+    axes = fig.axes
+    assert [ax.get_title() for ax in axes[:2]] == ["bit-depth-1", "median-3x3"]
+    assert axes[0].get_ylabel() == "accuracy (%)" and axes[2].get_ylabel() == "A*'s Adv(N = 6, τ = 1) = Π p̂"
+    legend = _legend_texts(fig)
+    assert legend == ["legitimate test images", "FGSM", "C&W L∞ next", "C&W L∞ LL"]
+    for col, squeezer in enumerate(("bit-depth-1", "median-3x3")):
+        top, bottom = axes[col], axes[2 + col]
+        assert not top.collections, "no bands without per-sample counts"
+        assert len(top.lines) == len(PAPER_ATTACKS) + 1 and len(bottom.lines) == len(PAPER_ATTACKS)
+        for line, a in zip(bottom.lines, PAPER_ATTACKS):
+            points = [p for p in sweeps[a] if p.squeezer == squeezer]
+            assert list(line.get_ydata()) == pytest.approx([p.advantage_exact["6"] for p in points])
+        legit = top.lines[-1]
+        assert legit.get_color() == "black" and list(legit.get_ydata()) == pytest.approx([90.0, 90.0])
+    # an attack keeps its colour and marker in every panel; LL targets dashed
+    for k, a in enumerate(PAPER_ATTACKS):
+        looks = {(ax.lines[k].get_color(), ax.lines[k].get_marker(), ax.lines[k].get_linestyle()) for ax in axes}
+        assert len(looks) == 1, a
+        assert looks.pop()[2] == ("--" if a.endswith("_ll") else "-")
+
+
+def test_paper_fig5_bands_come_from_the_per_sample_intervals():
+    sweeps = _paper_sweeps(counts=True)
+    fig = plots.plot_paper_accuracy_vs_delta(sweeps, 25)
+    title = _check_readable(fig, "paper Fig. 5, banded")
+    assert "no bands" not in title and "band: 95 % interval over the samples" in _legend_texts(fig)
+    top = fig.axes[0]
+    assert len(top.collections) == len(PAPER_ATTACKS)
+    band = top.collections[0].get_paths()[0].vertices[:, 1]
+    points = [p for p in sweeps["fgsm"] if p.squeezer == "bit-depth-1"]
+    assert min(band) == pytest.approx(100 * min(p.adversarial_accuracy.low for p in points))
+    assert max(band) == pytest.approx(100 * max(p.adversarial_accuracy.high for p in points))
+    with pytest.raises(DataError, match="expected Adv\\(N\\) stored for an N ≤ 0"):
+        plots.plot_paper_accuracy_vs_delta(sweeps, 0)
+    with pytest.raises(DataError, match="expected a non-empty sweep for every attack"):
+        plots.plot_paper_accuracy_vs_delta({}, 25)
+
+
+def test_paper_fig6_has_a_panel_per_attack_and_a_curve_per_delta():
+    sweeps = _paper_sweeps(counts=False)
+    fig = plots.plot_paper_advantage_vs_n(sweeps, "median-3x3", n_chosen=3)
+    title = _check_readable(fig, "paper Fig. 6")
+    assert "median-3x3" in title and "one panel per attack" in title
+    shown = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in shown] == ["FGSM", "C&W L∞ next", "C&W L∞ LL"]
+    assert _legend_texts(fig) == ["δ = 0 (deterministic)", "δ = 0.5", "N = 3"]
+    for ax, a in zip(shown, PAPER_ATTACKS):
+        assert ax.get_xscale() == "log"
+        curves = [line for line in ax.lines if len(line.get_xdata()) > 2]
+        zero = next(line for line in curves if line.get_linestyle() == "--")
+        point = next(p for p in sweeps[a] if p.squeezer == "median-3x3" and p.delta == 0.0)
+        assert list(zero.get_xdata()) == [1, 2, 3, 6]
+        assert list(zero.get_ydata()) == pytest.approx([point.advantage_exact[n] for n in ("1", "2", "3", "6")])
+        assert zero.get_zorder() > max(line.get_zorder() for line in curves if line is not zero)
+    assert "N = 25" not in _legend_texts(plots.plot_paper_advantage_vs_n(sweeps, "median-3x3"))  # 25 > 6 stored
+    with pytest.raises(DataError, match="expected a sweep of squeezer 'median-2x2'"):
+        plots.plot_paper_advantage_vs_n(sweeps, "median-2x2")
+
+
+def test_paper_fig7_has_a_row_per_attack_at_delta_0_and_0_5():
+    sweeps = _paper_sweeps(counts=False)
+    fig = plots.plot_paper_error_heatmap(sweeps)
+    title = _check_readable(fig, "paper Fig. 7")
+    assert "median-3x3" in title and "misclassified" in title
+    maps = [ax for ax in fig.axes if ax.images]
+    assert [ax.get_title() for ax in maps] == ["median-3x3, δ = 0 (deterministic: p̂ is 0 or 1)",
+                                               "median-3x3, δ = 0.5"]
+    for ax, delta in zip(maps, PAPER_DELTAS):
+        points = [next(p for p in sweeps[a] if p.squeezer == "median-3x3" and p.delta == delta)
+                  for a in PAPER_ATTACKS]
+        labels = _texts(ax.get_yticklabels())
+        assert labels == [f"{name} (Σ p̂ {sum(p.p_hat):.1f})" for name, p in
+                          zip(("FGSM", "C&W L∞ next", "C&W L∞ LL"), points)]
+        grid = np.asarray(ax.images[0].get_array())
+        assert grid == pytest.approx(np.array([p.p_hat for p in points]))
+    with pytest.raises(DataError, match="expected a sweep of 'median-3x3' at δ = 0.3"):
+        plots.plot_paper_error_heatmap(sweeps, deltas=(0.3,))
