@@ -236,12 +236,19 @@ def _values(plan: Any, config: str, kind: str, param: str, where: str = "") -> s
 
 
 def _adversary(plan: Any, config: str, label: str, param: str) -> str:
+    """The parameter as the configuration sets it, else the adversary class's default
+    ("—" where the default is None: left to the adversary)."""
+    from evcsa.experiments.registry import ADVERSARIES
+
     for adv in _config(plan, config).adversaries:
         if adv.label == label:
-            if param not in adv.params:
+            if param in adv.params:
+                return _text(adv.params[param])
+            fields = attrs.fields_dict(ADVERSARIES[adv.kind]) if adv.kind in ADVERSARIES else {}
+            if param not in fields or fields[param].default is attrs.NOTHING:
                 raise DataError(f"expected {param!r} among the parameters of {label!r} in {config!r}, got "
-                                f"{sorted(adv.params)}")
-            return _text(adv.params[param])
+                                f"{sorted(set(adv.params) | set(fields))}")
+            return _text(fields[param].default)
     raise DataError(f"expected an adversary labelled {label!r} in {config!r}, got none")
 
 
@@ -341,7 +348,11 @@ def format_settings(plan: Any, rows: tuple[SettingRow, ...] | None = None) -> st
     """``plan``'s rows of the settings table as a Markdown table: part, setting, the
     seed's value (where), the cited code's value (where), ours (read from the plan where
     the row names a reader, marked †), where ours comes from, and the flag "≠ seed",
-    "≠ code" where ours departs from them.
+    "≠ code" where ours departs from them. The table's typed ``ours`` and ``source``
+    describe the default plan (:func:`~evcsa.reproduction.plans.build_plan` with its
+    defaults); where ``plan`` (e.g. a stored run's, made with another model or scale)
+    holds another value, ours is shown in bold with the default's value beside it and
+    the flag "≠ default plan".
 
     Raises:
         DataError: as :func:`ours_from_plan`; or the table has no row for the plan.
@@ -355,7 +366,13 @@ def format_settings(plan: Any, rows: tuple[SettingRow, ...] | None = None) -> st
     for r in mine:
         seed = r.seed + (f" ({r.seed_where})" if r.seed_where else "")
         code = r.code + (f" ({r.code_where})" if r.code_where else "")
-        ours = ours_from_plan(r, plan) + (" †" if r.read else "")
-        flag = ", ".join(f"≠ {d}" for d in r.differs)
+        value = ours_from_plan(r, plan)
+        flags = [f"≠ {d}" for d in r.differs]
+        if r.read and value != r.ours:
+            ours = f"**{value}** † (default plan: {r.ours})"
+            flags.append("≠ default plan")
+        else:
+            ours = value + (" †" if r.read else "")
+        flag = ", ".join(flags)
         lines.append("| " + " | ".join(_cell(t) for t in (r.part, r.setting, seed, code, ours, r.source, flag)) + " |")
     return "\n".join(lines)
