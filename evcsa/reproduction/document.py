@@ -2,7 +2,8 @@
 made from stored runs (:func:`~evcsa.reproduction.run.load_result`) and nothing else.
 
 :func:`generated_section` renders a run's facts (commit, machine, workers, wall time,
-settings) and its tables, for either plan; :func:`replace_section` puts it between the
+settings, the settings table of :mod:`evcsa.reproduction.settings`) and its tables, for
+either plan; :func:`replace_section` puts it between the
 page's markers of that plan (:func:`markers`); :func:`draw_figures` draws Figures 5–7 of one
 attack from seed 002's stored sweep. The test suite regenerates each section from the
 committed results and compares it with the page, so the page's numbers are the runs'
