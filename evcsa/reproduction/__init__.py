@@ -10,6 +10,9 @@ them, and the plans behind ``evcsa reproduce``.
 - :mod:`evcsa.reproduction.plans`: :func:`build_plan` — the experiment configurations of
   ``evcsa reproduce mix-n-squeeze`` and ``randomized-squeezing`` at full or quick scale,
   with the :class:`Gap` list of what the engine cannot do yet.
+- :mod:`evcsa.reproduction.settings`: :func:`~evcsa.reproduction.settings.settings_table`,
+  :func:`~evcsa.reproduction.settings.format_settings` — each setting with the seed's value,
+  the cited code's, ours (read from the plan) and where ours comes from.
 - :mod:`evcsa.reproduction.run`: :func:`run_plan`, :func:`estimate_plan`,
   :func:`format_result`, :func:`format_estimate`, :func:`save_result`, :func:`load_result`.
 

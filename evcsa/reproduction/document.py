@@ -2,10 +2,11 @@
 made from stored runs (:func:`~evcsa.reproduction.run.load_result`) and nothing else.
 
 :func:`generated_section` renders a run's facts (commit, machine, workers, wall time,
-settings) and its tables, for either plan; :func:`replace_section` puts it between the
-page's markers of that plan (:func:`markers`); :func:`draw_figures` draws seed 002's
-Figures 5–7 from its stored sweep: as the paper draws them (every attack) and evcsa's own
-views of one attack. The test suite regenerates each section from the
+settings, the settings table of :mod:`evcsa.reproduction.settings`) and its tables, for
+either plan; :func:`replace_section` puts it between the page's markers of that plan
+(:func:`markers`); :func:`draw_figures` draws seed 002's Figures 5–7 from its stored sweep:
+as the paper draws them (every attack) and evcsa's own views of one attack. The test suite
+regenerates each section from the
 committed results and compares it with the page, so the page's numbers are the runs'
 output, never typed.
 """
@@ -137,9 +138,22 @@ def _settings(result: Any) -> list[str]:
     return lines
 
 
+def _settings_table(plan: Any) -> list[str]:
+    """The settings table of ``plan`` (:func:`evcsa.reproduction.settings.format_settings`)
+    with its heading and key."""
+    from evcsa.reproduction.settings import format_settings
+
+    return ["**Settings table**: each setting, the seed's value, the value in the code the seed cites, ours "
+            "(† read from the run's plan, not typed) and where ours comes from; \"≠ seed\" / \"≠ code\" where "
+            "ours departs from them; where this run's plan departs from the default plan (`build_plan`), ours is in "
+            "**bold** beside the default's value, flagged \"≠ default plan\", and \"ours from\" describes the "
+            "default's (`evcsa/reproduction/settings.toml`).", "", format_settings(plan), ""]
+
+
 def generated_section(result: Any) -> str:
     """The page's generated section (Markdown) for ``result``, between its plan's
-    :func:`markers`: the run's facts and settings, then for seed 002 Tables 1 and 2 as
+    :func:`markers`: the run's facts and settings, the settings table of its plan
+    (:mod:`evcsa.reproduction.settings`: seed, cited code, ours read from the plan), then for seed 002 Tables 1 and 2 as
     matrices, Table 3 and the Figure 6 rows as comparison tables and the figures' file
     names; for seed 000 the graybox and whitebox parts as matrices with intervals.
 
@@ -152,7 +166,7 @@ def generated_section(result: Any) -> str:
         return _randomized_squeezing_section(result)
     parts = _parts(result, ("table1", "table2", "table3", "figures"))
     lines = [BEGIN, "", _facts(result), "",
-             "Settings:", "", *_settings(result), "",
+             "Settings:", "", *_settings(result), "", *_settings_table(result.plan),
              "In Tables 1 and 2 each cell is our adversarial accuracy in percent, the paper's in brackets, "
              "**bold** where the paper's value lies outside our 95 % interval (the intervals are in "
              f"`{RESULTS[result.plan.name]}/reproduction.txt`).", ""]
@@ -231,7 +245,7 @@ def _facts(result: Any) -> str:
 
 
 def _randomized_squeezing_section(result: Any) -> str:
-    """Seed 000's section: the run's facts and settings, then the graybox and the whitebox
+    """Seed 000's section: the run's facts, settings and settings table, then the graybox and the whitebox
     part as matrices of our adversarial accuracy with its 95 % interval (the seed's results
     are not in the text we hold), and the region radius rule's outcome."""
     parts = _parts(result, ("graybox", "whitebox"))
@@ -250,6 +264,7 @@ def _randomized_squeezing_section(result: Any) -> str:
              f"- C&W: schedule \"{s.cw_schedule}\" (confidence 10, 1,000 iterations per constant).",
              f"- Whitebox: L∞ ε = {epsilon:g}; BPDA = {bpda.get('steps')} PGD steps × 1 draw, BPDA+EOT = "
              f"{bpda.get('steps')} steps × {bpda.get('eot_samples')} EOT draws.", "",
+             *_settings_table(result.plan),
              "Each cell is our adversarial accuracy in percent with its 95 % interval, "
              f"{_interval_method([parts['graybox'], parts['whitebox']])}; the last two columns pool the attacks "
              "and give the legitimate accuracy.", ""]

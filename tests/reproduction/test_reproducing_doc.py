@@ -100,3 +100,14 @@ def test_in_interval_counts_the_cells_and_sorts_the_outside_ones_by_difference()
     inside, total, outside = in_interval([part])
     assert (inside, total) == (1, 3)
     assert [c.label for c in outside] == ["b", "c"]   # 20 points, then 10
+
+
+def test_the_page_shows_each_plans_settings_table(committed) -> None:
+    from evcsa.reproduction.settings import format_settings
+
+    plan, result = committed
+    begin, end = markers(plan)
+    page = PAGE.read_text(encoding="utf-8")
+    section = page[page.index(begin):page.index(end)]
+    table = format_settings(result.plan)
+    assert table in section and table.count("\n") >= 16
