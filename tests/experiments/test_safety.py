@@ -24,33 +24,9 @@ from evcsa.config import load_config, parse_config
 from evcsa.errors import ConfigError, CorruptStore, InvalidParameter
 from evcsa.experiments import run_experiment
 from evcsa.experiments.store import RunStore, SubmittedSamples, check_removable, hold_lock, release_lock
+from tests.experiments.tiny_runs import TINY
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
-
-TINY = """
-name = "tiny"
-seed = 5
-runs = 4
-master_key = "5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed"
-legitimate_draws = 1
-[data]
-dataset = "digits"
-samples = 20
-[model]
-reference = "digits"
-[game]
-n_chosen = 3
-epsilon = 0.3
-[[defenses]]
-label = "plain"
-kind = "none"
-[[adversaries]]
-label = "fgsm"
-kind = "graybox_transfer"
-attack = "fgsm"
-[figures]
-enabled = false
-"""
 
 FGSM = 'label = "fgsm"\nkind = "graybox_transfer"\nattack = "fgsm"'
 

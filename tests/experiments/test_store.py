@@ -13,32 +13,7 @@ from evcsa.config import parse_config
 from evcsa.experiments import run_experiment
 from evcsa.experiments import store as store_module
 from evcsa.experiments.store import RunStore
-
-TINY = """
-name = "tiny"
-seed = 5
-runs = 4
-master_key = "5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed"
-legitimate_draws = 1
-[data]
-dataset = "digits"
-samples = 20
-[model]
-reference = "digits"
-[game]
-n_chosen = 3
-epsilon = 0.3
-[[defenses]]
-label = "plain"
-kind = "none"
-[[adversaries]]
-label = "fgsm"
-kind = "graybox_transfer"
-attack = "fgsm"
-[figures]
-enabled = false
-"""
-
+from tests.experiments.tiny_runs import TINY
 
 @pytest.fixture
 def config(tmp_path, digits_cache, monkeypatch):
