@@ -49,6 +49,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                         "CNN trained on the embedded digits)")
     p.add_argument("--reference-schedule", action="store_true",
                    help="craft C&W with Carlini's reference schedule (default: schedule='fast')")
+    p.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu",
+                   help="where the model, defenses and attacks run (default: cpu; auto: cuda when available)")
     p.add_argument("--cache-dir", metavar="DIR",
                    help="cache of models trained here (default: $EVCSA_CACHE or ~/.cache/evcsa); the reference "
                         "models ship with their weights and need none")
@@ -69,7 +71,8 @@ def reproduce(args: argparse.Namespace, out: Any) -> int:
 
         raise InvalidParameter(f"--jobs: expected a positive number of workers, got {args.jobs}", got=args.jobs)
     plan = build_plan(args.paper, scale="quick" if args.quick else "full", data=args.data, model=args.model,
-                      cw_schedule="reference" if args.reference_schedule else None)
+                      cw_schedule="reference" if args.reference_schedule else None,
+                      device=getattr(args, "device", "cpu"))
     if args.part:
         for p in args.part:
             plan.part(p)
@@ -87,7 +90,7 @@ def reproduce(args: argparse.Namespace, out: Any) -> int:
     output = pathlib.Path(args.output or default_output(plan))
     executor = _executor(args)
     say(f"evcsa reproduce {plan.name}: seed {plan.paper}, scale {plan.scale.name}, data {plan.data}, "
-        f"model {plan.model}, "
+        f"model {plan.model}, device {plan.parts[0].configs[0].device}, "
         f"{len(args.part or plan.parts)} part(s), {getattr(executor, 'workers', 1)} worker(s), in {output}/")
     try:
         if hasattr(executor, "warm"):

@@ -397,7 +397,7 @@ PLANS = {"mix-n-squeeze": ("002", _mix_n_squeeze), "randomized-squeezing": ("000
 
 
 def build_plan(name: str, *, scale: str = "full", data: str = "mnist", model: str | None = None,
-               cw_schedule: str | None = None) -> Plan:
+               cw_schedule: str | None = None, device: str = "cpu") -> Plan:
     """The reproduction plan ``name`` at ``scale``.
 
     Args:
@@ -411,10 +411,13 @@ def build_plan(name: str, *, scale: str = "full", data: str = "mnist", model: st
             "mnist" is evcsa's own CNN trained on the embedded digits.
         cw_schedule: "fast" or "reference" for the C&W attacks (default: the scale's,
             "fast").
+        device: where every configuration's model, defenses and attacks run: "cpu"
+            (default), "cuda" or "auto" (:attr:`evcsa.config.ExperimentConfig.device`;
+            the device is part of every unit's key, so a CUDA run never reuses CPU units).
 
     Raises:
-        InvalidParameter: an unknown name, scale, data set, model or schedule, or a model
-            for another data set.
+        InvalidParameter: an unknown name, scale, data set, model, schedule or device, or a
+            model for another data set.
     """
     from evcsa.shipped import REFERENCE_MODELS, SHIPPED, default_model
 
@@ -430,6 +433,11 @@ def build_plan(name: str, *, scale: str = "full", data: str = "mnist", model: st
     if cw_schedule is not None:
         _check(cw_schedule, ("fast", "reference"), "cw_schedule")
         chosen = attrs.evolve(chosen, cw_schedule=cw_schedule)
+    _check(device, ("cpu", "cuda", "auto"), "device")
     paper, builder = PLANS[name]
-    return Plan(name=name, paper=paper, scale=chosen, data=data, parts=builder(chosen, data, model),
-                gaps=plan_gaps(name, model), model=model)
+    parts = builder(chosen, data, model)
+    if device != "cpu":
+        parts = tuple(attrs.evolve(p, configs=tuple(attrs.evolve(c, device=device) for c in p.configs))
+                      for p in parts)
+    return Plan(name=name, paper=paper, scale=chosen, data=data, parts=parts, gaps=plan_gaps(name, model),
+                model=model)

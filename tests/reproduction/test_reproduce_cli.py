@@ -82,3 +82,24 @@ def test_the_model_option(tmp_path, capsys) -> None:
     assert default_output(build_plan("mix-n-squeeze", model="mnist")) == "reproduce-mix-n-squeeze-mnist"
     assert default_output(build_plan("randomized-squeezing", scale="quick", data="digits")) == \
         "reproduce-randomized-squeezing-quick-digits"
+
+
+def test_the_device_option(tmp_path, capsys, digits_cache, monkeypatch) -> None:
+    """--device puts every configuration of the plan on that device (and into every unit's
+    key); a bad device is refused; cuda on a machine without one is one line."""
+    from evcsa.errors import InvalidParameter
+    from evcsa.reproduction.plans import build_plan
+
+    plan = build_plan("mix-n-squeeze", scale="quick", data="digits", device="cuda")
+    assert {c.device for p in plan.parts for c in p.configs} == {"cuda"}
+    assert {c.device for p in build_plan("mix-n-squeeze").parts for c in p.configs} == {"cpu"}
+    with pytest.raises(InvalidParameter, match=r"expected device in \('cpu', 'cuda', 'auto'\), got 'tpu'"):
+        build_plan("mix-n-squeeze", device="tpu")
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    rc = cli.main(["reproduce", "randomized-squeezing", "--quick", "--data", "digits", "--part", "whitebox",
+                   "--device", "cuda", "--cache-dir", str(digits_cache), "-o", str(tmp_path / "repro")])
+    err = capsys.readouterr().err
+    assert rc == 2 and len(err.strip().splitlines()) == 1
+    assert "device: expected a machine with CUDA for 'cuda', got none" in err
