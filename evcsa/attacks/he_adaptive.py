@@ -38,6 +38,7 @@ import torch
 
 from evcsa._validation import check_positive_int
 from evcsa.attacks._common import check_generator, check_number, prepare_inputs
+from evcsa.defenses.squeezers import squeezer_from_spec
 from evcsa.errors import InvalidParameter
 
 __all__ = ["he_l2", "he_objective"]
@@ -90,9 +91,10 @@ def he_l2(model: Any, x: Any, y: Any, *, squeezers: Sequence[Any], threshold: fl
     Args:
         model: Classifier or nn.Module (gradients via ``surrogate_logits``).
         x: float32 [B, C, H, W] in [0, 1]; y: int64 true labels [B] (untargeted).
-        squeezers: the detector's squeezers, each with ``bpda(x)`` (``Squeezer``) or
-            a callable ``(x, generator) -> x`` already differentiable (a randomized
-            squeezer drawn once per iteration).
+        squeezers: the detector's squeezers, each a name (``"median-2x2"``,
+            :func:`evcsa.defenses.squeezer_from_spec`), a ``Squeezer`` (``bpda(x)``) or a
+            callable ``(x, generator) -> x`` already differentiable (a randomized squeezer
+            drawn once per iteration).
         threshold: τ, the joint detector's L1 threshold (the detector flags > τ).
         confidence: κ (default 0, EvadeML-Zoo's adaptive default).
         learning_rate: Adam's step (default 9e-2, EvadeML-Zoo's).
@@ -119,8 +121,10 @@ def he_l2(model: Any, x: Any, y: Any, *, squeezers: Sequence[Any], threshold: fl
     binary_search_steps = check_positive_int(binary_search_steps, "binary_search_steps")
     max_iterations = check_positive_int(max_iterations, "max_iterations")
     initial_const = check_number(initial_const, "initial_const", minimum=0.0, open_low=True)
-    if not squeezers:
-        raise InvalidParameter(f"expected at least one squeezer, got {squeezers!r}", got=squeezers)
+    if isinstance(squeezers, str) or not squeezers:
+        raise InvalidParameter(f"expected a sequence of at least one squeezer, got {squeezers!r}", got=squeezers)
+    if any(isinstance(s, str) for s in squeezers):  # names, as TOML and the registry give them
+        squeezers = [squeezer_from_spec(s) if isinstance(s, str) else s for s in squeezers]
     clf, x, y, _ = prepare_inputs(model, x, y, None)
     b = x.shape[0]
 

@@ -23,10 +23,14 @@ jsma_next        jsma        next            θ 1, γ 0.1
 jsma_ll          jsma        least_likely    θ 1, γ 0.1
 apgd_ce          apgd        untargeted      ε 0.3, 100 iterations, CE (AutoAttack)
 apgd_dlr         apgd        untargeted      ε 0.3, 100 iterations, DLR (AutoAttack)
+he_l2            he_l2       untargeted      median 2×2 + 1-bit, τ 0.3, κ 0, 9 × 5000
 ===============  ==========  ==============  =====================================
 
-The last two are not in Table 1 (:data:`TABLE1` lists the 11 that are): APGD, Croce &
-Hein, ICML 2020, with AutoAttack's defaults (:mod:`evcsa.attacks.apgd`).
+The last three are not in Table 1 (:data:`TABLE1` lists the 11 that are): APGD, Croce &
+Hein, ICML 2020, with AutoAttack's defaults (:mod:`evcsa.attacks.apgd`); He et al.'s
+adaptive C&W L2 attack on feature squeezing, WOOT 2017, with EvadeML-Zoo's defaults
+(:mod:`evcsa.attacks.he_adaptive`; seed 002 Table 3's attack), against the squeezers and
+the joint detector's threshold given as its ``squeezers`` and ``threshold`` parameters.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from evcsa.attacks.carlini_wagner import cw_l0, cw_l2, cw_linf
 from evcsa.attacks.deepfool import deepfool
 from evcsa.attacks.gradient_sign import bim, fgsm
 from evcsa.attacks.gradients import GradientMonitor
+from evcsa.attacks.he_adaptive import he_l2
 from evcsa.attacks.jsma import jsma
 from evcsa.errors import InvalidParameter
 
@@ -228,6 +233,10 @@ ATTACKS["apgd_ce"] = AttackSpec(name="apgd_ce", attack=apgd, params={"epsilon": 
                                 norm="linf", label="APGD-CE", source=_APGD)
 ATTACKS["apgd_dlr"] = AttackSpec(name="apgd_dlr", attack=apgd, params={"epsilon": 0.3, "steps": 100, "loss": "dlr"},
                                  norm="linf", label="APGD-DLR", source=_APGD)
+ATTACKS["he_l2"] = AttackSpec(name="he_l2", attack=he_l2,
+                              params={"squeezers": ("median-2x2", "bit-depth-1"), "threshold": 0.3},
+                              norm="l2", label="He et al.",
+                              source="He, Wei, Chen, Carlini & Song, WOOT 2017; EvadeML-Zoo attacks/adaptive")
 
 
 def get_attack(attack: Any) -> AttackSpec:

@@ -69,7 +69,7 @@ def test_he_l2_in_box_and_evades_bit_depth_detector(digits):
 
 def test_he_l2_rejects_bad_input(digits):
     model, x, y = digits
-    with pytest.raises(InvalidParameter, match="expected at least one squeezer"):
+    with pytest.raises(InvalidParameter, match="expected a sequence of at least one squeezer"):
         he_l2(model, x, y, squeezers=[], threshold=0.5)
     with pytest.raises(InvalidParameter, match="expected threshold"):
         he_l2(model, x, y, squeezers=[BitDepth(1)], threshold=-1.0)
@@ -93,3 +93,26 @@ def test_he_l2_randomized_squeezer_draws_from_injected_generator(digits):
     b = he_l2(model, x[:3], y[:3], generator=torch.Generator().manual_seed(1), **kw)
     assert torch.equal(a, b)
     assert len(calls) == 2 * 5 * 2 and all(isinstance(g, torch.Generator) for g in calls)
+
+
+def test_he_l2_is_an_adversary_usable_from_toml(tmp_path, digits_cache, monkeypatch):
+    """kind = "graybox_transfer", attack = "he_l2": the registry's attack, with the
+    detector's squeezers (names, as TOML gives them) and threshold among its parameters,
+    crafted on the model and judged by the defense in the game."""
+    from evcsa.config import parse_config
+    from evcsa.experiments import run_experiment
+    from tests.experiments.tiny_runs import TINY
+
+    monkeypatch.setenv("EVCSA_CACHE", str(digits_cache))
+    monkeypatch.chdir(tmp_path)
+    text = TINY.replace('label = "plain"\nkind = "none"',
+                        'label = "median"\nkind = "feature_squeezing"\nsqueezers = "median-2x2"')
+    text = text.replace('label = "fgsm"\nkind = "graybox_transfer"\nattack = "fgsm"',
+                        'label = "he"\nkind = "graybox_transfer"\nattack = "he_l2"\n'
+                        'params = {squeezers = ["median-2x2", "bit-depth-1"], threshold = 0.3, '
+                        'max_iterations = 50, binary_search_steps = 3, learning_rate = 0.2}')
+    assert 'attack = "he_l2"' in text and 'squeezers = "median-2x2"' in text
+    result = run_experiment(parse_config(text), progress=False)
+    (cell,) = result.cells
+    assert cell.adversary == "he" and cell.runs == 4
+    assert cell.success_rate.value > 0.5, cell.success_rate

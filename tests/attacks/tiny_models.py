@@ -39,6 +39,7 @@ FAST = {
     "jsma_ll": {"gamma": 0.5},
     "apgd_ce": {"steps": 10, "random_start": False},
     "apgd_dlr": {"steps": 10, "random_start": False},
+    "he_l2": {"max_iterations": 50, "binary_search_steps": 3, "learning_rate": 0.2},
 }
 
 
