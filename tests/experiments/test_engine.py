@@ -24,6 +24,7 @@ from evcsa.errors import InvalidParameter
 from evcsa.experiments import run_experiment
 from evcsa.experiments.executors import DaskExecutor, PoolExecutor, SerialExecutor
 from evcsa.experiments.store import RunStore, SubmittedSamples
+from tests.experiments.tiny_runs import stored_units
 
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -82,20 +83,6 @@ def small(tmp_path, digits_cache, monkeypatch):
     return load_config(tmp_path / "engine.toml")
 
 
-def _stored(path: pathlib.Path) -> dict[str, tuple]:
-    """Every finished unit of a run directory: key → (kind, record, arrays)."""
-    db = sqlite3.connect(path / "evcsa-run.sqlite")
-    rows = db.execute("SELECT key, kind, record, arrays FROM units").fetchall()
-    db.close()
-    out = {}
-    for key, kind, record, has in rows:
-        arrays = {}
-        if has:
-            with np.load(path / "units" / f"{key}.npz") as npz:
-                arrays = {k: npz[k] for k in npz.files}
-        out[key] = (kind, json.loads(record), arrays)
-    return out
-
 
 def _same(a: dict, b: dict) -> None:
     assert a.keys() == b.keys()
@@ -144,13 +131,13 @@ def test_graybox_crafting_is_shared_and_identical_work_done_once(small, tmp_path
 
 def test_rerun_recomputes_nothing_and_refuses_other_configurations(small, tmp_path):
     first = _run(small, tmp_path / "run")
-    before = _stored(tmp_path / "run")
+    before = stored_units(tmp_path / "run")
     with RunStore.open(tmp_path / "run", small) as store:
         again = run_experiment(small, progress=False, store=store)
         assert store.executions(store.attempt) == [], "no unit computed twice"
     assert again.environment["units"]["computed"] == 0
     assert [c.successes for c in again.cells] == [c.successes for c in first.cells]
-    _same(before, _stored(tmp_path / "run"))
+    _same(before, stored_units(tmp_path / "run"))
     other = attrs.evolve(small, runs=31)
     with pytest.raises(InvalidParameter, match="holds a run of another configuration"):
         RunStore.open(tmp_path / "run", other)
@@ -163,7 +150,7 @@ def test_rerun_recomputes_nothing_and_refuses_other_configurations(small, tmp_pa
         RunStore.open(tmp_path / "theirs", small, overwrite=True)
     assert (tmp_path / "theirs" / "notes.txt").read_text() == "keep me", "--overwrite deletes only evcsa's"
     RunStore.open(tmp_path / "run", other, overwrite=True).close()  # another configuration's run: replaced
-    assert _stored(tmp_path / "run") == {}
+    assert stored_units(tmp_path / "run") == {}
 
 
 def test_a_second_run_on_the_same_directory_is_refused(small, tmp_path):
@@ -192,9 +179,9 @@ def test_serial_pool_and_dask_store_identical_results(small, tmp_path):
         _run(small, tmp_path / "dask", dask)
     finally:
         dask.close()
-    serial = _stored(tmp_path / "serial")
-    _same(serial, _stored(tmp_path / "pool"))
-    _same(serial, _stored(tmp_path / "dask"))
+    serial = stored_units(tmp_path / "serial")
+    _same(serial, stored_units(tmp_path / "pool"))
+    _same(serial, stored_units(tmp_path / "dask"))
 
 
 def test_a_fork_pool_is_refused(small):
@@ -239,7 +226,7 @@ def test_sigkill_half_way_then_the_same_command_finishes_without_recomputing(sma
     assert proc.poll() is None, f"the run ended before the kill: {proc.communicate()}"
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
-    kept = _stored(tmp_path / "run")
+    kept = stored_units(tmp_path / "run")
     assert 6 <= len(kept) and not (tmp_path / "run" / "results.json").exists()
     proc = _cli(*args, cwd=tmp_path, env=env)
     out, err = proc.communicate(timeout=300)
@@ -254,7 +241,7 @@ def test_sigkill_half_way_then_the_same_command_finishes_without_recomputing(sma
     proc = _cli("play", "engine.toml", "-o", "straight", "--no-progress", cwd=tmp_path, env=env)
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
-    _same(_stored(tmp_path / "run"), _stored(tmp_path / "straight"))
+    _same(stored_units(tmp_path / "run"), stored_units(tmp_path / "straight"))
     resumed = json.loads((tmp_path / "run" / "results.json").read_text())
     straight = json.loads((tmp_path / "straight" / "results.json").read_text())
     for doc in (resumed, straight):
@@ -462,7 +449,7 @@ def test_a_defense_changing_the_shared_model_in_place_fails_its_unit_and_poisons
     with pytest.raises(ModelTampered, match="expected legitimate accuracy of plain to leave the model and the "
                                             "data unchanged, got them changed in place"):
         _run(config, tmp_path / "run")
-    assert not any(kind == "legitimate" for kind, _, _ in _stored(tmp_path / "run").values())
+    assert not any(kind == "legitimate" for kind, _, _ in stored_units(tmp_path / "run").values())
     reloaded = load_inputs(small).model.module.state_dict()
     assert all(np.array_equal(pristine[k].numpy(), reloaded[k].numpy()) for k in pristine)
 

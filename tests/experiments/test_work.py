@@ -8,9 +8,7 @@ Small: the 8×8 digits model, X_D of 20, N = 5, 30 games per cell (two play unit
 
 from __future__ import annotations
 
-import json
 import pathlib
-import sqlite3
 
 import attrs
 import numpy as np
@@ -20,6 +18,7 @@ from evcsa.config import parse_config
 from evcsa.experiments import run_experiment, work
 from evcsa.experiments.executors import SerialExecutor
 from evcsa.experiments.store import RunStore
+from tests.experiments.tiny_runs import stored_units
 
 HERE = pathlib.Path(__file__).resolve().parent
 
@@ -67,20 +66,6 @@ def config(tmp_path, digits_cache, monkeypatch):
     return parse_config(CONFIG, base_dir=tmp_path)
 
 
-def _stored(path: pathlib.Path) -> dict[str, tuple]:
-    """Every finished unit of a run directory: key → (kind, record, arrays)."""
-    db = sqlite3.connect(path / "evcsa-run.sqlite")
-    rows = db.execute("SELECT key, kind, record, arrays FROM units").fetchall()
-    db.close()
-    out = {}
-    for key, kind, record, has in rows:
-        arrays = {}
-        if has:
-            with np.load(path / "units" / f"{key}.npz") as npz:
-                arrays = {k: npz[k] for k in npz.files}
-        out[key] = (kind, json.loads(record), arrays)
-    return out
-
 
 def _run_counting(config, path, monkeypatch) -> tuple[dict[str, int], object]:
     """Run ``config`` serially in this process; the games played, by defense label."""
@@ -107,7 +92,7 @@ def test_a_determined_cell_plays_once_per_unit_and_stores_what_the_full_run_stor
     full_played, full = _run_counting(config, tmp_path / "full", monkeypatch)
     monkeypatch.setenv(work.COLLAPSE_VARIABLE, "1")
     once_played, once = _run_counting(config, tmp_path / "once", monkeypatch)
-    a, b = _stored(tmp_path / "full"), _stored(tmp_path / "once")
+    a, b = stored_units(tmp_path / "full"), stored_units(tmp_path / "once")
     assert a.keys() == b.keys()
     for key in a:
         assert a[key][0] == b[key][0] and a[key][1] == b[key][1], a[key][0]

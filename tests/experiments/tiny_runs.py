@@ -1,5 +1,14 @@
 """The smallest run configuration of the engine's tests: the 8×8 digits model, X_D of 20,
-N = 3, 4 games, one cell, no figures (a run takes about a second)."""
+N = 3, 4 games, one cell, no figures (a run takes about a second); and a reader of a run
+directory's finished units."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import sqlite3
+
+import numpy as np
 
 TINY = """
 name = "tiny"
@@ -25,3 +34,18 @@ attack = "fgsm"
 [figures]
 enabled = false
 """
+
+
+def stored_units(path: pathlib.Path) -> dict[str, tuple]:
+    """Every finished unit of a run directory: key → (kind, record, arrays)."""
+    db = sqlite3.connect(path / "evcsa-run.sqlite")
+    rows = db.execute("SELECT key, kind, record, arrays FROM units").fetchall()
+    db.close()
+    out = {}
+    for key, kind, record, has in rows:
+        arrays = {}
+        if has:
+            with np.load(path / "units" / f"{key}.npz") as npz:
+                arrays = {k: npz[k] for k in npz.files}
+        out[key] = (kind, json.loads(record), arrays)
+    return out
