@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from evcsa._validation import as_images, as_labels, describe
 from evcsa.attacks.gradients import GradientMonitor
-from evcsa.defenses.base import Classifier, ModelClassifier
+from evcsa.defenses.base import Classifier, ModelClassifier, is_randomized
 from evcsa.errors import InvalidParameter
 
 __all__ = [
@@ -416,8 +416,6 @@ def eot_gradient(classifier: Classifier, x: torch.Tensor, loss_fn: Any, samples:
     Returns:
         (mean gradient [B, C, H, W], logits of every draw [S, B, K], mean loss [B]).
     """
-    from evcsa.defenses.base import is_randomized
-
     if samples == 1 or not is_randomized(classifier):
         grad, z, loss = input_gradient(classifier, x, loss_fn, monitor=monitor, index=index)
         return grad, z[None].expand(samples, *z.shape), loss

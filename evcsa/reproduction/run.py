@@ -288,20 +288,15 @@ def _cells_part(plan: Plan, part: Part, *, engine: _Engine) -> PartResult:
                 return _by_id(plan, table, squeezer, delta, column) if table and squeezer else None
 
             accs = []
-            sample_k: Any = 0
-            sample_n: Any = 0
+            samples: list[Any] = [0, 0]  # per sample, counts summed over the attacks
             for adv in config.adversaries:
                 cell = by_cell[(spec.name, adv.name)]
                 accs.append(cell.adversarial_accuracy)
-                if cell.sample_correct is not None and sample_n is not None:
-                    sample_k = sample_k + np.asarray(cell.sample_correct)
-                    sample_n = sample_n + np.asarray(cell.sample_submissions)
-                else:
-                    sample_n = None
+                _add_samples(samples, cell.sample_correct, cell.sample_submissions)
                 rows.append(Comparison(label=f"{spec.name} × {adv.name}", ours=_cell_estimate(cell),
                                        paper=paper(adv.params.get("attack")), units="percent"))
-            if sample_n is not None and np.ndim(sample_n):
-                pooled, how = sample_interval(sample_k, sample_n), "each sample's draws over the attacks"
+            if samples[1] is not None and np.ndim(samples[1]):
+                pooled, how = sample_interval(*samples), "each sample's draws over the attacks"
             else:
                 pooled, how = _pooled([a for a in accs if a is not None]), "pooled over the attacks"
             rows.append(Comparison(label=f"{spec.name} × all attacks", ours=pooled, paper=paper("all_attacks"),
@@ -406,8 +401,9 @@ def _repetitions_part(plan: Plan, part: Part, *, engine: _Engine) -> PartResult:
 
 
 def _add_samples(total: list[Any], correct: Sequence[int] | None, draws: Sequence[int] | None) -> None:
-    """Add one repetition's per-sample counts to ``total`` ([correct, draws] arrays; draws
-    None once a repetition lacks them)."""
+    """Add one cell's per-sample counts (an attack's, or a repetition's) to ``total``
+    ([correct, draws] int arrays [S], starting from [0, 0]; draws None once a cell lacks
+    them)."""
     if correct is None or draws is None or total[1] is None:
         total[1] = None
         return
