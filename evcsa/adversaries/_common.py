@@ -15,6 +15,7 @@ from evcsa.adversaries.base import Adversary
 from evcsa.attacks._common import project, to_uint8_grid
 from evcsa.attacks.gradients import GradientHealth
 from evcsa.errors import GameOver, InvalidParameter, NotFresh
+from evcsa.judging import predict_labels
 from evcsa.stats import BinomialEstimate, advantage_exact, clopper_pearson, log_advantage_exact, select_top_n
 
 if TYPE_CHECKING:
@@ -268,8 +269,6 @@ def rate_on_twin(twin: Any, candidates: Candidates, knowledge: Knowledge, draws:
         alpha: 1 − confidence level of the intervals, in (0, 1).
         query_batch: images per twin call (memory bound).
     """
-    from evcsa.games.rules import predict_labels
-
     def classify(x: torch.Tensor) -> torch.Tensor:  # checked as the game checks the defense's answers
         return predict_labels(twin, x.to(twin.device), knowledge.num_classes, name="the twin's predict")
 
@@ -280,7 +279,8 @@ def rate_on_twin(twin: Any, candidates: Candidates, knowledge: Knowledge, draws:
 def count_successes(classify: Callable[[torch.Tensor], torch.Tensor], candidates: Candidates, knowledge: Knowledge,
                     draws: int, query_batch: int) -> np.ndarray:
     """kᵢ: in how many of ``draws`` classifications each candidate met the game's goal,
-    judged by the game's own rule (:meth:`Knowledge.is_success`, i.e. ``Rules.is_success``).
+    judged by the game's own rule (:meth:`Rules.count_successes`, i.e.
+    :func:`evcsa.judging.count_successes` with the game's goal and reference).
 
     Targeted: C(x′) = t. Untargeted against the label: C(x′) ∉ {y, REJECTED}; against the
     prediction (seed 000): C(x′) ∉ {C(x), REJECTED} and C(x) ≠ REJECTED, with C(x) drawn
@@ -292,20 +292,14 @@ def count_successes(classify: Callable[[torch.Tensor], torch.Tensor], candidates
     versus_prediction = candidates.targets is None and knowledge.rules.needs_reference_predictions
     per = max(1, query_batch // draws)
     counts = np.zeros(c, dtype=np.int64)
-    labels = knowledge.labels
     for start in range(0, c, per):
         sl = slice(start, min(c, start + per))
-        b = sl.stop - sl.start
-        xa = candidates.x_adv[sl].repeat_interleave(draws, dim=0)
-        pred = classify(xa).view(b, draws).cpu().T  # [draws, B]
         src = torch.as_tensor(candidates.sources[sl])
-        reference = None
-        if versus_prediction:
-            xn = knowledge.samples[src].repeat_interleave(draws, dim=0)
-            reference = classify(xn).view(b, draws).cpu().T
         targets = None if candidates.targets is None else torch.as_tensor(candidates.targets[sl])
-        hit = knowledge.is_success(pred, labels[src], targets=targets, reference_predictions=reference)
-        counts[sl] = hit.sum(dim=0).numpy()
+        # one call for every draw of the chunk, each candidate's draws side by side
+        counts[sl] = knowledge.rules.count_successes(
+            classify, candidates.x_adv[sl], knowledge.labels[src], draws=draws, targets=targets,
+            clean=knowledge.samples[src] if versus_prediction else None, order="image-major").numpy()
     return counts
 
 

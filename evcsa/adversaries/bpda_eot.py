@@ -65,11 +65,20 @@ METHODS = ("pgd", "apgd")
 def _hits(logits: torch.Tensor, knowledge: Knowledge, labels: torch.Tensor, targets: torch.Tensor | None,
           reference: torch.Tensor | None) -> torch.Tensor:
     """Fraction of draws [S, B, K] whose top class meets the game's goal, per sample, by
-    the game's own rule (:meth:`Knowledge.is_success`: targeted, untargeted against the
-    label or against ``reference``, the twin's top classes [S, B] on the natural samples)."""
-    pred = logits.argmax(dim=2)
-    hit = knowledge.is_success(pred, labels, targets=targets, reference_predictions=reference)
-    return hit.to(torch.float32).mean(dim=0).to(logits.device)
+    the game's own rule (:meth:`Rules.count_successes` over the S draws: targeted,
+    untargeted against the label or against ``reference``, the twin's top classes [S, B]
+    on the natural samples)."""
+    tops = iter(logits.argmax(dim=2))  # draw d's top classes [B]: what "classify" answers in call d
+
+    def classify(_x: torch.Tensor) -> torch.Tensor:
+        return next(tops)
+
+    s, b = int(logits.shape[0]), int(logits.shape[1])
+    # the S draws are already made: "classify" answers call d (the B samples, one call per
+    # draw) with draw d's top classes, so the images stand in as their indices
+    counts = knowledge.rules.count_successes(classify, torch.arange(b), labels, draws=s, targets=targets,
+                                             clean_predictions=reference, batch_size=b)
+    return (counts.to(torch.float32) / s).to(logits.device)
 
 
 def _epsilon(instance: Any, attribute: attrs.Attribute, value: Any) -> None:

@@ -65,11 +65,15 @@ from evcsa.adversaries._common import (
     submit,
 )
 from evcsa.adversaries.base import Adversary
+from evcsa.adversaries.bpda_eot import BPDAEOT
 from evcsa.attacks.gradients import GradientHealth
 from evcsa.attacks.registry import resolve_targets
+from evcsa.defenses import BitDepth, FeatureSqueezing
+from evcsa.defenses.base import is_randomized
 from evcsa.defenses.bpda import straight_through
 from evcsa.distances import warn_if_trivial
 from evcsa.errors import InvalidParameter
+from evcsa.judging import predict_labels
 
 if TYPE_CHECKING:
     from evcsa.games.game import Knowledge, Oracles
@@ -81,8 +85,6 @@ __all__ = ["DiscreteSearch", "keep_the_better", "quantized_levels"]
 def _chain(twin: Any) -> tuple[Any, list[Any], Any]:
     """(the BitDepth quantizer, the rest of the chain, the base classifier) of a twin the
     search can handle, or InvalidParameter saying why not."""
-    from evcsa.defenses import BitDepth, FeatureSqueezing
-
     if not isinstance(twin, FeatureSqueezing):
         raise InvalidParameter(f"expected a FeatureSqueezing twin (a quantizing squeezer) for DiscreteSearch, "
                                f"got {type(twin).__name__}", got=type(twin).__name__)
@@ -90,7 +92,7 @@ def _chain(twin: Any) -> tuple[Any, list[Any], Any]:
         raise InvalidParameter("expected FeatureSqueezing classifying the squeezed input without the joint "
                                "detector for DiscreteSearch, got classify_on="
                                f"{twin.classify_on!r}, threshold={twin.threshold!r}")
-    if getattr(twin, "randomized", False):
+    if is_randomized(twin):
         raise InvalidParameter("expected a deterministic twin for DiscreteSearch (noise before the quantizer "
                                "makes the level image random), got a randomized one")
     squeezers = list(twin.squeezers)
@@ -151,19 +153,19 @@ def quantized_levels(x: torch.Tensor, bits: int, epsilon: float, quantize: Any, 
 def keep_the_better(knowledge: Knowledge, twin: Any, x: torch.Tensor, labels: torch.Tensor,
                     targets: torch.Tensor | None, searched: torch.Tensor, started: torch.Tensor) -> torch.Tensor:
     """Per sample, the searched x′ unless only the starting one (BPDA+EOT's) meets the goal on
-    the twin, judged by the game's own rule (:meth:`Knowledge.is_success`: a REJECTED
-    answer is never a success, a targeted goal needs the target, the prediction reference
-    compares with the twin's C(x))."""
-    from evcsa.games.rules import predict_labels
-
+    the twin (deterministic: one draw), judged by the game's own rule
+    (:meth:`Rules.count_successes`: a REJECTED answer is never a success, a targeted goal
+    needs the target, the prediction reference compares with the twin's C(x))."""
     k = knowledge.num_classes
-    pred_s, pred_b = predict_labels(twin, searched, k), predict_labels(twin, started, k)
-    reference = predict_labels(twin, x, k) if targets is None and knowledge.rules.needs_reference_predictions \
-        else None
+
+    def classify(images: torch.Tensor) -> torch.Tensor:
+        return predict_labels(twin, images, k)
+
+    reference = classify(x) if targets is None and knowledge.rules.needs_reference_predictions else None
     y = labels.cpu()
     t = None if targets is None else targets.cpu()
-    ok_s = knowledge.is_success(pred_s, y, targets=t, reference_predictions=reference)
-    ok_b = knowledge.is_success(pred_b, y, targets=t, reference_predictions=reference)
+    ok_s = knowledge.rules.count_successes(classify, searched, y, draws=1, targets=t, clean_predictions=reference) > 0
+    ok_b = knowledge.rules.count_successes(classify, started, y, draws=1, targets=t, clean_predictions=reference) > 0
     keep_b = (ok_b & ~ok_s).to(searched.device)
     return torch.where(keep_b.view(-1, 1, 1, 1), started, searched)
 
@@ -239,8 +241,6 @@ class DiscreteSearch(Adversary):
 
     def _combiner(self) -> Any:
         if self.combine is True:
-            from evcsa.adversaries.bpda_eot import BPDAEOT
-
             return BPDAEOT()
         return self.combine
 

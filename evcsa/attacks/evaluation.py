@@ -34,7 +34,7 @@ from evcsa.attacks.registry import check_params, get_attack, resolve_targets
 from evcsa.defenses.base import REJECTED
 from evcsa.distances import DEFAULT_TOLERANCE, NORMS, distance, within_epsilon
 from evcsa.errors import InvalidParameter
-from evcsa.games.rules import is_success
+from evcsa.judging import is_success
 from evcsa.stats import BinomialEstimate
 
 __all__ = ["AttackEvaluation", "Crafted", "evaluate_adversarial", "evaluate_attack", "run_attack"]

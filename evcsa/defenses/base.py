@@ -33,13 +33,13 @@ import torch.nn.functional as F
 
 from evcsa._validation import as_images, check_positive_int
 from evcsa.errors import InvalidParameter
+from evcsa.judging import REJECTED
 
 __all__ = ["REJECTED", "Classifier", "Defense", "LogitsWarning", "ModelClassifier", "check_twin_contract",
            "eval_mode", "is_randomized", "key_sources_of", "undefended_model"]
 
-#: The label a rejecting defense (a detector) returns. Never equal to a class index, so it
-#: is never a targeted success, and the game counts it as no untargeted success either.
-REJECTED = -1
+# REJECTED, the label a rejecting defense (a detector) returns, is the judge's
+# (evcsa.judging.REJECTED, defined once): never a class index, never a success.
 
 
 class LogitsWarning(UserWarning):
@@ -269,7 +269,7 @@ class Defense(Classifier):
     def _twin_base(self, keys: Any) -> Classifier:
         """The base for a twin drawing from ``keys`` (a checked KeySource): a randomized base
         is twinned too, from ``keys.derive("base")``; a deterministic one is shared."""
-        return self.base.with_keys(keys.derive("base")) if getattr(self.base, "randomized", False) else self.base
+        return self.base.with_keys(keys.derive("base")) if is_randomized(self.base) else self.base
 
 
 #: held while eval_mode switches a module's flags and restores them
@@ -350,7 +350,17 @@ def is_randomized(classifier: Any) -> bool:
     holds a :class:`~evcsa.randomness.KeySource` (anywhere in its attributes, a wrapped
     base's included) is randomized; one that declares ``randomized = False`` and holds none
     is deterministic; one that declares nothing (a plain object with ``predict``) is taken as
-    randomized (the safe side: fresh draws, and a twin through ``with_keys``).
+    randomized (the safe side: fresh draws, and a twin through ``with_keys``). The default
+    is therefore True: only a declared ``randomized = False`` (every
+    :class:`Classifier` that is not randomized declares it) makes a classifier deterministic.
+    Every "is it randomized?" in evcsa calls this function (the game decides it once, when
+    it wraps the classifier: ``EVCSA.randomized``).
+
+    Args:
+        classifier: any object with ``predict`` (an evcsa classifier or not).
+
+    Returns:
+        bool.
 
     Raises:
         InvalidParameter: it declares ``randomized = False`` yet holds a key source — a

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from evcsa._validation import as_images, check_positive_int, check_probability
-from evcsa.defenses.base import REJECTED, Classifier, Defense
+from evcsa.defenses.base import REJECTED, Classifier, Defense, is_randomized
 from evcsa.defenses.bpda import straight_through
 from evcsa.defenses.squeezers import Compose, Squeezer, _check_channels, squeezer_from_spec
 from evcsa.errors import InvalidParameter
@@ -124,7 +124,7 @@ class FeatureSqueezing(Defense):
             threshold = float(threshold)
         self.threshold = threshold
         self.batch_size = check_positive_int(batch_size, "batch_size")
-        self.randomized = bool(getattr(self.base, "randomized", False))
+        self.randomized = is_randomized(self.base)
 
     # -- construction ------------------------------------------------------------------
     def _replace(self, **changes: Any) -> FeatureSqueezing:

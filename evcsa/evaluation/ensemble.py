@@ -31,6 +31,7 @@ from evcsa.adversaries import Adversary, AdversaryReport, Candidates, PreparedAd
 from evcsa.adversaries._common import RANKINGS, positive_int, probability_open, rate_on_twin, submit
 from evcsa.adversaries.greedy import SAMPLINGS, estimate_by_settings, select_adaptive
 from evcsa.attacks.gradients import GradientHealth
+from evcsa.defenses.base import is_randomized
 from evcsa.errors import InvalidParameter
 
 if TYPE_CHECKING:
@@ -221,7 +222,7 @@ class Ensemble(Adversary):
             merged, origins = union([attrs.evolve(p, offline=None) for p in parts])
             return PreparedEnsemble(self, merged, tuple(knowledge.image_shape), int(knowledge.samples.shape[0]),
                                     origins, np.arange(len(merged), dtype=np.int64), None)
-        draws = self.twin_draws if getattr(twin, "randomized", True) is not False else 1
+        draws = self.twin_draws if is_randomized(twin) else 1
         parts = [p if p.offline is not None else rate_on_twin(twin, p, knowledge, draws, self.alpha, self.query_batch)
                  for p in parts]
         merged, origins = union(parts)

@@ -19,15 +19,10 @@ from evcsa._validation import as_images, as_labels, check_positive_int
 from evcsa.defenses.base import is_randomized
 from evcsa.distances import distance, within_epsilon
 from evcsa.errors import InvalidParameter
-from evcsa.games.rules import Rules, predict_labels
+from evcsa.games.rules import Rules
+from evcsa.judging import predict_labels
 
 __all__ = ["rejudge"]
-
-
-def _is_success(rules: Rules, predictions: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor | None,
-                reference: torch.Tensor | None) -> torch.Tensor:
-    """The game's success rule on [draws, B] predictions: :meth:`Rules.is_success`."""
-    return rules.is_success(predictions, labels, targets=targets, reference_predictions=reference)
 
 
 def rejudge(classifier: Any, samples: Any, sources: Any, labels: Any, rules: Rules, *, draws: int,
@@ -65,7 +60,7 @@ def rejudge(classifier: Any, samples: Any, sources: Any, labels: Any, rules: Rul
             targeted game without targets (or targets in an untargeted one), ``keys``
             with a randomized classifier that has no ``with_keys``.
         InvalidOutput: the classifier answered anything but B labels in [REJECTED, K)
-            (:func:`~evcsa.games.rules.check_predictions`, the game's own check).
+            (:func:`~evcsa.judging.check_predictions`, the game's own check).
     """
     if not isinstance(rules, Rules):
         raise InvalidParameter(f"expected rules as an evcsa.games.Rules, got {type(rules).__name__}")
@@ -90,7 +85,6 @@ def rejudge(classifier: Any, samples: Any, sources: Any, labels: Any, rules: Rul
             raise InvalidParameter(f"expected a classifier with with_keys(keys) to rejudge with keys, got "
                                    f"{type(classifier).__name__}")
         classifier = classifier.with_keys(keys)
-    versus_prediction = tgt is None and rules.untargeted_reference == "prediction"
 
     def predict(x: torch.Tensor) -> torch.Tensor:
         return predict_labels(classifier, x, num_classes)
@@ -101,11 +95,9 @@ def rejudge(classifier: Any, samples: Any, sources: Any, labels: Any, rules: Rul
     per = max(1, query_batch // draws)
     for start in range(0, n, per):
         sl = slice(start, min(n, start + per))
-        b = sl.stop - sl.start
-        # draw-major layout: row d holds draw d of every sample in the chunk
-        pred = predict(x_adv[sl].repeat(draws, 1, 1, 1)).view(draws, b)
-        reference = predict(x_nat[sl].repeat(draws, 1, 1, 1)).view(draws, b) if versus_prediction else None
-        hit = _is_success(rules, pred, y[sl], None if tgt is None else tgt[sl], reference)
-        hit = hit.to(torch.bool) & inside[sl][None, :]
-        counts[sl] = hit.sum(dim=0).numpy()
+        # one call for every draw of the chunk, draw-major (row d holds draw d of every
+        # sample in the chunk), then C(x) afresh in every draw when judged against it
+        k = rules.count_successes(predict, x_adv[sl], y[sl], draws=draws, targets=None if tgt is None else tgt[sl],
+                                  clean=x_nat[sl] if rules.needs_reference_predictions else None)
+        counts[sl] = torch.where(inside[sl], k, torch.zeros_like(k)).numpy()
     return counts

@@ -12,27 +12,24 @@ Both seed variants are configurations of the same record:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import attrs
 import numpy as np
 import torch
 
-from evcsa._validation import describe, int_at_least, is_bool, one_of
+from evcsa._validation import int_at_least, is_bool, one_of
 from evcsa.distances import DEFAULT_TOLERANCE, NORMS, distance, within_epsilon
-from evcsa.errors import InvalidOutput, InvalidParameter
+from evcsa.errors import InvalidParameter
+from evcsa.judging import GOALS, REFERENCES, REJECTED, check_predictions, count_successes, is_success, predict_labels
 
 __all__ = ["GOALS", "FRESHNESS", "KNOWLEDGE_LEVELS", "REFERENCES", "REJECTED", "Rules", "check_predictions",
-           "is_success", "predict_labels"]
+           "count_successes", "is_success", "predict_labels"]
 
-#: The label of a rejection (a detector's answer); the same value as
-#: :data:`evcsa.defenses.REJECTED`. Never a success, never a reference that rewards one.
-REJECTED = -1
-
-GOALS = ("untargeted", "targeted")
+# REJECTED, GOALS, REFERENCES, is_success, check_predictions and predict_labels are the
+# judge's (evcsa.judging), re-exported here where the game's rules have always named them.
 FRESHNESS = ("source", "sample")
 KNOWLEDGE_LEVELS = ("blackbox", "graybox", "whitebox")
-REFERENCES = ("label", "prediction")
 
 
 def _plain(value: Any) -> Any:
@@ -119,6 +116,24 @@ class Rules:
         return is_success(predictions, labels, goal=self.goal, untargeted_reference=self.untargeted_reference,
                           targets=targets, reference_predictions=reference_predictions)
 
+    def count_successes(self, classify: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
+                        labels: torch.Tensor, *, draws: int, targets: torch.Tensor | None = None,
+                        clean_predictions: torch.Tensor | None = None, batch_size: int | None = None,
+                        clean: torch.Tensor | None = None, order: str = "draw-major") -> torch.Tensor:
+        """Successes over ``draws`` fresh classifications of each image of ``x``, by this
+        game's rule: :func:`evcsa.judging.count_successes` with this record's ``goal`` and
+        ``untargeted_reference`` (the ε check is separate, see :meth:`within_epsilon`).
+
+        Returns:
+            int64 tensor [B] (CPU), values in [0, draws].
+
+        Raises:
+            InvalidParameter, InvalidOutput: as :func:`evcsa.judging.count_successes`.
+        """
+        return count_successes(classify, x, labels, draws=draws, goal=self.goal, targets=targets,
+                               untargeted_reference=self.untargeted_reference, clean_predictions=clean_predictions,
+                               batch_size=batch_size, clean=clean, order=order)
+
     def within_epsilon(self, x: torch.Tensor, x_adv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(d(x, x′) float64 [B] in this record's norm, bool [B] d ≤ ε + tolerance); all True
         when ε is None. ``x`` and ``x_adv`` are float32 [B, C, H, W] on one device."""
@@ -143,152 +158,3 @@ class Rules:
                       untargeted_reference="prediction")
         fields.update(overrides)
         return cls(n_chosen=n_chosen, **fields)
-
-
-def _label_tensor(value: Any, name: str) -> torch.Tensor:
-    """``value`` (tensor, array, sequence) as an int64 tensor, else InvalidParameter."""
-    try:
-        t = torch.as_tensor(value)
-    except (TypeError, ValueError, RuntimeError) as exc:
-        raise InvalidParameter(f"expected {name} as integer labels, got {type(value).__name__}",
-                               key=name) from exc
-    if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
-        raise InvalidParameter(f"expected {name} as integer labels, got dtype {t.dtype}", key=name, got=str(t.dtype))
-    return t.to(torch.int64)
-
-
-def is_success(predictions: Any, labels: Any, *, goal: str = "untargeted", untargeted_reference: str = "label",
-               targets: Any = None, reference_predictions: Any = None) -> torch.Tensor:
-    """The EV-CSA success rule (seed 002 Fig. 2 line 11, seed 000 Fig. 1 line 11), the only
-    place evcsa decides whether a classification is a success.
-
-    A pure function: it reads its arguments and nothing else. The ε check is not part of
-    it (the caller combines it with :func:`evcsa.distances.within_epsilon`); this is the
-    label test.
-
-    - Targeted goal: success iff C(x′) = y_t (a REJECTED C(x′) never equals a target).
-    - Untargeted, reference "label" (seed 002's f(x′)): success iff C(x′) ∉ {y, REJECTED}.
-    - Untargeted, reference "prediction" (seed 000): success iff C(x′) ∉ {C(x), REJECTED}
-      and C(x) ≠ REJECTED — a rejected natural sample never makes an evasion (x′ = x
-      would otherwise count whenever the detector rejects x in one draw and not in the
-      other).
-
-    Args:
-        predictions: C(x′), int64 [..., B] (leading dimensions, e.g. draws, broadcast),
-            values in [0, K) or REJECTED (−1).
-        labels: y, the true labels of the sources, int64 [B].
-        goal: "untargeted" or "targeted".
-        untargeted_reference: "label" or "prediction" (ignored for the targeted goal).
-        targets: y_t, int64 [B] (required for the targeted goal, not allowed otherwise).
-        reference_predictions: C(x) on fresh randomness, int64 [..., B] broadcastable
-            with ``predictions`` (required for the untargeted goal with the prediction
-            reference, ignored otherwise).
-
-    Returns:
-        torch.bool tensor of the broadcast shape of ``predictions`` (and
-        ``reference_predictions``), on the device of ``predictions``.
-
-    Raises:
-        InvalidParameter: an unknown goal or reference, non-integer labels, targets
-            missing (targeted) or given (untargeted), reference predictions missing, or
-            a last dimension other than B.
-    """
-    if goal not in GOALS:
-        raise InvalidParameter(f"expected goal in {GOALS}, got {goal!r}", key="goal", got=goal)
-    if untargeted_reference not in REFERENCES:
-        raise InvalidParameter(f"expected untargeted_reference in {REFERENCES}, got {untargeted_reference!r}",
-                               key="untargeted_reference", got=untargeted_reference)
-    pred = _label_tensor(predictions, "predictions")
-    y = _label_tensor(labels, "labels").to(pred.device)
-    if y.ndim != 1 or pred.ndim < 1 or pred.shape[-1] != y.shape[0]:
-        raise InvalidParameter(f"expected predictions [..., B] and labels [B] with the same B, got shapes "
-                               f"{tuple(pred.shape)} and {tuple(y.shape)}", key="predictions")
-    b = y.shape[0]
-    if goal == "targeted":
-        if targets is None:
-            raise InvalidParameter("expected targets y_t [B] for the targeted goal, got none", key="targets")
-        t = _label_tensor(targets, "targets").to(pred.device)
-        if tuple(t.shape) != (b,):
-            raise InvalidParameter(f"expected targets of shape ({b},), got {tuple(t.shape)}", key="targets")
-        return (pred == t) & (pred != REJECTED) & (t != REJECTED)
-    if targets is not None:
-        raise InvalidParameter("expected no targets for the untargeted goal, got some", key="targets")
-    hit = (pred != y) & (pred != REJECTED)
-    if untargeted_reference == "label":
-        return hit
-    if reference_predictions is None:
-        raise InvalidParameter("expected reference_predictions C(x) [..., B] for the untargeted goal against "
-                               "the prediction, got none", key="reference_predictions")
-    ref = _label_tensor(reference_predictions, "reference_predictions").to(pred.device)
-    if ref.ndim < 1 or ref.shape[-1] != b:
-        raise InvalidParameter(f"expected reference_predictions [..., {b}], got shape {tuple(ref.shape)}",
-                               key="reference_predictions")
-    try:
-        return (pred != ref) & (pred != REJECTED) & (ref != REJECTED)
-    except RuntimeError as exc:
-        raise InvalidParameter(f"expected reference_predictions broadcastable with predictions "
-                               f"{tuple(pred.shape)}, got {tuple(ref.shape)}", key="reference_predictions") from exc
-
-
-def check_predictions(out: Any, count: int, num_classes: int | None = None, *,
-                      name: str = "classifier.predict") -> torch.Tensor:
-    """A classifier's answer for ``count`` images, checked the way the game checks it:
-    ``count`` integer labels [B] in [REJECTED, K) — the one check every "classify and
-    count" of evcsa goes through (the oracles, :func:`evcsa.games.rejudge`, the experiment
-    engine's accuracies and sweep points).
-
-    A wrong answer would corrupt every tally made of it: [B, 1] compared with [B] labels
-    broadcasts into B² comparisons, scores or labels ≥ K pass as successes.
-
-    Args:
-        out: what ``predict`` returned (a tensor, or a numpy integer array).
-        count: B, the number of images it was asked about.
-        num_classes: K (labels must be < K), or None for no upper bound.
-        name: what answered, for the message.
-
-    Returns:
-        int64 tensor [B] on the CPU.
-
-    Raises:
-        InvalidOutput: not B integer labels, or a label outside [REJECTED, K).
-    """
-    if isinstance(out, np.ndarray) and np.issubdtype(out.dtype, np.integer):
-        out = torch.from_numpy(out)
-    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (count,) or out.is_floating_point() \
-            or out.is_complex() or out.dtype == torch.bool:
-        raise InvalidOutput(f"expected {name} to return {count} label(s) [B], got {describe(out)}",
-                            got=describe(out))
-    labels = out.detach().cpu().to(torch.int64)
-    if count:
-        lo, hi = int(labels.min()), int(labels.max())
-        if lo < REJECTED or (num_classes is not None and hi >= num_classes):
-            top = "∞" if num_classes is None else num_classes - 1
-            raise InvalidOutput(f"expected {name} labels in [{REJECTED}, {top}], got values in [{lo}, {hi}]",
-                                min=lo, max=hi)
-    return labels
-
-
-def predict_labels(classifier: Any, x: torch.Tensor, num_classes: int | None = None, *,
-                   name: str = "classifier.predict") -> torch.Tensor:
-    """``classifier.predict(x)`` without gradients, checked by :func:`check_predictions`.
-
-    Args:
-        classifier: anything with ``predict(x) -> labels``.
-        x: float32 [B, C, H, W].
-        num_classes: K, or None: the classifier's ``num_classes`` when it states an integer.
-
-    Returns:
-        int64 tensor [B] on the CPU.
-
-    Raises:
-        InvalidOutput: as :func:`check_predictions`.
-    """
-    with torch.no_grad():
-        out = classifier.predict(x)
-    if num_classes is None:
-        try:
-            stated = classifier.num_classes  # read after predict: a ModelClassifier learns K on its first call
-        except Exception:  # none stated
-            stated = None
-        num_classes = stated if isinstance(stated, (int, np.integer)) and not isinstance(stated, bool) else None
-    return check_predictions(out, int(x.shape[0]), None if num_classes is None else int(num_classes), name=name)
