@@ -206,7 +206,8 @@ def count_successes(classify: Callable[[torch.Tensor], torch.Tensor], x: torch.T
                     draws: int, goal: str = "untargeted", targets: torch.Tensor | None = None,
                     untargeted_reference: str = "label", clean_predictions: torch.Tensor | None = None,
                     batch_size: int | None = None, clean: torch.Tensor | None = None,
-                    order: str = "draw-major") -> torch.Tensor:
+                    order: str = "draw-major",
+                    on_predictions: Callable[[torch.Tensor], None] | None = None) -> torch.Tensor:
     """kᵢ: in how many of ``draws`` fresh classifications each image of ``x`` is a success
     by :func:`is_success` — the one "count successes over fresh draws" of evcsa (the
     game's :func:`~evcsa.games.rejudge`, A*'s p̂ through the Classify oracle, the twin's
@@ -241,6 +242,9 @@ def count_successes(classify: Callable[[torch.Tensor], torch.Tensor], x: torch.T
         order: "draw-major" (default; image d·B + i of the layout is draw d of image i) or
             "image-major" (image i·draws + d). With keyed randomness the layout decides
             which draw each image gets, so each caller keeps its own.
+        on_predictions: called once with the checked C(x′), int64 [draws, B] (CPU), before
+            they are judged: for a caller that also needs the answers themselves (the δ
+            sweep's accuracy on the same draws); None (default) for none.
 
     Returns:
         int64 tensor [B] (CPU), values in [0, draws].
@@ -279,6 +283,8 @@ def count_successes(classify: Callable[[torch.Tensor], torch.Tensor], x: torch.T
                    reference_predictions=torch.zeros(0, dtype=torch.int64))
         return torch.zeros(0, dtype=torch.int64)
     predictions = _classify_draws(classify, x, draws, order, batch_size, "classify")
+    if on_predictions is not None:
+        on_predictions(predictions)
     reference = None
     if versus_prediction:
         reference = _classify_draws(classify, clean, draws, order, batch_size, "classify") if clean is not None \

@@ -19,7 +19,8 @@ from evcsa.judging import predict_labels
 from evcsa.stats import BinomialEstimate, advantage_exact, clopper_pearson, log_advantage_exact, select_top_n
 
 if TYPE_CHECKING:
-    from evcsa.games.game import Knowledge, Oracles
+    from evcsa.games.knowledge import Knowledge
+    from evcsa.games.oracles import Oracles
 
 __all__ = ["AdversaryReport", "Candidates", "PreparedAdversary", "SuccessEstimates"]
 

@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 from evcsa.errors import InvalidParameter
 
 if TYPE_CHECKING:
-    from evcsa.games.game import Knowledge, Oracles
+    from evcsa.games.knowledge import Knowledge
+    from evcsa.games.oracles import Oracles
     from evcsa.games.rules import Rules
 
 __all__ = ["Adversary"]

@@ -53,7 +53,8 @@ from evcsa.errors import InvalidParameter
 
 if TYPE_CHECKING:
     from evcsa.defenses.base import Classifier
-    from evcsa.games.game import Knowledge, Oracles
+    from evcsa.games.knowledge import Knowledge
+    from evcsa.games.oracles import Oracles
     from evcsa.games.rules import Rules
 
 __all__ = ["BPDAEOT", "eot_gradient"]

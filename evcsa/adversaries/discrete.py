@@ -76,7 +76,8 @@ from evcsa.errors import InvalidParameter
 from evcsa.judging import predict_labels
 
 if TYPE_CHECKING:
-    from evcsa.games.game import Knowledge, Oracles
+    from evcsa.games.knowledge import Knowledge
+    from evcsa.games.oracles import Oracles
     from evcsa.games.rules import Rules
 
 __all__ = ["DiscreteSearch", "keep_the_better", "quantized_levels"]

@@ -33,7 +33,8 @@ from evcsa.attacks.registry import TARGETINGS, AttackSpec, check_params, get_att
 from evcsa.errors import InvalidParameter
 
 if TYPE_CHECKING:
-    from evcsa.games.game import Knowledge, Oracles
+    from evcsa.games.knowledge import Knowledge
+    from evcsa.games.oracles import Oracles
 
 __all__ = ["GrayboxTransfer"]
 

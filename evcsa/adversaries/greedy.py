@@ -49,7 +49,8 @@ from evcsa.errors import InvalidParameter
 from evcsa.stats import clopper_pearson
 
 if TYPE_CHECKING:
-    from evcsa.games.game import Knowledge, Oracles
+    from evcsa.games.knowledge import Knowledge
+    from evcsa.games.oracles import Oracles
     from evcsa.games.rules import Rules
 
 __all__ = ["SAMPLINGS", "AdaptiveSampling", "GreedyAStar", "adaptive_order", "estimate_adaptive", "estimate_by_settings",

@@ -1,11 +1,11 @@
-"""The EV-CSA game: the oracles, the adversary's knowledge, and repetition.
+"""The EV-CSA game: :class:`EVCSA`, one game and a series of them (repetition).
 
 Seed 002 Fig. 2 and seed 000 Fig. 1, line by line (docs/concepts.md has the full map):
 
 =====  ==================================  ===========================================
 line   the figure                          here
 =====  ==================================  ===========================================
-1–2    q ← 0, n ← 0, X_A ← ∅               a fresh :class:`_GameState` per game
+1–2    q ← 0, n ← 0, X_A ← ∅               a fresh :class:`~evcsa.games.oracles.GameState` per game
 3      A(ε, N, ⟨C⟩, X_D)^{Classify,Attack}  ``adversary.prepare(k).play(oracles, k)``
 4      return n / N                        :attr:`GameResult.success_rate`
 5–6    Classify: ŷ ← C(x)                  :meth:`Oracles.classify`
@@ -16,31 +16,34 @@ line   the figure                          here
 13     give ŷ′ to A (seed 002)             returned when ``reveal`` is on
 =====  ==================================  ===========================================
 
+The oracles and the session live in :mod:`evcsa.games.oracles`, the adversary's
+knowledge and the tamper checks in :mod:`evcsa.games.knowledge`, the success rule in
+:mod:`evcsa.judging` (through :class:`Rules`); this module re-exports ``Knowledge``,
+``Oracles`` and ``Session`` where they have always been imported from.
+
 The game owns every rule and checks it at the moment of the call. An adversary's own
 claim of success is never consulted: success is recomputed from the submitted x′.
 """
 
 from __future__ import annotations
 
-import copy
-import hashlib
-import threading
-from typing import Any, Protocol, Sequence
+import warnings
+from typing import Any, Protocol
 
-import attrs
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from evcsa._validation import as_images, as_labels, check_positive_int, describe
 from evcsa.defenses.base import (ModelClassifier, check_twin_contract, eval_mode, is_randomized, key_sources_of,
                                  modules_of, undefended_model)
-from evcsa.distances import distance, within_epsilon
-from evcsa.errors import BudgetExhausted, GameOver, InvalidParameter, InvalidQuery, ModelTampered, NotFresh
-from evcsa.games.results import GameResult, RepeatResult, Submission
-from evcsa.games.rules import Rules, check_predictions
+from evcsa.errors import InvalidParameter, NotReproducibleWarning
+from evcsa.games.knowledge import Knowledge, adversary_copy, check_model_unchanged, model_state
+from evcsa.games.oracles import GameState, Oracles, Session
+from evcsa.games.results import GameResult, RepeatResult
+from evcsa.games.rules import Rules
+from evcsa.judging import check_predictions
 from evcsa.randomness import DerivedKeys, KeySource, SystemKeys
-
-__all__ = ["EVCSA", "AdversaryProtocol", "Knowledge", "Oracles", "Session"]
 
 
 class AdversaryProtocol(Protocol):
@@ -56,383 +59,6 @@ class AdversaryProtocol(Protocol):
     def prepare(self, knowledge: Knowledge) -> AdversaryProtocol: ...
 
     def play(self, oracles: Oracles, knowledge: Knowledge) -> Any: ...
-
-
-def _rule_alias(name: str) -> property:
-    def get(self: Knowledge) -> Any:
-        return getattr(self.rules, name)
-
-    get.__doc__ = f"``rules.{name}`` (a view of the game's :class:`Rules`, not a copy)."
-    return property(get)
-
-
-@attrs.frozen(eq=False)
-class Knowledge:
-    """What the adversary is given: ⟨C⟩, X_D, N and ε (seed 000 Fig. 1 line 3).
-
-    Everything here is the adversary's own: tensors are private copies, the model is a
-    deep copy of the game's (eval mode; input gradients work), the whitebox twin is a
-    distinct deep copy with the adversary's own keys. Changing any of them cannot change
-    the game, and the defense's own keys are never reachable from here.
-
-    Attributes:
-        level: "blackbox", "graybox" or "whitebox".
-        samples: X_D, float32 [M, C, H, W] in [0, 1] (CPU).
-        labels: the true labels, int64 [M] (CPU).
-        num_classes: K.
-        rules: the game's :class:`Rules` record (N, ε, norm, goal, freshness, reveal, the
-            untargeted reference, the Classify budget, the tolerance). The old attribute
-            names (``n_chosen``, ``epsilon``, ``norm``, ``goal``, ``tolerance``,
-            ``freshness``, ``reveal``, ``untargeted_reference``, ``classify_budget``) read
-            through to it.
-        randomized: whether the classifier says it is randomized (None: unknown).
-        model: a copy of the undefended model (graybox and whitebox), else None.
-        defense: a twin of the defended classifier with the adversary's own randomness
-            (whitebox), else None.
-        generator: the adversary's torch.Generator (CPU) for its own random choices.
-        keys: the adversary's KeySource (the twin draws from keys derived from it).
-    """
-
-    level: str
-    samples: torch.Tensor = attrs.field(repr=False)
-    labels: torch.Tensor = attrs.field(repr=False)
-    num_classes: int
-    rules: Rules
-    randomized: bool | None
-    model: ModelClassifier | None = attrs.field(repr=False)
-    defense: Any = attrs.field(repr=False)
-    generator: torch.Generator = attrs.field(repr=False)
-    keys: KeySource = attrs.field(repr=False)
-
-    n_chosen = _rule_alias("n_chosen")
-    epsilon = _rule_alias("epsilon")
-    norm = _rule_alias("norm")
-    goal = _rule_alias("goal")
-    tolerance = _rule_alias("tolerance")
-    freshness = _rule_alias("freshness")
-    reveal = _rule_alias("reveal")
-    untargeted_reference = _rule_alias("untargeted_reference")
-    classify_budget = _rule_alias("classify_budget")
-
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        """(C, H, W) of one image."""
-        return tuple(self.samples.shape[1:])  # type: ignore[return-value]
-
-    def is_success(self, predictions: Any, labels: Any, *, targets: Any = None,
-                   reference_predictions: Any = None) -> torch.Tensor:
-        """The game's success rule, :meth:`Rules.is_success` (use it; never write your own).
-
-        Args:
-            predictions: C(x′), int64 [..., B] (leading draw dimensions broadcast).
-            labels: true labels of the sources, int64 [B].
-            targets: y_t, int64 [B], in a targeted game (else None).
-            reference_predictions: C(x) on fresh randomness, int64 [..., B], in an
-                untargeted game against the prediction (``rules.untargeted_reference ==
-                "prediction"``).
-
-        Returns:
-            torch.bool [..., B]; REJECTED (−1) is never a success, nor is anything judged
-            against a REJECTED C(x).
-
-        Raises:
-            InvalidParameter: as :func:`evcsa.games.rules.is_success`.
-        """
-        return self.rules.is_success(predictions, labels, targets=targets,
-                                     reference_predictions=reference_predictions)
-
-
-class _GameState:
-    """q, n, X_A and the counters of one game (seed Fig. lines 1–2), reset per game."""
-
-    def __init__(self, classifier: Any = None, modules: Sequence[torch.nn.Module] = (),
-                 record_samples: bool = False) -> None:
-        #: the classifier this game's oracles query (a series re-keys it per game) and its modules
-        self.classifier = classifier
-        self.modules = tuple(modules)
-        self.q = 0
-        self.n = 0
-        self.classify_queries = 0
-        self.stale = 0
-        self.used_sources: set[int] = set()
-        self.digests: set[bytes] = set()
-        self.transcript: list[Submission] = []
-        #: with EVCSA.record_samples, the x′ of each accepted submission as the game judged it
-        #: (its private copy), in transcript order; else None
-        self.samples: list[torch.Tensor] | None = [] if record_samples else None
-        self.closed = False
-        #: every oracle call holds it from its first check to its last write (atomic per game)
-        self.lock = threading.RLock()
-
-
-def _digest(x: torch.Tensor) -> bytes:
-    """Digest of one image's (dtype, shape, bytes): the identity of x′ for freshness.
-
-    −0.0 is stored as +0.0 first (adding +0.0 does that): the two are the same pixel value,
-    so flipping the sign of a zero does not make a sample fresh.
-    """
-    arr = (x.detach().to("cpu", torch.float32) + 0.0).contiguous().numpy()
-    h = hashlib.blake2b(digest_size=20)
-    h.update(f"{arr.dtype.str}{arr.shape}".encode())
-    h.update(arr.tobytes())
-    return h.digest()
-
-
-class Oracles:
-    """The Classify and Attack oracles of one game, handed to the adversary.
-
-    Every rule is checked at the call, in the seeds' order (seed 000 Fig. 1): malformed input → InvalidQuery
-    (nothing changes); q ≥ N → GameOver; stale → NotFresh (⊥, not counted); then q ← q + 1,
-    the ε check and the label test (:meth:`Rules.is_success`), n ← n + 1 on success. After
-    the adversary returns, both oracles are closed (GameOver).
-
-    Thread-safe: each call is atomic for its game (one lock per game, held from the first
-    check to the last write), and works on its own copy of x′, taken once on entry, so an
-    adversary may call the oracles from several threads: N, freshness and the Classify
-    budget hold, no success is lost, and changing a tensor during a call changes nothing
-    the game sees.
-    """
-
-    def __init__(self, game: EVCSA, state: _GameState) -> None:
-        self._game = game
-        self._state = state
-
-    # -- read-only views -------------------------------------------------------------
-    @property
-    def submitted(self) -> int:
-        """q: accepted Attack queries so far."""
-        return self._state.q
-
-    @property
-    def remaining(self) -> int:
-        """N − q: how many submissions may still be made."""
-        return self._game.rules.n_chosen - self._state.q
-
-    @property
-    def classify_queries(self) -> int:
-        """Images sent to Classify so far."""
-        return self._state.classify_queries
-
-    # -- Classify --------------------------------------------------------------------
-    def classify(self, x: Any) -> torch.Tensor | int:
-        """Classify oracle (seed Fig. lines 5–6): ŷ ← C(x) on fresh classifier randomness.
-
-        Args:
-            x: float32 [B, C, H, W] (or one image [C, H, W]) in [0, 1], the shape of X_D.
-
-        Returns:
-            int64 tensor [B] (CPU) of labels, or an int for one image [C, H, W].
-            A rejecting defense answers ``REJECTED`` (−1).
-
-        Raises:
-            InvalidQuery: malformed x (nothing counted).
-            BudgetExhausted: B queries would exceed the classify budget (nothing counted).
-            GameOver: the game has ended.
-        """
-        st = self._state
-        single = _is_single_image(x)
-        x = _private_copy(x, "x")
-        with st.lock:
-            if st.closed:
-                raise GameOver("expected Classify during the game, got a call after it ended")
-            x = as_images(x, name="x", shape=self._game.image_shape, allow_single=True, error=InvalidQuery)
-            budget = self._game.rules.classify_budget
-            if budget is not None and st.classify_queries + x.shape[0] > budget:
-                raise BudgetExhausted(f"expected at most {budget - st.classify_queries} more Classify "
-                                      f"queries (budget {budget}), got {x.shape[0]}",
-                                      budget=budget, used=st.classify_queries, requested=x.shape[0])
-            labels = self._game._predict(x, st)
-            st.classify_queries += x.shape[0]
-        return int(labels[0]) if single else labels
-
-    # -- Attack ----------------------------------------------------------------------
-    def attack(self, source: int, x_adv: Any, target: int | None = None) -> int | None:
-        """Attack oracle (seed Fig. lines 7–13) for one chosen sample.
-
-        Args:
-            source: index of the natural sample x in X_D.
-            x_adv: x′, float32 [C, H, W] (or [1, C, H, W]) in [0, 1].
-            target: y_t for targeted games (required there, ≠ y); None otherwise.
-
-        Returns:
-            ŷ′ = C(x′) when the game reveals it (seed 002), else None (seed 000).
-
-        Raises:
-            InvalidQuery: malformed query (nothing counted).
-            GameOver: q ≥ N, or the game has ended.
-            NotFresh: stale query, the game's ⊥ (nothing counted).
-        """
-        if _is_single_image(x_adv):
-            x_adv = x_adv[None]
-        targets = None if target is None else [target]
-        revealed = self.attack_batch([source], x_adv, targets)
-        return None if revealed is None else int(revealed[0])
-
-    def attack_batch(self, sources: Sequence[int] | torch.Tensor | np.ndarray, x_adv: Any,
-                     targets: Sequence[int] | torch.Tensor | np.ndarray | None = None
-                     ) -> torch.Tensor | None:
-        """Attack oracle for B chosen samples at once, all-or-nothing.
-
-        Equivalent to B calls of :meth:`attack` in order, except that the whole batch is
-        checked before anything is counted: if any item is malformed, stale (also a repeat
-        inside the batch) or beyond N, the call raises and nothing is recorded. The
-        classifier sees the B samples in one batched call.
-
-        Args:
-            sources: B indices into X_D.
-            x_adv: float32 [B, C, H, W] in [0, 1].
-            targets: B target labels (targeted games), or None.
-
-        Returns:
-            int64 [B] (CPU) of ŷ′ when revealed, else None.
-
-        Raises:
-            InvalidQuery, GameOver, NotFresh: as :meth:`attack`; ``NotFresh.positions``
-            lists the stale items.
-        """
-        st = self._state
-        x_adv = _private_copy(x_adv, "x_adv")  # the one copy every check below reads
-        with st.lock:
-            return self._attack_locked(sources, x_adv, targets)
-
-    def _attack_locked(self, sources: Any, x_adv: Any, targets: Any) -> torch.Tensor | None:
-        game, st, rules = self._game, self._state, self._game.rules
-        # 1. malformed input
-        x_adv = as_images(x_adv, name="x_adv", shape=game.image_shape, error=InvalidQuery)
-        b = x_adv.shape[0]
-        src = _as_indices(sources, "sources", b, game.samples.shape[0])
-        tgt = None
-        if rules.goal == "targeted":
-            if targets is None:
-                raise InvalidQuery("expected a target label y_t in a targeted game, got none")
-            tgt = _as_indices(targets, "targets", b, game.num_classes)
-            clash = (tgt == game.labels[src]).nonzero().flatten().tolist()
-            if clash:
-                raise InvalidQuery(f"expected targets different from the true labels, got y_t = y at "
-                                   f"position(s) {clash}", positions=clash)
-        elif targets is not None:
-            raise InvalidQuery("expected no target in an untargeted game, got one", targets=targets)
-        # 2. game over
-        if st.closed:
-            raise GameOver("expected Attack during the game, got a call after it ended")
-        if st.q >= rules.n_chosen:
-            raise GameOver(f"expected at most N = {rules.n_chosen} submissions, got one more",
-                           n_chosen=rules.n_chosen)
-        if b > rules.n_chosen - st.q:
-            raise GameOver(f"expected at most {rules.n_chosen - st.q} more submissions "
-                           f"(N = {rules.n_chosen}), got {b}", remaining=rules.n_chosen - st.q,
-                           requested=b)
-        # 3. freshness
-        src_list = src.tolist()
-        if rules.freshness == "source":
-            keys: list[Any] = src_list
-            seen: set[Any] = st.used_sources
-        else:
-            keys = [_digest(img) for img in x_adv]
-            seen = st.digests
-        stale, batch_seen = [], set()
-        for i, k in enumerate(keys):
-            if k in seen or k in batch_seen:
-                stale.append(i)
-            batch_seen.add(k)
-        if stale:
-            st.stale += len(stale)
-            what = "source" if rules.freshness == "source" else "bit-identical x′"
-            raise NotFresh(f"expected fresh queries (one per {what}), got {len(stale)} stale at "
-                           f"position(s) {stale}", positions=stale,
-                           sources=[src_list[i] for i in stale])
-        # 5. success, computed before any state changes, by the one rule (Rules.is_success)
-        judged = x_adv.detach().to("cpu", torch.float32, copy=True) if st.samples is not None else None
-        x_nat = game.samples[src]
-        d, ok = rules.within_epsilon(x_nat, x_adv.to(x_nat.device))
-        device = game.device
-        pred = game._predict(x_adv.to(device), st)
-        reference_predictions = game._predict(x_nat.to(device), st) if rules.needs_reference_predictions else None
-        hit = rules.is_success(pred, game.labels[src], targets=tgt, reference_predictions=reference_predictions)
-        if tgt is not None:
-            reference = tgt
-        elif reference_predictions is not None:
-            reference = reference_predictions
-        else:
-            reference = game.labels[src]
-        success = ok & hit.cpu()
-        # 4 & 6. count, record, reward
-        for i in range(b):
-            st.transcript.append(Submission(
-                position=st.q + i, source=src_list[i], target=None if tgt is None else int(tgt[i]),
-                distance=float(d[i]), within_epsilon=bool(ok[i]), label=int(pred[i]),
-                reference=int(reference[i]), revealed=rules.reveal, success=bool(success[i])))
-        if judged is not None:
-            st.samples.extend(judged.unbind(0))
-        if rules.freshness == "source":
-            st.used_sources.update(src_list)
-        else:
-            st.digests.update(keys)
-        st.q += b
-        st.n += int(success.sum())
-        return pred.clone() if rules.reveal else None
-
-
-def _private_copy(x: Any, name: str) -> Any:
-    """The oracle's own copy of a query, taken once on entry: every check, the
-    classification and the transcript read this copy, so a caller (another thread) that
-    changes its tensor during the call changes nothing the game sees.
-
-    Raises:
-        InvalidQuery: a sparse (or otherwise non-strided) tensor.
-    """
-    if isinstance(x, torch.Tensor):
-        x = _plain_tensor(x, name)
-        if x.layout != torch.strided:
-            raise InvalidQuery(f"expected {name} as a dense tensor, got layout {x.layout} "
-                               "(call .to_dense())", got=str(x.layout))
-        return x
-    if isinstance(x, np.ndarray):
-        return np.array(x, copy=True)  # subok=False: a plain ndarray, whatever the caller's subclass
-    return x
-
-
-def _plain_tensor(x: torch.Tensor, name: str) -> torch.Tensor:
-    """A plain ``torch.Tensor`` copy of ``x``, made with ``__torch_function__`` overrides
-    switched off: a subclass of the caller's (whose methods the adversary wrote) could
-    otherwise answer the game's own checks — distances, ranges, digests — with lies.
-
-    Raises:
-        InvalidQuery: a tensor whose data cannot be read as a plain tensor (a wrapper
-            subclass without storage of its own).
-    """
-    with torch._C.DisableTorchFunction():
-        try:
-            plain = torch.Tensor.as_subclass(x, torch.Tensor) if type(x) is not torch.Tensor else x
-            if plain.layout == torch.strided:
-                plain = plain.detach().clone()
-        except (RuntimeError, TypeError) as exc:
-            raise InvalidQuery(f"expected {name} as a plain tensor, got {type(x).__name__} that cannot be read "
-                               f"as one ({exc})", got=type(x).__name__) from None
-    if type(plain) is not torch.Tensor:
-        raise InvalidQuery(f"expected {name} as a plain tensor, got {type(x).__name__}", got=type(x).__name__)
-    return plain
-
-
-def _is_single_image(x: Any) -> bool:
-    """Whether ``x`` is one image [C, H, W] (a tensor or array of rank 3)."""
-    return isinstance(x, (torch.Tensor, np.ndarray)) and x.ndim == 3
-
-
-def _as_indices(values: Any, name: str, length: int, upper: int) -> torch.Tensor:
-    """``values`` as ``length`` int64 indices in [0, upper), else InvalidQuery."""
-    if isinstance(values, (int, np.integer)) and not isinstance(values, bool):
-        values = [values]
-    if isinstance(values, torch.Tensor):
-        values = _plain_tensor(values, name)
-    elif isinstance(values, np.ndarray):
-        values = np.array(values, copy=True)
-    try:
-        return as_labels(values, name=name, length=length, num_classes=upper, error=InvalidQuery)
-    except (TypeError, ValueError) as exc:
-        if isinstance(exc, InvalidQuery):
-            raise
-        raise InvalidQuery(f"expected {name} as integers, got {describe(values)}") from exc
 
 
 class EVCSA:
@@ -552,7 +178,7 @@ class EVCSA:
             with eval_mode(*self._modules):
                 check_twin_contract(classifier, self.samples[: min(2, m)].to(self.device))
 
-    def _predict(self, x: torch.Tensor, state: _GameState | None = None) -> torch.Tensor:
+    def predict_checked(self, x: torch.Tensor, state: GameState | None = None) -> torch.Tensor:
         """``classifier.predict(x)`` (the classifier of the game ``state`` belongs to) checked: B labels in [REJECTED, K) as int64 (CPU).
 
         A classifier answering something else (a wrong count, scores, labels ≥ K) would
@@ -561,7 +187,7 @@ class EVCSA:
 
         Raises:
             InvalidOutput: the classifier's answer is not B integer labels in range
-                (:func:`~evcsa.games.rules.check_predictions`; an InvalidParameter).
+                (:func:`~evcsa.judging.check_predictions`; an InvalidParameter).
         """
         classifier = self.classifier if state is None or state.classifier is None else state.classifier
         modules = self._modules if state is None or state.classifier is None else state.modules
@@ -603,7 +229,7 @@ class EVCSA:
             twin = self.classifier.with_keys(keys.derive("twin")) if self.randomized is not False \
                 else self.classifier
         # one deep copy of both, so that twin.model is knowledge.model and neither is the game's
-        model, twin = _adversary_copy((model, twin))
+        model, twin = adversary_copy((model, twin))
         if model is not None:
             model.module.eval()
         r = self.rules
@@ -649,9 +275,9 @@ class EVCSA:
         return self._play_prepared(prepared, self.knowledge(play_seed))
 
     def _prepare(self, adversary: AdversaryProtocol, knowledge: Knowledge) -> AdversaryProtocol:
-        before = _model_state(knowledge.model)
+        before = model_state(knowledge.model)
         prepared = adversary.prepare(knowledge)
-        _check_model_unchanged(before, knowledge.model, "prepare")
+        check_model_unchanged(before, knowledge.model, "prepare")
         if prepared is None or not callable(getattr(prepared, "play", None)):
             raise InvalidParameter(f"expected {type(adversary).__name__}.prepare(knowledge) to return the adversary "
                                    f"that plays (return self when there is nothing to prepare), got "
@@ -661,12 +287,12 @@ class EVCSA:
     def _play_prepared(self, adversary: AdversaryProtocol, knowledge: Knowledge, classifier: Any = None) -> GameResult:
         session = Session(self, knowledge, classifier)
         report = None
-        before = _model_state(knowledge.model)
+        before = model_state(knowledge.model)
         try:
             report = adversary.play(session.oracles, knowledge)
         finally:
             result = session.finish(report)
-        _check_model_unchanged(before, knowledge.model, "play")
+        check_model_unchanged(before, knowledge.model, "play")
         return result
 
     def series_keys(self) -> KeySource | None:
@@ -735,8 +361,6 @@ class EVCSA:
             InvalidParameter: runs < 1, a bad adversary or a bad ``seed``.
             ModelTampered: as :meth:`play`.
         """
-        from tqdm.auto import tqdm
-
         runs = check_positive_int(runs, "runs")
         if isinstance(start, bool) or not isinstance(start, (int, np.integer)) or start < 0:
             raise InvalidParameter(f"expected start as an integer ≥ 0, got {start!r}", got=start)
@@ -744,7 +368,7 @@ class EVCSA:
         _check_adversary(adversary, self.rules)
         ss = _as_seed(seed)
         if ss is not None:
-            _warn_if_not_reproducible(self.classifier)
+            _warn_if_not_reproducible(self.classifier, self.randomized)
 
         def child() -> np.random.SeedSequence | None:
             # one at a time: the same children as ss.spawn(runs + 1), without holding them all
@@ -770,119 +394,6 @@ class EVCSA:
                 bar.update(1)
         return RepeatResult(games=tuple(games), n_chosen=self.rules.n_chosen,
                             reused_preparation=reuse_preparation)
-
-
-class Session:
-    """One open game: its oracles, the adversary's knowledge, and the running tallies.
-
-    Made by :meth:`EVCSA.start`. Read-only views (``successes``, ``submissions``,
-    ``transcript``) show the game's state so far; :meth:`finish` closes both oracles and
-    returns the :class:`GameResult`.
-    """
-
-    def __init__(self, game: EVCSA, knowledge: Knowledge, classifier: Any = None) -> None:
-        record = bool(getattr(game, "record_samples", False))
-        if classifier is None or classifier is game.classifier:
-            self._state = _GameState(record_samples=record)
-        else:
-            self._state = _GameState(classifier, modules_of(classifier), record_samples=record)
-        self.game = game
-        self.knowledge = knowledge
-        self.oracles = Oracles(game, self._state)
-
-    @property
-    def successes(self) -> int:
-        """n so far."""
-        return self._state.n
-
-    @property
-    def submissions(self) -> int:
-        """q so far."""
-        return self._state.q
-
-    @property
-    def classify_queries(self) -> int:
-        """Images sent to Classify so far."""
-        return self._state.classify_queries
-
-    @property
-    def stale_queries(self) -> int:
-        """Attack queries answered ⊥ so far."""
-        return self._state.stale
-
-    @property
-    def transcript(self) -> tuple[Submission, ...]:
-        """The accepted submissions so far."""
-        return tuple(self._state.transcript)
-
-    @property
-    def finished(self) -> bool:
-        """Whether :meth:`finish` has been called."""
-        return self._state.closed
-
-    def finish(self, report: Any = None) -> GameResult:
-        """End the game (seed Fig. line 4): close the oracles, return n / N and the rest.
-
-        Args:
-            report: the adversary's diagnostics, kept as ``GameResult.report``.
-        """
-        st = self._state
-        with st.lock:
-            st.closed = True
-        return GameResult(successes=st.n, n_chosen=self.game.rules.n_chosen, submissions=st.q,
-                          classify_queries=st.classify_queries, stale_queries=st.stale,
-                          transcript=tuple(st.transcript), report=report,
-                          samples=None if st.samples is None else tuple(st.samples))
-
-
-def _adversary_copy(objects: Any) -> Any:
-    """A deep copy of what the adversary receives (the model, the twin), so that nothing
-    it does to them (hooks, monkeypatched methods, ``.data`` swaps, attributes) reaches
-    the game's objects.
-
-    Raises:
-        InvalidParameter: an object that cannot be deep-copied (named).
-    """
-    try:
-        return copy.deepcopy(objects)
-    except Exception as exc:
-        names = ", ".join(type(o).__name__ for o in objects if o is not None)
-        raise InvalidParameter(f"expected the model and twin handed to the adversary ({names}) to be deep-copyable "
-                               f"(copy.deepcopy), got {type(exc).__name__}: {exc}") from exc
-
-
-def _model_state(model: ModelClassifier | None) -> tuple | None:
-    """What identifies the state of the model handed to the adversary: each parameter's
-    and buffer's storage and version counter, a float64 sum of its values (which catches
-    writes through ``.data`` that bypass the counter), and every submodule's train/eval
-    mode. None when there is no model (blackbox knowledge)."""
-    if model is None:
-        return None
-    module = model.module
-    tensors = [*module.parameters(), *module.buffers()]
-    with torch.no_grad():
-        sums = torch.stack([t.detach().double().sum() for t in tensors]).cpu().numpy().tobytes() \
-            if tensors else b""
-    return (tuple((t.data_ptr(), _version(t)) for t in tensors), sums,
-            tuple(m.training for m in module.modules()))
-
-
-def _version(t: torch.Tensor) -> int | None:
-    try:
-        return t._version
-    except RuntimeError:  # inference tensors have no version counter
-        return None
-
-
-def _check_model_unchanged(before: tuple | None, model: ModelClassifier | None, phase: str) -> None:
-    """Raise ModelTampered when the model's state differs from ``before`` after the
-    adversary's ``phase`` ("prepare" or "play")."""
-    if before is None or _model_state(model) == before:
-        return
-    raise ModelTampered(
-        f"expected the adversary to leave the model it was given unchanged, got its parameters, "
-        f"buffers or train/eval mode changed during {phase}; the game's result is void "
-        "(work on a copy: copy.deepcopy(knowledge.model.module))", phase=phase)
 
 
 def _as_seed(seed: Any) -> np.random.SeedSequence | None:
@@ -911,15 +422,11 @@ def _check_adversary(adversary: Any, rules: Rules) -> None:
         check(rules)
 
 
-def _warn_if_not_reproducible(classifier: Any) -> None:
+def _warn_if_not_reproducible(classifier: Any, randomized: bool) -> None:
     """One :class:`~evcsa.errors.NotReproducibleWarning` when a seeded series plays a
-    randomized classifier whose key source is OS entropy (its numbers cannot repeat)."""
-    import warnings
-
-    from evcsa.errors import NotReproducibleWarning
-    from evcsa.randomness import SystemKeys
-
-    if getattr(classifier, "randomized", False) and isinstance(getattr(classifier, "keys", None), SystemKeys):
+    randomized classifier (``randomized``: the game's :func:`~evcsa.defenses.is_randomized`
+    of it) whose key source is OS entropy (its numbers cannot repeat)."""
+    if randomized and isinstance(getattr(classifier, "keys", None), SystemKeys):
         name = type(classifier).__name__
         warnings.warn(NotReproducibleWarning(
             f"results not reproducible: {name}'s keys come from OS entropy, so seed= repeats only the "

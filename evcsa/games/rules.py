@@ -119,7 +119,8 @@ class Rules:
     def count_successes(self, classify: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
                         labels: torch.Tensor, *, draws: int, targets: torch.Tensor | None = None,
                         clean_predictions: torch.Tensor | None = None, batch_size: int | None = None,
-                        clean: torch.Tensor | None = None, order: str = "draw-major") -> torch.Tensor:
+                        clean: torch.Tensor | None = None, order: str = "draw-major",
+                        on_predictions: Callable[[torch.Tensor], None] | None = None) -> torch.Tensor:
         """Successes over ``draws`` fresh classifications of each image of ``x``, by this
         game's rule: :func:`evcsa.judging.count_successes` with this record's ``goal`` and
         ``untargeted_reference`` (the ε check is separate, see :meth:`within_epsilon`).
@@ -132,7 +133,7 @@ class Rules:
         """
         return count_successes(classify, x, labels, draws=draws, goal=self.goal, targets=targets,
                                untargeted_reference=self.untargeted_reference, clean_predictions=clean_predictions,
-                               batch_size=batch_size, clean=clean, order=order)
+                               batch_size=batch_size, clean=clean, order=order, on_predictions=on_predictions)
 
     def within_epsilon(self, x: torch.Tensor, x_adv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(d(x, x′) float64 [B] in this record's norm, bool [B] d ≤ ε + tolerance); all True
