@@ -181,11 +181,12 @@ def predict_labels(classifier: Any, x: torch.Tensor, num_classes: int | None = N
             stated = classifier.num_classes  # read after predict: a ModelClassifier learns K on its first call
         except Exception:  # none stated
             stated = None
-        num_classes = stated if isinstance(stated, (int, np.integer)) and not isinstance(stated, bool) else None
-    return check_predictions(out, int(x.shape[0]), None if num_classes is None else int(num_classes), name=name)
+        if isinstance(stated, (int, np.integer)) and not isinstance(stated, bool):
+            num_classes = int(stated)
+    return check_predictions(out, int(x.shape[0]), num_classes, name=name)
 
 
-def _classify_draws(classify: Callable[[torch.Tensor], Any], x: torch.Tensor, draws: int, order: str,
+def _classify_draws(classify: Callable[[torch.Tensor], object], x: torch.Tensor, draws: int, order: str,
                     batch_size: int | None, name: str) -> torch.Tensor:
     """``draws`` classifications of every image of ``x`` [B, ...] as int64 [draws, B] (CPU):
     the draws × B images laid out in ``order``, classified in calls of at most
@@ -202,7 +203,7 @@ def _classify_draws(classify: Callable[[torch.Tensor], Any], x: torch.Tensor, dr
     return flat.view(draws, b) if order == "draw-major" else flat.view(b, draws).T
 
 
-def count_successes(classify: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, labels: torch.Tensor, *,
+def count_successes(classify: Callable[[torch.Tensor], object], x: torch.Tensor, labels: torch.Tensor, *,
                     draws: int, goal: str = "untargeted", targets: torch.Tensor | None = None,
                     untargeted_reference: str = "label", clean_predictions: torch.Tensor | None = None,
                     batch_size: int | None = None, clean: torch.Tensor | None = None,

@@ -179,3 +179,12 @@ def test_check_predictions_accepts_numpy_labels_and_refuses_scores():
         check_predictions(torch.zeros(2, K), 2, K)
     with pytest.raises(InvalidOutput, match=r"labels in \[-1, 4\], got values in \[0, 5\]"):
         check_predictions(torch.tensor([0, 5]), 2, K)
+
+
+def test_judging_imports_nothing_above_the_foundation():
+    import subprocess
+    import sys
+
+    code = "import sys, evcsa.judging\nprint(' '.join(sorted(m for m in sys.modules if m.startswith('evcsa'))))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert set(loaded) <= {"evcsa", "evcsa.errors", "evcsa._validation", "evcsa.distances", "evcsa.judging"}, loaded

@@ -277,7 +277,7 @@ def rate_on_twin(twin: Any, candidates: Candidates, knowledge: Knowledge, draws:
     return attrs.evolve(candidates, offline=SuccessEstimates.from_counts(counts, draws, alpha, "offline"))
 
 
-def count_successes(classify: Callable[[torch.Tensor], torch.Tensor], candidates: Candidates, knowledge: Knowledge,
+def count_successes(classify: Callable[[torch.Tensor], object], candidates: Candidates, knowledge: Knowledge,
                     draws: int, query_batch: int) -> np.ndarray:
     """kᵢ: in how many of ``draws`` classifications each candidate met the game's goal,
     judged by the game's own rule (:meth:`Rules.count_successes`, i.e.

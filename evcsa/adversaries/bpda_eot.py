@@ -237,7 +237,7 @@ class BPDAEOT(Adversary):
         y_all = knowledge.labels[idx].to(device)
         targets = resolve_targets(self.targeting, twin, x_all, y_all) if knowledge.goal == "targeted" else None
         targeted = targets is not None
-        labels_all = targets if targeted else y_all
+        labels_all = y_all if targets is None else targets
         outs, healths = [], []
         for start in range(0, x_all.shape[0], self.batch_size):
             sl = slice(start, start + self.batch_size)
@@ -288,7 +288,7 @@ class BPDAEOT(Adversary):
             healths.append(monitor.health())
         x_adv = fit_to_game(knowledge, x_all, torch.cat(outs), self.round_to_grid).cpu()
         health = GradientHealth.concat(healths)
-        tgt = targets.cpu().numpy().astype(np.int64) if targeted else None
+        tgt = None if targets is None else targets.cpu().numpy().astype(np.int64)
         candidates = Candidates(sources=np.asarray(sources, dtype=np.int64), x_adv=x_adv, targets=tgt,
                                 failed=np.zeros(len(sources), dtype=bool), health=health)
         return candidates

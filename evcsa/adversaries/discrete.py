@@ -278,8 +278,9 @@ class DiscreteSearch(Adversary):
             if active.numel() == 0:
                 break
             la, lmin_a, lmax_a = lev[active], l_min[active], l_max[active]
-            _, g = self._margin(base, rest, la / top, y[active], None if t is None else t[active], grad=True)
-            g = g.flatten(1)
+            _, g_or_none = self._margin(base, rest, la / top, y[active], None if t is None else t[active], grad=True)
+            assert g_or_none is not None  # grad=True always gives the gradient
+            g = g_or_none.flatten(1)
             cur = la.flatten(1)
             up_ok, down_ok = cur < lmax_a.flatten(1), cur > lmin_a.flatten(1)
             gain_up = torch.where(up_ok, -g, torch.full_like(g, float("-inf")))
@@ -378,7 +379,7 @@ class DiscreteSearch(Adversary):
                     rnd = torch.minimum(rnd, l_max)
                     lev0 = torch.where(u < self.restart_fraction, rnd, natural)
                 lev, m = self._search(base, rest, lev0, l_min, l_max, top, yb, tb)
-                if best_lev is None:
+                if best_lev is None or best_m is None:
                     best_lev, best_m = lev, m
                 else:
                     better = m < best_m
@@ -386,6 +387,7 @@ class DiscreteSearch(Adversary):
                     best_m = torch.where(better, m, best_m)
                 if bool((best_m < -self.confidence).all()):
                     break
+            assert best_lev is not None and best_m is not None  # restarts ≥ 1: at least one search ran
             x_adv = points.gather(0, best_lev[None]).squeeze(0)
             outs.append(x_adv)
             margins.append(best_m)

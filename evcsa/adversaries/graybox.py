@@ -43,7 +43,13 @@ def _attack_converter(value: Any) -> AttackSpec:
     return get_attack(value)
 
 
-def _params_converter(value: Any) -> Mapping[str, Any]:
+def params_converter(value: Any) -> Mapping[str, Any]:
+    """An attrs converter (GrayboxTransfer, GreedyAStar): the attack's parameter overrides
+    as a dict ({} for None).
+
+    Raises:
+        InvalidParameter: anything but a mapping or None.
+    """
     if value is None:
         return {}
     if not isinstance(value, Mapping):
@@ -52,13 +58,15 @@ def _params_converter(value: Any) -> Mapping[str, Any]:
     return dict(value)
 
 
-def _params_validator(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+def params_validator(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
     """Overrides must be parameters of the attack (named at construction, not at prepare)."""
     if isinstance(instance.attack, AttackSpec):
         check_params(instance.attack.attack, value, name=instance.attack.name)
 
 
-def _targeting_validator(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+def targeting_validator(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    """An attrs validator: None (the attack's own targeting) or one of
+    :data:`~evcsa.attacks.registry.TARGETINGS`, else InvalidParameter."""
     if value is not None and value not in TARGETINGS:
         raise InvalidParameter(f"expected targeting None or in {TARGETINGS}, got {value!r}",
                                key="targeting", got=value)
@@ -111,8 +119,8 @@ class GrayboxTransfer(Adversary):
     """
 
     attack: AttackSpec = attrs.field(default="bim", converter=_attack_converter)
-    params: Mapping[str, Any] = attrs.field(factory=dict, converter=_params_converter, validator=_params_validator)
-    targeting: str | None = attrs.field(default=None, validator=_targeting_validator)
+    params: Mapping[str, Any] = attrs.field(factory=dict, converter=params_converter, validator=params_validator)
+    targeting: str | None = attrs.field(default=None, validator=targeting_validator)
     n_candidates: int | None = attrs.field(default=None, validator=positive_int(optional=True))
     source_order: str = attrs.field(default="given", validator=one_of(SOURCE_ORDERS))
     round_to_grid: bool = attrs.field(default=False, validator=is_bool)

@@ -43,7 +43,7 @@ from evcsa.adversaries._common import (
     submit,
 )
 from evcsa.adversaries.base import Adversary
-from evcsa.adversaries.graybox import _params_converter, _params_validator, _targeting_validator, craft_with_attack
+from evcsa.adversaries.graybox import params_converter, params_validator, targeting_validator, craft_with_attack
 from evcsa.attacks.registry import get_attack
 from evcsa.errors import InvalidParameter
 from evcsa.stats import clopper_pearson
@@ -315,8 +315,8 @@ class GreedyAStar(Adversary):
     """
 
     attack: Any = attrs.field(default="bim", converter=_crafter_converter)
-    params: Mapping[str, Any] = attrs.field(factory=dict, converter=_params_converter, validator=_params_validator)
-    targeting: str | None = attrs.field(default=None, validator=_targeting_validator)
+    params: Mapping[str, Any] = attrs.field(factory=dict, converter=params_converter, validator=params_validator)
+    targeting: str | None = attrs.field(default=None, validator=targeting_validator)
     queries_per_candidate: int = attrs.field(default=200, validator=positive_int())
     sampling: str = attrs.field(default="fixed", validator=one_of(SAMPLINGS))
     round_draws: int = attrs.field(default=10, validator=positive_int())

@@ -262,7 +262,7 @@ class Oracles:
                 position=st.q + i, source=src_list[i], target=None if tgt is None else int(tgt[i]),
                 distance=float(d[i]), within_epsilon=bool(ok[i]), label=int(pred[i]),
                 reference=int(reference[i]), revealed=rules.reveal, success=bool(success[i])))
-        if judged is not None:
+        if judged is not None and st.samples is not None:
             st.samples.extend(judged.unbind(0))
         if rules.freshness == "source":
             st.used_sources.update(src_list)

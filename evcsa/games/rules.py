@@ -116,7 +116,7 @@ class Rules:
         return is_success(predictions, labels, goal=self.goal, untargeted_reference=self.untargeted_reference,
                           targets=targets, reference_predictions=reference_predictions)
 
-    def count_successes(self, classify: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
+    def count_successes(self, classify: Callable[[torch.Tensor], object], x: torch.Tensor,
                         labels: torch.Tensor, *, draws: int, targets: torch.Tensor | None = None,
                         clean_predictions: torch.Tensor | None = None, batch_size: int | None = None,
                         clean: torch.Tensor | None = None, order: str = "draw-major",
@@ -145,7 +145,7 @@ class Rules:
     def seed_002(cls, n_chosen: int, **overrides: Any) -> Rules:
         """Mix'n'Squeeze's game (seed 002 Fig. 2): ε unbounded, freshness by sample,
         ŷ′ revealed, untargeted against the true label. ``overrides`` replace any field."""
-        fields = dict(epsilon=None, freshness="sample", reveal=True, goal="untargeted",
+        fields: dict[str, Any] = dict(epsilon=None, freshness="sample", reveal=True, goal="untargeted",
                       untargeted_reference="label")
         fields.update(overrides)
         return cls(n_chosen=n_chosen, **fields)
@@ -155,7 +155,7 @@ class Rules:
                  goal: str = "untargeted", **overrides: Any) -> Rules:
         """Randomized Squeezing's game (seed 000 Fig. 1): ε in ``norm``, freshness by
         source, ŷ′ withheld, untargeted success iff C(x′) ≠ C(x)."""
-        fields = dict(epsilon=epsilon, norm=norm, goal=goal, freshness="source", reveal=False,
+        fields: dict[str, Any] = dict(epsilon=epsilon, norm=norm, goal=goal, freshness="source", reveal=False,
                       untargeted_reference="prediction")
         fields.update(overrides)
         return cls(n_chosen=n_chosen, **fields)

@@ -721,3 +721,45 @@ def test_repeat_with_a_huge_run_count_starts_and_stops_on_the_adversary_error():
     with pytest.raises(KeyboardInterrupt):
         make_game().repeat(adversary, runs=10**20, seed=0, progress=True)
     assert adversary.played == 3
+
+
+def _evcsa_modules_after(statement: str) -> list[str]:
+    """The evcsa modules loaded by ``statement`` in a fresh interpreter."""
+    import subprocess
+    import sys
+
+    code = f"import sys\n{statement}\nprint(' '.join(sorted(m for m in sys.modules if m.startswith('evcsa'))))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return out.stdout.split()
+
+
+def test_the_game_is_split_by_job_and_imports_no_adversary():
+    """games/: the oracles, the knowledge and the game in their own modules, the old import
+    path kept; importing the game loads nothing of evcsa.adversaries (it depends on the
+    AdversaryProtocol), and the attacks load nothing of the game."""
+    from evcsa.games import game, knowledge, oracles
+
+    assert game.Knowledge is knowledge.Knowledge and game.Oracles is oracles.Oracles
+    assert game.Session is oracles.Session
+    loaded = _evcsa_modules_after("import evcsa.games")
+    assert "evcsa.games.game" in loaded and not [m for m in loaded if m.startswith("evcsa.adversaries")]
+    loaded = _evcsa_modules_after("import evcsa.attacks")
+    assert "evcsa.attacks" in loaded and not [m for m in loaded if m.startswith("evcsa.games")]
+
+
+def test_a_play_accepts_any_object_of_the_adversary_protocol():
+    """The game needs prepare and play, not the Adversary base class."""
+    from evcsa.games import AdversaryProtocol
+
+    class Plain:
+        def prepare(self, knowledge):
+            return self
+
+        def play(self, oracles, knowledge):
+            oracles.attack(0, knowledge.samples[0])
+            return "played"
+
+    player: AdversaryProtocol = Plain()
+    assert not isinstance(player, Adversary)
+    result = make_game().play(player, seed=0)
+    assert result.submissions == 1 and result.report == "played"
