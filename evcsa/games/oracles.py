@@ -30,7 +30,7 @@ class Referee(Protocol):
     samples: torch.Tensor
     labels: torch.Tensor
     num_classes: int
-    classifier: Any
+    classifier: object
     record_samples: bool
 
     @property
