@@ -108,9 +108,10 @@ class EVCSA:
                  untargeted_reference: str = "label", knowledge: str = "whitebox",
                  classify_budget: int | None = None, tolerance: float = 1e-6,
                  model: ModelClassifier | None = None, num_classes: int | None = None) -> None:
-        given: dict[str, Any] = dict(n_chosen=n_chosen, epsilon=epsilon, norm=norm, goal=goal, freshness=freshness, reveal=reveal,
-                     untargeted_reference=untargeted_reference, knowledge=knowledge,
-                     classify_budget=classify_budget, tolerance=tolerance)
+        given: dict[str, Any] = dict(
+            n_chosen=n_chosen, epsilon=epsilon, norm=norm, goal=goal, freshness=freshness, reveal=reveal,
+            untargeted_reference=untargeted_reference, knowledge=knowledge, classify_budget=classify_budget,
+            tolerance=tolerance)
         if rules is not None:
             if not isinstance(rules, Rules):
                 raise InvalidParameter(f"expected rules as a Rules record, got {type(rules).__name__}",

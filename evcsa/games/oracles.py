@@ -247,7 +247,8 @@ class Oracles:
         d, ok = rules.within_epsilon(x_nat, x_adv.to(x_nat.device))
         device = game.device
         pred = game.predict_checked(x_adv.to(device), st)
-        reference_predictions = game.predict_checked(x_nat.to(device), st) if rules.needs_reference_predictions else None
+        reference_predictions = game.predict_checked(x_nat.to(device), st) if rules.needs_reference_predictions \
+            else None
         hit = rules.is_success(pred, game.labels[src], targets=tgt, reference_predictions=reference_predictions)
         if tgt is not None:
             reference = tgt
