@@ -68,17 +68,14 @@ from typing import Any, Mapping
 
 import attrs
 import cattrs
-from cattrs.errors import (
-    AttributeValidationNote,
-    BaseValidationError,
-    ForbiddenExtraKeysError,
-    IterableValidationNote,
-)
+import tomli_w
+from cattrs.errors import BaseValidationError, ForbiddenExtraKeysError
 
 from evcsa._text import did_you_mean
 from evcsa._validation import int_at_least, one_of
-from evcsa.errors import ConfigError, EvcsaError
+from evcsa.errors import ConfigError, EvcsaError, KeyStreamError
 from evcsa.games.rules import Rules
+from evcsa.randomness import MasterKey
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -115,9 +112,6 @@ def _optional_str(instance: Any, attribute: attrs.Attribute, value: Any) -> None
 def _master_key(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
     if value is None:
         return
-    from evcsa.errors import KeyStreamError
-    from evcsa.randomness import MasterKey
-
     try:
         MasterKey.from_hex(value)
     except KeyStreamError as exc:
@@ -409,54 +403,61 @@ def _make_converter() -> cattrs.Converter:
 _CONVERTER = _make_converter()
 
 
-def _leaves(exc: BaseException, path: str) -> list[tuple[str, BaseException]]:
-    """Flatten cattrs' nested validation errors into (dotted key path, leaf error)."""
-    if isinstance(exc, BaseValidationError):
-        out: list[tuple[str, BaseException]] = []
-        for sub in exc.exceptions:
-            sub_path = path
-            for note in getattr(sub, "__notes__", []):
-                if isinstance(note, AttributeValidationNote):
-                    sub_path = f"{path}.{note.name}" if path else note.name
-                elif isinstance(note, IterableValidationNote):
-                    sub_path = f"{path}[{note.index}]"
-            out.extend(_leaves(sub, sub_path))
-        return out
-    return [(path, exc)]
+@attrs.frozen
+class _Problem:
+    """One problem in a configuration: the key path relative to where cattrs found it,
+    what is wrong, and for an unknown key the known keys it may stand for (a typo of
+    ``n_chosen`` makes ``n_chosen`` missing too: one problem, reported once)."""
+
+    key: str
+    message: str
+    unknown: bool = False
+    meant: tuple[str, ...] = ()
 
 
-def _describe(path: str, exc: BaseException, cls_fields: Any = None) -> str:
+def _problems(exc: BaseException) -> list[tuple[str, _Problem]]:
+    """cattrs' own error transformation (:func:`cattrs.transform_error`) of a detailed
+    validation error, as (dotted key path, problem), unknown keys first, less the missing
+    keys a typo of them causes."""
+    found: list[_Problem] = []
+
+    def describe(leaf: BaseException, _type: Any) -> str:
+        found.append(_describe(leaf))
+        return str(len(found) - 1)
+
     join = (lambda p, k: f"{p}.{k}" if p else k)
+    out: list[tuple[str, _Problem]] = []
+    meant: set[str] = set()
+    for line in cattrs.transform_error(exc, path="", format_exception=describe):
+        index, path = line.rsplit(" @ ", 1)
+        problem = found[int(index)]
+        path = path.lstrip(".")
+        meant.update(join(path, m) for m in problem.meant)
+        if problem.key and path != problem.key and not path.endswith(f".{problem.key}"):
+            path = join(path, problem.key)
+        out.append((path, problem))
+    unknown = [(path, p) for path, p in out if p.unknown]
+    rest = [(path, p) for path, p in out if not p.unknown
+            and not (p.message == "required key missing" and path in meant)]
+    return unknown + rest
+
+
+def _describe(exc: BaseException) -> _Problem:
+    """What one leaf error of cattrs says, in the configuration's words."""
     if isinstance(exc, ForbiddenExtraKeysError):
         extra = sorted(exc.extra_fields)
+        fields = [f.name for f in attrs.fields(exc.cl)]
         known = [f.name for f in attrs.fields(exc.cl) if f.metadata.get("toml", True)]
-        return (f"{join(path, extra[0])}: unknown key (expected one of: {', '.join(known)})"
-                + did_you_mean(extra[0], known)
-                + (f"; also unknown: {', '.join(extra[1:])}" if extra[1:] else ""))
+        meant = tuple(k for e in extra for k in difflib.get_close_matches(e, fields, n=1))
+        return _Problem(extra[0], f"unknown key (expected one of: {', '.join(known)})"
+                        + did_you_mean(extra[0], known)
+                        + (f"; also unknown: {', '.join(extra[1:])}" if extra[1:] else ""),
+                        unknown=True, meant=meant)
     if isinstance(exc, KeyError):
-        key = str(exc.args[0])
-        where = path if path == key or path.endswith(f".{key}") else join(path, key)
-        return f"{where}: required key missing"
+        return _Problem(str(exc.args[0]), "required key missing")
     if isinstance(exc, EvcsaError):
-        key = exc.details.get("key")
-        where = join(path, key) if key and not path.endswith(f".{key}") and path != key else path
-        return f"{where or '(top level)'}: {exc.message}"
-    return f"{path or '(top level)'}: {type(exc).__name__}: {exc}"
-
-
-def _unknown_keys_first(leaves: list[tuple[str, BaseException]]) -> list[tuple[str, BaseException]]:
-    """The leaves with unknown keys first, less the "required key missing" a typo of that
-    key causes (``n_chosn`` makes ``n_chosen`` missing: one problem, reported once)."""
-    join = (lambda p, k: f"{p}.{k}" if p else k)
-    unknown = [(p, e) for p, e in leaves if isinstance(e, ForbiddenExtraKeysError)]
-    meant = set()
-    for path, exc in unknown:
-        known = [f.name for f in attrs.fields(exc.cl)]  # type: ignore[attr-defined]
-        for extra in exc.extra_fields:  # type: ignore[attr-defined]
-            meant.update(join(path, k) for k in difflib.get_close_matches(extra, known, n=1))
-    rest = [(p, e) for p, e in leaves if not isinstance(e, ForbiddenExtraKeysError)
-            and not (isinstance(e, KeyError) and p in meant)]
-    return unknown + rest
+        return _Problem(str(exc.details.get("key") or ""), exc.message)
+    return _Problem("", f"{type(exc).__name__}: {exc}")
 
 
 def config_from_dict(data: Mapping[str, Any], *, source: str = "<config>",
@@ -479,12 +480,11 @@ def config_from_dict(data: Mapping[str, Any], *, source: str = "<config>",
     try:
         return _CONVERTER.structure({**data, "base_dir": str(base_dir)}, ExperimentConfig)
     except (BaseValidationError, EvcsaError) as exc:
-        leaves = _unknown_keys_first(_leaves(exc, ""))
-        path, leaf = leaves[0]
-        message = _describe(path, leaf)
-        more = f" (and {len(leaves) - 1} more)" if len(leaves) > 1 else ""
-        key = message.split(":", 1)[0]
-        raise ConfigError(f"{source}: {message}{more}", key=key) from exc
+        problems = _problems(exc)
+        path, problem = problems[0]
+        key = path or "(top level)"
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise ConfigError(f"{source}: {key}: {problem.message}{more}", key=key) from exc
 
 
 def parse_config(text: str, *, source: str = "<config>", base_dir: str | pathlib.Path = ".") -> ExperimentConfig:
@@ -532,50 +532,32 @@ def config_to_dict(config: ExperimentConfig) -> dict[str, Any]:
     return data
 
 
-def _toml_key(key: str) -> str:
-    import re
-
-    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else _toml_string(key)
-
-
-def _toml_string(text: str) -> str:
-    """A TOML basic string holding ``text`` exactly: JSON's escapes (TOML shares them), and
-    DEL, which TOML forbids raw and JSON leaves as it is.
-
-    Raises:
-        ConfigError: ``text`` holds a lone surrogate (no TOML string can).
-    """
-    import json
-
-    if any("\ud800" <= c <= "\udfff" for c in text):
-        raise ConfigError(f"expected text TOML can hold, got {text!r} (a lone surrogate)", got=text)
-    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
+def _toml_key(key: Any) -> str:
+    """``key`` as ``tomli_w`` writes it (bare, or a quoted string)."""
+    return tomli_w.dumps({str(key): 0})[:-len(" = 0\n")]
 
 
 def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ConfigError(f"expected finite numbers in a configuration, got {value!r}")
-        text = repr(value)
-        return text if any(c in text for c in ".en") else text + ".0"
-    if isinstance(value, str):
-        return _toml_string(value)
+    """``value`` as a one-line TOML value: scalars as ``tomli_w`` writes them, arrays and
+    tables inline, in their order (a component's keys keep the order its name shows)."""
     if isinstance(value, Mapping):
-        inner = ", ".join(f"{_toml_key(str(k))} = {_toml_value(v)}" for k, v in value.items())
+        inner = ", ".join(_toml_pair(k, v) for k, v in value.items())
         return "{ " + inner + " }" if inner else "{}"
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    raise ConfigError(f"expected TOML values (numbers, strings, booleans, arrays, tables), got "
-                      f"{type(value).__name__}")
+    return tomli_w.dumps({"v": value})[len("v = "):-1]
+
+
+def _toml_pair(key: Any, value: Any) -> str:
+    return f"{_toml_key(key)} = {_toml_value(value)}"
 
 
 def config_to_toml(config: ExperimentConfig, *, base_dir: bool = False) -> str:
     """The configuration as a TOML document that :func:`parse_config` reads back to an
-    equal configuration (up to ``base_dir``; relative paths stay relative).
+    equal configuration (up to ``base_dir``; relative paths stay relative), written by
+    ``tomli_w`` (every key and scalar; arrays and tables inline, one line each), laid out
+    as the files in ``examples/``: the top-level keys, the sections, then one
+    ``[[defenses]]`` / ``[[adversaries]]`` section per component, its keys in order.
 
     Args:
         base_dir: write ``base_dir`` too (made absolute): the copy a run keeps of its
@@ -588,20 +570,17 @@ def config_to_toml(config: ExperimentConfig, *, base_dir: bool = False) -> str:
     if base_dir:
         data = {"base_dir": os.path.abspath(config.base_dir), **data}
     lines: list[str] = []
-    tables = []
-    arrays = []
-    for key, value in data.items():
-        if isinstance(value, Mapping):
-            tables.append((key, value))
-        elif isinstance(value, list) and value and all(isinstance(v, Mapping) for v in value):
-            arrays.append((key, value))
-        else:
-            lines.append(f"{_toml_key(key)} = {_toml_value(value)}")
-    for key, value in tables:
-        lines += ["", f"[{_toml_key(key)}]"]
-        lines += [f"{_toml_key(str(k))} = {_toml_value(v)}" for k, v in value.items()]
+    tables = [(k, v) for k, v in data.items() if isinstance(v, Mapping)]
+    arrays = [(k, v) for k, v in data.items() if isinstance(v, list) and v and all(isinstance(i, Mapping) for i in v)]
+    lines += [_toml_pair(k, v) for k, v in data.items() if all(k != t for t, _ in tables + arrays)]
+    for key, table in tables:
+        lines += ["", f"[{_toml_key(key)}]", *(_toml_pair(k, v) for k, v in table.items())]
     for key, items in arrays:
         for item in items:
-            lines += ["", f"[[{_toml_key(key)}]]"]
-            lines += [f"{_toml_key(str(k))} = {_toml_value(v)}" for k, v in item.items()]
-    return "\n".join(lines) + "\n"
+            lines += ["", f"[[{_toml_key(key)}]]", *(_toml_pair(k, v) for k, v in item.items())]
+    text = "\n".join(lines) + "\n"
+    surrogate = next((c for c in text if "\ud800" <= c <= "\udfff"), None)
+    if surrogate is not None:  # tomli_w writes it; no encoding can store it
+        raise ConfigError(f"expected text TOML can hold, got {surrogate!r} (a lone surrogate)", got=surrogate)
+    return text
+
