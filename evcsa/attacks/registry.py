@@ -42,6 +42,7 @@ from typing import Any, Callable, Mapping
 import attrs
 import torch
 
+from evcsa._validation import as_images, as_labels
 from evcsa.attacks._common import as_classifier, least_likely, next_class
 from evcsa.attacks.apgd import apgd
 from evcsa.attacks.carlini_wagner import cw_l0, cw_l2, cw_linf
@@ -82,8 +83,6 @@ def resolve_targets(targeting: Any, model: Any, x: torch.Tensor, y: torch.Tensor
         if targeting == "least_likely":
             return least_likely(clf, x, y)
         raise InvalidParameter(f"expected targeting in {TARGETINGS} or labels, got {targeting!r}", got=targeting)
-    from evcsa._validation import as_labels
-
     return as_labels(targeting, name="target", length=len(y), num_classes=int(clf.num_classes)).to(clf.device)
 
 
@@ -181,8 +180,6 @@ class AttackSpec:
         params = {**self.params, **overrides}
         if target is None and self.targeting != "untargeted":
             clf = as_classifier(model)
-            from evcsa._validation import as_images
-
             xs = as_images(x, name="x", device=clf.device)
             target = self.targets(clf, xs, torch.as_tensor(y))
         return self.attack(model, x, y, target=target, generator=generator, monitor=monitor, **params)

@@ -19,12 +19,20 @@ from typing import Any, Callable
 import attrs
 
 from evcsa._text import did_you_mean
-from evcsa.adversaries import BPDAEOT, DiscreteSearch, GrayboxTransfer, GreedyAStar
+from evcsa.adversaries import BPDAEOT, Adversary, DiscreteSearch, GrayboxTransfer, GreedyAStar
+from evcsa.attacks import get_attack
 from evcsa.config import ComponentSpec, ExperimentConfig
+from evcsa.defenses import (
+    CroppingRescaling,
+    FeatureSqueezing,
+    RandomizedSqueezing,
+    RegionBasedClassification,
+    squeezer_from_spec,
+)
 from evcsa.errors import ConfigError, EvcsaError
-from evcsa.experiments.plugins import is_plugin, load_plugin
+from evcsa.experiments.plugins import failure, is_plugin, load_plugin
 
-__all__ = ["ADVERSARIES", "DEFENSES", "build_adversary", "build_defense", "squeezers_of"]
+__all__ = ["ADVERSARIES", "DEFENSES", "build_adversary", "build_defense", "squeezers_of", "sweep_attack"]
 
 
 def _none(model: Any, keys: Any) -> Any:
@@ -35,29 +43,21 @@ def _none(model: Any, keys: Any) -> Any:
 def _feature_squeezing(model: Any, keys: Any, squeezers: Any, threshold: float | None = None,
                        classify_on: str = "squeezed") -> Any:
     """FeatureSqueezing(model, squeezers) (Xu et al., NDSS 2018); deterministic."""
-    from evcsa.defenses import FeatureSqueezing
-
     return FeatureSqueezing(model, squeezers, threshold=threshold, classify_on=classify_on)
 
 
 def _randomized_squeezing(model: Any, keys: Any, squeezer: Any, delta: float) -> Any:
     """RandomizedSqueezing(model, squeezer, delta, keys) (Mix'n'Squeeze, seed 002 § 4.2)."""
-    from evcsa.defenses import RandomizedSqueezing
-
     return RandomizedSqueezing(model, squeezer, delta, keys)
 
 
 def _cropping_rescaling(model: Any, keys: Any, crop_size: float, n_crops: int = 30) -> Any:
     """CroppingRescaling(model, crop_size, n_crops, keys) (Guo et al., ICLR 2018)."""
-    from evcsa.defenses import CroppingRescaling
-
     return CroppingRescaling(model, crop_size, n_crops, keys)
 
 
 def _region_based(model: Any, keys: Any, radius: float, n_samples: int = 10_000) -> Any:
     """RegionBasedClassification(model, radius, n_samples, keys) (Cao & Gong, ACSAC 2017)."""
-    from evcsa.defenses import RegionBasedClassification
-
     return RegionBasedClassification(model, radius, n_samples, keys)
 
 
@@ -185,8 +185,6 @@ def _build(registry: dict[str, Any], spec: ComponentSpec, where: str, base_dir: 
     except (Exception, SystemExit) as exc:
         if not plugin:
             raise
-        from evcsa.experiments.plugins import failure
-
         raise ConfigError(f"{where}.kind: plugin {spec.kind!r} failed to build: {failure(exc)}",
                           key=f"{where}.kind") from exc
     if plugin:
@@ -202,8 +200,6 @@ def _check_built(where: str, spec: ComponentSpec, built: Any, *, defense: bool) 
             raise ConfigError(f"{where}.kind: expected plugin {spec.kind!r} to build a classifier (with "
                               f"predict(x) -> labels), got {type(built).__name__}", key=f"{where}.kind")
         return
-    from evcsa.adversaries import Adversary
-
     if not isinstance(built, Adversary):
         raise ConfigError(f"{where}.kind: expected plugin {spec.kind!r} to build an evcsa.adversaries.Adversary, "
                           f"got {type(built).__name__}", key=f"{where}.kind")
@@ -216,21 +212,24 @@ def squeezers_of(config: ExperimentConfig) -> list[str]:
     for spec in config.defenses:
         value = spec.params.get("squeezer", spec.params.get("squeezers"))
         if spec.kind in ("feature_squeezing", "randomized_squeezing") and value is not None:
-            from evcsa.defenses import squeezer_from_spec
-
             name = squeezer_from_spec(value).spec
             if name not in out:
                 out.append(name)
     return out
 
 
-def _sweep_attack(config: ExperimentConfig) -> Any:
-    try:
-        from evcsa.attacks import get_attack
-    except ImportError as exc:  # pragma: no cover - the attacks package is part of evcsa
-        raise ConfigError(f"figures.attack: the attacks are not available ({exc})") from exc
+def sweep_attack(config: ExperimentConfig) -> Any:
+    """The :class:`~evcsa.attacks.AttackSpec` that crafts the δ sweep's adversarial samples
+    (``figures.attack`` with ``figures.attack_params``).
+
+    Raises:
+        ConfigError: an unknown attack or parameter, naming ``figures.attack``.
+    """
     try:
         spec = get_attack(config.figures.attack)
         return spec.with_params(**config.figures.attack_params) if config.figures.attack_params else spec
     except EvcsaError as exc:
         raise ConfigError(f"figures.attack: {exc.message}", key="figures.attack") from exc
+
+
+_sweep_attack = sweep_attack  # the old private name, until experiments/checks.py and work.py import sweep_attack
