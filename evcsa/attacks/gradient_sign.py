@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 import torch
 
-from evcsa._validation import check_positive_int
+from evcsa._validation import check_epsilon, check_positive_int
 from evcsa.attacks._common import (
     check_generator,
     check_number,
@@ -119,7 +119,7 @@ def fgsm(model: Any, x: Any, y: Any, *, target: Any = None, epsilon: float = 0.3
         InvalidParameter: malformed inputs or parameters.
     """
     check_generator(generator)
-    epsilon = check_number(epsilon, "epsilon", minimum=0.0)
+    epsilon = check_epsilon(epsilon)
     norm = _check_norm(norm)
     loss = _check_loss(loss)
     clf, x, y, target = prepare_inputs(model, x, y, target)
@@ -191,7 +191,7 @@ def bim(model: Any, x: Any, y: Any, *, target: Any = None, epsilon: float = 0.3,
         InvalidParameter: malformed inputs or parameters.
     """
     check_generator(generator)
-    epsilon = check_number(epsilon, "epsilon", minimum=0.0)
+    epsilon = check_epsilon(epsilon)
     steps = check_positive_int(steps, "steps")
     if step_size is None:
         step_size = default_step_size(epsilon, steps)

@@ -23,26 +23,13 @@ from typing import Any
 
 import torch
 
-from evcsa._validation import as_images, check_positive_int
+from evcsa._validation import as_images, check_delta, check_positive_int
 from evcsa.defenses.base import Classifier, Defense
 from evcsa.defenses.squeezers import Squeezer, _check_channels, squeezer_from_spec
 from evcsa.errors import InvalidParameter
 from evcsa.randomness import KeySource, SystemKeys, keyed_uniform
 
 __all__ = ["RandomizedSqueezing", "check_delta", "check_keys"]
-
-
-def check_delta(delta: Any, name: str = "delta") -> float:
-    """δ as a float in [0, 1], or InvalidParameter."""
-    if isinstance(delta, bool) or not isinstance(delta, (int, float)) and not hasattr(delta, "__float__"):
-        raise InvalidParameter(f"expected {name} as a number in [0, 1], got {delta!r}", got=delta)
-    try:
-        value = float(delta)
-    except (TypeError, ValueError):  # an array or tensor of several values
-        raise InvalidParameter(f"expected {name} as a number in [0, 1], got {delta!r}", got=delta) from None
-    if not 0.0 <= value <= 1.0:
-        raise InvalidParameter(f"expected {name} in [0, 1] (pixel scale), got {value}", got=value)
-    return value
 
 
 def check_keys(keys: Any) -> KeySource:
