@@ -10,7 +10,7 @@ from typing import Any, Mapping
 
 import attrs
 
-from evcsa._validation import int_at_least, one_of
+from evcsa._values import int_at_least, one_of
 from evcsa.errors import ConfigError, KeyStreamError
 from evcsa.games.rules import Rules
 from evcsa.randomness import MasterKey

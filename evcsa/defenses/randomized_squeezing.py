@@ -25,7 +25,8 @@ import torch
 
 from evcsa._validation import as_images, check_delta, check_positive_int
 from evcsa.defenses.base import Classifier, Defense
-from evcsa.defenses.squeezers import Squeezer, _check_channels, squeezer_from_spec
+from evcsa.defenses.squeezer import check_channels
+from evcsa.defenses.squeezers import Squeezer, squeezer_from_spec
 from evcsa.errors import InvalidParameter
 from evcsa.randomness import KeySource, SystemKeys, keyed_uniform
 
@@ -99,7 +100,7 @@ class RandomizedSqueezing(Defense):
 
     def _check_channels(self, x: torch.Tensor) -> None:
         if self.squeezer is not None:
-            _check_channels(x, self.squeezer.channels)
+            check_channels(x, self.squeezer.channels)
 
     def _squeezed(self, x: torch.Tensor) -> torch.Tensor:
         return x if self.squeezer is None else self.squeezer._squeeze(x)
