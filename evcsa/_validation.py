@@ -16,6 +16,7 @@ import torch
 
 from evcsa._values import (
     Validator,
+    check_choice,
     check_delta,
     check_epsilon,
     check_number,
@@ -26,6 +27,7 @@ from evcsa._values import (
     epsilon,
     int_at_least,
     is_bool,
+    non_empty_str,
     one_of,
     probability,
     targeting,
@@ -36,6 +38,7 @@ __all__ = [
     "Validator",
     "as_images",
     "as_labels",
+    "check_choice",
     "check_delta",
     "check_epsilon",
     "check_number",
@@ -47,6 +50,7 @@ __all__ = [
     "epsilon",
     "int_at_least",
     "is_bool",
+    "non_empty_str",
     "one_of",
     "probability",
     "targeting",

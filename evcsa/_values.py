@@ -1,5 +1,5 @@
 """Validators of plain values, one per kind of value: integers, numbers, probabilities,
-the noise magnitude δ, the distortion bound ε, targeting modes and choices.
+the noise magnitude δ, the distortion bound ε, targeting modes, choices and names.
 
 Each kind has a ``check_*`` function (returns the value, normalised; raises the caller's
 error class, :class:`~evcsa.errors.InvalidParameter` by default) and an attrs validator
@@ -22,6 +22,7 @@ from evcsa.errors import EvcsaError, InvalidParameter
 
 __all__ = [
     "Validator",
+    "check_choice",
     "check_delta",
     "check_epsilon",
     "check_number",
@@ -32,6 +33,7 @@ __all__ = [
     "epsilon",
     "int_at_least",
     "is_bool",
+    "non_empty_str",
     "one_of",
     "probability",
     "targeting",
@@ -121,6 +123,14 @@ def check_epsilon(value: Any, name: str = "epsilon", *, optional: bool = False, 
     return float(value)
 
 
+def check_choice(value: Any, choices: tuple[Any, ...], name: str, *,
+                 error: type[EvcsaError] = InvalidParameter) -> Any:
+    """``value`` if it is one of ``choices`` (a norm, a loss, a mode), else ``error``."""
+    if value not in choices:
+        raise error(f"expected {name} in {tuple(choices)}, got {value!r}", key=name, got=value)
+    return value
+
+
 def check_targeting(value: Any, choices: tuple[str, ...], name: str = "targeting", *, optional: bool = False,
                     error: type[EvcsaError] = InvalidParameter) -> str | None:
     """A targeting mode (how an attack picks y_t: "untargeted", "next" = (y + 1) mod K,
@@ -142,8 +152,17 @@ def check_targeting(value: Any, choices: tuple[str, ...], name: str = "targeting
 def one_of(choices: tuple[Any, ...], *, error: type[EvcsaError] = InvalidParameter) -> Validator:
     """An attrs validator: the value is one of ``choices``."""
     def check(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-        if value not in choices:
-            raise error(f"expected {attribute.name} in {tuple(choices)}, got {value!r}",
+        check_choice(value, choices, attribute.name, error=error)
+    return check
+
+
+def non_empty_str(*, optional: bool = False, error: type[EvcsaError] = InvalidParameter) -> Validator:
+    """An attrs validator: a string with a non-blank character, or None when ``optional``."""
+    def check(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if value is None and optional:
+            return
+        if not isinstance(value, str) or not value.strip():
+            raise error(f"expected {attribute.name} as a non-empty string, got {value!r}",
                         key=attribute.name, got=value)
     return check
 

@@ -127,3 +127,22 @@ def test_import_evcsa_config_does_not_import_torch():
     loaded = _imports_torch("import evcsa.config")
     assert loaded == ["False"], ("import evcsa.config loaded torch: a module it imports (see "
                                  "python -X importtime -c 'import evcsa.config') imports torch at import time")
+
+
+def test_check_choice_and_non_empty_str():
+    from evcsa._values import check_choice, non_empty_str
+
+    assert check_choice("l2", ("linf", "l2"), "norm") == "l2"
+    with pytest.raises(InvalidParameter, match=r"^expected norm in \('linf', 'l2'\), got 'l3'$"):
+        check_choice("l3", ("linf", "l2"), "norm")
+
+    @attrs.frozen
+    class Named:
+        name: str = attrs.field(validator=non_empty_str(error=ConfigError))
+        alias: str | None = attrs.field(default=None, validator=non_empty_str(optional=True))
+
+    assert Named("a").alias is None
+    with pytest.raises(ConfigError, match=r"^expected name as a non-empty string, got ' '$"):
+        Named(" ")
+    with pytest.raises(InvalidParameter, match=r"^expected alias as a non-empty string, got 3$"):
+        Named("a", 3)  # type: ignore[arg-type]

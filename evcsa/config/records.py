@@ -10,7 +10,7 @@ from typing import Any, Mapping
 
 import attrs
 
-from evcsa._values import int_at_least, one_of
+from evcsa._values import int_at_least, non_empty_str, one_of
 from evcsa.errors import ConfigError, KeyStreamError
 from evcsa.games.rules import Rules
 from evcsa.randomness import MasterKey
@@ -20,15 +20,8 @@ __all__ = ["ComponentSpec", "DataConfig", "ExperimentConfig", "FiguresConfig", "
 
 # -- validators (messages "expected ..., got ..."; key = the field) ----------------------
 
-def _non_empty_str(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigError(f"expected {attribute.name} as a non-empty string, got {value!r}",
-                          key=attribute.name, got=value)
-
-
-def _optional_str(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-    if value is not None:
-        _non_empty_str(instance, attribute, value)
+_non_empty_str = non_empty_str(error=ConfigError)
+_optional_str = non_empty_str(optional=True, error=ConfigError)
 
 
 def _master_key(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
