@@ -76,7 +76,7 @@ def _make_converter() -> cattrs.Converter:
     conv.register_structure_hook(bool, _strict(bool, "true or false"))
     conv.register_structure_hook(ComponentSpec, _structure_component)
     def is_homogeneous_tuple(type_: Any) -> bool:
-        args = getattr(type_, "__args__", ())
+        args: tuple[Any, ...] = getattr(type_, "__args__", ())
         return getattr(type_, "__origin__", None) is tuple and len(args) == 2 and args[1] is Ellipsis
 
     def structure_tuple(value: Any, type_: Any) -> tuple[Any, ...]:

@@ -29,7 +29,7 @@ joint detector); BPDA through the squeezers (Athalye et al. 2018).
 from __future__ import annotations
 
 import re
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import attrs
 import torch
@@ -89,6 +89,10 @@ class BitDepth(Squeezer):
         return f"bit-depth-{self.bits}"
 
 
+def _as_tuple(value: Iterable[Any]) -> tuple[Any, ...]:
+    return tuple(value)
+
+
 @attrs.frozen
 class Compose(Squeezer):
     """Squeezers applied one after the other: ``squeezers[-1](…squeezers[0](x))``.
@@ -100,7 +104,7 @@ class Compose(Squeezer):
         InvalidParameter: an empty sequence or an item that is not a :class:`Squeezer`.
     """
 
-    squeezers: tuple[Squeezer, ...] = attrs.field(converter=tuple)
+    squeezers: tuple[Squeezer, ...] = attrs.field(converter=_as_tuple)
 
     @squeezers.validator
     def _check(self, attribute: attrs.Attribute, value: tuple) -> None:

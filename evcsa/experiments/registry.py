@@ -123,7 +123,7 @@ def build_adversary(spec: ComponentSpec, *, where: str = "adversary", base_dir: 
         ConfigError: as :func:`build_defense`.
     """
     attack = spec.params.get("attack")
-    if is_plugin(attack):
+    if isinstance(attack, str) and is_plugin(attack):
         params = dict(spec.params)
         params["attack"] = load_plugin(attack, base_dir=base_dir, where=f"{where}.attack")
         spec = attrs.evolve(spec, params=params)
