@@ -1,4 +1,5 @@
-"""Input checks shared by the game, the defenses and the attacks.
+"""Input checks shared by the game, the defenses and the attacks: tensors here, plain
+values in :mod:`evcsa._values` (torch-free; re-exported here under their old names).
 
 Images are NCHW ``float32`` tensors with values in [0, 1]. numpy arrays and other float
 dtypes are converted; integer images, NaN/inf, values outside [0, 1] and wrong ranks are
@@ -8,24 +9,51 @@ rejected with an error of the caller's choosing (``InvalidParameter`` by default
 
 from __future__ import annotations
 
-from typing import Any, Callable
-
-import attrs
+from typing import Any
 
 import numpy as np
 import torch
 
+from evcsa._values import (
+    Validator,
+    check_choice,
+    check_delta,
+    check_epsilon,
+    check_number,
+    check_positive_int,
+    check_probability,
+    check_targeting,
+    delta,
+    epsilon,
+    int_at_least,
+    is_bool,
+    non_empty_str,
+    one_of,
+    probability,
+    targeting,
+)
 from evcsa.errors import EvcsaError, InvalidParameter
 
 __all__ = [
+    "Validator",
     "as_images",
     "as_labels",
+    "check_choice",
+    "check_delta",
+    "check_epsilon",
+    "check_number",
     "check_positive_int",
     "check_probability",
+    "check_targeting",
+    "delta",
     "describe",
+    "epsilon",
     "int_at_least",
     "is_bool",
+    "non_empty_str",
     "one_of",
+    "probability",
+    "targeting",
 ]
 
 
@@ -158,59 +186,3 @@ def _check_has_data(x: torch.Tensor, name: str, error: type[EvcsaError]) -> None
     if x.device.type == "meta":
         raise error(f"expected {name} with data, got a tensor on the 'meta' device (shape only)",
                     got="meta")
-
-
-def check_positive_int(value: Any, name: str, *, minimum: int = 1,
-                       error: type[EvcsaError] = InvalidParameter) -> int:
-    """Return ``value`` as an int ≥ ``minimum``, or raise ``error`` naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise error(f"expected {name} as an integer ≥ {minimum}, got {value!r}", got=value)
-    if value < minimum:
-        raise error(f"expected {name} ≥ {minimum}, got {value}", got=int(value))
-    return int(value)
-
-
-def check_probability(value: Any, name: str, *, open_low: bool = False, open_high: bool = False,
-                      error: type[EvcsaError] = InvalidParameter) -> float:
-    """Return ``value`` as a float in [0, 1] (ends open as asked), or raise naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise error(f"expected {name} as a number in [0, 1], got {value!r}", got=value)
-    v = float(value)
-    low_ok = v > 0 if open_low else v >= 0
-    high_ok = v < 1 if open_high else v <= 1
-    if not (np.isfinite(v) and low_ok and high_ok):
-        interval = ("(" if open_low else "[") + "0, 1" + (")" if open_high else "]")
-        raise error(f"expected {name} in {interval}, got {v}", got=v)
-    return v
-
-
-# -- attrs validators (messages "expected ..., got ..."; ``key`` = the field's name) --------
-Validator = Callable[[Any, "attrs.Attribute[Any]", Any], None]
-
-
-def one_of(choices: tuple[Any, ...], *, error: type[EvcsaError] = InvalidParameter) -> Validator:
-    """An attrs validator: the value is one of ``choices``."""
-    def check(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-        if value not in choices:
-            raise error(f"expected {attribute.name} in {tuple(choices)}, got {value!r}",
-                        key=attribute.name, got=value)
-    return check
-
-
-def int_at_least(minimum: int, *, optional: bool = False,
-                 error: type[EvcsaError] = InvalidParameter) -> Validator:
-    """An attrs validator: an integer (not a bool) ≥ ``minimum``, or None when ``optional``."""
-    def check(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-        if value is None and optional:
-            return
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-            raise error(f"expected {attribute.name} as an integer ≥ {minimum}, got {value!r}",
-                        key=attribute.name, got=value)
-    return check
-
-
-def is_bool(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-    """An attrs validator: ``True`` or ``False`` (not 0/1, not a string)."""
-    if not isinstance(value, bool):
-        raise InvalidParameter(f"expected {attribute.name} as true or false, got {value!r}",
-                               key=attribute.name, got=value)

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from evcsa._validation import as_images, as_labels, describe
+from evcsa._validation import as_images, as_labels, check_number, describe
 from evcsa.attacks.gradients import GradientMonitor
 from evcsa.defenses.base import Classifier, ModelClassifier, is_randomized
 from evcsa.errors import InvalidParameter
@@ -52,22 +52,6 @@ def as_classifier(model: Any) -> Classifier:
     if isinstance(model, torch.nn.Module):
         return ModelClassifier(model)
     raise InvalidParameter(f"expected model as a Classifier or torch.nn.Module, got {type(model).__name__}")
-
-
-def check_number(value: Any, name: str, *, minimum: float | None = None, maximum: float | None = None,
-                 open_low: bool = False) -> float:
-    """``value`` as a finite float in the stated range, or InvalidParameter naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise InvalidParameter(f"expected {name} as a number, got {value!r}", got=value)
-    v = float(value)
-    if not math.isfinite(v):
-        raise InvalidParameter(f"expected {name} as a finite number, got {v}", got=v)
-    if minimum is not None and (v < minimum or (open_low and v == minimum)):
-        op = ">" if open_low else "≥"
-        raise InvalidParameter(f"expected {name} {op} {minimum}, got {v}", got=v)
-    if maximum is not None and v > maximum:
-        raise InvalidParameter(f"expected {name} ≤ {maximum}, got {v}", got=v)
-    return v
 
 
 def check_generator(generator: Any) -> torch.Generator | None:

@@ -32,7 +32,7 @@ from typing import Any, Callable
 
 import torch
 
-from evcsa._validation import check_positive_int
+from evcsa._validation import check_epsilon, check_positive_int
 from evcsa.attacks._common import (
     check_generator,
     check_number,
@@ -206,7 +206,7 @@ def apgd(model: Any, x: Any, y: Any, *, target: Any = None, epsilon: float, norm
         InvalidParameter: malformed inputs or parameters; DLR with too few classes.
     """
     check_generator(generator)
-    epsilon = check_number(epsilon, "epsilon", minimum=0.0)
+    epsilon = check_epsilon(epsilon)
     if norm not in ("linf", "l2"):
         raise InvalidParameter(f"expected norm in ('linf', 'l2'), got {norm!r}", got=norm)
     if loss not in APGD_LOSSES:

@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 import torch
 
-from evcsa._validation import check_positive_int
+from evcsa._validation import check_choice, check_epsilon, check_positive_int
 from evcsa.attacks._common import (
     check_generator,
     check_number,
@@ -40,23 +40,10 @@ from evcsa.attacks._common import (
 from evcsa.attacks.gradients import GradientMonitor
 from evcsa.defenses.base import Classifier
 from evcsa.distances import warn_if_trivial
-from evcsa.errors import InvalidParameter
 
 __all__ = ["bim", "default_step_size", "fgsm"]
 
 LOSSES = ("ce", "cw")
-
-
-def _check_loss(loss: Any) -> str:
-    if loss not in LOSSES:
-        raise InvalidParameter(f"expected loss in {LOSSES}, got {loss!r}", got=loss)
-    return loss
-
-
-def _check_norm(norm: Any, allowed: tuple[str, ...] = ("linf", "l2")) -> str:
-    if norm not in allowed:
-        raise InvalidParameter(f"expected norm in {allowed}, got {norm!r}", got=norm)
-    return norm
 
 
 def default_step_size(epsilon: float, steps: int, fraction: float = 2.0) -> float:
@@ -119,9 +106,9 @@ def fgsm(model: Any, x: Any, y: Any, *, target: Any = None, epsilon: float = 0.3
         InvalidParameter: malformed inputs or parameters.
     """
     check_generator(generator)
-    epsilon = check_number(epsilon, "epsilon", minimum=0.0)
-    norm = _check_norm(norm)
-    loss = _check_loss(loss)
+    epsilon = check_epsilon(epsilon)
+    norm = check_choice(norm, ("linf", "l2"), "norm")
+    loss = check_choice(loss, LOSSES, "loss")
     clf, x, y, target = prepare_inputs(model, x, y, target)
     warn_if_trivial(epsilon, norm, tuple(x.shape[1:]), where="fgsm")
     own = monitor is None
@@ -191,15 +178,15 @@ def bim(model: Any, x: Any, y: Any, *, target: Any = None, epsilon: float = 0.3,
         InvalidParameter: malformed inputs or parameters.
     """
     check_generator(generator)
-    epsilon = check_number(epsilon, "epsilon", minimum=0.0)
+    epsilon = check_epsilon(epsilon)
     steps = check_positive_int(steps, "steps")
     if step_size is None:
         step_size = default_step_size(epsilon, steps)
         if step_size == 0.0:  # ε = 0: nothing can move; any positive step gives x itself
             step_size = 1.0
     step_size = check_number(step_size, "step_size", minimum=0.0, open_low=True)
-    norm = _check_norm(norm)
-    loss = _check_loss(loss)
+    norm = check_choice(norm, ("linf", "l2"), "norm")
+    loss = check_choice(loss, LOSSES, "loss")
     confidence = check_number(confidence, "confidence", minimum=0.0)
     clf, x, y, target = prepare_inputs(model, x, y, target)
     warn_if_trivial(epsilon, norm, tuple(x.shape[1:]), where="bim")

@@ -42,6 +42,7 @@ from typing import Any, Callable, Mapping
 import attrs
 import torch
 
+from evcsa._validation import as_images, as_labels, targeting
 from evcsa.attacks._common import as_classifier, least_likely, next_class
 from evcsa.attacks.apgd import apgd
 from evcsa.attacks.carlini_wagner import cw_l0, cw_l2, cw_linf
@@ -82,8 +83,6 @@ def resolve_targets(targeting: Any, model: Any, x: torch.Tensor, y: torch.Tensor
         if targeting == "least_likely":
             return least_likely(clf, x, y)
         raise InvalidParameter(f"expected targeting in {TARGETINGS} or labels, got {targeting!r}", got=targeting)
-    from evcsa._validation import as_labels
-
     return as_labels(targeting, name="target", length=len(y), num_classes=int(clf.num_classes)).to(clf.device)
 
 
@@ -124,11 +123,6 @@ def _check_spec_params(instance: Any, attribute: attrs.Attribute, value: Any) ->
     check_params(instance.attack, value)
 
 
-def _check_targeting(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-    if value not in TARGETINGS:
-        raise InvalidParameter(f"expected targeting in {TARGETINGS}, got {value!r}", got=value)
-
-
 def _check_callable(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
     if not callable(value):
         raise InvalidParameter(f"expected attack as a callable (model, x, y, *, target, ...) -> x_adv, "
@@ -154,7 +148,7 @@ class AttackSpec:
     attack: Callable[..., torch.Tensor] = attrs.field(validator=_check_callable)
     params: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_params,
                                             validator=_check_spec_params)
-    targeting: str = attrs.field(default="untargeted", validator=_check_targeting)
+    targeting: str = attrs.field(default="untargeted", validator=targeting(TARGETINGS))
     norm: str = "linf"
     label: str = ""
     source: str = ""
@@ -181,8 +175,6 @@ class AttackSpec:
         params = {**self.params, **overrides}
         if target is None and self.targeting != "untargeted":
             clf = as_classifier(model)
-            from evcsa._validation import as_images
-
             xs = as_images(x, name="x", device=clf.device)
             target = self.targets(clf, xs, torch.as_tensor(y))
         return self.attack(model, x, y, target=target, generator=generator, monitor=monitor, **params)

@@ -13,6 +13,7 @@ docs/defenses.md describes each defense, its source, parameters and known attack
 """
 
 from evcsa.defenses.base import REJECTED, Classifier, Defense, LogitsWarning, ModelClassifier, undefended_model
+from evcsa.defenses.params import DEFENSE_PARAMS, DefenseParams
 from evcsa.defenses.bpda import bpda, straight_through
 from evcsa.defenses.cropping_rescaling import CroppingRescaling, crop_size_pixels, random_crop_rescale
 from evcsa.defenses.feature_squeezing import FeatureSqueezing, fit_threshold
@@ -28,12 +29,14 @@ from evcsa.defenses.squeezers import (
 )
 
 __all__ = [
+    "DEFENSE_PARAMS",
     "REJECTED",
     "BitDepth",
     "Classifier",
     "Compose",
     "CroppingRescaling",
     "Defense",
+    "DefenseParams",
     "LogitsWarning",
     "FeatureSqueezing",
     "MedianSmoothing",

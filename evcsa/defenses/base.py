@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from evcsa._validation import as_images, check_positive_int
 from evcsa.errors import InvalidParameter
 from evcsa.judging import REJECTED
+from evcsa.randomness import DerivedKeys, KeySource
 
 __all__ = ["REJECTED", "Classifier", "Defense", "LogitsWarning", "ModelClassifier", "check_twin_contract",
            "eval_mode", "is_randomized", "key_sources_of", "undefended_model"]
@@ -305,8 +306,6 @@ def eval_mode(*modules: torch.nn.Module, lock: threading.Lock | None = None) -> 
 def _reachable(root: Any, kinds: tuple[type, ...], depth: int = 6) -> dict[int, Any]:
     """Objects of ``kinds`` reachable from ``root`` through attributes, lists, tuples and
     dicts (``depth`` levels; tensors and inside torch modules not searched), by id."""
-    from evcsa.randomness import KeySource
-
     found: dict[int, Any] = {}
     seen: set[int] = set()
     stack = [(root, 0)]
@@ -336,8 +335,6 @@ def key_sources_of(classifier: Any) -> list[Any]:
     """The :class:`~evcsa.randomness.KeySource` objects a classifier holds (through its
     attributes, bases, wrappers; six levels deep), in a fixed order (depth first, in
     attribute order)."""
-    from evcsa.randomness import KeySource
-
     return list(_reachable(classifier, (KeySource,)).values())
 
 
@@ -418,8 +415,6 @@ def check_twin_contract(classifier: Any, probe: torch.Tensor | None = None) -> N
         InvalidParameter: the message names the class, which part of the contract fails
             and what to implement.
     """
-    from evcsa.randomness import DerivedKeys, KeySource
-
     if not is_randomized(classifier):
         return
     name = type(classifier).__name__

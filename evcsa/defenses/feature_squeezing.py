@@ -26,7 +26,8 @@ import torch.nn.functional as F
 from evcsa._validation import as_images, check_positive_int, check_probability
 from evcsa.defenses.base import REJECTED, Classifier, Defense, is_randomized
 from evcsa.defenses.bpda import straight_through
-from evcsa.defenses.squeezers import Compose, Squeezer, _check_channels, squeezer_from_spec
+from evcsa.defenses.squeezer import check_channels
+from evcsa.defenses.squeezers import Compose, Squeezer, squeezer_from_spec
 from evcsa.errors import InvalidParameter
 
 __all__ = ["FeatureSqueezing", "fit_threshold"]
@@ -183,7 +184,7 @@ class FeatureSqueezing(Defense):
             InvalidParameter: malformed ``x``.
         """
         x = as_images(x, device=self.device)
-        _check_channels(x, self.squeezer.channels)
+        check_channels(x, self.squeezer.channels)
         out = []
         for chunk in x.split(self.batch_size):
             p = self.base.predict_proba(chunk)
@@ -198,7 +199,7 @@ class FeatureSqueezing(Defense):
         """The wrapped classifier's probabilities on the classified input, float32 [B, K].
         The detector does not enter here (see :meth:`predict`, :meth:`detection_scores`)."""
         x = as_images(x, device=self.device)
-        _check_channels(x, self.squeezer.channels)
+        check_channels(x, self.squeezer.channels)
         return torch.cat([self.base.predict_proba(self._classified_input(c)) for c in x.split(self.batch_size)])
 
     def predict(self, x: Any) -> torch.Tensor:
@@ -208,7 +209,7 @@ class FeatureSqueezing(Defense):
             InvalidParameter: malformed ``x``.
         """
         x = as_images(x, device=self.device)
-        _check_channels(x, self.squeezer.channels)
+        check_channels(x, self.squeezer.channels)
         labels = []
         for chunk in x.split(self.batch_size):
             y = self.base.predict(self._classified_input(chunk)).to(torch.int64)

@@ -23,26 +23,14 @@ from typing import Any
 
 import torch
 
-from evcsa._validation import as_images, check_positive_int
+from evcsa._validation import as_images, check_delta, check_positive_int
 from evcsa.defenses.base import Classifier, Defense
-from evcsa.defenses.squeezers import Squeezer, _check_channels, squeezer_from_spec
+from evcsa.defenses.squeezer import check_channels
+from evcsa.defenses.squeezers import Squeezer, squeezer_from_spec
 from evcsa.errors import InvalidParameter
 from evcsa.randomness import KeySource, SystemKeys, keyed_uniform
 
 __all__ = ["RandomizedSqueezing", "check_delta", "check_keys"]
-
-
-def check_delta(delta: Any, name: str = "delta") -> float:
-    """δ as a float in [0, 1], or InvalidParameter."""
-    if isinstance(delta, bool) or not isinstance(delta, (int, float)) and not hasattr(delta, "__float__"):
-        raise InvalidParameter(f"expected {name} as a number in [0, 1], got {delta!r}", got=delta)
-    try:
-        value = float(delta)
-    except (TypeError, ValueError):  # an array or tensor of several values
-        raise InvalidParameter(f"expected {name} as a number in [0, 1], got {delta!r}", got=delta) from None
-    if not 0.0 <= value <= 1.0:
-        raise InvalidParameter(f"expected {name} in [0, 1] (pixel scale), got {value}", got=value)
-    return value
 
 
 def check_keys(keys: Any) -> KeySource:
@@ -112,7 +100,7 @@ class RandomizedSqueezing(Defense):
 
     def _check_channels(self, x: torch.Tensor) -> None:
         if self.squeezer is not None:
-            _check_channels(x, self.squeezer.channels)
+            check_channels(x, self.squeezer.channels)
 
     def _squeezed(self, x: torch.Tensor) -> torch.Tensor:
         return x if self.squeezer is None else self.squeezer._squeeze(x)

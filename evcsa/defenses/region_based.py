@@ -22,9 +22,9 @@ import attrs
 import torch
 import torch.nn.functional as F
 
-from evcsa._validation import as_images, as_labels, check_positive_int
+from evcsa._validation import as_images, as_labels, check_delta, check_positive_int
 from evcsa.defenses.base import REJECTED, Classifier, Defense, ModelClassifier
-from evcsa.defenses.randomized_squeezing import check_delta, check_keys
+from evcsa.defenses.randomized_squeezing import check_keys
 from evcsa.errors import InvalidParameter
 from evcsa.randomness import KeySource, keyed_uniform
 

@@ -64,9 +64,9 @@ def test_bad_inputs_are_rejected_by_every_attack(attack, small):
 
 
 @pytest.mark.parametrize("attack,kwargs,message", [
-    (fgsm, {"epsilon": -0.1}, "expected epsilon ≥ 0"),
+    (fgsm, {"epsilon": -0.1}, "expected epsilon as a finite number ≥ 0, got -0.1"),
     (fgsm, {"epsilon": float("nan")}, "expected epsilon as a finite number"),
-    (fgsm, {"epsilon": "0.3"}, "expected epsilon as a number"),
+    (fgsm, {"epsilon": "0.3"}, "expected epsilon as a finite number ≥ 0, got .0.3."),
     (fgsm, {"norm": "l0"}, "expected norm in"),
     (fgsm, {"loss": "hinge"}, "expected loss in"),
     (bim, {"steps": 0}, "expected steps ≥ 1"),

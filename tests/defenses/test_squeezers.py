@@ -150,7 +150,7 @@ def test_nlm_parity_with_opencv(spec, shape):
 
 def test_c03_uint8_conversion_clips_before_cast():
     """C03: [−0.004, 0.5, 1.004] → uint8 [0, 128, 255] (a bare cast gives [255, 127, 0])."""
-    from evcsa.defenses.squeezers import _to_uint8
+    from evcsa.defenses.nonlocal_means import _to_uint8
 
     x = torch.tensor([-0.004, 0.5, 1.004]).view(1, 1, 1, 3)
     assert _to_uint8(x).ravel().tolist() == [0, 128, 255]
