@@ -187,4 +187,4 @@ def test_judging_imports_nothing_above_the_foundation():
 
     code = "import sys, evcsa.judging\nprint(' '.join(sorted(m for m in sys.modules if m.startswith('evcsa'))))"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
-    assert set(loaded) <= {"evcsa", "evcsa.errors", "evcsa._validation", "evcsa.distances", "evcsa.judging"}, loaded
+    assert set(loaded) <= {"evcsa", "evcsa.errors", "evcsa._values", "evcsa._validation", "evcsa.distances", "evcsa.judging"}, loaded
