@@ -182,6 +182,7 @@ class Climb:
         step = rows(self.step, gix) + 1
         over = step >= self.max_iterations
         if self.stall is not None:
+            assert loss is not None, "the fast schedule's callers pass the loss"  # internal invariant
             over = over | self.stall.update(gi, gix, loss, step % FAST_CHECK_EVERY == 0)
         put(self.step, gix, step)
         if bool(over.any()):

@@ -141,9 +141,9 @@ def setup(model: Any, x: Any, y: Any, target: Any, *, confidence: float, learnin
     confidence = check_number(confidence, "confidence", minimum=0.0)
     clf, x, y, target = prepare_inputs(model, x, y, target)
     own = monitor is None
-    monitor = GradientMonitor(x.shape[0]) if own else monitor
+    used = GradientMonitor(x.shape[0]) if monitor is None else monitor
     labels = y if target is None else target
-    problem = Problem(clf, x, labels, target is not None, confidence, monitor)
+    problem = Problem(clf, x, labels, target is not None, confidence, used)
     return Start(problem, fast, learning_rate, max_iterations, initial_const, own)
 
 
