@@ -38,8 +38,10 @@ import os
 from typing import Any, Mapping
 
 import numpy as np
+import torch
 
 from evcsa.errors import DataError, InvalidParameter
+from evcsa.models.architectures import CarliniMNIST
 
 __all__ = ["CARLINI_INPUT_OFFSET", "carlini_geometry", "carlini_state_from_keras", "load_keras_carlini",
            "read_keras_weights"]
@@ -185,10 +187,6 @@ def load_keras_carlini(path: str | os.PathLike[str], *, input_offset: float = CA
         InvalidParameter: h5py missing, or not Carlini's layers (:func:`carlini_state_from_keras`).
         DataError: not a Keras HDF5 weights file.
     """
-    import torch
-
-    from evcsa.models import CarliniMNIST
-
     state = carlini_state_from_keras(read_keras_weights(path))
     channels, size, classes = carlini_geometry(state)
     module = CarliniMNIST(channels, size, classes, input_offset=input_offset,

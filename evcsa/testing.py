@@ -34,12 +34,12 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from evcsa.defenses.base import REJECTED, Defense, check_twin_contract
+from evcsa.defenses.base import REJECTED, Defense, _draw, _reachable, check_twin_contract
 from evcsa.distances import NORMS, distance
 from evcsa.errors import GameOver, InvalidQuery, NotFresh
 from evcsa.games.game import EVCSA, Session
 from evcsa.games.rules import FRESHNESS, GOALS, REFERENCES, Rules
-from evcsa.randomness import KeySource, SystemKeys, keyed_uniform
+from evcsa.randomness import DerivedKeys, KeySource, MasterKey, SystemKeys, keyed_uniform
 
 __all__ = [
     "CoinFlipClassifier",
@@ -135,9 +135,6 @@ def check_twin(classifier: Any, probe: Any) -> None:
         AssertionError (for (4)) or InvalidParameter (for (1)–(3)); the message names the
         class and what failed.
     """
-    from evcsa.defenses.base import _draw
-    from evcsa.randomness import DerivedKeys, MasterKey
-
     probe = torch.as_tensor(probe)
     check_twin_contract(classifier, probe)
     if getattr(classifier, "randomized", None) is False:
@@ -422,9 +419,6 @@ def game_machine(make_game: Callable[[Rules], EVCSA],
             twin = k.defense
             assert twin is not game.classifier, "the whitebox twin is the game's classifier itself"
             if getattr(game.classifier, "randomized", None) is not False:
-                from evcsa.defenses.base import _reachable
-                from evcsa.randomness import KeySource
-
                 own = _reachable(game.classifier, (KeySource,))
                 shared = [repr(v) for i, v in _reachable(twin, (KeySource,)).items() if i in own]
                 assert not shared, f"the twin shares the defense's key source(s) {shared}"

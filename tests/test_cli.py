@@ -226,7 +226,7 @@ def test_a_bad_cache_dir_fails_before_any_training(workdir, capsys, monkeypatch)
     def no_training(*args, **kwargs):
         raise AssertionError("the cache directory must be checked before training")
 
-    monkeypatch.setattr(models, "train_reference", no_training)
+    monkeypatch.setattr(models.cache, "train_reference", no_training)
     (workdir / "tiny.toml").write_text(GOOD)
     (workdir / "afile").write_text("x")
     for argv in (["train", "digits", "--cache-dir", "afile"], ["train", "digits", "--cache-dir", "afile/sub"]):
@@ -267,7 +267,7 @@ def test_play_and_demo_train_nothing(workdir, capsys, monkeypatch, tmp_path):
     def no_training(*args, **kwargs):
         raise AssertionError("play and demo use the shipped weights")
 
-    monkeypatch.setattr(models, "train_reference", no_training)
+    monkeypatch.setattr(models.cache, "train_reference", no_training)
     monkeypatch.setenv("EVCSA_CACHE", str(tmp_path / "empty-cache"))
     (workdir / "tiny.toml").write_text(GOOD)
     code, out, err = _run(capsys, "play", "tiny.toml", "--output", "res", "--no-progress", "--no-figures")

@@ -205,7 +205,7 @@ def test_a_bad_cache_dir_fails_before_training(tmp_path, monkeypatch, digits_cac
     def no_training(*args, **kwargs):
         raise AssertionError("the cache directory must be checked before training")
 
-    monkeypatch.setattr(models, "train_reference", no_training)
+    monkeypatch.setattr(models.cache, "train_reference", no_training)
     (tmp_path / "afile").write_text("x")
     assert not is_cached("digits", cache_dir=tmp_path / "afile")
     with pytest.raises(InvalidParameter, match=r"expected a writable cache directory, got .*afile: "):
@@ -232,7 +232,7 @@ def test_a_recipe_is_trained_once_then_loaded(digits_cache, monkeypatch):
     def no_training(*args, **kwargs):
         raise AssertionError("the cached model must be loaded, not retrained")
 
-    monkeypatch.setattr(models, "train_reference", no_training)
+    monkeypatch.setattr(models.cache, "train_reference", no_training)
     again = reference_model(config, cache_dir=digits_cache)
     x = load_digits("test").images[:50]
     assert torch.equal(again.logits(x), model.logits(x))
@@ -247,12 +247,12 @@ def test_the_cache_is_keyed_on_the_training_code(digits_cache, monkeypatch):
     key = cache_key(config)
     assert len(key) == 16 and len(training_code_digest()) == 64
     assert is_cached(config, cache_dir=digits_cache)
-    monkeypatch.setattr(models, "training_code_digest", lambda: "0" * 64)  # as if train_model had changed
+    monkeypatch.setattr(models.recipe, "training_code_digest", lambda: "0" * 64)  # as if train_model had changed
     assert cache_key(config) != key and not is_cached(config, cache_dir=digits_cache)
     assert models.load_reference(config, cache_dir=digits_cache) is None
     monkeypatch.undo()
     # every piece of the training code is in the digest, the data split included
-    names = {getattr(o, "__qualname__", "") for o in models._TRAINING_CODE}
+    names = {getattr(o, "__qualname__", "") for o in models.TRAINING_CODE}
     assert {"train_model", "train_reference", "CarliniMNIST", "DigitsCNN", "Augmentation", "GeneratorDropout",
             "_init_params", "build_model", "train_test_split", "load_mnist", "load_digits"} <= names
 
@@ -303,13 +303,13 @@ def test_the_shipped_models_load_offline_without_h5py_or_training(monkeypatch, t
     def no_training(*args, **kwargs):
         raise AssertionError("a shipped model must not be trained")
 
-    monkeypatch.setattr(models, "train_reference", no_training)
+    monkeypatch.setattr(models.cache, "train_reference", no_training)
     monkeypatch.setenv("EVCSA_CACHE", str(tmp_path / "cache"))
     for name, spec in SHIPPED.items():
         model = reference_model(name)
         info = model.info
         assert info["source"] == "shipped" and info["name"] == name and info["origin"] == spec.origin
-        assert info["weights_sha256"] == spec.sha256 == models._sha256(spec.path)
+        assert info["weights_sha256"] == spec.sha256 == models.file_sha256(spec.path)
         assert info["weights_file"] == f"evcsa/models_data/{spec.file}" and info["parameters"] > 10_000
         provenance = json.loads(spec.provenance_path.read_text())
         assert provenance["weights_sha256"] == spec.sha256 and provenance["origin_details"]["kind"] == spec.origin
@@ -384,7 +384,7 @@ def test_weights_npz_are_reproducible_and_numpy_only(tmp_path):
     state = {"b": torch.arange(6, dtype=torch.float32).reshape(2, 3), "a": np.ones(4, np.float32)}
     first = save_weights_npz(state, tmp_path / "w1.npz")
     second = save_weights_npz(dict(reversed(list(state.items()))), tmp_path / "w2.npz")
-    assert first == second == models._sha256(tmp_path / "w1.npz"), "same arrays, same bytes"
+    assert first == second == models.file_sha256(tmp_path / "w1.npz"), "same arrays, same bytes"
     back = load_weights_npz(tmp_path / "w1.npz")
     assert sorted(back) == ["a", "b"] and back["b"].dtype == np.float32 and back["b"][1, 2] == 5
     with pytest.raises(InvalidParameter, match=r"expected a non-empty mapping"):
@@ -535,8 +535,8 @@ def test_the_converter_script_writes_the_weights_notice_and_provenance(tmp_path)
     np.testing.assert_array_equal(state["features.0.weight"], layers[0][2].transpose(3, 2, 0, 1))
     meta = json.loads(npz.with_suffix(".json").read_text())
     notice = npz.with_suffix(".NOTICE").read_text()
-    assert meta["weights_sha256"] == models._sha256(npz) and meta["weights_sha256"] in notice
-    assert meta["origin_details"]["original_sha256"] == models._sha256(tmp_path / "in.h5") in notice
+    assert meta["weights_sha256"] == models.file_sha256(npz) and meta["weights_sha256"] in notice
+    assert meta["origin_details"]["original_sha256"] == models.file_sha256(tmp_path / "in.h5") in notice
     assert "Copyright (c) 2017 Someone" in notice and convert.COMMIT in notice
 
 

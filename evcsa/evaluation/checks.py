@@ -46,9 +46,11 @@ from typing import Any, Mapping, Sequence
 import attrs
 import numpy as np
 import torch
+from scipy import stats
 
-from evcsa.defenses.base import check_twin_contract, is_randomized
+from evcsa.defenses.base import _draw, check_twin_contract, is_randomized
 from evcsa.errors import InvalidParameter
+from evcsa.randomness import DerivedKeys
 
 __all__ = ["CHECKS", "CONVERGENCE_MARGIN", "TRANSFER_MARGIN", "UNBOUNDED_TARGET", "CheckResult", "PairedGain",
            "check_convergence", "check_gradients", "check_transfer", "check_twin_randomness", "check_unbounded",
@@ -186,8 +188,6 @@ def paired_gain(a: Any, b: Any) -> PairedGain:
     Raises:
         InvalidParameter: different lengths or no sample.
     """
-    from scipy import stats
-
     a = np.asarray(a, dtype=np.float64).reshape(-1)
     b = np.asarray(b, dtype=np.float64).reshape(-1)
     if a.size != b.size or a.size == 0:
@@ -314,8 +314,6 @@ def check_convergence(label: str, base: Any, reruns: Mapping[str, Any], *, reaso
 
 
 def _outputs(classifier: Any, probe: torch.Tensor) -> torch.Tensor | None:
-    from evcsa.defenses.base import _draw
-
     return _draw(classifier, probe)
 
 
@@ -333,8 +331,6 @@ def check_twin_randomness(defense: Any, probe: Any) -> CheckResult:
         defense: the defense under evaluation.
         probe: float32 [B, C, H, W] in [0, 1], a few natural images.
     """
-    from evcsa.randomness import DerivedKeys
-
     if not is_randomized(defense):
         return CheckResult(name="twin-randomness", status="skipped",
                            finding="deterministic defense: no randomness to share")

@@ -31,8 +31,10 @@ from evcsa.adversaries import Adversary, AdversaryReport, Candidates, PreparedAd
 from evcsa.adversaries._common import RANKINGS, positive_int, probability_open, rate_on_twin, submit
 from evcsa.adversaries.greedy import SAMPLINGS, estimate_by_settings, select_adaptive
 from evcsa.attacks.gradients import GradientHealth
+from evcsa.config import ComponentSpec
 from evcsa.defenses.base import is_randomized
 from evcsa.errors import InvalidParameter
+from evcsa.experiments.registry import build_adversary
 
 if TYPE_CHECKING:
     from evcsa.games.game import Knowledge, Oracles
@@ -52,9 +54,6 @@ def _members(value: Any) -> tuple[Any, ...]:
     out = []
     for i, item in enumerate(value):
         if isinstance(item, Mapping):
-            from evcsa.config import ComponentSpec
-            from evcsa.experiments.registry import build_adversary
-
             table = dict(item)
             if "kind" not in table:
                 raise InvalidParameter(f"expected members[{i}] to have a kind, got keys {sorted(table)}",

@@ -23,6 +23,7 @@ Python overhead between steps. Linear extrapolation's known errors are those of
 from __future__ import annotations
 
 import time
+import warnings
 from typing import Any, Callable, Mapping
 
 import attrs
@@ -30,7 +31,15 @@ import numpy as np
 import torch
 
 from evcsa._text import duration
+from evcsa.attacks.cost import estimate_attack_time
+from evcsa.defenses.base import is_randomized
 from evcsa.errors import TrivialEpsilonWarning
+from evcsa.evaluation.budget import resolve_budget
+from evcsa.evaluation.inputs import resolve_data, resolve_defense, resolve_rules
+from evcsa.evaluation.measure import natural_samples
+from evcsa.evaluation.suite import choose_suite, describe_defense
+from evcsa.games import EVCSA
+from evcsa.randomness import DerivedKeys
 
 __all__ = ["EvaluationEstimate", "estimate_evaluation", "format_estimate"]
 
@@ -87,17 +96,6 @@ def estimate_evaluation(defense: Any, *, params: Mapping[str, Any] | None = None
     Raises:
         InvalidParameter: as :func:`~evcsa.evaluation.evaluate`.
     """
-    import warnings
-
-    from evcsa.attacks.cost import estimate_attack_time
-    from evcsa.defenses.base import is_randomized
-    from evcsa.evaluation.budget import resolve_budget
-    from evcsa.evaluation.inputs import resolve_data, resolve_defense, resolve_rules
-    from evcsa.evaluation.run import _x_d
-    from evcsa.evaluation.suite import choose_suite, describe_defense
-    from evcsa.games import EVCSA
-    from evcsa.randomness import DerivedKeys
-
     say = log or (lambda line: None)
     t_start = time.perf_counter()
     budget = resolve_budget(budget)
@@ -106,7 +104,7 @@ def estimate_evaluation(defense: Any, *, params: Mapping[str, Any] | None = None
     resolved = resolve_defense(defense, params=params, model=model, keys=keys, cache_dir=cache_dir,
                                base_dir="." if base_dir is None else str(base_dir), label=label)
     full = resolve_data(data, split, base_dir="." if base_dir is None else str(base_dir))
-    x_d, _ = _x_d(full, resolved.model, budget.samples, rules.n_chosen, rules.freshness)
+    x_d, _ = natural_samples(full, resolved.model, budget.samples, rules.n_chosen, rules.freshness)
     legit = full if budget.legitimate_samples is None else full.head(budget.legitimate_samples)
     classifier, model_clf = resolved.classifier, resolved.model
     m = len(x_d)

@@ -15,9 +15,13 @@ import torch
 
 from evcsa._text import did_you_mean
 from evcsa.config import ComponentSpec
+from evcsa.data import ImageSet, from_torch_dataset, load_dataset
 from evcsa.defenses.base import Classifier, ModelClassifier
 from evcsa.errors import ConfigError, EvcsaError, InvalidParameter
+from evcsa.experiments.plugins import is_plugin, load_plugin
+from evcsa.experiments.registry import DEFENSES, build_defense
 from evcsa.games.rules import Rules
+from evcsa.models import REFERENCE_CONFIGS, reference_model
 
 __all__ = ["DEFAULT_RULES", "DefenseInput", "resolve_data", "resolve_defense", "resolve_model", "resolve_rules"]
 
@@ -55,9 +59,6 @@ def resolve_model(model: Any, *, cache_dir: str | None = None, base_dir: str | N
     Raises:
         InvalidParameter: anything else (ConfigError for a bad name).
     """
-    from evcsa.experiments.plugins import is_plugin, load_plugin
-    from evcsa.models import REFERENCE_CONFIGS, reference_model
-
     if isinstance(model, str):
         if is_plugin(model):
             obj = load_plugin(model, base_dir=base_dir, where="model")
@@ -141,9 +142,6 @@ def resolve_defense(defense: Any, *, params: Mapping[str, Any] | None = None, mo
         InvalidParameter: as :func:`resolve_model`; ConfigError for an unknown kind, a
             plugin that does not load or build, params with an object.
     """
-    from evcsa.experiments.plugins import is_plugin, load_plugin
-    from evcsa.experiments.registry import DEFENSES, build_defense
-
     params = dict(params or {})
     if isinstance(defense, str) and not is_plugin(defense):
         if defense not in DEFENSES:
@@ -219,9 +217,6 @@ def resolve_data(data: Any, split: str, *, base_dir: str | None = None) -> Any:
     Raises:
         DataError, InvalidParameter: what the loaders raise; an unknown kind of data.
     """
-    from evcsa.data import ImageSet, from_torch_dataset, load_dataset
-    from evcsa.experiments.plugins import is_plugin, load_plugin
-
     if data is None:
         data = "mnist"
     if isinstance(data, str) and is_plugin(data):

@@ -28,11 +28,14 @@ import shutil
 import tempfile
 from typing import Any, Sequence
 
+import attrs
 import numpy as np
 from matplotlib.figure import Figure
 
 from evcsa._text import counted
 from evcsa.errors import InvalidParameter
+from evcsa.evaluation.checks import summarize
+from evcsa.report import _finite, check_output, move_into_place, write_digests, write_results
 from evcsa.stats import format_interval, format_number
 
 __all__ = ["FIGURE", "evaluation_json", "markdown", "plot_success_probabilities", "summary_text",
@@ -87,8 +90,6 @@ def _headline(evaluation: Any) -> str:
 def summary_text(evaluation: Any) -> str:
     """The short terminal summary: the headline, one line per adversary, the legitimate
     accuracy and its cost, the checks."""
-    from evcsa.evaluation.checks import summarize
-
     n, tau = evaluation.n_chosen, evaluation.tau
     lines = [f"evcsa evaluate: {evaluation.defense}",
              f"  {_rules_text(evaluation)}; X_D = {evaluation.data['samples']}; budget {evaluation.budget.name} "
@@ -183,8 +184,6 @@ def _md_table(header: Sequence[str], rows: Sequence[Sequence[Any]], align: str |
 
 def markdown(evaluation: Any, *, files: Sequence[str] = ()) -> str:
     """The report as Markdown (figures linked by file name, beside it)."""
-    from evcsa.evaluation.checks import summarize
-
     ev = evaluation
     n, tau = ev.n_chosen, ev.tau
     traits = ev.suite.traits
@@ -272,8 +271,6 @@ def markdown(evaluation: Any, *, files: Sequence[str] = ()) -> str:
 
 
 def _plain(rules: Any) -> dict[str, Any]:
-    import attrs
-
     return attrs.asdict(rules)
 
 
@@ -281,8 +278,6 @@ def _plain(rules: Any) -> dict[str, Any]:
 
 def evaluation_json(evaluation: Any) -> dict[str, Any]:
     """The ``evaluation`` section of results.json (JSON-ready)."""
-    import attrs
-
     ev = evaluation
     traits = ev.suite.traits
     worst = ev.worst_case
@@ -337,8 +332,6 @@ def write_evaluation(evaluation: Any, path: Any, *, overwrite: bool = False, fig
     Raises:
         InvalidParameter: ``path`` exists (without ``overwrite``) or cannot be written.
     """
-    from evcsa.report import check_output, move_into_place, write_digests, write_results
-
     path = check_output(path, overwrite=overwrite)
     keep = False
     staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".evaluate", dir=path.parent))
@@ -368,9 +361,3 @@ def write_evaluation(evaluation: Any, path: Any, *, overwrite: bool = False, fig
         if not keep:
             shutil.rmtree(staging, ignore_errors=True)
     return sorted(names)
-
-
-def _finite(value: Any) -> Any:
-    from evcsa.report import _finite as finite
-
-    return finite(value)

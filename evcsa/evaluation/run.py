@@ -28,9 +28,6 @@ Nothing seeds a global generator.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import platform
 import time
 import warnings
 from typing import Any, Callable, Mapping, Sequence
@@ -41,290 +38,25 @@ import torch
 
 from evcsa.adversaries import BPDAEOT, PreparedAdversary
 from evcsa.config import ComponentSpec, DataConfig, ExperimentConfig, FiguresConfig, ModelConfig
-from evcsa.defenses.base import is_randomized, key_sources_of
+from evcsa.defenses.base import is_randomized
 from evcsa.errors import EvaluationWarning, InvalidParameter, TrivialEpsilonWarning
 from evcsa.evaluation import checks as chk
-from evcsa.experiments.cells import pooled_estimates
 from evcsa.evaluation.budget import Budget, resolve_budget
 from evcsa.evaluation.ensemble import Ensemble
 from evcsa.evaluation.inputs import DefenseInput, resolve_data, resolve_defense, resolve_rules
-from evcsa.evaluation.suite import Member, Suite, choose_suite, describe_defense, trivial_epsilon
+from evcsa.evaluation.measure import (Clock, adversary_seed, cell_result, environment_info, measure_accuracy,
+                                      member_table, natural_samples, rekeyed)
+from evcsa.evaluation.records import ENSEMBLE_LABEL, AdversaryRow, Evaluation
+from evcsa.evaluation.suite import Suite, choose_suite, describe_defense, trivial_epsilon
+from evcsa.experiments.results import ExperimentResult
 from evcsa.games import EVCSA, rejudge
 from evcsa.games.rules import Rules
-from evcsa.randomness import DerivedKeys, KeySource, MasterKey
+from evcsa.randomness import DerivedKeys, MasterKey
+from evcsa.report import check_output
 from evcsa.stats import BinomialEstimate, threshold_count
 
 __all__ = ["AdversaryRow", "Evaluation", "evaluate"]
 
-ENSEMBLE_LABEL = "ensemble"
-
-
-@attrs.frozen(kw_only=True, eq=False)
-class AdversaryRow:
-    """One adversary's part of an evaluation.
-
-    Attributes:
-        label, role, why: as in :class:`~evcsa.evaluation.suite.Member` ("ensemble" for it).
-        cell: its :class:`~evcsa.experiments.CellResult` (the games, as ``evcsa play`` has them).
-        per_sample: float64 [M], the fresh-key success probability of its candidate for
-            every natural sample (crafters; A*'s are its graybox attack's; the ensemble's
-            the best of the suite per source), or None.
-        craft_seconds, play_seconds: wall time of its crafting and its games.
-    """
-
-    label: str
-    role: str
-    why: str
-    cell: Any = attrs.field(repr=False)
-    per_sample: np.ndarray | None = attrs.field(repr=False)
-    craft_seconds: float
-    play_seconds: float
-
-    @property
-    def advantage(self) -> BinomialEstimate:
-        """The games' Adv(N, τ) at the evaluation's τ."""
-        return next(iter(self.cell.advantage.values()))
-
-
-@attrs.frozen(kw_only=True, eq=False)
-class Evaluation:
-    """What :func:`evaluate` measured (see :mod:`evcsa.evaluation.report` for its files).
-
-    Attributes:
-        defense: the defense's description; spec: its ``[[defenses]]`` table.
-        rules: the rules the games were played under; tau: τ.
-        budget: the :class:`~evcsa.evaluation.budget.Budget`.
-        suite: the :class:`~evcsa.evaluation.suite.Suite` (traits, members, notes).
-        rows: one :class:`AdversaryRow` per adversary, the ensemble first.
-        legitimate: the defense's accuracy on the legitimate images (pooled draws).
-        undefended: the undefended model's accuracy on the same images.
-        seconds_per_image: {"defense": …, "model": …}, wall time of one classification.
-        checks: the :class:`~evcsa.evaluation.checks.CheckResult` records.
-        extras: the check runs' numbers (the unbounded attack's and the reruns' per-sample
-            probabilities).
-        data: X_D and the legitimate set, described.
-        model: the model's description.
-        environment: versions, threads, platform, device.
-        experiment: the same results as an :class:`~evcsa.experiments.ExperimentResult`
-            (what ``evcsa play`` writes; ``evcsa show`` reads it back).
-        seconds: wall time; timings: per step.
-        notes: remarks (graybox fallback, …).
-    """
-
-    defense: str
-    spec: ComponentSpec
-    rules: Rules
-    tau: float
-    budget: Budget
-    suite: Suite = attrs.field(repr=False)
-    rows: tuple[AdversaryRow, ...] = attrs.field(repr=False)
-    legitimate: BinomialEstimate
-    undefended: BinomialEstimate
-    seconds_per_image: Mapping[str, float]
-    checks: tuple[chk.CheckResult, ...]
-    extras: Mapping[str, Any] = attrs.field(repr=False)
-    data: Mapping[str, Any]
-    model: Mapping[str, Any] = attrs.field(repr=False)
-    environment: Mapping[str, Any]
-    experiment: Any = attrs.field(repr=False)
-    seconds: float
-    timings: Mapping[str, float]
-    notes: tuple[str, ...] = ()
-
-    @property
-    def ensemble(self) -> AdversaryRow:
-        """The ensemble's row."""
-        return self.row(ENSEMBLE_LABEL)
-
-    def row(self, label: str) -> AdversaryRow:
-        """The row of the adversary ``label``.
-
-        Raises:
-            InvalidParameter: no such adversary.
-        """
-        for r in self.rows:
-            if r.label == label:
-                return r
-        raise InvalidParameter(f"expected an adversary of the evaluation {[r.label for r in self.rows]}, got "
-                               f"{label!r}")
-
-    @property
-    def best_single(self) -> AdversaryRow:
-        """The single adversary with the highest Adv (ties: the higher mean success rate, then
-        the one that knows more: whitebox, search, A*, graybox)."""
-        knows = {"whitebox": 3, "search": 2, "a_star": 1, "graybox": 0}
-        singles = [r for r in self.rows if r.label != ENSEMBLE_LABEL]
-        return max(singles, key=lambda r: (r.advantage.value, r.cell.success_rate.value, knows.get(r.role, 0)))
-
-    @property
-    def worst_case(self) -> AdversaryRow:
-        """The adversary whose Adv the report leads with: the ensemble's, unless a single
-        adversary measured a higher Adv beyond noise (its 95 % interval entirely above the
-        ensemble's) — the worst case for the defense is then that adversary's."""
-        best, ens = self.best_single, self.ensemble
-        return best if best.advantage.low > ens.advantage.high else ens
-
-    @property
-    def warnings(self) -> tuple[chk.CheckResult, ...]:
-        """The checks that fired."""
-        return tuple(c for c in self.checks if c.fired)
-
-    @property
-    def n_chosen(self) -> int:
-        return self.rules.n_chosen
-
-    def summary(self) -> str:
-        """The short terminal summary (:func:`evcsa.evaluation.report.summary_text`)."""
-        from evcsa.evaluation.report import summary_text
-
-        return summary_text(self)
-
-    def write(self, path: Any, *, overwrite: bool = False, figures: bool = True,
-              command: Sequence[str] | None = None) -> list[str]:
-        """Write the run directory (:func:`evcsa.evaluation.report.write_evaluation`).
-
-        Returns:
-            The names of the files written.
-        """
-        from evcsa.evaluation.report import write_evaluation
-
-        return write_evaluation(self, path, overwrite=overwrite, figures=figures, command=command)
-
-
-# -- helpers -------------------------------------------------------------------------------------
-
-def _seed(seed: int, *labels: str) -> np.random.SeedSequence:
-    """A SeedSequence from the public seed and ``labels`` (the adversaries' coins)."""
-    words = [int.from_bytes(hashlib.sha256(label.encode()).digest()[:4], "big") for label in labels]
-    return np.random.SeedSequence(int(seed), spawn_key=tuple(words))
-
-
-def _series_keys(classifier: Any) -> KeySource | None:
-    own = getattr(classifier, "keys", None)
-    if isinstance(own, KeySource):
-        return own
-    found = key_sources_of(classifier)
-    return found[0] if found else None
-
-
-def _rekeyed(classifier: Any, randomized: bool, label: str) -> Any:
-    """The defense with its own randomness for the part ``label`` of the evaluation:
-    ``with_keys(keys.derive(label))`` of its key source (a deterministic one, or one holding
-    no key source, is itself)."""
-    if not randomized:
-        return classifier
-    keys = _series_keys(classifier)
-    if keys is None or not callable(getattr(classifier, "with_keys", None)):
-        return classifier
-    return classifier.with_keys(keys.derive(f"evaluate/{label}"))
-
-
-def _x_d(data: Any, model: Any, samples: int, n_chosen: int, freshness: str) -> tuple[Any, int]:
-    pred = model.predict(data.images).cpu()
-    keep = (pred == data.labels).nonzero().flatten()
-    if keep.numel() == 0:
-        raise InvalidParameter(f"expected natural samples the model classifies correctly in {data.name}, got none")
-    keep = keep[:samples]
-    dropped = int(keep[-1]) + 1 - int(keep.numel())
-    x_d = data.subset(keep, name=f"{data.name}[:{keep.numel()}] correctly classified")
-    if freshness == "source" and n_chosen > len(x_d):
-        raise InvalidParameter(f"expected N ≤ |X_D| = {len(x_d)} (natural samples the model classifies correctly, "
-                               f"at most budget.samples = {samples}) under freshness 'source', got N = {n_chosen}",
-                               n_chosen=n_chosen, samples=len(x_d))
-    return x_d, dropped
-
-
-def _cell(defense: str, label: str, result: Any, rules: Rules, tau: float, labels: torch.Tensor,
-          candidate_counts: np.ndarray | None, draws: int, seconds: float) -> Any:
-    """A :class:`~evcsa.experiments.CellResult` from a RepeatResult (the engine's record)."""
-    from evcsa.experiments.results import CellResult
-    from evcsa.stats import expected_advantage
-
-    n = rules.n_chosen
-    games = result.games
-    runs = len(games)
-    key = repr(float(tau))
-    wins = sum(1 for g in games if g.successes >= threshold_count(tau, n))
-    true = [int(labels[e.source]) for g in games for e in g.transcript]
-    said = [int(e.label) for g in games for e in g.transcript]
-    notes: list[str] = []
-    sums = draw_sums = sources = None
-    flagged = False
-    for g in games:
-        rep = g.report
-        if rep is None:
-            continue
-        flagged = flagged or bool(getattr(rep, "gradient_flagged", False))
-        for note in getattr(rep, "notes", ()):
-            if note not in notes:
-                notes.append(note)
-        est = getattr(rep, "estimates", None)
-        if est is None:
-            continue
-        if sums is None:
-            sums, draw_sums, sources = np.zeros(len(est)), np.zeros(len(est)), np.asarray(rep.sources)
-        if len(est) == sums.shape[0]:
-            sums += est.successes
-            draw_sums += est.draws
-    p_hat, p_sources, draws_total, exact, log_exact = pooled_estimates(sums, draw_sums, sources, n, (tau,))
-    submitted = None
-    expected_map: dict[str, Any] = {}
-    first = games[0].report if games else None
-    if candidate_counts is not None and first is not None and getattr(first, "submitted", None) is not None:
-        k = [int(candidate_counts[i]) for i in np.asarray(first.submitted).tolist()]
-        submitted = tuple(k + [0] * max(0, n - len(k)))
-        expected_map[key] = expected_advantage(np.asarray(submitted, dtype=np.int64), draws, tau)
-    return CellResult(
-        defense=defense, adversary=label, runs=runs, n_chosen=n, successes=tuple(int(g.successes) for g in games),
-        success_rate=BinomialEstimate.from_counts(sum(g.successes for g in games), runs * n),
-        advantage={key: BinomialEstimate.from_counts(wins, runs)},
-        adversarial_accuracy=BinomialEstimate.from_counts(sum(a == b for a, b in zip(said, true)), len(true))
-        if true else None,
-        submissions=float(np.mean([g.submissions for g in games])),
-        classify_queries=float(np.mean([g.classify_queries for g in games])),
-        stale_queries=int(sum(g.stale_queries for g in games)), p_hat=p_hat, p_hat_sources=p_sources,
-        p_hat_draws=draws_total, advantage_exact=exact, log_advantage_exact=log_exact,
-        submitted_successes=submitted, submitted_draws=draws if submitted is not None else None,
-        expected_advantage=expected_map, gradient_flagged=flagged, notes=tuple(notes[:10]), seconds=seconds)
-
-
-def _accuracy(classifier: Any, x: torch.Tensor, y: torch.Tensor, draws: int) -> tuple[BinomialEstimate, float]:
-    """(accuracy over ``draws`` classifications of every image, seconds per image)."""
-    correct = 0
-    t0 = time.perf_counter()
-    with torch.no_grad():
-        for _ in range(draws):
-            correct += int((classifier.predict(x).cpu() == y).sum())
-    seconds = (time.perf_counter() - t0) / (draws * max(1, int(x.shape[0])))
-    return BinomialEstimate.from_counts(correct, draws * int(x.shape[0])), seconds
-
-
-def _environment() -> dict[str, Any]:
-    import evcsa
-
-    return {"evcsa": evcsa.__version__, "torch": torch.__version__, "numpy": np.__version__,
-            "python": platform.python_version(), "platform": platform.platform(), "threads": torch.get_num_threads(),
-            "device": "cpu", "executor": "evaluate (one process)", "workers": 1}
-
-
-def _member_spec(member: Member) -> dict[str, Any]:
-    return {"kind": member.spec.kind, "label": member.spec.name, **dict(member.spec.params)}
-
-
-class _Clock:
-    def __init__(self) -> None:
-        self.times: dict[str, float] = {}
-
-    @contextlib.contextmanager
-    def __call__(self, name: str) -> Any:
-        t0 = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.times[name] = self.times.get(name, 0.0) + time.perf_counter() - t0
-
-
-# -- the evaluation --------------------------------------------------------------------------------
 
 def evaluate(defense: Any, *, params: Mapping[str, Any] | None = None, model: Any = None, data: Any = None,
              split: str = "test", rules: Any = None, tau: float = 1.0, budget: Any = "standard",
@@ -373,7 +105,7 @@ def evaluate(defense: Any, *, params: Mapping[str, Any] | None = None, model: An
             for names and tables, DataError for data), before any game is played.
     """
     t_start = time.perf_counter()
-    clock = _Clock()
+    clock = Clock()
     say = log or (lambda line: None)
     budget = resolve_budget(budget)
     rules = resolve_rules(rules)
@@ -381,8 +113,6 @@ def evaluate(defense: Any, *, params: Mapping[str, Any] | None = None, model: An
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise InvalidParameter(f"expected seed as an integer ≥ 0, got {seed!r}", got=seed)
     if output is not None:
-        from evcsa.report import check_output
-
         check_output(output, overwrite=overwrite)
     key = MasterKey.from_hex(master_key) if master_key is not None else MasterKey.generate()
     keys = DerivedKeys(key, "evaluate")
@@ -391,7 +121,7 @@ def evaluate(defense: Any, *, params: Mapping[str, Any] | None = None, model: An
         resolved: DefenseInput = resolve_defense(defense, params=params, model=model, keys=keys.derive("defense"),
                                                  cache_dir=cache_dir, base_dir=base_dir, label=label)
         full = resolve_data(data, split, base_dir=base_dir)
-        x_d, dropped = _x_d(full, resolved.model, budget.samples, rules.n_chosen, rules.freshness)
+        x_d, dropped = natural_samples(full, resolved.model, budget.samples, rules.n_chosen, rules.freshness)
         legit = full if budget.legitimate_samples is None else full.head(budget.legitimate_samples)
     classifier, model_clf = resolved.classifier, resolved.model
     x, y = x_d.images, x_d.labels
@@ -412,7 +142,7 @@ def evaluate(defense: Any, *, params: Mapping[str, Any] | None = None, model: An
         + (f" ({'; '.join(suite.notes)})" if suite.notes else ""))
 
     def game_for(label_: str) -> EVCSA:
-        return EVCSA.from_rules(_rekeyed(classifier, randomized, label_), x, y, game_rules, model=model_clf)
+        return EVCSA.from_rules(rekeyed(classifier, randomized, label_), x, y, game_rules, model=model_clf)
 
     # -- crafting -------------------------------------------------------------------------------
     prepared: dict[str, Any] = {}
@@ -422,7 +152,7 @@ def evaluate(defense: Any, *, params: Mapping[str, Any] | None = None, model: An
         games[member.label] = game_for(member.label)
         t0 = time.perf_counter()
         with clock("crafting"):
-            knowledge = games[member.label].knowledge(_seed(seed, member.label, "prepare"))
+            knowledge = games[member.label].knowledge(adversary_seed(seed, member.label, "prepare"))
             prepared[member.label] = member.adversary.prepare(knowledge)
         craft_seconds[member.label] = time.perf_counter() - t0
         say(f"crafted {member.label} on {m} samples ({craft_seconds[member.label]:.1f} s)")
@@ -446,7 +176,7 @@ def evaluate(defense: Any, *, params: Mapping[str, Any] | None = None, model: An
     with clock("crafting"):
         prepared[ENSEMBLE_LABEL] = ensemble.from_candidates(
             [prepared[mb.label].candidates for mb in crafters],
-            games[ENSEMBLE_LABEL].knowledge(_seed(seed, ENSEMBLE_LABEL, "prepare")))
+            games[ENSEMBLE_LABEL].knowledge(adversary_seed(seed, ENSEMBLE_LABEL, "prepare")))
     craft_seconds[ENSEMBLE_LABEL] = time.perf_counter() - t0
 
     # -- the games --------------------------------------------------------------------------------
@@ -457,7 +187,7 @@ def evaluate(defense: Any, *, params: Mapping[str, Any] | None = None, model: An
         t0 = time.perf_counter()
         with clock("games"), warnings.catch_warnings():
             warnings.simplefilter("ignore", TrivialEpsilonWarning)
-            results[name] = games[name].repeat(prepared[name], runs=budget.runs, seed=_seed(seed, name, "play"),
+            results[name] = games[name].repeat(prepared[name], runs=budget.runs, seed=adversary_seed(seed, name, "play"),
                                                progress=progress)
         play_seconds[name] = time.perf_counter() - t0
         say(f"played {name}: {budget.runs} games, Adv {results[name].advantage(tau)} ({play_seconds[name]:.1f} s)")
@@ -488,9 +218,9 @@ def evaluate(defense: Any, *, params: Mapping[str, Any] | None = None, model: An
     # -- legitimate accuracy ----------------------------------------------------------------------------
     with clock("legitimate accuracy"):
         legit_draws = budget.legitimate_draws if randomized else 1
-        defended, t_def = _accuracy(_rekeyed(classifier, randomized, "legitimate"), legit.images, legit.labels,
+        defended, t_def = measure_accuracy(rekeyed(classifier, randomized, "legitimate"), legit.images, legit.labels,
                                     legit_draws)
-        undefended, t_model = _accuracy(model_clf, legit.images, legit.labels, 1)
+        undefended, t_model = measure_accuracy(model_clf, legit.images, legit.labels, 1)
     say(f"legitimate accuracy {defended.value:.3f} (undefended {undefended.value:.3f})")
 
     # -- checks -------------------------------------------------------------------------------------------
@@ -511,14 +241,14 @@ def evaluate(defense: Any, *, params: Mapping[str, Any] | None = None, model: An
             member = suite.member(name)
             role, why, ps = member.role, member.why, per_sample[name]
             cand_counts = counts[name] if member.crafts else counts[first_graybox.label]
-        cell = _cell(resolved.name, name, results[name], game_rules, tau, y, cand_counts, draws,
+        cell = cell_result(resolved.name, name, results[name], game_rules, tau, y, cand_counts, draws,
                      craft_seconds[name] + play_seconds[name])
         rows.append(AdversaryRow(label=name, role=role, why=why, cell=cell, per_sample=ps,
                                  craft_seconds=craft_seconds[name], play_seconds=play_seconds[name]))
     model_info = dict(getattr(model_clf, "info", None) or {"architecture": type(model_clf.module).__name__})
     data_info = {"samples": x_d.name, "n_samples": m, "skipped_misclassified": dropped, "legitimate": legit.name,
                  "n_legitimate": len(legit), "image_shape": list(x_d.image_shape)}
-    environment = _environment()
+    environment = environment_info()
     experiment = _experiment(resolved, rows, suite, ensemble, game_rules, tau, budget, seed, key, data, split,
                              model, data_info, model_info, environment, {resolved.name: defended}, figures,
                              time.perf_counter() - t_start)
@@ -574,7 +304,7 @@ def _run_checks(suite: Suite, prepared: Mapping[str, Any], per_sample: Mapping[s
         game = EVCSA.from_rules(games[pgd.label].classifier, x, y, unbounded_rules, model=games[pgd.label].model)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", TrivialEpsilonWarning)
-            cand = attack.craft(game.knowledge(_seed(seed, "check unbounded")), srcs)
+            cand = attack.craft(game.knowledge(adversary_seed(seed, "check unbounded")), srcs)
         p = _fresh_p(classifier, cand, x, y, unbounded_rules, draws, rejudge_keys, randomized)
         extras["unbounded"] = p.tolist()
         out.append(chk.check_unbounded(p, label=f"PGD through the twin ({budget.unbounded_steps} steps, cross-entropy)",
@@ -596,7 +326,7 @@ def _run_checks(suite: Suite, prepared: Mapping[str, Any], per_sample: Mapping[s
         if randomized:
             variants["2× EOT draws"] = attrs.evolve(base_adv, eot_samples=2 * base_adv.eot_samples)
         for name, variant in variants.items():
-            cand = variant.craft(games[pgd.label].knowledge(_seed(seed, "check", name)), srcs)
+            cand = variant.craft(games[pgd.label].knowledge(adversary_seed(seed, "check", name)), srcs)
             reruns[name] = _fresh_p(classifier, cand, x, y, rules, draws, rejudge_keys, randomized)
         extras["reruns"] = {k: v.tolist() for k, v in reruns.items()}
         out.append(chk.check_convergence(f"{pgd.label} ({base_adv.steps} steps × {base_adv.eot_samples} draws)",
@@ -614,10 +344,8 @@ def _experiment(resolved: DefenseInput, rows: Sequence[AdversaryRow], suite: Sui
     writes (results.json's layout, config.toml, the tables and figures) — a record of the
     evaluation: its defense and model are named as given (an object by its class), so
     ``evcsa play`` runs it only when both are a kind or plugin and a reference model."""
-    from evcsa.experiments.results import ExperimentResult
-
     ensemble_spec = ComponentSpec(kind="evcsa.evaluation:Ensemble", label=ENSEMBLE_LABEL, params={
-        "members": [_member_spec(mb) for mb in suite.ensemble_order], "labels": list(ensemble.member_labels),
+        "members": [member_table(mb) for mb in suite.ensemble_order], "labels": list(ensemble.member_labels),
         "sampling": ensemble.sampling, "queries_per_candidate": ensemble.queries_per_candidate,
         **({} if ensemble.query_budget is None else {"query_budget": ensemble.query_budget}),
         "twin_draws": ensemble.twin_draws})

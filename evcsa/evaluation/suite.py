@@ -40,11 +40,15 @@ import numpy as np
 import torch
 
 from evcsa.adversaries import BPDAEOT, DiscreteSearch, GrayboxTransfer, GreedyAStar
+from evcsa.adversaries.discrete import _chain as discrete_chain
 from evcsa.config import ComponentSpec
+from evcsa.defenses import BitDepth, CroppingRescaling, RandomizedSqueezing, RegionBasedClassification
 from evcsa.defenses.base import is_randomized
+from evcsa.defenses.squeezers import Compose, Squeezer
 from evcsa.errors import InvalidParameter
 from evcsa.evaluation.budget import Budget
 from evcsa.games.rules import Rules
+from evcsa.randomness import DerivedKeys
 
 __all__ = ["GRAYBOX_ATTACKS", "GradientProbe", "Member", "Suite", "Traits", "choose_suite", "describe_defense",
            "probe_gradients"]
@@ -187,8 +191,6 @@ def _chain(defense: Any, depth: int = 8) -> list[Any]:
 
 def _squeezers(defense: Any) -> list[Any]:
     """The squeezer objects in the defense's chain (Compose expanded), outermost first."""
-    from evcsa.defenses.squeezers import Compose, Squeezer
-
     found: list[Any] = []
 
     def add(s: Any) -> None:
@@ -256,8 +258,6 @@ def probe_gradients(classifier: Any, x: torch.Tensor, y: torch.Tensor) -> Gradie
 
 
 def _approximation(defense: Any, squeezers: list[Any], probe: GradientProbe) -> str:
-    from evcsa.defenses import CroppingRescaling, RandomizedSqueezing, RegionBasedClassification
-
     declared = getattr(defense, "surrogate_approximation", None)
     if isinstance(declared, str) and declared.strip():
         return f"as the defense declares: {declared.strip()}"
@@ -285,8 +285,6 @@ def _approximation(defense: Any, squeezers: list[Any], probe: GradientProbe) -> 
 
 
 def _discrete_scope(defense: Any) -> tuple[bool, str]:
-    from evcsa.adversaries.discrete import _chain as discrete_chain
-
     try:
         discrete_chain(defense)
     except InvalidParameter as exc:
@@ -307,9 +305,6 @@ def describe_defense(defense: Any, x: torch.Tensor, y: torch.Tensor, *, name: st
         InvalidParameter: from :func:`~evcsa.defenses.base.is_randomized` (a declared
             ``randomized = False`` that holds a key source).
     """
-    from evcsa.defenses import BitDepth
-    from evcsa.randomness import DerivedKeys
-
     randomized = is_randomized(defense)
     probe_on = defense
     if randomized and callable(getattr(defense, "with_keys", None)):

@@ -77,9 +77,9 @@ def test_unknown_schedule_is_refused(attack, digits):
 def test_a_round_starts_at_the_last_successful_constant(fast):
     """Both schedules keep the successful constant for the next round (the reference's
     rule) and record it as the last success."""
-    from evcsa.attacks.carlini_wagner import _Climb
+    from evcsa.attacks.carlini_wagner import Climb
 
-    cl = _Climb(3, torch.device("cpu"), 1000, 1e-5, 20.0, 2.0, fast, cap=False)
+    cl = Climb(3, torch.device("cpu"), 1000, 1e-5, 20.0, 2.0, fast, cap=False)
     cl.const[:] = torch.tensor([1e-3, 4e-2, 1.0], dtype=torch.float64)
     cl.step[:] = 7
     cl.succeeded(torch.tensor([0, 2]))
@@ -92,13 +92,13 @@ def test_fast_adam_epsilon_lets_a_saturated_pixel_move():
     """Fast L∞ rule (module docstring): with c = 1e-5 the gradient on a background pixel
     is about 1e-12; Adam with the reference's ε = 1e-8 moves it by 3e-6 of its first step,
     with ``FAST_ADAM_EPS`` by three quarters of it."""
-    from evcsa.attacks.carlini_wagner import FAST_ADAM_EPS, _Adam
+    from evcsa.attacks.carlini_wagner import FAST_ADAM_EPS, Adam
 
     param = torch.zeros(1, 1, 1, 2)
     grad = torch.tensor([1e-12, 1.0]).view(1, 1, 1, 2)
     moved = {}
     for eps in (1e-8, FAST_ADAM_EPS):
-        adam = _Adam(param, 1e-2, eps=eps)
+        adam = Adam(param, 1e-2, eps=eps)
         moved[eps] = (-adam.step(param, grad, None)).flatten().tolist()
     # first step: lr·a/(a + ε) with a = √(1 − β₂)·|g|
     a = 0.001 ** 0.5 * 1e-12
@@ -111,16 +111,17 @@ def test_linf_default_step_follows_the_schedule(digits, monkeypatch):
     """learning_rate=None is 5e-3 for the reference schedule and 1e-2 for the fast one;
     an explicit step is used as given."""
     from evcsa.attacks import carlini_wagner as cw
+    from evcsa.attacks.carlini_wagner import linf
 
     seen = []
-    real = cw._Adam
+    real = cw.Adam
 
     class Spy(real):
         def __init__(self, like, lr, **kw):
             seen.append((lr, kw.get("eps", cw.ADAM_EPS)))
             super().__init__(like, lr, **kw)
 
-    monkeypatch.setattr(cw, "_Adam", Spy)
+    monkeypatch.setattr(linf, "Adam", Spy)
     model, x, y = digits
     for schedule in ("reference", "fast"):
         cw_linf(model, x[:1], y[:1], schedule=schedule, max_iterations=2, largest_const=4e-5)
