@@ -67,7 +67,7 @@ def _run_environment(executor: Any) -> dict[str, Any]:
     import platform
     import subprocess
 
-    from evcsa.experiments.runner import _environment
+    from evcsa.experiments.provenance import run_environment as _environment
 
     env = _environment()
     env.pop("threads", None)
