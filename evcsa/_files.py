@@ -29,7 +29,7 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[Any]], Any], 
     target = pathlib.Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
-        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as fh:
+        with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8") as fh:
             if permissions is not None:
                 os.fchmod(fh.fileno(), permissions)
             write(fh)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pathlib
 import zipfile
 import zlib
-from typing import IO, Any, Mapping
+from typing import IO, Any, Callable, Mapping
 
 import numpy as np
 
@@ -30,8 +30,10 @@ def write_unit_arrays(path: pathlib.Path, arrays: Mapping[str, Any]) -> None:
     Raises:
         OSError: the disk refused.
     """
+    savez: Callable[..., None] = np.savez  # its stub types the arrays keywords as its own flags
+
     def write(fh: IO[Any]) -> None:
-        np.savez(fh, **{k: np.asarray(v) for k, v in arrays.items()})
+        savez(fh, **{k: np.asarray(v) for k, v in arrays.items()})
 
     atomic_write(path, write, permissions=umask_mode())
 
