@@ -209,7 +209,7 @@ def _run(config, args, out, source: str) -> int:  # type: ignore[no-untyped-def]
     from evcsa._text import printable
     from evcsa.errors import InvalidParameter
     from evcsa.experiments import run_experiment
-    from evcsa.experiments.runner import publish_results
+    from evcsa.report import publish_results
     from evcsa.experiments.store import RunStore
     from evcsa.report import format_table
 

@@ -67,7 +67,7 @@ def _run_environment(executor: Any) -> dict[str, Any]:
     import platform
     import subprocess
 
-    from evcsa.experiments.runner import _environment
+    from evcsa.experiments.provenance import run_environment as _environment
 
     env = _environment()
     env.pop("threads", None)
@@ -242,7 +242,7 @@ class _Engine:
         """``run_experiment`` on ``config`` in ``root/directory`` (resumed when it holds an
         unfinished run of the same configuration), its results files published there."""
         from evcsa.experiments import run_experiment
-        from evcsa.experiments.runner import publish_results
+        from evcsa.report import publish_results
         from evcsa.experiments.store import DATABASE, FinishedUnits, RunStore
 
         config = attrs.evolve(config, master_key=self.key_for(key_label))
