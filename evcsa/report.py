@@ -62,6 +62,3 @@ __all__ = [
     "write_results",
 ]
 
-#: The names evcsa.evaluation.report and older tests used before they were public.
-_finite = finite_json
-_sha256 = file_sha256

@@ -146,9 +146,9 @@ def summary_rows(result: Any) -> list[dict[str, Any]]:
 
 def _expected_columns(cell: Any, tau: float) -> dict[str, Any]:
     """expected_advantage(_low, _high) of the submitted samples at τ, when the cell has it."""
-    from evcsa.plots import _expected
+    from evcsa.plots import expected_advantage_at
 
-    e = _expected(cell, tau)
+    e = expected_advantage_at(cell, tau)
     return {"expected_advantage": None if e is None else e.value,
             "expected_advantage_low": None if e is None else e.low,
             "expected_advantage_high": None if e is None else e.high}

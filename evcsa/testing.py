@@ -34,7 +34,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from evcsa.defenses.base import REJECTED, Defense, _draw, _reachable, check_twin_contract
+from evcsa.defenses.base import REJECTED, Defense, continuous_output, reachable_objects, check_twin_contract
 from evcsa.distances import NORMS, distance
 from evcsa.errors import GameOver, InvalidQuery, NotFresh
 from evcsa.games.game import EVCSA, Session
@@ -141,9 +141,9 @@ def check_twin(classifier: Any, probe: Any) -> None:
         return
     name = type(classifier).__name__
     mk = MasterKey.generate()
-    a = _draw(classifier.with_keys(DerivedKeys(mk, "twin")), probe)
-    a_again = _draw(classifier.with_keys(DerivedKeys(mk, "twin")), probe)
-    b = _draw(classifier.with_keys(DerivedKeys(MasterKey.generate(), "twin")), probe)
+    a = continuous_output(classifier.with_keys(DerivedKeys(mk, "twin")), probe)
+    a_again = continuous_output(classifier.with_keys(DerivedKeys(mk, "twin")), probe)
+    b = continuous_output(classifier.with_keys(DerivedKeys(MasterKey.generate(), "twin")), probe)
     if a is None or a_again is None or b is None:
         return
     assert torch.equal(a, a_again), (f"{name}.with_keys(keys): two twins from equal key sources drew different "
@@ -419,8 +419,8 @@ def game_machine(make_game: Callable[[Rules], EVCSA],
             twin = k.defense
             assert twin is not game.classifier, "the whitebox twin is the game's classifier itself"
             if getattr(game.classifier, "randomized", None) is not False:
-                own = _reachable(game.classifier, (KeySource,))
-                shared = [repr(v) for i, v in _reachable(twin, (KeySource,)).items() if i in own]
+                own = reachable_objects(game.classifier, (KeySource,))
+                shared = [repr(v) for i, v in reachable_objects(twin, (KeySource,)).items() if i in own]
                 assert not shared, f"the twin shares the defense's key source(s) {shared}"
             if k.model is not None and game.model is not None:
                 assert k.model is not game.model and k.model.module is not game.model.module, \

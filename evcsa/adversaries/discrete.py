@@ -83,7 +83,7 @@ if TYPE_CHECKING:
 __all__ = ["DiscreteSearch", "keep_the_better", "quantized_levels"]
 
 
-def _chain(twin: Any) -> tuple[Any, list[Any], Any]:
+def quantizer_chain(twin: Any) -> tuple[Any, list[Any], Any]:
     """(the BitDepth quantizer, the rest of the chain, the base classifier) of a twin the
     search can handle, or InvalidParameter saying why not."""
     if not isinstance(twin, FeatureSqueezing):
@@ -343,7 +343,7 @@ class DiscreteSearch(Adversary):
         if knowledge.norm != "linf" or knowledge.epsilon is None:
             raise InvalidParameter(f"expected an L∞ game with an ε for DiscreteSearch, got {knowledge.norm!r}, "
                                    f"ε = {knowledge.epsilon!r}")
-        quantizer, rest, base = _chain(twin)
+        quantizer, rest, base = quantizer_chain(twin)
         eps = float(knowledge.epsilon)
         warn_if_trivial(eps, "linf", tuple(knowledge.image_shape), where="DiscreteSearch")
         device = twin.device

@@ -303,7 +303,7 @@ def eval_mode(*modules: torch.nn.Module, lock: threading.Lock | None = None) -> 
                 m.training = True
 
 
-def _reachable(root: Any, kinds: tuple[type, ...], depth: int = 6) -> dict[int, Any]:
+def reachable_objects(root: Any, kinds: tuple[type, ...], depth: int = 6) -> dict[int, Any]:
     """Objects of ``kinds`` reachable from ``root`` through attributes, lists, tuples and
     dicts (``depth`` levels; tensors and inside torch modules not searched), by id."""
     found: dict[int, Any] = {}
@@ -335,7 +335,7 @@ def key_sources_of(classifier: Any) -> list[Any]:
     """The :class:`~evcsa.randomness.KeySource` objects a classifier holds (through its
     attributes, bases, wrappers; six levels deep), in a fixed order (depth first, in
     attribute order)."""
-    return list(_reachable(classifier, (KeySource,)).values())
+    return list(reachable_objects(classifier, (KeySource,)).values())
 
 
 def is_randomized(classifier: Any) -> bool:
@@ -377,10 +377,10 @@ def is_randomized(classifier: Any) -> bool:
 
 def modules_of(classifier: Any) -> list[torch.nn.Module]:
     """The torch modules a classifier holds (through its attributes, bases, wrappers)."""
-    return list(_reachable(classifier, (torch.nn.Module,)).values())
+    return list(reachable_objects(classifier, (torch.nn.Module,)).values())
 
 
-def _draw(classifier: Any, x: torch.Tensor) -> torch.Tensor | None:
+def continuous_output(classifier: Any, x: torch.Tensor) -> torch.Tensor | None:
     """One continuous output of ``classifier`` on ``x`` (surrogate logits, else
     probabilities), or None when it offers neither."""
     for name in ("surrogate_logits", "predict_proba"):
@@ -433,8 +433,8 @@ def check_twin_contract(classifier: Any, probe: torch.Tensor | None = None) -> N
     if twin is classifier:
         raise InvalidParameter(f"expected {name}.with_keys(keys) to return a distinct twin, got the classifier "
                                f"itself (the adversary would hold the defense's own key source): {hint}", got=name)
-    own = _reachable(classifier, (KeySource,))
-    shared = [k for i, k in _reachable(twin, (KeySource,)).items() if i in own]
+    own = reachable_objects(classifier, (KeySource,))
+    shared = [k for i, k in reachable_objects(twin, (KeySource,)).items() if i in own]
     if shared:
         raise InvalidParameter(f"expected {name}.with_keys(keys) to give a twin with its own keys, got a twin "
                                f"sharing the classifier's key source {shared[0]!r}: {hint}", got=name)
@@ -444,11 +444,11 @@ def check_twin_contract(classifier: Any, probe: torch.Tensor | None = None) -> N
         twin = copy.deepcopy(twin)
     except Exception:  # noqa: BLE001 - an uncopyable twin is checked in place
         pass
-    first = _draw(twin, probe)
+    first = continuous_output(twin, probe)
     if first is None:
         return
-    theirs = _draw(classifier, probe)
-    again = _draw(classifier, probe)
+    theirs = continuous_output(classifier, probe)
+    again = continuous_output(classifier, probe)
     if theirs is not None and again is not None and not torch.equal(theirs, again) and torch.equal(first, theirs):
         raise InvalidParameter(f"expected {name}.with_keys(keys) to give a twin with other noise, got a twin whose "
                                f"draw equals the classifier's next draw (a copied or fixed key stream): {hint}",

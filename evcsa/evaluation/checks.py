@@ -48,7 +48,7 @@ import numpy as np
 import torch
 from scipy import stats
 
-from evcsa.defenses.base import _draw, check_twin_contract, is_randomized
+from evcsa.defenses.base import continuous_output, check_twin_contract, is_randomized
 from evcsa.errors import InvalidParameter
 from evcsa.randomness import DerivedKeys
 
@@ -314,7 +314,7 @@ def check_convergence(label: str, base: Any, reruns: Mapping[str, Any], *, reaso
 
 
 def _outputs(classifier: Any, probe: torch.Tensor) -> torch.Tensor | None:
-    return _draw(classifier, probe)
+    return continuous_output(classifier, probe)
 
 
 def check_twin_randomness(defense: Any, probe: Any) -> CheckResult:

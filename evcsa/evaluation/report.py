@@ -35,7 +35,7 @@ from matplotlib.figure import Figure
 from evcsa._text import counted
 from evcsa.errors import InvalidParameter
 from evcsa.evaluation.checks import summarize
-from evcsa.report import _finite, check_output, move_into_place, write_digests, write_results
+from evcsa.report import finite_json, check_output, move_into_place, write_digests, write_results
 from evcsa.stats import format_interval, format_number
 
 __all__ = ["FIGURE", "evaluation_json", "markdown", "plot_success_probabilities", "summary_text",
@@ -342,7 +342,7 @@ def write_evaluation(evaluation: Any, path: Any, *, overwrite: bool = False, fig
         os.replace(inner / "summary.txt", inner / "table.txt")
         names = ["table.txt" if n == "summary.txt" else n for n in names]
         doc = json.loads((inner / "results.json").read_text(encoding="utf-8"))
-        doc["evaluation"] = _finite(evaluation_json(evaluation))
+        doc["evaluation"] = finite_json(evaluation_json(evaluation))
         (inner / "results.json").write_text(json.dumps(doc, indent=2, allow_nan=False) + "\n", encoding="utf-8")
         if figures:
             plot_success_probabilities(evaluation).savefig(inner / FIGURE, dpi=dpi)

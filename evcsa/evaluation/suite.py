@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 from evcsa.adversaries import BPDAEOT, DiscreteSearch, GrayboxTransfer, GreedyAStar
-from evcsa.adversaries.discrete import _chain as discrete_chain
+from evcsa.adversaries.discrete import quantizer_chain as discrete_chain
 from evcsa.config import ComponentSpec
 from evcsa.defenses import BitDepth, CroppingRescaling, RandomizedSqueezing, RegionBasedClassification
 from evcsa.defenses.base import is_randomized
@@ -178,7 +178,7 @@ class Suite:
 
 # -- the defense's traits ----------------------------------------------------------------------
 
-def _chain(defense: Any, depth: int = 8) -> list[Any]:
+def quantizer_chain(defense: Any, depth: int = 8) -> list[Any]:
     """The defense and the classifiers it wraps, outermost first (through ``base``)."""
     out, seen = [], set()
     node = defense
@@ -200,7 +200,7 @@ def _squeezers(defense: Any) -> list[Any]:
         elif isinstance(s, Squeezer):
             found.append(s)
 
-    for node in _chain(defense):
+    for node in quantizer_chain(defense):
         items = getattr(node, "squeezers", None)
         if isinstance(items, (list, tuple)):
             for s in items:
@@ -269,7 +269,7 @@ def _approximation(defense: Any, squeezers: list[Any], probe: GradientProbe) -> 
         names = " then ".join(s.spec for s in squeezers)
         parts.append(f"BPDA: the squeezer ({names}) runs forward and is replaced by the identity in the backward "
                      "pass (Athalye et al. 2018 § 4.1), so gradients are the model's at the squeezed image")
-    chain = _chain(defense)
+    chain = quantizer_chain(defense)
     if any(isinstance(n, RandomizedSqueezing) for n in chain):
         parts.append("the noise addition and clip are differentiated exactly, one noise draw per gradient")
     if any(isinstance(n, CroppingRescaling) for n in chain):

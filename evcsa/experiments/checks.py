@@ -16,7 +16,7 @@ from evcsa.defenses.base import ModelClassifier
 from evcsa.errors import ConfigError, EvcsaError
 from evcsa.experiments.inputs import load_inputs, resolve_device
 from evcsa.experiments.plugins import failure, is_plugin, load_plugin
-from evcsa.experiments.registry import _sweep_attack, build_adversary, build_defense, squeezers_of
+from evcsa.experiments.registry import sweep_attack, build_adversary, build_defense, squeezers_of
 from evcsa.models import ARCHITECTURES
 from evcsa.randomness import DerivedKeys
 from evcsa.shipped import REFERENCE_MODELS, SHIPPED
@@ -62,7 +62,7 @@ def check_config(config: ExperimentConfig) -> None:
                           f"'source' (one chosen sample per natural sample), got {game.n_chosen}",
                           key="game.n_chosen")
     if config.figures.enabled:
-        _sweep_attack(config)
+        sweep_attack(config)
         try:
             squeezers_of(config)
         except EvcsaError as exc:  # pragma: no cover - build_defense caught it already

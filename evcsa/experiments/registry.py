@@ -47,8 +47,8 @@ ADVERSARIES: dict[str, Any] = {
     "discrete_search": DiscreteSearch,
 }
 
-_BUILTIN_DEFENSES = dict(DEFENSES)
-_BUILTIN_ADVERSARIES = dict(ADVERSARIES)
+BUILTIN_DEFENSES = dict(DEFENSES)
+BUILTIN_ADVERSARIES = dict(ADVERSARIES)
 
 
 def _accepted(target: Callable[..., Any], skip: int) -> tuple[list[str], list[str], bool]:
@@ -202,4 +202,3 @@ def sweep_attack(config: ExperimentConfig) -> Any:
         raise ConfigError(f"figures.attack: {exc.message}", key="figures.attack") from exc
 
 
-_sweep_attack = sweep_attack  # the old private name, until experiments/checks.py and work.py import sweep_attack

@@ -57,9 +57,9 @@ class UnitRun:
 def _extra_registries() -> dict[str, dict[str, Any]]:
     """Registry entries added at run time (a user's ``ADVERSARIES["mine"] = Mine``), for
     the workers (they pickle by reference: the class must be importable there)."""
-    return {"defenses": {k: v for k, v in registry.DEFENSES.items() if registry._BUILTIN_DEFENSES.get(k) is not v},
+    return {"defenses": {k: v for k, v in registry.DEFENSES.items() if registry.BUILTIN_DEFENSES.get(k) is not v},
             "adversaries": {k: v for k, v in registry.ADVERSARIES.items()
-                            if registry._BUILTIN_ADVERSARIES.get(k) is not v}}
+                            if registry.BUILTIN_ADVERSARIES.get(k) is not v}}
 
 
 def _needed(units: list[Unit], plan: UnitPlan, select: Selection | None) -> list[Unit]:

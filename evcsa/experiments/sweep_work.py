@@ -14,7 +14,7 @@ from evcsa.adversaries import GrayboxTransfer
 from evcsa.config import ExperimentConfig
 from evcsa.defenses import FeatureSqueezing, RandomizedSqueezing, squeezer_from_spec
 from evcsa.experiments.assemble import exact_advantages, tau_key
-from evcsa.experiments.registry import _sweep_attack
+from evcsa.experiments.registry import sweep_attack
 from evcsa.experiments.seeds import generator_seed, key_source
 from evcsa.experiments.unit_parts import accuracy_counts, candidates_arrays, game_of, inputs_of
 from evcsa.experiments.units import Output
@@ -30,7 +30,7 @@ def sweep_craft(config: ExperimentConfig, params: dict[str, Any], deps: Mapping[
     inputs = inputs_of(config, cache_dir)
     game = game_of(config, inputs.model, inputs)
     knowledge = game.knowledge(generator_seed(config, "sweep", "craft"))
-    crafted = GrayboxTransfer(attack=_sweep_attack(config)).craft(
+    crafted = GrayboxTransfer(attack=sweep_attack(config)).craft(
         knowledge, np.arange(len(inputs.samples), dtype=np.int64))
     record: dict[str, Any] = {"form": "candidates", "candidates": len(crafted)}
     return Output(record=record, arrays=candidates_arrays(crafted))

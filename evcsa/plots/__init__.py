@@ -62,10 +62,6 @@ from evcsa.plots.paper import (ATTACK_LABELS, plot_paper_accuracy_vs_delta, plot
 from evcsa.plots.records import expected_advantage_at
 from evcsa.plots.sweep import plot_accuracy_vs_delta, plot_advantage_vs_n, plot_error_heatmap, plot_examples
 
-#: The former private name :mod:`evcsa.report` imports (``from evcsa.plots import _expected``);
-#: use :func:`evcsa.plots.records.expected_advantage_at`.
-_expected = expected_advantage_at
-
 __all__ = [
     "ATTACK_LABELS",
     "FIGURES",

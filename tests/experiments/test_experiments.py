@@ -306,12 +306,12 @@ def test_the_old_module_name_is_gone():
 def test_the_master_key_is_recorded_and_never_the_seed(config):
     """Reproducible mode: keys from a 256-bit master key (drawn once, recorded in the config
     the results carry), independent of the public seed; two recorded keys, two noises."""
-    from evcsa.experiments.seeds import _keys, with_master_key
+    from evcsa.experiments.seeds import key_source, with_master_key
     from evcsa.randomness import MasterKey
 
     filled = with_master_key(attrs.evolve(config, master_key=None))
     assert len(filled.master_key) == 64 and with_master_key(filled) is filled
-    a = _keys(filled, "cell", "rs", "noisy").next_key()
-    assert a == _keys(filled, "cell", "rs", "noisy").next_key()
-    assert a != _keys(attrs.evolve(filled, master_key=MasterKey.generate().hex()), "cell", "rs", "noisy").next_key()
-    assert _keys(filled, "cell", "a/b", "c").next_key() != _keys(filled, "cell", "a", "b/c").next_key()
+    a = key_source(filled, "cell", "rs", "noisy").next_key()
+    assert a == key_source(filled, "cell", "rs", "noisy").next_key()
+    assert a != key_source(attrs.evolve(filled, master_key=MasterKey.generate().hex()), "cell", "rs", "noisy").next_key()
+    assert key_source(filled, "cell", "a/b", "c").next_key() != key_source(filled, "cell", "a", "b/c").next_key()
