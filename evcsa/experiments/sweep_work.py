@@ -18,7 +18,7 @@ from evcsa.experiments.registry import sweep_attack
 from evcsa.experiments.seeds import generator_seed, key_source
 from evcsa.experiments.unit_parts import accuracy_counts, candidates_arrays, game_of, inputs_of
 from evcsa.experiments.units import Output
-from evcsa.games.rules import is_success, predict_labels
+from evcsa.judging import count_successes, predict_labels
 
 __all__ = ["examples_unit", "sweep_craft", "sweep_defense", "sweep_legitimate", "sweep_point_unit"]
 
@@ -68,10 +68,11 @@ def sweep_point_unit(config: ExperimentConfig, params: dict[str, Any], deps: Map
     defense = sweep_defense(inputs.model, squeezer, delta, key_source(config, "sweep", squeezer, repr(delta)))
     n_draws = config.figures.draws if defense.randomized else 1
     legit = deps["legitimate"].record["legitimate"]
-    repeated = x_adv.repeat(n_draws, 1, 1, 1)
     k = inputs.model.num_classes
-    pred = torch.cat([predict_labels(defense, chunk, k) for chunk in repeated.split(4_000)]).view(n_draws, -1)
-    hits = is_success(pred, y).sum(dim=0)  # the game's rule: C(x′) ∉ {y, REJECTED}
+    seen: list[torch.Tensor] = []  # the checked [draws, B] answers, for the accuracy on the same draws
+    hits = count_successes(lambda chunk: predict_labels(defense, chunk, k), x_adv, y, draws=n_draws,
+                           batch_size=4_000, on_predictions=seen.append)  # the game's rule: C(x′) ∉ {y, REJECTED}
+    pred = seen[0]
     sample_correct = (pred == y[None]).sum(dim=0).to(torch.int64).numpy()  # per sample, over its draws
     correct = int(sample_correct.sum())
     p = (hits.to(torch.float64) / n_draws).numpy()
