@@ -43,7 +43,7 @@ import os
 import pathlib
 import shutil
 import tempfile
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import attrs
 
@@ -53,9 +53,11 @@ from evcsa.errors import CorruptStore, InvalidParameter
 
 __all__ = [
     "FORMAT",
+    "MetaRecorder",
     "SCHEMA_VERSION",
     "check_output",
     "format_table",
+    "publish_results",
     "read_results",
     "reproducibility_notice",
     "results_schema",
@@ -472,6 +474,56 @@ def write_results(result: Any, path: str | os.PathLike[str], *, overwrite: bool 
             shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
+
+
+class MetaRecorder(Protocol):
+    """What :func:`publish_results` needs of a run's store: to record a value
+    (:meth:`RunStore.set_meta <evcsa.experiments.store.RunStore.set_meta>` implements it)."""
+
+    def set_meta(self, **values: str) -> None: ...
+
+
+def publish_results(result: Any, run_dir: str | os.PathLike[str], *, figures: bool | None = None,
+                    progress: Callable[[str], None] | None = None, command: Sequence[str] | None = None,
+                    store: MetaRecorder | None = None) -> list[str]:
+    """Write the results files (:func:`write_results`) into the run directory beside its
+    store: all of them into a temporary directory first, then each moved into place,
+    ``results.json`` last — a run directory with ``results.json`` is complete.
+
+    Args:
+        result: an :class:`~evcsa.experiments.ExperimentResult`.
+        run_dir: the run directory (it exists: :class:`~evcsa.experiments.rundir.RunDirectory`).
+        figures, progress, command: as :func:`write_results`.
+        store: the run's :class:`~evcsa.experiments.store.RunStore`: it records the SHA-256
+            of results.json (``results_sha256``) before the file moves into place, so that
+            ``evcsa show`` can check the numbers against the store.
+
+    A publication killed half-way leaves its temporary directories (``.results-<pid>``);
+    the next opening of the run directory removes them.
+
+    Returns:
+        The names of the files written.
+
+    Raises:
+        OSError: the disk refused.
+    """
+    run_dir = pathlib.Path(run_dir)
+    staging = run_dir / f".results-{os.getpid()}"
+    if staging.exists():  # this process's own leftover (a publication it did not finish)
+        shutil.rmtree(staging)
+    names: list[str] = []
+    write_results(result, staging, overwrite=False, figures=figures, progress=names.append, command=command)
+    try:
+        for name in sorted(names, key=lambda n: n == "results.json"):
+            if name == "results.json" and store is not None:
+                store.set_meta(results_sha256=_sha256(staging / name))
+            os.replace(staging / name, run_dir / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    if progress is not None:
+        for name in names:
+            progress(name)
+    return names
 
 
 def move_into_place(staged: pathlib.Path, path: pathlib.Path, *, overwrite: bool) -> None:

@@ -12,7 +12,6 @@ import argparse
 import contextlib
 import datetime
 import pathlib
-import shutil
 import sys
 import time
 from typing import Iterator, Sequence
@@ -25,7 +24,7 @@ from evcsa.cli.output import Silent, TextOutput
 from evcsa.config import ExperimentConfig, load_config, parse_config
 from evcsa.errors import ConfigError, InvalidParameter
 
-__all__ = ["add_parsers", "add_run_options", "apply_overrides", "check_resumable", "demo", "play", "run_config",
+__all__ = ["add_parsers", "add_run_options", "apply_overrides", "demo", "play", "run_config",
            "show"]
 
 
@@ -158,9 +157,8 @@ def run_config(config: ExperimentConfig, args: argparse.Namespace, out: TextOutp
         EvcsaError: a bad configuration, option, directory or plugin (the CLI prints one line).
     """
     from evcsa import experiments  # the engine (torch): not for --help
-    from evcsa.experiments.runner import publish_results
-    from evcsa.experiments.store import RunStore
-    from evcsa.report import format_table, reproducibility_notice
+    from evcsa.experiments.rundir import RunDirectory, check_resumable
+    from evcsa.report import format_table, publish_results, reproducibility_notice
 
     config = _checked(apply_overrides(config, args), source)
     if args.resume is not None and args.output is not None and \
@@ -168,20 +166,21 @@ def run_config(config: ExperimentConfig, args: argparse.Namespace, out: TextOutp
         raise InvalidParameter(f"--output: expected the --resume directory or nothing, got {args.output!r} beside "
                                f"--resume {args.resume!r}")
     if args.resume is not None:
-        check_resumable(args.resume)
+        check_resumable(args.resume)  # named as given in the message
     output = pathlib.Path(args.resume or args.output or _default_output(config.name))
     if args.quiet:
         out = Silent()
-    store = RunStore.open(output, config, overwrite=args.overwrite,
-                          recompute_corrupt=getattr(args, "recompute_corrupt", False))
-    config = store.config  # with the run's master key (drawn now, or the stored one on resume)
-    committed = 0
+    # --resume DIR must hold a run; a run stopped before any unit finished leaves no directory
+    run = RunDirectory(output, config, overwrite=args.overwrite, must_exist=args.resume is not None,
+                       recompute_corrupt=getattr(args, "recompute_corrupt", False), discard_if_empty=True).open()
+    config = run.config  # with the run's master key (drawn now, or the stored one on resume)
+    store = run.store
     try:
         progress = False if (args.no_progress or args.quiet) else None
         start = time.perf_counter()
         print(f"evcsa: {printable(config.name)}: {_shape(config)}, N = {config.game.n_chosen}", file=out, flush=True)
-        if store.attempt > 1:
-            print(f"  resuming {output}/ (attempt {store.attempt}): {len(store.done())} units stored",
+        if run.resumed:
+            print(f"  resuming {output}/ (attempt {run.attempt}): {run.stored} units stored",
                   file=out, flush=True)
         notice = reproducibility_notice(config)
         if notice and not args.quiet:
@@ -197,14 +196,11 @@ def run_config(config: ExperimentConfig, args: argparse.Namespace, out: TextOutp
         written = publish_results(result, output, command=["evcsa", *sys.argv[1:]] if args.argv is None
                                   else ["evcsa", *args.argv], store=store)
         store.log(f"results written: {', '.join(written)}")
-        store.close("complete")
+        run.close("complete")
     except BaseException as exc:
-        committed = len(store.done()) if store._db is not None else 0
-        store.close("interrupted" if isinstance(exc, KeyboardInterrupt) else "failed")
-        if committed == 0 and store.created:
-            shutil.rmtree(output, ignore_errors=True)  # nothing to resume: leave no directory
-        elif isinstance(exc, KeyboardInterrupt):
-            print(f"evcsa: interrupted; {committed} finished units kept in {output}/ — rerun the same "
+        run.close("interrupted" if isinstance(exc, KeyboardInterrupt) else "failed")
+        if isinstance(exc, KeyboardInterrupt) and not run.removed:
+            print(f"evcsa: interrupted; {run.committed} finished units kept in {output}/ — rerun the same "
                   f"command (or evcsa play --resume {output}) to finish", file=sys.stderr)
             return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
         raise
@@ -222,24 +218,6 @@ def _listing(names: Sequence[str]) -> str:
     return ", ".join(files) + (f", {counted(pictures, 'figure')}" if pictures else "; no figures")
 
 
-def check_resumable(path: str) -> None:
-    """``--resume DIR`` finishes a run: DIR must hold one (a missing directory is an
-    error, not a new run).
-
-    Raises:
-        InvalidParameter: DIR does not exist or is not an evcsa run directory.
-    """
-    from evcsa.experiments.store import DATABASE  # the engine (torch): not for --help
-
-    where = pathlib.Path(path)
-    if not where.exists():
-        raise InvalidParameter(f"--resume: expected an evcsa run directory to finish, got {path!r}: no such "
-                               "directory (start a new run with -o DIR)", path=path)
-    if not (where / DATABASE).is_file():
-        raise InvalidParameter(f"--resume: expected an evcsa run directory to finish, got {path!r}: no "
-                               f"{DATABASE} in it", path=path)
-
-
 def demo(args: argparse.Namespace, out: TextOutput) -> int:
     """``evcsa demo``: print the demo's configuration (``--print-config``) or play it."""
     from evcsa.experiments import DEMO_TOML  # the engine (torch): not for --help
@@ -254,6 +232,7 @@ def play(args: argparse.Namespace, out: TextOutput) -> int:
     """``evcsa play``: check (``--check``: the configuration, its data against its model) or
     play the configuration file, or finish the run in ``--resume DIR`` from its stored copy."""
     from evcsa.experiments.checks import check_inputs  # the engine (torch): not for --help
+    from evcsa.experiments.rundir import check_resumable
     from evcsa.experiments.store import RunStore
 
     if args.config is None:

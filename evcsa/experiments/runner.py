@@ -20,7 +20,7 @@ import numpy as np
 from evcsa.config import ExperimentConfig
 from evcsa.experiments.results import ExperimentResult
 
-__all__ = ["publish_results", "run_experiment", "run_units"]
+__all__ = ["run_experiment", "run_units"]
 
 
 def resolve_device(device: str) -> str:
@@ -383,7 +383,7 @@ def run_experiment(config: ExperimentConfig, *, progress: bool | None = None, ex
                    cache_dir: str | None = None, log: Callable[[str], None] | None = None,
                    store: Any = None, shared: Any = None) -> ExperimentResult:
     """Run everything ``config`` describes and return the results (no results file is
-    written: see :func:`publish_results`).
+    written: see :func:`evcsa.report.publish_results`).
 
     Args:
         config: the experiment (checked with :func:`check_config` first).
@@ -468,42 +468,3 @@ def run_experiment(config: ExperimentConfig, *, progress: bool | None = None, ex
     return ExperimentResult(config=config, cells=tuple(cells), legitimate=legitimate, sweep=sweep,
                             examples=examples, data=data, model=dict(inputs.model_info),
                             environment=environment, seconds=time.perf_counter() - start)
-
-
-def publish_results(result: ExperimentResult, run_dir: str | os.PathLike[str], *, figures: bool | None = None,
-                    progress: Callable[[str], None] | None = None, command: Any = None,
-                    store: Any = None) -> list[str]:
-    """Write the results files (:func:`evcsa.report.write_results`) into the run directory
-    beside its store: all of them into a temporary directory first, then each moved into
-    place, ``results.json`` last — a run directory with ``results.json`` is complete.
-
-    Args:
-        store: the run's :class:`~evcsa.experiments.store.RunStore`: it records the SHA-256
-            of results.json (``results_sha256``) before the file moves into place, so that
-            ``evcsa show`` can check the numbers against the store.
-
-    A publication killed half-way leaves its temporary directories (``.results-<pid>``);
-    the next opening of the run directory removes them.
-
-    Returns:
-        The names of the files written.
-    """
-    from evcsa.report import _sha256, write_results
-
-    run_dir = pathlib.Path(run_dir)
-    staging = run_dir / f".results-{os.getpid()}"
-    if staging.exists():  # this process's own leftover (a publication it did not finish)
-        shutil.rmtree(staging)
-    names: list[str] = []
-    write_results(result, staging, overwrite=False, figures=figures, progress=names.append, command=command)
-    try:
-        for name in sorted(names, key=lambda n: n == "results.json"):
-            if name == "results.json" and store is not None:
-                store.set_meta(results_sha256=_sha256(staging / name))
-            os.replace(staging / name, run_dir / name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    if progress is not None:
-        for name in names:
-            progress(name)
-    return names

@@ -51,7 +51,7 @@ LOCK = "evcsa-run.lock"
 MARKER = "evcsa-run.marker"
 LOG = "run.log"
 FORMAT = "evcsa-run/1"
-#: Leftovers of a publication killed half-way (:func:`~evcsa.experiments.runner.publish_results`
+#: Leftovers of a publication killed half-way (:func:`~evcsa.report.publish_results`
 #: stages the results in ``.results-<pid>``, :func:`~evcsa.report.write_results` writes into a
 #: temporary ``..results-<pid>.*`` beside it): removed when the directory is next opened.
 STAGING = re.compile(r"^\.{1,2}results-\d+")

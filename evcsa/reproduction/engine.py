@@ -19,9 +19,10 @@ import torch
 import evcsa
 from evcsa.config import ExperimentConfig
 from evcsa.experiments import ExperimentResult, run_experiment
-from evcsa.experiments.runner import publish_results
-from evcsa.experiments.store import DATABASE, FinishedUnits, RunStore
+from evcsa.experiments.rundir import RunDirectory
+from evcsa.experiments.store import DATABASE, FinishedUnits
 from evcsa.models import reference_model
+from evcsa.report import publish_results
 from evcsa.reproduction.directory import derived_key, discard_runs, plan_key
 from evcsa.reproduction.plans import Plan
 
@@ -102,25 +103,22 @@ class PlanEngine:
 
     def run(self, config: ExperimentConfig, directory: str, *, key_label: str | None = None) -> ExperimentResult:
         """``run_experiment`` on ``config`` in ``root/directory`` (resumed when it holds an
-        unfinished run of the same configuration), its results files published there."""
+        unfinished run of the same configuration), its results files published there; the
+        directory opened, locked and closed ("complete", "interrupted" or "failed") through
+        :class:`~evcsa.experiments.rundir.RunDirectory`, and kept when the run stops."""
         config = attrs.evolve(config, master_key=self.key_for(key_label))
         path = self.root / directory
         others = sorted(p.parent for p in self.root.glob(f"*/{DATABASE}") if p.parent != path)
-        store = RunStore.open(path, config, overwrite=self.overwrite, recompute_corrupt=self.recompute_corrupt)
-        try:
-            if store.attempt > 1:
-                self.log(f"    {directory}: resuming ({len(store.done())} units stored)")
+        with RunDirectory(path, config, overwrite=self.overwrite, recompute_corrupt=self.recompute_corrupt) as run:
+            if run.resumed:
+                self.log(f"    {directory}: resuming ({run.stored} units stored)")
             lines: list[str] = []
-            result = run_experiment(store.config, progress=False, executor=self.executor, cache_dir=self.cache_dir,
-                                    log=lines.append, store=store, shared=FinishedUnits(others))
+            result = run_experiment(run.config, progress=False, executor=self.executor, cache_dir=self.cache_dir,
+                                    log=lines.append, store=run.store, shared=FinishedUnits(others))
             counts = result.environment["units"]
             self.reused += counts["reused"]
             self.computed += counts["computed"]
             self.log(f"    {directory}: {counts['units']} units ({counts['reused']} finished before or shared, "
                      f"{counts['computed']} computed) in {result.seconds:.0f} s")
-            publish_results(result, path, figures=False, store=store)
-            store.close("complete")
-        except BaseException as exc:
-            store.close("interrupted" if isinstance(exc, KeyboardInterrupt) else "failed")
-            raise
+            publish_results(result, path, figures=False, store=run.store)
         return result
