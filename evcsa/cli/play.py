@@ -14,7 +14,7 @@ import datetime
 import pathlib
 import sys
 import time
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import attrs
 
@@ -92,7 +92,7 @@ def apply_overrides(config: ExperimentConfig, args: argparse.Namespace) -> Exper
     Raises:
         ConfigError: --runs or --jobs below 1, --seed below 0.
     """
-    changes: dict[str, object] = {}
+    changes: dict[str, Any] = {}
     if args.runs is not None:
         if args.runs < 1:
             raise ConfigError(f"--runs: expected an integer ≥ 1, got {args.runs}", key="runs")

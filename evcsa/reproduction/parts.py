@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from evcsa.config import ComponentSpec, ExperimentConfig
+from evcsa.errors import DataError
 from evcsa.experiments import build_defense, load_inputs, seeds
 from evcsa.randomness import DerivedKeys, KeySource, SystemKeys
 from evcsa.reproduction.compare import Comparison
@@ -23,7 +24,7 @@ from evcsa.reproduction.estimates import pooled as pooled_estimate
 from evcsa.reproduction.plans import Part, Plan
 from evcsa.reproduction.records import PartResult
 from evcsa.reproduction.values import PaperValue, paper_values
-from evcsa.stats import BinomialEstimate
+from evcsa.stats import BinomialEstimate, IntervalEstimate
 
 __all__ = ["PART_RUNNERS", "cells_part", "experiment_keys", "repetitions_part", "sweep_part", "xd_accuracy"]
 
@@ -32,7 +33,7 @@ def _paper_dataset(plan: Plan) -> str:
     return "mnist"  # both seeds' MNIST rows; on "digits" they are printed for shape only
 
 
-def _by_id(plan: Plan, table: str, row: str, delta: float, column: str | None) -> PaperValue | None:
+def _by_id(plan: Plan, table: str, row: str | None, delta: float, column: str | None) -> PaperValue | None:
     found = paper_values(paper=_paper_for(plan), table=table, dataset=_paper_dataset(plan), row=row, delta=delta,
                          column=column)
     return found[0] if found else None
@@ -80,6 +81,7 @@ def cells_part(plan: Plan, part: Part, *, engine: PlanEngine) -> PartResult:
                 add_samples(samples, cell.sample_correct, cell.sample_submissions)
                 rows.append(Comparison(label=f"{spec.name} × {adv.name}", ours=cell_estimate(cell),
                                        paper=paper(adv.params.get("attack")), units="percent"))
+            pooled: IntervalEstimate | BinomialEstimate | None
             if samples[1] is not None and np.ndim(samples[1]):
                 pooled, how = sample_interval(*samples), "each sample's draws over the attacks"
             else:
@@ -162,6 +164,9 @@ def repetitions_part(plan: Plan, part: Part, *, engine: PlanEngine) -> PartResul
             for adv in config.adversaries:
                 cell = by_cell[(spec.name, adv.name)]
                 acc = cell.adversarial_accuracy
+                if acc is None:
+                    raise DataError(f"expected the adversarial accuracy of {spec.name} × {adv.name} in "
+                                    f"{config.name}, got none")
                 per[spec.name][f"adversarial {adv.name}"].append((acc.successes, acc.trials))
                 add_samples(by_sample[spec.name][f"adversarial {adv.name}"], cell.sample_correct,
                              cell.sample_submissions)
