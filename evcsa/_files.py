@@ -7,7 +7,7 @@ import pathlib
 import tempfile
 from typing import IO, Any, Callable
 
-__all__ = ["atomic_write"]
+__all__ = ["atomic_write", "umask_mode"]
 
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[Any]], Any], *, mode: str = "wb",
@@ -29,7 +29,7 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[Any]], Any], 
     target = pathlib.Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
-        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as fh:
+        with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8") as fh:
             if permissions is not None:
                 os.fchmod(fh.fileno(), permissions)
             write(fh)
@@ -39,3 +39,11 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[Any]], Any], 
     except BaseException:
         pathlib.Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def umask_mode() -> int:
+    """The mode bits ``open(path, "w")`` would give a new file: 0o666 less the process's
+    umask (for :func:`atomic_write`'s ``permissions``, whose temporary file is 0o600)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask

@@ -66,7 +66,7 @@ examples = 3
 @pytest.fixture(scope="module")
 def run(digits_cache):
     """The small run, played once for the module (a few seconds on the digits model)."""
-    module = report._records()
+    from evcsa import experiments as module
     return module.run_experiment(parse_config(SMALL), progress=False, cache_dir=str(digits_cache))
 
 

@@ -11,13 +11,16 @@ import argparse
 import os
 import pathlib
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
 
 from evcsa._exits import EXIT_INTERRUPTED, EXIT_TERMINATED, Terminated
 from evcsa.cli.output import TextOutput
 from evcsa.errors import InvalidParameter
 from evcsa.reproduction.plans import PLANS, Plan, build_plan
 from evcsa.shipped import PAPER_MODEL, REFERENCE_MODELS, default_model
+
+if TYPE_CHECKING:  # the engine (torch): named for the types only, not loaded for --help
+    from evcsa.experiments.seams import Executor
 
 __all__ = ["add_parser", "default_output", "reproduce"]
 
@@ -126,7 +129,7 @@ def default_output(plan: Plan) -> str:
         (f"-{plan.model}" if plan.model != default_model(plan.data) else "")
 
 
-def _executor(args: argparse.Namespace) -> Any:
+def _executor(args: argparse.Namespace) -> Executor:
     """The executor ``--jobs`` / ``--dask`` name (:func:`evcsa.experiments.executors.make_executor`)."""
     from evcsa.experiments.executors import make_executor  # the engine (torch): not for --help
 

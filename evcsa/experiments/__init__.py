@@ -17,8 +17,15 @@ Modules:
 - :mod:`~evcsa.experiments.inputs`: the model, the legitimate set and X_D;
 - :mod:`~evcsa.experiments.results`: the result records;
 - :mod:`~evcsa.experiments.cells`, :mod:`~evcsa.experiments.legitimate`,
-  :mod:`~evcsa.experiments.sweep`, :mod:`~evcsa.experiments.examples`: the pieces;
-- :mod:`~evcsa.experiments.runner`: :func:`run_experiment`;
+  :mod:`~evcsa.experiments.sweep`: the pieces (their records from the units' outputs:
+  :mod:`~evcsa.experiments.assemble`);
+- :mod:`~evcsa.experiments.units`, :mod:`~evcsa.experiments.work`: the units of work and what
+  each computes; :mod:`~evcsa.experiments.store`, :mod:`~evcsa.experiments.executors`: where
+  they are kept and where they run (the seams: :mod:`~evcsa.experiments.seams`);
+- :mod:`~evcsa.experiments.runner`: :func:`~evcsa.experiments.runner.run_units`, the core
+  the pieces call; :mod:`~evcsa.experiments.run`: :func:`run_experiment`;
+- :mod:`~evcsa.experiments.rundir`: :class:`~evcsa.experiments.rundir.RunDirectory`, a run
+  directory from opening to closing;
 - :mod:`~evcsa.experiments.demo`: :data:`DEMO_TOML`, the demo configuration (package data).
 """
 
@@ -31,7 +38,8 @@ from evcsa.experiments.inputs import Inputs, load_inputs
 from evcsa.experiments.legitimate import run_legitimate
 from evcsa.experiments.registry import ADVERSARIES, DEFENSES, build_adversary, build_defense, squeezers_of
 from evcsa.experiments.results import CellResult, ExampleImages, ExperimentResult, SweepPoint
-from evcsa.experiments.runner import run_experiment
+from evcsa.experiments.run import run_experiment
+from evcsa.experiments.rundir import RunDirectory
 from evcsa.experiments.sweep import run_examples, run_sweep
 
 __all__ = [
@@ -42,6 +50,7 @@ __all__ = [
     "ExampleImages",
     "ExperimentResult",
     "Inputs",
+    "RunDirectory",
     "SweepPoint",
     "build_adversary",
     "build_defense",

@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
+import os
+import zipfile
 from typing import Any
 
 import numpy as np
+import torch
 
+from evcsa._text import did_you_mean
 from evcsa.config import ExperimentConfig
+from evcsa.data import DATASETS, load_dataset
+from evcsa.defenses.base import ModelClassifier
 from evcsa.errors import ConfigError, EvcsaError
+from evcsa.experiments.inputs import load_inputs, resolve_device
+from evcsa.experiments.plugins import failure, is_plugin, load_plugin
 from evcsa.experiments.registry import _sweep_attack, build_adversary, build_defense, squeezers_of
+from evcsa.models import ARCHITECTURES
+from evcsa.randomness import DerivedKeys
+from evcsa.shipped import REFERENCE_MODELS, SHIPPED
 
 __all__ = ["check_config", "check_inputs", "estimate_sizes", "estimate_work"]
 
 
 def _stand_in_model() -> Any:
     """A tiny model for checking parameters without loading the real one."""
-    import torch
-
-    from evcsa.defenses.base import ModelClassifier
-
     return ModelClassifier(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.LazyLinear(10)), num_classes=10)
 
 
@@ -33,8 +40,6 @@ def check_config(config: ExperimentConfig) -> None:
     Raises:
         ConfigError: the first problem, naming the key.
     """
-    from evcsa.randomness import DerivedKeys
-
     stand_in = _stand_in_model()
     keys = DerivedKeys.from_seed(0)
     for i, spec in enumerate(config.defenses):
@@ -47,8 +52,6 @@ def check_config(config: ExperimentConfig) -> None:
             raise ConfigError(f"adversaries[{i}] ({spec.name}) in this [game]: {exc.message}",
                               key=f"adversaries[{i}]") from exc
         except (Exception, SystemExit) as exc:  # a plugin's own check_rules failed
-            from evcsa.experiments.plugins import failure, is_plugin
-
             if not is_plugin(spec.kind):
                 raise
             raise ConfigError(f"adversaries[{i}].kind: plugin {spec.kind!r} failed to check the game's rules: "
@@ -65,9 +68,6 @@ def check_config(config: ExperimentConfig) -> None:
         except EvcsaError as exc:  # pragma: no cover - build_defense caught it already
             raise ConfigError(f"defenses: {exc.message}") from exc
     dataset = config.data.dataset
-    from evcsa.data import DATASETS
-    from evcsa.experiments.plugins import is_plugin, load_plugin
-    from evcsa.experiments.runner import resolve_device
 
     resolve_device(config.device)
     _check_plugins(config)
@@ -77,8 +77,6 @@ def check_config(config: ExperimentConfig) -> None:
             raise ConfigError(f"data.dataset: expected {dataset!r} to name a loader function (split) -> ImageSet",
                               key="data.dataset")
     elif dataset in DATASETS:
-        from evcsa.data import load_dataset
-
         available = len(load_dataset(dataset, config.data.split).labels)
         if config.data.samples > available:
             raise ConfigError(f"data.samples: expected at most {available} (the size of {dataset}[{config.data.split}]"
@@ -95,11 +93,7 @@ def check_config(config: ExperimentConfig) -> None:
                               key="data.split")
     m = config.model
     if m.reference is not None:
-        from evcsa.shipped import REFERENCE_MODELS, SHIPPED
-
         if m.reference not in REFERENCE_MODELS:
-            from evcsa._text import did_you_mean
-
             raise ConfigError(f"model.reference: expected one of {REFERENCE_MODELS}, got "
                               f"{m.reference!r}{did_you_mean(m.reference, REFERENCE_MODELS)}", key="model.reference")
         takes = SHIPPED[m.reference].dataset
@@ -107,8 +101,6 @@ def check_config(config: ExperimentConfig) -> None:
             raise ConfigError(f"model.reference: expected a model for data.dataset {dataset!r}, got "
                               f"{m.reference!r}, a model for {takes!r}", key="model.reference")
     else:
-        from evcsa.models import ARCHITECTURES
-
         if is_plugin(m.architecture):
             load_plugin(m.architecture, base_dir=config.base_dir, where="model.architecture")
         elif m.architecture not in ARCHITECTURES:
@@ -123,8 +115,6 @@ def check_config(config: ExperimentConfig) -> None:
 def _check_plugins(config: ExperimentConfig) -> None:
     """A plugin must be importable by name in a worker process: not defined in ``__main__``
     of a script that workers do not run."""
-    from evcsa.experiments.plugins import is_plugin
-
     named = [(f"defenses[{i}].kind", s.kind) for i, s in enumerate(config.defenses)]
     named += [(f"adversaries[{i}].kind", s.kind) for i, s in enumerate(config.adversaries)]
     named += [(f"adversaries[{i}].attack", s.params.get("attack")) for i, s in enumerate(config.adversaries)]
@@ -143,8 +133,6 @@ def check_inputs(config: ExperimentConfig, *, cache_dir: str | None = None) -> N
     Raises:
         ConfigError, DataError: they do not fit, or cannot be loaded.
     """
-    from evcsa.experiments.inputs import load_inputs
-
     load_inputs(config, cache_dir=cache_dir)
 
 
@@ -154,8 +142,6 @@ _PER_SUBMISSION, _PER_GAME, _PER_UNIT = 74, 40, 1024
 
 def _memory() -> int | None:
     """This machine's physical memory in bytes (None where unknown)."""
-    import os
-
     try:
         return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
     except (AttributeError, ValueError, OSError):  # pragma: no cover - not POSIX
@@ -165,8 +151,6 @@ def _memory() -> int | None:
 def _image_values(config: ExperimentConfig) -> tuple[int, bool]:
     """Values per image (C·H·W) of the configuration's data, and whether that is exact
     (else 64, a lower bound: the smallest images evcsa ships)."""
-    import zipfile
-
     dataset = config.data.dataset
     known = {"digits": 64, "mnist": 784}
     if dataset in known:
@@ -237,15 +221,9 @@ def _int(value: Any, default: int) -> int:
 def _split_size(config: ExperimentConfig) -> int:
     """Images in the configured split (the legitimate set): exact for the data sets evcsa
     ships and .npz files, ``data.samples`` (a lower bound) otherwise."""
-    import zipfile
-
-    from evcsa.data import DATASETS
-
     dataset = config.data.dataset
     try:
         if dataset in DATASETS:
-            from evcsa.data import load_dataset
-
             return len(load_dataset(dataset, config.data.split).labels)
         if isinstance(dataset, str) and dataset.endswith(".npz"):
             with zipfile.ZipFile(config.resolve(dataset)) as z, z.open("y.npy") as fh:

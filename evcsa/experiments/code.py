@@ -15,6 +15,8 @@ import pathlib
 import sys
 from typing import Any
 
+import evcsa
+
 __all__ = ["component_code", "evcsa_source_digest", "module_source_digest"]
 
 #: The files of a package whose bytes make its code digest (sources and the data they read).
@@ -39,8 +41,6 @@ def evcsa_source_digest() -> str:
     """SHA-256 (hex) over evcsa's own source files (``*.py``, ``*.toml``, ``*.json`` of the
     installed package, by relative path and bytes): changes with every change of the code
     (a comment too), not with the version string alone. Read once per process."""
-    import evcsa
-
     root = pathlib.Path(evcsa.__file__).resolve().parent
     return _tree_digest(root, _package_files(root))
 

@@ -8,11 +8,32 @@ import io
 from typing import Any, Mapping
 
 import attrs
+import torch
 
 from evcsa.config import ExperimentConfig
-from evcsa.errors import ConfigError
+from evcsa.data import load_dataset
+from evcsa.defenses.base import ModelClassifier
+from evcsa.errors import ConfigError, EvcsaError
+from evcsa.experiments.plugins import failure, is_plugin, load_plugin
+from evcsa.models import build_model, reference_model
 
-__all__ = ["Inputs", "load_inputs"]
+__all__ = ["Inputs", "load_inputs", "resolve_device"]
+
+
+def resolve_device(device: str) -> str:
+    """"cpu", "cuda", or for "auto" cuda when available, else cpu.
+
+    Raises:
+        ConfigError: "cuda" on a machine without one.
+    """
+    if device == "cpu":
+        return "cpu"
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if not torch.cuda.is_available():
+        raise ConfigError("device: expected a machine with CUDA for 'cuda', got none (use 'cpu' or 'auto')",
+                          key="device")
+    return "cuda"
 
 
 @attrs.frozen(kw_only=True, eq=False)
@@ -30,7 +51,6 @@ class Inputs:
             split, correctly classified ones only when configured).
         dropped: natural samples skipped because the model misclassified them.
     """
-
     model: Any = attrs.field(repr=False)
     model_info: Mapping[str, Any]
     legitimate: Any = attrs.field(repr=False)
@@ -46,15 +66,6 @@ _INPUTS: dict[tuple[Any, ...], Inputs] = {}
 
 
 def _load_inputs(config: ExperimentConfig, cache_dir: str | None) -> Inputs:
-    import torch
-
-    from evcsa.data import load_dataset
-    from evcsa.defenses.base import ModelClassifier
-    from evcsa.models import build_model, reference_model
-
-    from evcsa.experiments.plugins import is_plugin, load_plugin
-    from evcsa.experiments.runner import resolve_device
-
     d, m = config.data, config.model
     device = resolve_device(config.device)
     if is_plugin(d.dataset):
@@ -62,9 +73,6 @@ def _load_inputs(config: ExperimentConfig, cache_dir: str | None) -> Inputs:
         try:
             data = loader(d.split)
         except (Exception, SystemExit) as exc:
-            from evcsa.errors import EvcsaError
-            from evcsa.experiments.plugins import failure
-
             if isinstance(exc, EvcsaError):
                 raise
             raise ConfigError(f"data.dataset: plugin {d.dataset!r} failed to load split {d.split!r}: "
@@ -148,8 +156,6 @@ def load_inputs(config: ExperimentConfig, *, cache_dir: str | None = None) -> In
 def inputs_digest(inputs: Inputs) -> str:
     """SHA-256 (hex) of what a unit must leave unchanged: the model's parameters and buffers
     (by name) and the images and labels of X_D and the legitimate set."""
-    import hashlib
-
     h = hashlib.sha256()
     for name, tensor in sorted(inputs.model.module.state_dict().items()):
         h.update(name.encode())

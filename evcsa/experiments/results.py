@@ -54,7 +54,6 @@ class CellResult:
         notes: distinct remarks from the adversary's reports.
         seconds: wall time of the cell.
     """
-
     defense: str
     adversary: str
     runs: int
@@ -103,7 +102,6 @@ class SweepPoint:
             (None in results written before it was recorded); ``sample_draws`` the draws
             per sample (``figures.draws``, 1 at δ = 0).
     """
-
     squeezer: str
     delta: float
     legitimate_accuracy: BinomialEstimate
@@ -127,7 +125,6 @@ class ExampleImages:
             for that draw; "randomized" is absent in results written before 0.2); "true".
         defense: the randomized defense shown; squeezer and delta its parameters.
     """
-
     original: Any = attrs.field(repr=False)
     adversarial: Any = attrs.field(repr=False)
     randomized: Any = attrs.field(repr=False)
@@ -153,7 +150,6 @@ class ExperimentResult:
         environment: versions, threads, platform.
         seconds: wall time of the run.
     """
-
     config: ExperimentConfig
     cells: tuple[CellResult, ...]
     legitimate: Mapping[str, BinomialEstimate]

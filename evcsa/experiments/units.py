@@ -38,10 +38,15 @@ import math
 from typing import Any, Mapping, Sequence
 
 import attrs
+import numpy as np
 
+from evcsa.adversaries import GrayboxTransfer
 from evcsa.config import ComponentSpec, ExperimentConfig
+from evcsa.experiments.code import component_code
+from evcsa.experiments.plugins import is_plugin, load_plugin
+from evcsa.experiments.registry import ADVERSARIES, DEFENSES, squeezers_of
 
-__all__ = ["Unit", "content_key", "plan_units", "sweep_set_of"]
+__all__ = ["Output", "Unit", "UnitPlan", "content_key", "plan_units", "sweep_set_of"]
 
 #: Units of these kinds run first when several are ready (crafting feeds the games).
 KIND_ORDER = ("craft", "sweep_craft", "legitimate", "sweep_legitimate", "play", "rejudge", "sweep_point",
@@ -64,12 +69,48 @@ class Unit:
             configuration (indices, labels, game range), JSON-ready.
         deps: the keys of the units whose outputs it takes, by role ("craft": key).
     """
-
     kind: str
     key: str
     name: str
     params: Mapping[str, Any]
     deps: Mapping[str, str] = attrs.field(factory=dict)
+
+
+@attrs.frozen(kw_only=True, eq=False)
+class Output:
+    """What a unit produced.
+
+    Attributes:
+        record: JSON-ready values (numbers, strings, lists, dicts).
+        arrays: name → numpy array (stored in the unit's ``.npz``).
+        seconds: wall time of the computation.
+    """
+    record: Mapping[str, Any]
+    arrays: Mapping[str, np.ndarray] = attrs.field(factory=dict)
+    seconds: float = 0.0
+
+
+@attrs.frozen(kw_only=True)
+class UnitPlan:
+    """Where the results of a run come from: the content keys of its units, by role
+    (:func:`plan_units`).
+
+    Attributes:
+        cells: (d, a) → the keys of the cell's ``play`` units, in game order.
+        crafts: (d, a) → the key of the ``craft`` unit the cell plays.
+        rejudge: (d, a) → the key of the cell's ``rejudge`` unit.
+        legitimate: d → the key of the defense's ``legitimate`` unit.
+        sweep: (squeezer, δ, key of its ``sweep_point`` unit), squeezers outer.
+        examples: the key of the ``examples`` unit, or None.
+        sweep_craft: the key of the unit crafting the sweep's set, or None.
+    """
+    cells: Mapping[tuple[int, int], Sequence[str]] = attrs.field(factory=dict)
+    crafts: Mapping[tuple[int, int], str] = attrs.field(factory=dict)
+    rejudge: Mapping[tuple[int, int], str] = attrs.field(factory=dict)
+    legitimate: Mapping[int, str] = attrs.field(factory=dict)
+    sweep: Sequence[tuple[str, float, str]] = ()
+    examples: str | None = None
+    sweep_craft: str | None = None
 
 
 def content_key(document: Mapping[str, Any]) -> str:
@@ -111,9 +152,6 @@ def component_codes(config: ExperimentConfig, spec: ComponentSpec, registry: Map
     """The code digests of a ``[[defenses]]`` / ``[[adversaries]]`` table's user code, by
     field: its ``kind`` (a plugin, or a registry entry added at run time) and an ``attack``
     plugin (:func:`evcsa.experiments.code.component_code`); empty for evcsa's own."""
-    from evcsa.experiments.code import component_code
-    from evcsa.experiments.plugins import is_plugin, load_plugin
-
     codes: dict[str, str] = {}
     for field, name in (("kind", spec.kind), ("attack", spec.params.get("attack"))):
         if is_plugin(name):
@@ -131,9 +169,6 @@ def component_codes(config: ExperimentConfig, spec: ComponentSpec, registry: Map
 def input_codes(config: ExperimentConfig) -> dict[str, str]:
     """The code digests of a plugin ``model.architecture`` and ``data.dataset`` (their
     outputs' bytes are in the model and data digests; the architecture's forward pass is not)."""
-    from evcsa.experiments.code import component_code
-    from evcsa.experiments.plugins import is_plugin, load_plugin
-
     codes: dict[str, str] = {}
     for field, name in (("model.architecture", config.model.architecture), ("data.dataset", config.data.dataset)):
         if is_plugin(name):
@@ -155,7 +190,7 @@ def craft_level(config: ExperimentConfig) -> str:
 
 
 def plan_units(config: ExperimentConfig, fingerprint: Mapping[str, str], adversaries: Sequence[Any],
-               *, games_per_chunk: int = GAMES_PER_CHUNK) -> tuple[list[Unit], dict[str, Any]]:
+               *, games_per_chunk: int = GAMES_PER_CHUNK) -> tuple[list[Unit], UnitPlan]:
     """Every unit of the run ``config`` describes, identical work listed once.
 
     Args:
@@ -169,13 +204,9 @@ def plan_units(config: ExperimentConfig, fingerprint: Mapping[str, str], adversa
         games_per_chunk: games per play unit.
 
     Returns:
-        (units in a good order to run them, layout) where layout maps "cells" →
-        {(d, a): [play keys in game order]}, "crafts" → {(d, a): craft key},
-        "legitimate" → {d: key}, "sweep" → [(squeezer, δ, key)], "examples" → key or None,
-        "sweep_craft" → key or None.
+        (units in a good order to run them, the :class:`UnitPlan`: which keys give which
+        result).
     """
-    from evcsa.experiments.registry import ADVERSARIES, DEFENSES, squeezers_of
-
     base = {"evcsa": fingerprint["evcsa"], "code": fingerprint.get("code"), "model": fingerprint["model"],
             "data": fingerprint["data"], "device": fingerprint["device"], "seed": config.seed,
             "reproducible": config.reproducible, "keys": key_digest(config), "inputs_code": input_codes(config)}
@@ -250,7 +281,10 @@ def plan_units(config: ExperimentConfig, fingerprint: Mapping[str, str], adversa
                                       "examples": figures.examples},
                                      deps)
     order = {kind: i for i, kind in enumerate(KIND_ORDER)}
-    return sorted(units.values(), key=lambda u: order[u.kind]), layout
+    plan = UnitPlan(cells=layout["cells"], crafts=layout["crafts"], rejudge=layout["rejudge"],
+                    legitimate=layout["legitimate"], sweep=tuple(layout["sweep"]), examples=layout["examples"],
+                    sweep_craft=layout["sweep_craft"])
+    return sorted(units.values(), key=lambda u: order[u.kind]), plan
 
 
 def sweep_set_of(config: ExperimentConfig, adversaries: Sequence[Any]) -> int | None:
@@ -263,8 +297,6 @@ def sweep_set_of(config: ExperimentConfig, adversaries: Sequence[Any]) -> int | 
     N ≥ ``data.samples``). Seed 002 evaluates the same adversarial samples in Table 1, Table 2
     and Figures 5–7; a shared set also saves the sweep's crafting.
     """
-    from evcsa.adversaries import GrayboxTransfer
-
     samples = config.data.samples
     if samples is None or config.game.n_chosen < samples:
         return None

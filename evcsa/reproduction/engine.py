@@ -10,16 +10,14 @@ import pathlib
 import platform
 import subprocess
 import time
-from typing import Any, Callable, Protocol
+from typing import Any, Callable
 
 import attrs
-import numpy as np
-import torch
-
-import evcsa
 from evcsa.config import ExperimentConfig
 from evcsa.experiments import ExperimentResult, run_experiment
+from evcsa.experiments.provenance import run_environment as engine_environment
 from evcsa.experiments.rundir import RunDirectory
+from evcsa.experiments.seams import Executor
 from evcsa.experiments.store import DATABASE, FinishedUnits
 from evcsa.models import reference_model
 from evcsa.report import publish_results
@@ -29,23 +27,14 @@ from evcsa.reproduction.plans import Plan
 __all__ = ["Executor", "PlanEngine", "model_provenance", "run_environment"]
 
 
-class Executor(Protocol):
-    """Where the units run (an executor of :mod:`evcsa.experiments.executors`): its
-    ``name``, its ``workers`` and ``close``."""
-
-    name: str
-    workers: int
-
-    def close(self, cancel: bool = False) -> None: ...
-
-
 def run_environment(executor: Executor | None) -> dict[str, Any]:
     """Where the reproduction runs: evcsa, torch, numpy, Python and the platform (as the
-    engine's results record them, without the threads), the git commit of the checkout it
+    engine's results record them, :func:`evcsa.experiments.provenance.run_environment`,
+    without the threads), the git commit of the checkout it
     runs from (``+changes`` when tracked files differ; None outside one), the CPU, its
     cores, the executor and its workers, and when it finished (UTC, now)."""
-    env: dict[str, Any] = {"evcsa": evcsa.__version__, "torch": torch.__version__, "numpy": np.__version__,
-                           "python": platform.python_version(), "platform": platform.platform()}
+    env: dict[str, Any] = dict(engine_environment())
+    env.pop("threads", None)
     try:
         here = pathlib.Path(__file__).resolve().parent
         commit = subprocess.run(["git", "-C", str(here), "rev-parse", "--short", "HEAD"], capture_output=True,

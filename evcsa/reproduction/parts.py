@@ -13,8 +13,8 @@ import torch
 
 from evcsa.config import ComponentSpec, ExperimentConfig
 from evcsa.errors import DataError
-from evcsa.experiments import build_defense, load_inputs, seeds
-from evcsa.randomness import DerivedKeys, KeySource, SystemKeys
+from evcsa.experiments import build_defense, load_inputs
+from evcsa.experiments.seeds import key_source
 from evcsa.reproduction.compare import Comparison
 from evcsa.reproduction.directory import key_label
 from evcsa.reproduction.engine import PlanEngine
@@ -26,7 +26,7 @@ from evcsa.reproduction.records import PartResult
 from evcsa.reproduction.values import PaperValue, paper_values
 from evcsa.stats import BinomialEstimate, IntervalEstimate
 
-__all__ = ["PART_RUNNERS", "cells_part", "experiment_keys", "repetitions_part", "sweep_part", "xd_accuracy"]
+__all__ = ["PART_RUNNERS", "cells_part", "repetitions_part", "sweep_part", "xd_accuracy"]
 
 
 def _paper_dataset(plan: Plan) -> str:
@@ -120,25 +120,12 @@ def _region_rule(config: ExperimentConfig, legitimate: dict[str, Any]) -> str | 
             f"{[float(s.params['radius']) for s in config.defenses if s.kind == 'region_based']}): {chosen}")
 
 
-def experiment_keys(config: ExperimentConfig, *labels: str) -> KeySource:
-    """A defense's key source for work outside the engine's units named by ``labels``, as
-    the engine derives its own (:mod:`evcsa.experiments.seeds`): OS entropy, or
-    (reproducible, or a master key given) :class:`~evcsa.randomness.DerivedKeys` of the
-    run's master key under "experiment" along the label path."""
-    if not config.reproducible and config.master_key is None:
-        return SystemKeys()
-    keys = DerivedKeys(seeds.master_key(config), "experiment")
-    for label in labels:
-        keys = keys.derive(label)
-    return keys
-
-
 def xd_accuracy(config: ExperimentConfig, index: int, cache_dir: str | None) -> tuple[int, int, list[int]]:
     """(correct, classified, per sample 1 if correct else 0) of defense ``index`` on X_D
     itself, one classification each (keys derived from the configuration's master key)."""
     spec = config.defenses[index]
     inputs = load_inputs(config, cache_dir=cache_dir)
-    classifier = build_defense(spec, inputs.model, experiment_keys(config, "reproduce/x_d", spec.name),
+    classifier = build_defense(spec, inputs.model, key_source(config, "reproduce/x_d", spec.name),
                                where=f"defenses[{index}]")
     pred = classifier.predict(inputs.samples.images).cpu()
     hits = (pred == inputs.samples.labels).to(torch.int64)

@@ -18,7 +18,8 @@ import attrs
 
 from evcsa.config import ExperimentConfig
 from evcsa.experiments import Inputs, build_adversary, load_inputs
-from evcsa.experiments.runner import fingerprint, resolve_device
+from evcsa.experiments.inputs import resolve_device
+from evcsa.experiments.provenance import fingerprint
 from evcsa.experiments.units import Unit, plan_units
 from evcsa.reproduction.directory import derived_key, key_label
 from evcsa.reproduction.plans import Part, Plan

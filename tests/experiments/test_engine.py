@@ -309,7 +309,7 @@ def test_check_validates_plugins(small, tmp_path, capsys, monkeypatch):
 def test_device_auto_follows_the_machine(small):
     import torch
 
-    from evcsa.experiments.runner import resolve_device
+    from evcsa.experiments.inputs import resolve_device
 
     assert resolve_device("cpu") == "cpu"
     assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
@@ -357,24 +357,24 @@ def test_a_randomized_cell_in_chunks_equals_one_chunk_and_evcsa_repeat(small, tm
     assert len(set(whole)) == 12, "every game draws its own noise (5 samples × 12 games)"
 
     config = with_master_key(config)
-    inputs = work._inputs(config, None)
-    game = EVCSA.from_rules(work._defense(config, 0, inputs, work._cell_keys(config, 0, 0)),
+    inputs = work.inputs_of(config, None)
+    game = EVCSA.from_rules(work.defense_of(config, 0, inputs, work._cell_keys(config, 0, 0)),
                             inputs.samples.images, inputs.samples.labels, config.game, model=inputs.model)
-    repeated = game.repeat(work._adversary(config, 0), 12, seed=work.cell_seed(config, 0, 0), progress=False)
+    repeated = game.repeat(work.adversary_of(config, 0), 12, seed=work.cell_seed(config, 0, 0), progress=False)
     assert [tuple(s.label for s in g.transcript) for g in repeated.games] == whole
 
 
 # -- a unit's key names the code that computed it ------------------------------------------------
 def _plan(config):
-    from evcsa.experiments import work
+    from evcsa.experiments.provenance import fingerprint
     from evcsa.experiments.registry import build_adversary
-    from evcsa.experiments.runner import fingerprint
     from evcsa.experiments.seeds import with_master_key
+    from evcsa.experiments.unit_parts import inputs_of
     from evcsa.experiments.units import plan_units
 
     config = with_master_key(config)
     adversaries = [build_adversary(s, base_dir=config.base_dir) for s in config.adversaries]
-    units, _ = plan_units(config, fingerprint(work._inputs(config, None), "cpu"), adversaries)
+    units, _ = plan_units(config, fingerprint(inputs_of(config, None), "cpu"), adversaries)
     return {u.name: u.key for u in units}
 
 

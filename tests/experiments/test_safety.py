@@ -176,18 +176,18 @@ def test_reproduce_overwrite_never_deletes_a_running_reproduction(here):
 
 
 def test_write_results_never_deletes_a_directory_that_appears_meanwhile(here, monkeypatch):
-    from evcsa import report
+    from evcsa import report, results_files
 
     result = _run(load_config("tiny.toml"), "run")
     target = here / "out"
-    real = report.config_to_toml
+    real = results_files.config_to_toml
 
     def appears(config, **kwargs):  # another process creates the target while the files are written
         target.mkdir()
         (target / "precious.txt").write_text("theirs")
         return real(config, **kwargs)
 
-    monkeypatch.setattr(report, "config_to_toml", appears)
+    monkeypatch.setattr(results_files, "config_to_toml", appears)  # write_results lives there
     with pytest.raises(InvalidParameter, match="appeared while the results were written; both are kept") as info:
         report.write_results(result, target)
     assert (target / "precious.txt").read_text() == "theirs"
@@ -413,7 +413,7 @@ def test_show_refuses_results_changed_after_they_were_written(here, capsys):
     code, _, err = _cli(capsys, "show", "run", "--no-figures")
     assert code == 2 and "results.json: expected the SHA-256 written with the results" in err
     assert "refusing to show altered numbers" in err
-    from evcsa.report import _sha256
+    from evcsa.report import file_sha256 as _sha256
 
     sums = here / "run" / "SHA256SUMS"  # a consistent forgery of both files is still caught by the store
     sums.write_text("".join(f"{_sha256(path)}  results.json\n" if line.endswith("  results.json") else line + "\n"

@@ -105,7 +105,7 @@ def test_a_bad_classifier_answer_fails_the_legitimate_unit_and_nothing_is_stored
 def test_accuracy_counts_checks_every_answer():
     """The engine's one "classify and count" helper refuses [B, 1] (it used to broadcast
     [B, 1] == [B] into B² comparisons: 25,009 correct of 500)."""
-    from evcsa.experiments.work import accuracy_counts
+    from evcsa.experiments.unit_parts import accuracy_counts
     from evcsa.testing import PixelCodeModel, coded_samples
 
     from plugin_faulty import Faulty
@@ -136,7 +136,7 @@ def test_rejudge_checks_the_classifier_answers():
 
 
 def test_a_bad_sweep_classifier_fails_its_sweep_unit(cache, tmp_path, monkeypatch):
-    from evcsa.experiments import work
+    from evcsa.experiments import sweep_work
 
     from plugin_faulty import Faulty
 
@@ -144,8 +144,8 @@ def test_a_bad_sweep_classifier_fails_its_sweep_unit(cache, tmp_path, monkeypatc
                           'kind = "feature_squeezing"\nsqueezers = "bit-depth-1"')
     text = text.replace("enabled = false", 'deltas = [0.0]\nn_values = [1]\ndraws = 2\nattack = "fgsm"\nexamples = 1')
     config = _config(tmp_path, text)
-    real = work._sweep_defense
-    monkeypatch.setattr(work, "_sweep_defense", lambda *a: Faulty(real(*a), "range"))
+    real = sweep_work.sweep_defense
+    monkeypatch.setattr(sweep_work, "sweep_defense", lambda *a: Faulty(real(*a), "range"))
     with pytest.raises(InvalidOutput, match=r"^sweep legitimate accuracy bit-depth-1 δ = 0: expected classifier.predict labels"):
         _run(config, tmp_path / "run")
     stored = _stored_kinds(tmp_path / "run")
@@ -166,10 +166,10 @@ def test_a_bad_estimate_fails_its_cell_not_the_run_at_the_end(cache, tmp_path, v
 
 def test_the_output_checks_refuse_counts_above_their_totals():
     """The checks themselves, on outputs that no shipped component makes."""
-    from evcsa.experiments.work import Output, _Facts, check_output
-    from evcsa.experiments.units import Unit
+    from evcsa.experiments.output_checks import Facts, check_output
+    from evcsa.experiments.units import Output, Unit
 
-    facts = _Facts(samples=12, image_shape=(1, 8, 8), num_classes=10, legitimate=500, n_chosen=4)
+    facts = Facts(samples=12, image_shape=(1, 8, 8), num_classes=10, legitimate=500, n_chosen=4)
     unit = Unit(kind="legitimate", key="0" * 64, name="legitimate x", params={"defense": 0})
     check_output(unit, Output(record={"correct": 500, "trials": 500}), facts)
     for record, what in (({"correct": 25_009, "trials": 500}, r"correct ≤ trials = 500, got 25009"),

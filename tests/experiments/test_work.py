@@ -115,10 +115,10 @@ def test_a_randomized_defense_is_never_collapsed(config, digits_cache):
     from evcsa.experiments.seeds import with_master_key
 
     keyed = with_master_key(config)
-    inputs = work._inputs(keyed, None)
-    defenses = [work._defense(keyed, d, inputs, work._cell_keys(keyed, d, 0)) for d in range(3)]
-    graybox = PreparedAdversary(work._adversary(keyed, 0), candidates=None, image_shape=(1, 8, 8), n_samples=20)
-    noisy = work._adversary(keyed, 1)
+    inputs = work.inputs_of(keyed, None)
+    defenses = [work.defense_of(keyed, d, inputs, work._cell_keys(keyed, d, 0)) for d in range(3)]
+    graybox = PreparedAdversary(work.adversary_of(keyed, 0), candidates=None, image_shape=(1, 8, 8), n_samples=20)
+    noisy = work.adversary_of(keyed, 1)
     assert [work.is_determined(d, graybox) for d in defenses] == [True, True, False]
     assert [work.is_determined(d, noisy) for d in defenses] == [False, False, False]
 
