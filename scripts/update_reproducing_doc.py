@@ -20,7 +20,7 @@ import shutil
 import sys
 from typing import IO, Any
 
-from evcsa._files import atomic_write
+from evcsa._files import atomic_write, umask_mode
 from evcsa.reproduction import build_plan, load_result
 from evcsa.reproduction.document import RESULTS, draw_figures, generated_section, replace_section
 
@@ -47,7 +47,7 @@ def main(argv: list[str]) -> int:
     def write(fh: IO[Any]) -> None:
         fh.write(page)
 
-    atomic_write(PAGE, write, mode="w", permissions=0o644)
+    atomic_write(PAGE, write, mode="w", permissions=umask_mode())
     if args.plan == "mix-n-squeeze":
         for path in draw_figures(result, ROOT / "docs" / "figures"):
             print(path.relative_to(ROOT))

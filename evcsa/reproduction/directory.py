@@ -8,7 +8,7 @@ import pathlib
 import shutil
 from typing import IO, Any
 
-from evcsa._files import atomic_write
+from evcsa._files import atomic_write, umask_mode
 from evcsa.errors import InvalidParameter
 from evcsa.experiments import store as run_store
 from evcsa.randomness import DerivedKeys, MasterKey
@@ -43,7 +43,7 @@ def write_marker(root: pathlib.Path) -> None:
     def write(fh: IO[Any]) -> None:
         fh.write(MARKER_TEXT)
 
-    atomic_write(root / MARKER, write, mode="w", permissions=0o644)
+    atomic_write(root / MARKER, write, mode="w", permissions=umask_mode())
 
 
 def discard_runs(root: pathlib.Path) -> None:
@@ -81,7 +81,8 @@ def discard_runs(root: pathlib.Path) -> None:
 def plan_key(root: pathlib.Path) -> str:
     """The plan's master key (64 hex digits): read from ``root/master-key``, else drawn from
     OS entropy (:meth:`evcsa.randomness.MasterKey.generate`) and recorded there
-    atomically (temp file, fsync, rename; readable by its owner only) for resumption.
+    atomically (temp file, fsync, rename; the mode a plain write gives, as before) for
+    resumption.
 
     Raises:
         KeyStreamError: a stored key that is not 64 hex digits.
@@ -97,7 +98,7 @@ def plan_key(root: pathlib.Path) -> str:
     def write(fh: IO[Any]) -> None:
         fh.write(key + "\n")
 
-    atomic_write(path, write, mode="w")
+    atomic_write(path, write, mode="w", permissions=umask_mode())
     return key
 
 

@@ -11,7 +11,7 @@ from typing import IO, Any
 
 import attrs
 
-from evcsa._files import atomic_write
+from evcsa._files import atomic_write, umask_mode
 from evcsa.errors import DataError
 from evcsa.reproduction.compare import Comparison, Point, format_comparisons
 from evcsa.reproduction.plans import Plan, build_plan
@@ -20,10 +20,6 @@ from evcsa.stats import BinomialEstimate, IntervalEstimate
 
 __all__ = ["PartResult", "ReproductionResult", "estimate_from_dict", "estimate_to_dict", "format_result",
            "load_result", "part_to_dict", "save_result", "write_json", "write_text"]
-
-#: The mode bits of the files a reproduction writes (readable by all, as a plain write leaves them).
-RESULT_PERMISSIONS = 0o644
-
 
 @attrs.frozen(kw_only=True)
 class PartResult:
@@ -54,8 +50,9 @@ class ReproductionResult:
     model: dict[str, Any] = attrs.field(factory=dict)
 
 
-def write_text(path: pathlib.Path, text: str, *, permissions: int = RESULT_PERMISSIONS) -> None:
-    """Write ``text`` (UTF-8) to ``path`` atomically (:func:`evcsa._files.atomic_write`).
+def write_text(path: pathlib.Path, text: str, *, permissions: int | None = None) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically (:func:`evcsa._files.atomic_write`), with
+    ``permissions`` (default: the mode a plain ``open(path, "w")`` gives, :func:`evcsa._files.umask_mode`).
 
     Raises:
         OSError: the disk refused.
@@ -63,7 +60,7 @@ def write_text(path: pathlib.Path, text: str, *, permissions: int = RESULT_PERMI
     def write(fh: IO[Any]) -> None:
         fh.write(text)
 
-    atomic_write(path, write, mode="w", permissions=permissions)
+    atomic_write(path, write, mode="w", permissions=umask_mode() if permissions is None else permissions)
 
 
 def write_json(path: pathlib.Path, data: Any) -> None:

@@ -1,5 +1,5 @@
 """A reproduction's directory (evcsa.reproduction.directory): the plan's master key drawn
-once and read back, recorded for its owner only; the repetitions' keys derived from it; the
+once and read back, recorded atomically; the repetitions' keys derived from it; the
 marker; and --overwrite's refusal outside a reproduction directory."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ import stat
 
 import pytest
 
+from evcsa._files import umask_mode
 from evcsa.errors import InvalidParameter, KeyStreamError
 from evcsa.reproduction.directory import KEY_FILE, MARKER, derived_key, discard_runs, is_reproduction_directory, \
     key_label, plan_key, write_marker
@@ -19,7 +20,7 @@ def test_the_plan_key_is_drawn_once_and_kept(tmp_path) -> None:
     assert plan_key(tmp_path / "repro") == key  # read back for resumption
     path = tmp_path / "repro" / KEY_FILE
     assert path.read_text(encoding="ascii") == key + "\n"
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600  # the plan's secret: its owner's only
+    assert stat.S_IMODE(path.stat().st_mode) == umask_mode()  # as the plain write before atomic_write gave it
     assert [p.name for p in (tmp_path / "repro").iterdir()] == [KEY_FILE]  # no temporary file left
 
 
