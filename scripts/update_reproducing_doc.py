@@ -18,15 +18,17 @@ import argparse
 import pathlib
 import shutil
 import sys
+from typing import IO, Any
+
+from evcsa._files import atomic_write, umask_mode
+from evcsa.reproduction import build_plan, load_result
+from evcsa.reproduction.document import RESULTS, draw_figures, generated_section, replace_section
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PAGE = ROOT / "docs" / "reproducing.md"
 
 
 def main(argv: list[str]) -> int:
-    from evcsa.reproduction import build_plan, load_result
-    from evcsa.reproduction.document import RESULTS, draw_figures, generated_section, replace_section
-
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--plan", choices=tuple(RESULTS), default="mix-n-squeeze")
     ap.add_argument("run_dir", nargs="?", type=pathlib.Path)
@@ -40,7 +42,12 @@ def main(argv: list[str]) -> int:
             shutil.copyfile(source / name, committed / name)
     result = load_result(committed)
     section = generated_section(result)
-    PAGE.write_text(replace_section(PAGE.read_text(encoding="utf-8"), section, args.plan), encoding="utf-8")
+    page = replace_section(PAGE.read_text(encoding="utf-8"), section, args.plan)
+
+    def write(fh: IO[Any]) -> None:
+        fh.write(page)
+
+    atomic_write(PAGE, write, mode="w", permissions=umask_mode())
     if args.plan == "mix-n-squeeze":
         for path in draw_figures(result, ROOT / "docs" / "figures"):
             print(path.relative_to(ROOT))

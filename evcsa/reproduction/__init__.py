@@ -13,10 +13,21 @@ them, and the plans behind ``evcsa reproduce``.
 - :mod:`evcsa.reproduction.settings`: :func:`~evcsa.reproduction.settings.settings_table`,
   :func:`~evcsa.reproduction.settings.format_settings` — each setting with the seed's value,
   the cited code's, ours (read from the plan) and where ours comes from.
-- :mod:`evcsa.reproduction.run`: :func:`run_plan`, :func:`estimate_plan`,
-  :func:`format_result`, :func:`format_estimate`, :func:`save_result`, :func:`load_result`.
+- :mod:`evcsa.reproduction.run`: :func:`run_plan` (and, re-exported, the names below);
+  the running by job: :mod:`~evcsa.reproduction.directory` (the reproduction directory:
+  marker, lock, the plan's master key), :mod:`~evcsa.reproduction.engine` (one
+  configuration in its run directory), :mod:`~evcsa.reproduction.parts` (the parts: cells,
+  repetitions, sweep), :mod:`~evcsa.reproduction.estimates` (a cell's estimate over its
+  samples).
+- :mod:`evcsa.reproduction.records`: :class:`~evcsa.reproduction.records.ReproductionResult`,
+  :func:`format_result`, :func:`save_result`, :func:`load_result` — the stored records.
+- :mod:`evcsa.reproduction.estimate`: :func:`estimate_plan`, :func:`format_estimate` — the
+  predicted run time, from the engine's own units of the plan
+  (:mod:`evcsa.reproduction.unit_plan`).
+- :mod:`evcsa.reproduction.document`: the generated parts of docs/reproducing.md.
 
-Running a plan loads the engine (evcsa.experiments) on first use.
+Running a plan loads the engine (evcsa.experiments, torch) on first use: the names of the
+running modules are this package's lazy face (``evcsa --help`` imports the plans only).
 """
 
 from __future__ import annotations
@@ -32,7 +43,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):  # the runner loads the engine (torch) only when used
+def __getattr__(name: str) -> object:  # the package's lazy face: the engine (torch) loads only when used
     if name in ("estimate_plan", "format_estimate", "format_result", "load_result", "run_plan", "save_result"):
         from evcsa.reproduction import run
 

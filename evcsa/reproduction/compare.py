@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import attrs
 
 from evcsa.errors import InvalidParameter
-from evcsa.reproduction.values import PaperValue
+from evcsa.reproduction.values import PaperValue, paper_value
 
 __all__ = ["Comparison", "Point", "compare", "format_comparisons"]
 
@@ -117,8 +117,6 @@ def compare(label: str, ours: Any, paper: PaperValue | str | None, *, spread: fl
         InvalidParameter: a malformed estimate or an unknown identifier.
     """
     if isinstance(paper, str):
-        from evcsa.reproduction.values import paper_value
-
         paper = paper_value(paper)
     return Comparison(label=label, ours=ours, paper=paper, spread=spread, note=note)
 

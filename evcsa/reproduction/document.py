@@ -16,7 +16,14 @@ from __future__ import annotations
 import pathlib
 from typing import Any, Sequence
 
+from evcsa import plots
 from evcsa.errors import DataError
+from evcsa.experiments.results import SweepPoint
+from evcsa.plots import ATTACK_LABELS
+from evcsa.reproduction.compare import format_comparisons
+from evcsa.reproduction.estimates import sample_interval
+from evcsa.reproduction.settings import format_settings
+from evcsa.stats import BinomialEstimate
 
 __all__ = ["BEGIN", "END", "PAPER_FIGURES", "RESULTS", "draw_figures", "generated_section", "in_interval",
            "markers", "replace_section", "swept_attacks", "sweep_points"]
@@ -141,8 +148,6 @@ def _settings(result: Any) -> list[str]:
 def _settings_table(plan: Any) -> list[str]:
     """The settings table of ``plan`` (:func:`evcsa.reproduction.settings.format_settings`)
     with its heading and key."""
-    from evcsa.reproduction.settings import format_settings
-
     return ["**Settings table**: each setting, the seed's value, the value in the code the seed cites, ours "
             "(† read from the run's plan, not typed) and where ours comes from; \"≠ seed\" / \"≠ code\" where "
             "ours departs from them; where this run's plan departs from the default plan (`build_plan`), ours is in "
@@ -160,8 +165,6 @@ def generated_section(result: Any) -> str:
     Raises:
         DataError: the result lacks a part the page shows.
     """
-    from evcsa.reproduction.compare import format_comparisons
-
     if result.plan.name == "randomized-squeezing":
         return _randomized_squeezing_section(result)
     parts = _parts(result, ("table1", "table2", "table3", "figures"))
@@ -190,8 +193,6 @@ def generated_section(result: Any) -> str:
 def _paper_figure_lines(result: Any) -> list[str]:
     """The page's block of seed 002's Figures 5–7 as the paper draws them
     (:data:`PAPER_FIGURES`), with captions made from the stored sweep."""
-    from evcsa.plots import ATTACK_LABELS
-
     fig = next(p for p in result.parts if p.id == "figures")
     attacks = swept_attacks(result)
     squeezers = list(dict.fromkeys(d["squeezer"] for d in fig.data))
@@ -296,22 +297,17 @@ def replace_section(page: str, section: str, plan: str = "mix-n-squeeze") -> str
 def sweep_points(result: Any, attack: str) -> tuple[Any, ...]:
     """The stored sweep of ``attack`` as :class:`~evcsa.experiments.SweepPoint` records;
     the adversarial accuracy with its interval over the samples
-    (:func:`~evcsa.reproduction.run.sample_interval`) where the run stored per-sample
+    (:func:`~evcsa.reproduction.estimates.sample_interval`) where the run stored per-sample
     counts, else pooled (runs stored before them); the per-sample counts themselves in
     ``sample_correct``/``sample_draws`` (None without them).
 
     Raises:
         DataError: no sweep of that attack in the result.
     """
-    from evcsa.experiments.results import SweepPoint
-    from evcsa.stats import BinomialEstimate
-
     fig = next((p for p in result.parts if p.id == "figures"), None)
     rows = [d for d in (fig.data if fig is not None else []) if d["attack"] == attack]
     if not rows:
         raise DataError(f"expected a stored sweep of {attack!r}, got none")
-
-    from evcsa.reproduction.run import sample_interval
 
     def est(d: Any) -> Any:
         return BinomialEstimate.from_counts(int(d["successes"]), int(d["trials"]))
@@ -367,8 +363,6 @@ def draw_figures(result: Any, directory: str | pathlib.Path, *, attack: str = "c
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from evcsa import plots
 
     points = sweep_points(result, attack)
     config = next(c for c in result.plan.part("figures").configs if c.figures.attack == attack)

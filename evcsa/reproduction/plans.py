@@ -22,8 +22,10 @@ from typing import Any, Mapping
 
 import attrs
 
+from evcsa._text import did_you_mean
 from evcsa.config import ExperimentConfig, config_from_dict
 from evcsa.errors import InvalidParameter
+from evcsa.shipped import REFERENCE_MODELS, SHIPPED, default_model
 
 __all__ = ["GAPS", "MODEL_GAPS", "PLANS", "SCALES", "Gap", "Part", "Plan", "Scale", "build_plan", "plan_gaps"]
 
@@ -266,8 +268,6 @@ GAPS: dict[str, tuple[Gap, ...]] = {
 
 def _check(name: str, choices: Any, what: str) -> None:
     if name not in choices:
-        from evcsa._text import did_you_mean
-
         raise InvalidParameter(f"expected {what} in {tuple(choices)}, got {name!r}{did_you_mean(str(name), choices)}",
                                got=name)
 
@@ -419,8 +419,6 @@ def build_plan(name: str, *, scale: str = "full", data: str = "mnist", model: st
         InvalidParameter: an unknown name, scale, data set, model, schedule or device, or a
             model for another data set.
     """
-    from evcsa.shipped import REFERENCE_MODELS, SHIPPED, default_model
-
     _check(name, PLANS, "a reproduction")
     _check(scale, SCALES, "scale")
     _check(data, ("mnist", "digits"), "data")

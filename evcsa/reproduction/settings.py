@@ -44,7 +44,12 @@ from typing import Any, Callable, Mapping
 
 import attrs
 
+from evcsa.attacks import carlini_wagner
+from evcsa.attacks.gradient_sign import default_step_size
+from evcsa.attacks.registry import ATTACKS
 from evcsa.errors import DataError
+from evcsa.experiments.registry import ADVERSARIES
+from evcsa.shipped import SHIPPED
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -195,8 +200,6 @@ def _model(plan: Any) -> str:
 
 
 def _model_accuracy(plan: Any) -> str:
-    from evcsa.shipped import SHIPPED
-
     record = json.loads(SHIPPED[plan.model].provenance_path.read_text(encoding="utf-8"))
     return f"{100 * float(record['test_accuracy']):.1f} %"
 
@@ -238,8 +241,6 @@ def _values(plan: Any, config: str, kind: str, param: str, where: str = "") -> s
 def _adversary(plan: Any, config: str, label: str, param: str) -> str:
     """The parameter as the configuration sets it, else the adversary class's default
     ("—" where the default is None: left to the adversary)."""
-    from evcsa.experiments.registry import ADVERSARIES
-
     for adv in _config(plan, config).adversaries:
         if adv.label == label:
             if param in adv.params:
@@ -257,10 +258,6 @@ def _attack(plan: Any, name: str, param: str) -> str:
     function's default, overridden by the registry's setting, overridden by the plan's
     (the graybox adversary's ``params``); a default left to the attack (None) is resolved
     by the attack's own rule (BIM's step 2ε/steps, C&W L∞'s Adam step per schedule)."""
-    from evcsa.attacks import carlini_wagner
-    from evcsa.attacks.gradient_sign import default_step_size
-    from evcsa.attacks.registry import ATTACKS
-
     if name not in ATTACKS:
         raise DataError(f"expected an attack of the registry in {sorted(ATTACKS)}, got {name!r}")
     spec = ATTACKS[name]

@@ -69,7 +69,7 @@ def test_unknown_part_is_one_line(tmp_path, capsys, digits_cache) -> None:
 def test_the_model_option(tmp_path, capsys) -> None:
     """--model picks the reference model (the plan's default otherwise); a model for other
     data is one line; a non-default model gets its own default directory."""
-    from evcsa.reproduction._cli import default_output
+    from evcsa.cli.reproduce import default_output
     from evcsa.reproduction.plans import build_plan
 
     rc = cli.main(["reproduce", "mix-n-squeeze", "--quick", "--data", "digits", "--model", "mnist",

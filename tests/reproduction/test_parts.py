@@ -1,13 +1,15 @@
-"""The figures part at N = 25: the § 4.3 Figure 6 values are printed beside ours, with the
-expected-advantage interval (on the digits, 25 samples, a cut-down C&W L∞)."""
+"""The parts (evcsa.reproduction.parts): the figures part at N = 25, the § 4.3 Figure 6
+values printed beside ours, with the expected-advantage interval (on the digits, 25
+samples, a cut-down C&W L∞)."""
 
 from __future__ import annotations
 
 import attrs
 
 from evcsa.reproduction import build_plan, format_comparisons
+from evcsa.reproduction.engine import PlanEngine
+from evcsa.reproduction.parts import sweep_part
 from evcsa.reproduction.plans import Part
-from evcsa.reproduction.run import _Engine, _sweep_part
 
 
 def test_figure6_rows(digits_cache, tmp_path) -> None:
@@ -16,8 +18,8 @@ def test_figure6_rows(digits_cache, tmp_path) -> None:
     config = attrs.evolve(base, data=attrs.evolve(base.data, samples=25), game=attrs.evolve(base.game, n_chosen=25),
                           figures=attrs.evolve(base.figures, deltas=(0.0, 0.2, 0.5, 0.8), n_values=(25,), draws=3))
     part = Part(id="figures", title="Figure 6", configs=(config,), run="sweep")
-    engine = _Engine(tmp_path, executor=None, cache_dir=str(digits_cache), overwrite=False, log=lambda line: None)
-    res = _sweep_part(plan, part, engine=engine)
+    engine = PlanEngine(tmp_path, executor=None, cache_dir=str(digits_cache), overwrite=False, log=lambda line: None)
+    res = sweep_part(plan, part, engine=engine)
     assert len(res.lines) == 3 * 4  # 3 squeezers × 4 δ
     rows = res.comparisons
     assert [r.paper.printed for r in rows] == ["1", "0.55", "0.1", "0.05"]

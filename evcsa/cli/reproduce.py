@@ -1,20 +1,31 @@
 """``evcsa reproduce {mix-n-squeeze,randomized-squeezing} [--quick] [--estimate] [--model NAME] [-o DIR] [--jobs J]``:
-the parser and the handler (evcsa.cli adds and dispatches them)."""
+the parser and the handler of a seed paper's evaluation beside its numbers (evcsa.reproduction).
+
+The engine (torch) loads when the command runs, not for ``evcsa --help``: those imports sit
+in the handler.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import pathlib
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
 
-from evcsa.reproduction.plans import PLANS
-from evcsa.shipped import PAPER_MODEL, REFERENCE_MODELS
+from evcsa._exits import EXIT_INTERRUPTED, EXIT_TERMINATED, Terminated
+from evcsa.cli.output import TextOutput
+from evcsa.errors import InvalidParameter
+from evcsa.reproduction.plans import PLANS, Plan, build_plan
+from evcsa.shipped import PAPER_MODEL, REFERENCE_MODELS, default_model
 
-__all__ = ["add_parser", "reproduce"]
+if TYPE_CHECKING:  # the engine (torch): named for the types only, not loaded for --help
+    from evcsa.experiments.seams import Executor
+
+__all__ = ["add_parser", "default_output", "reproduce"]
 
 
-def add_parser(sub: Any) -> argparse.ArgumentParser:
+def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> argparse.ArgumentParser:
     """Add the ``reproduce`` subcommand to ``sub`` (an argparse subparsers object)."""
     p = sub.add_parser("reproduce", help="a seed paper's evaluation, its tables beside the paper's numbers",
                        description="Run seed 002's (mix-n-squeeze: Tables 1-3, Figures 5-7) or seed 000's "
@@ -57,18 +68,17 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     return p
 
 
-def reproduce(args: argparse.Namespace, out: Any) -> int:
-    """Run (or estimate) the plan ``args`` describes; print the tables to ``out``.
+def reproduce(args: argparse.Namespace, out: TextOutput) -> int:
+    """Run (or estimate) the plan ``args`` describes; print the tables to ``out``. Interrupted
+    (Ctrl-C, SIGTERM), the finished units are kept and the exit status is 130 (143).
 
     Raises:
         EvcsaError: a bad part name, configuration or data (the CLI prints one line).
     """
-    from evcsa.reproduction.plans import build_plan
+    # the engine (torch) loads when the command runs, not for --help
     from evcsa.reproduction.run import estimate_plan, format_estimate, format_result, run_plan
 
     if args.jobs is not None and args.jobs < 1:
-        from evcsa.errors import InvalidParameter
-
         raise InvalidParameter(f"--jobs: expected a positive number of workers, got {args.jobs}", got=args.jobs)
     plan = build_plan(args.paper, scale="quick" if args.quick else "full", data=args.data, model=args.model,
                       cw_schedule="reference" if args.reference_schedule else None,
@@ -80,9 +90,7 @@ def reproduce(args: argparse.Namespace, out: Any) -> int:
     if args.estimate:
         jobs = args.jobs or 1
         if jobs > 1:  # time each piece at a worker's share of the cores, as the pool will run it
-            import os
-
-            import torch
+            import torch  # loaded with the engine above; named here for set_num_threads
 
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // jobs))
         say(format_estimate(plan, estimate_plan(plan, cache_dir=args.cache_dir, log=say), jobs=jobs))
@@ -99,8 +107,6 @@ def reproduce(args: argparse.Namespace, out: Any) -> int:
                           executor=executor, overwrite=args.overwrite,
                           recompute_corrupt=getattr(args, "recompute_corrupt", False))
     except KeyboardInterrupt as exc:
-        from evcsa._exits import EXIT_INTERRUPTED, EXIT_TERMINATED, Terminated
-
         executor.close(cancel=True)
         print(f"evcsa: interrupted; the finished units are kept in {output}/ — rerun the same command to "
               "finish", file=sys.stderr)
@@ -115,18 +121,17 @@ def reproduce(args: argparse.Namespace, out: Any) -> int:
     return 0
 
 
-def default_output(plan: Any) -> str:
+def default_output(plan: Plan) -> str:
     """``reproduce-<name>`` with ``-quick`` and ``-digits`` where the plan is reduced, and
     ``-<model>`` where the model is not the data's default (``--model mnist``)."""
-    from evcsa.shipped import default_model
-
     return "reproduce-" + plan.name + ("-quick" if plan.scale.name == "quick" else "") + \
         ("-digits" if plan.data == "digits" else "") + \
         (f"-{plan.model}" if plan.model != default_model(plan.data) else "")
 
 
-def _executor(args: argparse.Namespace) -> Any:
-    from evcsa.experiments.executors import make_executor
+def _executor(args: argparse.Namespace) -> Executor:
+    """The executor ``--jobs`` / ``--dask`` name (:func:`evcsa.experiments.executors.make_executor`)."""
+    from evcsa.experiments.executors import make_executor  # the engine (torch): not for --help
 
     if args.dask is not None:
         return make_executor("dask", jobs=args.jobs, address=args.dask or None)

@@ -1,5 +1,10 @@
 """``evcsa evaluate DEFENSE [KEY=VALUE …] [--budget quick|standard|FILE.toml] [--estimate] [-o DIR]``:
-the parser and the handler (evcsa.cli adds and dispatches them)."""
+the parser and the handler of a defense's evaluation against the standard suite
+(evcsa.evaluation).
+
+The evaluation (torch) loads when the command runs, not for ``evcsa --help``: that import
+sits in the handler.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +17,18 @@ import sys
 import warnings
 from typing import Any
 
-__all__ = ["add_parser", "evaluate_command"]
+from evcsa.cli.output import TextOutput
+from evcsa.errors import ConfigError, EvaluationWarning
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+__all__ = ["add_parser", "evaluate_command", "parse_params"]
 
 
-def add_parser(sub: Any) -> argparse.ArgumentParser:
+def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> argparse.ArgumentParser:
     """Add the ``evaluate`` subcommand to ``sub`` (an argparse subparsers object)."""
     p = sub.add_parser(
         "evaluate", help="evaluate a defense: the standard adversary suite, the worst-case advantage, the checks",
@@ -61,10 +74,6 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 def _value(text: str) -> Any:
     """A parameter value read as TOML (0.5, true, [1, 2], "x"), else the text itself."""
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover
-        import tomli as tomllib
     try:
         return tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
@@ -77,8 +86,6 @@ def parse_params(items: list[str]) -> dict[str, Any]:
     Raises:
         ConfigError: an item without "=" or with an empty key.
     """
-    from evcsa.errors import ConfigError
-
     out: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -89,8 +96,11 @@ def parse_params(items: list[str]) -> dict[str, Any]:
 
 
 def _rules(args: argparse.Namespace) -> dict[str, Any]:
-    from evcsa.errors import ConfigError
+    """The game's rules the options set (-n, --epsilon, --norm, --goal, --knowledge).
 
+    Raises:
+        ConfigError: --epsilon neither a number nor none.
+    """
     rules: dict[str, Any] = {}
     if args.n_chosen is not None:
         rules["n_chosen"] = args.n_chosen
@@ -113,14 +123,13 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")[:40] or "defense"
 
 
-def evaluate_command(args: argparse.Namespace, out: Any) -> int:
+def evaluate_command(args: argparse.Namespace, out: TextOutput) -> int:
     """Run (or estimate) the evaluation ``args`` describes; print the summary to ``out``.
 
     Raises:
         EvcsaError: a bad defense, parameter, budget, rule, model or data (the CLI prints one line).
     """
-    from evcsa.errors import EvaluationWarning
-    from evcsa.evaluation import estimate_evaluation, evaluate
+    from evcsa.evaluation import estimate_evaluation, evaluate  # torch: not for --help
 
     params = parse_params(args.params)
     common = dict(params=params, model=args.model, data=args.data, split=args.split, rules=_rules(args),
