@@ -61,7 +61,3 @@ def key_source(config: ExperimentConfig, *labels: str) -> KeySource:
         keys = keys.derive(label)
     return keys
 
-
-#: The names this module had before they were public (tests and older callers).
-_seed = generator_seed
-_keys = key_source

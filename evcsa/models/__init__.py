@@ -69,8 +69,6 @@ __all__ = [
 ]
 
 
-#: The former private names other modules import (``evcsa.cli``: ``_config_for``); use the public ones.
-_config_for = config_for
 
 
 def reference_model(name: str | TrainingConfig = "mnist", *,
