@@ -28,6 +28,8 @@ demo: $(STAMP)
 	$(VENV)/bin/evcsa demo
 
 test: $(STAMP)
+	$(PY) -m mypy
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
