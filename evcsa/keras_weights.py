@@ -193,6 +193,6 @@ def load_keras_carlini(path: str | os.PathLike[str], *, input_offset: float = CA
                           generator=torch.Generator().manual_seed(0))
     tensors = {k: torch.from_numpy(v) for k, v in state.items()}
     if input_offset:
-        tensors["input_shift"] = module.input_shift.clone()
+        tensors["input_shift"] = module.get_buffer("input_shift").clone()
     module.load_state_dict(tensors)
     return module.eval()

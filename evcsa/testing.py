@@ -37,7 +37,8 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from evcsa.defenses.base import REJECTED, Defense, continuous_output, reachable_objects, check_twin_contract
 from evcsa.distances import NORMS, distance
 from evcsa.errors import GameOver, InvalidQuery, NotFresh
-from evcsa.games.game import EVCSA, Session
+from evcsa.games.game import EVCSA
+from evcsa.games.oracles import Session
 from evcsa.games.rules import FRESHNESS, GOALS, REFERENCES, Rules
 from evcsa.randomness import DerivedKeys, KeySource, MasterKey, SystemKeys, keyed_uniform
 
@@ -60,6 +61,8 @@ class PixelCodeModel(torch.nn.Module):
     Class k is the bin of that pixel's value v ∈ [0, 1]: k = min(⌊v·K⌋, K − 1); the logits
     are −|v·K − (k + ½)|, so the prediction is that bin. Write class k as v = (k + ½) / K.
     """
+
+    centres: torch.Tensor  # a buffer: the bins' centres, 0.5 … K − 0.5
 
     def __init__(self, num_classes: int = 10) -> None:
         super().__init__()
@@ -210,12 +213,12 @@ def game_machine(make_game: Callable[[Rules], EVCSA],
     Returns:
         A ``RuleBasedStateMachine`` subclass; its ``TestCase`` attribute is a unittest case.
     """
-    rule_strategy = rules() if rule_strategy is None else rule_strategy
+    strategy: st.SearchStrategy[Rules] = rules() if rule_strategy is None else rule_strategy
 
     class EVCSAMachine(RuleBasedStateMachine):
         session: Session
 
-        @initialize(r=rule_strategy)
+        @initialize(r=strategy)
         def open_game(self, r: Rules) -> None:
             self.game = make_game(r)
             self.session = self.game.start(seed=0)
@@ -247,7 +250,7 @@ def game_machine(make_game: Callable[[Rules], EVCSA],
         def classify_valid(self, data: Any) -> None:
             x = data.draw(image_batches(self.game.image_shape, max_batch=3))
             labels = self.oracles.classify(x)
-            assert labels.shape == (x.shape[0],) and labels.dtype == torch.int64
+            assert isinstance(labels, torch.Tensor) and labels.shape == (x.shape[0],) and labels.dtype == torch.int64
             self.classified += x.shape[0]
 
         @rule(bad=st.data())
@@ -391,10 +394,14 @@ def game_machine(make_game: Callable[[Rules], EVCSA],
             # the fresh ones (by this machine's own account), up to the remaining N
             fresh, seen_s, seen_b = [], set(self.used_sources), set(self.used_bytes)
             for i, (source, x, _) in enumerate(queries):
-                key = source if self.game.rules.freshness == "source" else x.numpy().tobytes()
-                pool = seen_s if self.game.rules.freshness == "source" else seen_b
-                if key not in pool:
-                    pool.add(key)
+                if self.game.rules.freshness == "source":
+                    new = source not in seen_s
+                    seen_s.add(source)
+                else:
+                    key = x.numpy().tobytes()
+                    new = key not in seen_b
+                    seen_b.add(key)
+                if new:
                     fresh.append(i)
             expected = min(len(fresh), self.game.rules.n_chosen - before)
             assert len(accepted) == expected == self.session.submissions - before, (

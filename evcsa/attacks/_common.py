@@ -236,7 +236,7 @@ def input_gradient(clf: Classifier, x: torch.Tensor,
         if loss.requires_grad:
             (grad,) = torch.autograd.grad(loss.sum(), xg, allow_unused=True)
     missing = grad is None
-    if missing:
+    if grad is None:
         grad = torch.zeros_like(x)
     grad, nonfinite, zero = gradient_health(grad)
     if monitor is not None:

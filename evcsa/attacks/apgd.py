@@ -206,7 +206,9 @@ def apgd(model: Any, x: Any, y: Any, *, target: Any = None, epsilon: float, norm
         InvalidParameter: malformed inputs or parameters; DLR with too few classes.
     """
     check_generator(generator)
-    epsilon = check_epsilon(epsilon)
+    bound = check_epsilon(epsilon)
+    assert bound is not None  # optional=False: a float or an error
+    epsilon = bound
     if norm not in ("linf", "l2"):
         raise InvalidParameter(f"expected norm in ('linf', 'l2'), got {norm!r}", got=norm)
     if loss not in APGD_LOSSES:
@@ -224,20 +226,23 @@ def apgd(model: Any, x: Any, y: Any, *, target: Any = None, epsilon: float, norm
     clf, x, y, target = prepare_inputs(model, x, y, target)
     warn_if_trivial(epsilon, norm, tuple(x.shape[1:]), where="apgd")
     own = monitor is None
-    monitor = GradientMonitor(x.shape[0]) if own else monitor
+    if monitor is None:
+        monitor = GradientMonitor(x.shape[0])
     outs = []
     for lo in range(0, x.shape[0], batch_size):
         sl = slice(lo, min(x.shape[0], lo + batch_size))
         xb, yb = x[sl], y[sl]
         tb = None if target is None else target[sl]
         index = torch.arange(sl.start, sl.stop)
-        best, best_hits, best_loss = xb.clone(), None, None
+        best = xb.clone()
+        best_hits: torch.Tensor | None = None
+        best_loss: torch.Tensor | None = None
         for _ in range(restarts):
             start = _random_start(xb, epsilon, norm, generator) if random_start and epsilon > 0 else xb.clone()
             pt, hits, f = _run(clf, xb, yb, tb, epsilon=epsilon, norm=norm, loss=loss, steps=steps,
                                eot_draws=eot_draws, rho=rho, step_size=step_size, momentum=momentum, start=start,
                                monitor=monitor, index=index)
-            if best_hits is None:
+            if best_hits is None or best_loss is None:  # the first restart sets both
                 best, best_hits, best_loss = pt, hits, f
             else:
                 keep = (hits > best_hits) | ((hits == best_hits) & (f > best_loss))

@@ -65,7 +65,8 @@ def deepfool(model: Any, x: Any, y: Any, *, target: Any = None, overshoot: float
         candidates = check_positive_int(candidates, "candidates", minimum=2)
     clf, x, y, _ = prepare_inputs(model, x, y, None)
     own = monitor is None
-    monitor = GradientMonitor(x.shape[0]) if own else monitor
+    if monitor is None:
+        monitor = GradientMonitor(x.shape[0])
     b = x.shape[0]
     dev = x.device
     with torch.no_grad():
@@ -91,7 +92,7 @@ def deepfool(model: Any, x: Any, y: Any, *, target: Any = None, overshoot: float
                 break
             cls = torch.cat([y[idx, None], cand[idx]], dim=1)  # [b, 1 + n_cand]
             zc = z.gather(1, cls)
-            grads = []
+            grad_list: list[torch.Tensor] = []
             missing = not zc.requires_grad
             for k in range(cls.shape[1]):
                 g = None
@@ -99,8 +100,8 @@ def deepfool(model: Any, x: Any, y: Any, *, target: Any = None, overshoot: float
                     (g,) = torch.autograd.grad(zc[:, k].sum(), xi, retain_graph=k + 1 < cls.shape[1],
                                                allow_unused=True)
                 missing = missing or g is None
-                grads.append(torch.zeros_like(xi) if g is None else g)
-        grads = torch.stack(grads, dim=1).detach()  # [b, 1 + n_cand, C, H, W]
+                grad_list.append(torch.zeros_like(xi) if g is None else g)
+        grads = torch.stack(grad_list, dim=1).detach()  # [b, 1 + n_cand, C, H, W]
         finite = torch.isfinite(grads)
         nonfinite = ~finite.flatten(1).all(dim=1)
         grads = torch.where(finite, grads, torch.zeros_like(grads))

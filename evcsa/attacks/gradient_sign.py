@@ -106,13 +106,16 @@ def fgsm(model: Any, x: Any, y: Any, *, target: Any = None, epsilon: float = 0.3
         InvalidParameter: malformed inputs or parameters.
     """
     check_generator(generator)
-    epsilon = check_epsilon(epsilon)
+    bound = check_epsilon(epsilon)
+    assert bound is not None  # optional=False: a float or an error
+    epsilon = bound
     norm = check_choice(norm, ("linf", "l2"), "norm")
     loss = check_choice(loss, LOSSES, "loss")
     clf, x, y, target = prepare_inputs(model, x, y, target)
     warn_if_trivial(epsilon, norm, tuple(x.shape[1:]), where="fgsm")
     own = monitor is None
-    monitor = GradientMonitor(x.shape[0]) if own else monitor
+    if monitor is None:
+        monitor = GradientMonitor(x.shape[0])
     labels = y if target is None else target
     grad, _, _ = input_gradient(clf, x, ascent_loss(labels, target is not None, loss), monitor=monitor)
     x_adv = project(_step(x, grad, epsilon, norm), x, epsilon, norm)
@@ -178,7 +181,9 @@ def bim(model: Any, x: Any, y: Any, *, target: Any = None, epsilon: float = 0.3,
         InvalidParameter: malformed inputs or parameters.
     """
     check_generator(generator)
-    epsilon = check_epsilon(epsilon)
+    bound = check_epsilon(epsilon)
+    assert bound is not None  # optional=False: a float or an error
+    epsilon = bound
     steps = check_positive_int(steps, "steps")
     if step_size is None:
         step_size = default_step_size(epsilon, steps)
@@ -191,7 +196,8 @@ def bim(model: Any, x: Any, y: Any, *, target: Any = None, epsilon: float = 0.3,
     clf, x, y, target = prepare_inputs(model, x, y, target)
     warn_if_trivial(epsilon, norm, tuple(x.shape[1:]), where="bim")
     own = monitor is None
-    monitor = GradientMonitor(x.shape[0]) if own else monitor
+    if monitor is None:
+        monitor = GradientMonitor(x.shape[0])
     labels = y if target is None else target
     loss_fn = ascent_loss(labels, target is not None, loss, confidence)
     start = _random_start(x, epsilon, norm, generator) if random_start else x.clone()

@@ -171,7 +171,7 @@ class GradientMonitor:
             InvalidParameter: ``index`` and ``grad`` disagree on the number of samples.
         """
         full = index is None
-        if not full and index.numel() != grad.shape[0]:
+        if index is not None and index.numel() != grad.shape[0]:
             raise InvalidParameter(f"expected {index.numel()} gradients for the monitored samples, "
                                    f"got {grad.shape[0]}")
         if full and grad.shape[0] != self.batch_size:
@@ -188,6 +188,7 @@ class GradientMonitor:
             if missing:
                 self._missing[:] = True
             return
+        assert index is not None  # full is False exactly when index is given
         idx = index.detach().to("cpu", torch.int64)
         self._evals.index_add_(0, idx, torch.ones_like(idx))
         self._zero.index_add_(0, idx, zero)

@@ -114,7 +114,8 @@ def jsma(model: Any, x: Any, y: Any, *, target: Any = None, theta: float = 1.0, 
     gamma = check_number(gamma, "gamma", minimum=0.0, maximum=1.0, open_low=True)
     clf, x, y, target = prepare_inputs(model, x, y, target)
     own = monitor is None
-    monitor = GradientMonitor(x.shape[0]) if own else monitor
+    if monitor is None:
+        monitor = GradientMonitor(x.shape[0])
     targeted = target is not None
     labels = target if targeted else y
     bsz = x.shape[0]

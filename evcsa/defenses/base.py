@@ -148,6 +148,9 @@ class ModelClassifier(Classifier):
     """
 
     randomized = False
+    #: the model's provenance (its training configuration, test accuracy, weights' digest),
+    #: set by :func:`evcsa.models.reference_model` only; absent on other instances.
+    info: dict[str, Any]
 
     def __init__(self, module: torch.nn.Module, *, num_classes: int | None = None,
                  batch_size: int = 512) -> None:
@@ -278,7 +281,7 @@ _MODE_LOCK = threading.RLock()
 
 
 @contextlib.contextmanager
-def eval_mode(*modules: torch.nn.Module, lock: threading.Lock | None = None) -> Iterator[None]:
+def eval_mode(*modules: torch.nn.Module, lock: threading.Lock | threading.RLock | None = None) -> Iterator[None]:
     """Run the block with every submodule of ``modules`` in eval mode, then restore each
     submodule's own train/eval flag: a classification never depends on, nor changes, the
     mode the user left the module in (dropout off, BatchNorm uses and keeps its running

@@ -129,8 +129,8 @@ class FeatureSqueezing(Defense):
 
     # -- construction ------------------------------------------------------------------
     def _replace(self, **changes: Any) -> FeatureSqueezing:
-        params = dict(squeezers=self.squeezers, classify_on=self.classify_on,
-                      threshold=self.threshold, batch_size=self.batch_size)
+        params: dict[str, Any] = dict(squeezers=self.squeezers, classify_on=self.classify_on,
+                                      threshold=self.threshold, batch_size=self.batch_size)
         base = changes.pop("base", self.base)
         params.update(changes)
         return FeatureSqueezing(base, **params)

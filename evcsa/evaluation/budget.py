@@ -150,8 +150,8 @@ class Budget:
         try:
             return attrs.evolve(BUDGETS[base_name], **table)
         except InvalidParameter as exc:
-            key = exc.details.get("key")
-            path = f"{where}.{key}" if key else where
+            field = exc.details.get("key")
+            path = f"{where}.{field}" if field else where
             raise ConfigError(f"{path}: {exc.message}", key=path) from exc
 
 

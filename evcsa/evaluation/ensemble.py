@@ -37,7 +37,8 @@ from evcsa.errors import InvalidParameter
 from evcsa.experiments.registry import build_adversary
 
 if TYPE_CHECKING:
-    from evcsa.games.game import Knowledge, Oracles
+    from evcsa.games.knowledge import Knowledge
+    from evcsa.games.oracles import Oracles
     from evcsa.games.rules import Rules
 
 __all__ = ["Ensemble", "PreparedEnsemble", "union"]
@@ -91,11 +92,12 @@ def union(parts: Sequence[Candidates]) -> tuple[Candidates, np.ndarray]:
         raise InvalidParameter("expected every member's candidates to carry targets (a targeted game) or none, got "
                                "a mixture")
     origins = np.concatenate([np.full(len(p), i, dtype=np.int64) for i, p in enumerate(parts)])
-    offline = None
-    if all(p.offline is not None for p in parts):
-        offline = SuccessEstimates.from_counts(np.concatenate([p.offline.successes for p in parts]),
-                                               np.concatenate([p.offline.draws for p in parts]),
-                                               parts[0].offline.alpha, "offline")
+    offline: SuccessEstimates | None = None
+    rated = [p.offline for p in parts if p.offline is not None]
+    if len(rated) == len(parts):
+        offline = SuccessEstimates.from_counts(np.concatenate([e.successes for e in rated]),
+                                               np.concatenate([e.draws for e in rated]),
+                                               rated[0].alpha, "offline")
     merged = Candidates(sources=np.concatenate([p.sources for p in parts]),
                         x_adv=torch.cat([p.x_adv for p in parts]),
                         targets=np.concatenate([p.targets for p in parts]) if all(with_targets) else None,
@@ -225,6 +227,7 @@ class Ensemble(Adversary):
         parts = [p if p.offline is not None else rate_on_twin(twin, p, knowledge, draws, self.alpha, self.query_batch)
                  for p in parts]
         merged, origins = union(parts)
+        assert merged.offline is not None  # every part carries its rating (above), so the union does
         keep = _best_per_source(merged.sources, merged.offline.values, self.per_source)
         # the kept candidates rated afresh: the first rating chose them (a maximum of noisy
         # estimates is biased up), fresh draws of the twin are not

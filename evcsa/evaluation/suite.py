@@ -180,7 +180,8 @@ class Suite:
 
 def quantizer_chain(defense: Any, depth: int = 8) -> list[Any]:
     """The defense and the classifiers it wraps, outermost first (through ``base``)."""
-    out, seen = [], set()
+    out: list[Any] = []
+    seen: set[int] = set()
     node = defense
     while node is not None and id(node) not in seen and len(out) < depth:
         seen.add(id(node))
@@ -402,8 +403,8 @@ def choose_suite(traits: Traits, rules: Rules, budget: Budget, *, n_samples: int
         notes.append(f"no whitebox gradient attack for the {norm} norm (BPDA+EOT and APGD are L∞/L2)")
     else:
         w_eps = 0.3 if eps is None else None
-        common = dict(steps=budget.whitebox_steps, eot_samples=eot, selection="offline", estimate_draws=twin_draws,
-                      epsilon=w_eps)
+        common: dict[str, Any] = dict(steps=budget.whitebox_steps, eot_samples=eot, selection="offline",
+                                      estimate_draws=twin_draws, epsilon=w_eps)
         pgd = BPDAEOT(**common)
         eot_text = f"{eot} EOT draws per step" if randomized else "no EOT (deterministic)"
         members.append(Member(label="BPDA+EOT", role="whitebox", adversary=pgd,
@@ -411,7 +412,7 @@ def choose_suite(traits: Traits, rules: Rules, budget: Budget, *, n_samples: int
                               why=f"PGD through the twin, {budget.whitebox_steps} steps × {eot_text}; the N "
                                   f"best by {twin_draws} twin draws (no query)"))
         if budget.whitebox_apgd:
-            apgd_params = dict(common, method="apgd", loss="dlr")
+            apgd_params: dict[str, Any] = dict(common, method="apgd", loss="dlr")
             members.append(Member(label="APGD-DLR+EOT", role="whitebox", adversary=BPDAEOT(**apgd_params),
                                   spec=_spec("bpda_eot", "APGD-DLR+EOT", **apgd_params),
                                   why=f"APGD with the DLR loss through the twin (Croce & Hein 2020), "

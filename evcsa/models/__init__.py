@@ -34,6 +34,7 @@ from typing import Any
 import torch
 
 from evcsa.defenses.base import ModelClassifier
+from evcsa.errors import DataError
 from evcsa.models.architectures import ARCHITECTURES, CarliniMNIST, DigitsCNN, GeneratorDropout, build_model
 from evcsa.models.cache import (cache_paths, check_cache_dir, config_for, file_sha256, is_cached, load_reference,
                                 resolve_cache_dir, trained_here)
@@ -132,7 +133,10 @@ def reference_model(name: str | TrainingConfig = "mnist", *,
     # 256 images per forward pass: the conv activations (~22 MB for the MNIST CNN) stay below
     # glibc's mmap threshold and are reused, where 512 maps fresh pages on every pass
     # (10x the page faults, about 1.6x slower on 2 cores).
-    classifier = ModelClassifier(module, num_classes=int(module.classifier[-1].out_features),
-                                 batch_size=256)
+    head = list(module.get_submodule("classifier").children())[-1]
+    if not isinstance(head, torch.nn.Linear):
+        raise DataError(f"expected the reference model's classifier to end in a Linear layer, "
+                         f"got {type(head).__name__}")
+    classifier = ModelClassifier(module, num_classes=int(head.out_features), batch_size=256)
     classifier.info = info
     return classifier

@@ -127,7 +127,7 @@ def load_reference(name: str | TrainingConfig = "mnist", *,
         (c, h, w), k = GEOMETRY[config.dataset]
         module = build_model(config.architecture, (c, h, w), k, seed=0)
         module.load_state_dict(state)
-        module.to(memory_format=torch.channels_last)
+        module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs lack Module.to(memory_format=)
     except (ValueError, OSError, RuntimeError, KeyError) as exc:
         warnings.warn(f"ignoring the damaged cached model {weights} ({exc}); it will be retrained",
                       RuntimeWarning, stacklevel=2)

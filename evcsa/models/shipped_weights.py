@@ -66,13 +66,13 @@ def load_shipped(name: str = "mnist") -> tuple[nn.Module, dict[str, Any]]:
     module = ARCHITECTURES[spec.architecture](c, h, k, generator=torch.Generator().manual_seed(0), **options)
     tensors = {key: torch.from_numpy(value) for key, value in state.items()}
     if spec.input_offset:  # the offset is the table's, not the file's (the .npz holds the weights only)
-        tensors["input_shift"] = module.input_shift.clone()
+        tensors["input_shift"] = module.get_buffer("input_shift").clone()
     try:
         module.load_state_dict(tensors)
     except RuntimeError as exc:
         raise DataError(f"expected {path} to hold a {spec.architecture} state dict, got "
                         f"{str(exc).splitlines()[0]}", path=str(path)) from exc
-    module.to(memory_format=torch.channels_last)
+    module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs lack Module.to(memory_format=)
     try:
         provenance = json.loads(spec.provenance_path.read_text(encoding="utf-8"))
     except (OSError, ValueError):

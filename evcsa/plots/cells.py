@@ -8,6 +8,7 @@ import math
 from typing import Any, Sequence
 
 import numpy as np
+from matplotlib.artist import Artist
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
@@ -64,7 +65,8 @@ def plot_success_rate_distribution(cells: Sequence[Any], config: Any = None) -> 
             ax.set_ylim(0, 1.22)  # the band above 1 holds the text
             ax.set_yticks([0, 0.2, 0.4, 0.6, 0.8, 1.0])
             ax.grid(alpha=0.3, zorder=0)
-    handles = [Patch(color="tab:blue", alpha=0.75, label="fraction of the R games with success rate n/N")]
+    handles: list[Artist] = [Patch(color="tab:blue", alpha=0.75,
+                                   label="fraction of the R games with success rate n/N")]
     for own, style in sorted(overlays):
         handles.append(Line2D([], [], color=style, marker=".", label=(
             "Poisson-binomial Pr[S = n] at the adversary's own p̂ of its top N (believed; biased up)" if own

@@ -9,6 +9,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 from matplotlib import colormaps
+from matplotlib.artist import Artist
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
@@ -112,8 +113,8 @@ def plot_paper_accuracy_vs_delta(sweeps: Mapping[str, Sequence[Any]], n_chosen: 
             ax.tick_params(labelsize=8)
     axes[0][0].set_ylabel("accuracy (%)", fontsize=9)
     axes[1][0].set_ylabel(f"A*'s Adv(N = {n_chosen}, τ = 1) = Π p̂", fontsize=9)
-    handles = [Line2D([], [], color="black", linewidth=2.4, marker="o", markersize=4,
-                      label="legitimate test images")]
+    handles: list[Artist] = [Line2D([], [], color="black", linewidth=2.4, marker="o", markersize=4,
+                                    label="legitimate test images")]
     handles += [Line2D([], [], color=styles[a]["color"], marker=styles[a]["marker"],
                        linestyle=styles[a]["linestyle"], label=ATTACK_LABELS.get(a, a)) for a in attacks]
     if banded:
@@ -150,7 +151,8 @@ def plot_paper_advantage_vs_n(sweeps: Mapping[str, Sequence[Any]], squeezer: str
     deltas = sorted({p.delta for a in attacks for p in groups[a][squeezer]})
     positive = [d for d in deltas if d > 0]
     cmap = colormaps["viridis"]
-    color = {d: cmap(0.05 + 0.85 * i / max(1, len(positive) - 1)) for i, d in enumerate(positive)}
+    color: dict[float, str | tuple[float, float, float, float]] = {
+        d: cmap(0.05 + 0.85 * i / max(1, len(positive) - 1)) for i, d in enumerate(positive)}
     color[0.0] = "black"
     ncols = min(5, len(attacks))
     nrows = math.ceil(len(attacks) / ncols)
@@ -244,6 +246,7 @@ def plot_paper_error_heatmap(sweeps: Mapping[str, Sequence[Any]], squeezer: str 
         ax.set_title(f"{squeezer}, δ = {d:g}" + (" (deterministic: p̂ is 0 or 1)" if d == 0 else ""),
                      fontsize=9, fontweight="bold")
     axes[-1].set_xlabel("adversarial sample of X_A (index in X_D)", fontsize=8)
+    assert image is not None  # panels is not empty (its width was taken above)
     fig.colorbar(image, ax=list(axes), label="p̂ = Pr[sample succeeds]", fraction=0.03, pad=0.01)
     suptitle(fig, f"Fig. 7 (seed 002, MNIST) — unpredictability of errors, {squeezer}: per attack (row) and "
                    "sample (column) the estimated probability that the adversarial sample is misclassified; "

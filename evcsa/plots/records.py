@@ -78,7 +78,8 @@ def counts_pmf(k: np.ndarray, n: np.ndarray) -> np.ndarray:
     return poisson_binomial_pmf(k / n)
 
 
-def tail_band(k: np.ndarray, n: np.ndarray, taus: Sequence[float]) -> tuple[np.ndarray, ...] | None:
+def tail_band(k: np.ndarray, n: np.ndarray,
+              taus: Sequence[float]) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """Pr[S ≥ ⌈τN⌉] at p = k/n for each τ, with the Bonferroni interval of
     :func:`evcsa.stats.expected_advantage` when it is available."""
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import numpy as np
+from matplotlib.artist import Artist
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -111,18 +112,22 @@ def plot_accuracy_vs_delta(sweep: Sequence[Any], n_chosen: int, cells: Sequence[
                 draws = sweep_draws(p, config)
                 pv = np.asarray(p.p_hat, dtype=np.float64)
                 if n > pv.size:
-                    values.append(np.nan), lows.append(np.nan), highs.append(np.nan)
+                    values.append(np.nan)
+                    lows.append(np.nan)
+                    highs.append(np.nan)
                     continue
                 top = np.sort(pv)[::-1][:n]
                 if draws > 1:
-                    k = np.rint(top * draws).astype(np.int64)
-                    v, lo, hi = tail_band(k, np.full(k.shape, draws), [1.0])
+                    counts = np.rint(top * draws).astype(np.int64)
+                    v, lo, hi = tail_band(counts, np.full(counts.shape, draws), [1.0])
                     values.append(float(v[0]))
                     lows.append(float(lo[0]) if lo is not None else np.nan)
                     highs.append(float(hi[0]) if hi is not None else np.nan)
                 else:
                     exact = float(np.prod(top))
-                    values.append(exact), lows.append(exact), highs.append(exact)
+                    values.append(exact)
+                    lows.append(exact)
+                    highs.append(exact)
             ax.fill_between(deltas, lows, highs, color="tab:purple", alpha=0.2, zorder=1)
             ax.plot(deltas, values, "s-", color="tab:purple", zorder=2, markersize=5)
         for c in cells:
@@ -139,16 +144,17 @@ def plot_accuracy_vs_delta(sweep: Sequence[Any], n_chosen: int, cells: Sequence[
         ax.set_xlabel("δ (noise magnitude, pixel scale)")
         ax.set_ylabel(f"Adv(N = {n_used}, τ = 1)" if n_used else "advantage")
         ax.grid(alpha=0.3)
-    draws = config.figures.draws if config is not None else "?"
-    top = [Line2D([], [], color="tab:blue", marker="o", label="legitimate test images"),
-           Line2D([], [], color="tab:red", marker="o", label=f"the sweep's adversarial samples ({draws} draws each)"),
-           Patch(color="0.5", alpha=0.3, label="band: 95 % interval")]
+    draws_label = config.figures.draws if config is not None else "?"
+    top_handles: list[Artist] = [
+        Line2D([], [], color="tab:blue", marker="o", label="legitimate test images"),
+        Line2D([], [], color="tab:red", marker="o", label=f"the sweep's adversarial samples ({draws_label} draws each)"),
+        Patch(color="0.5", alpha=0.3, label="band: 95 % interval")]
     bottom = [Line2D([], [], color="tab:purple", marker="s",
                      label=f"sweep: plug-in Π p̂ of its best {n_used} of {samples} samples (Bonferroni 95 %)")]
     bottom += [Line2D([], [], linestyle="none", marker=MARKERS[k % len(MARKERS)], color=COLORS[k % len(COLORS)],
                       markeredgecolor="black", label=f"games: {a} (95 % CI)") for k, a in enumerate(adversaries)
                if any(squeezer_of(c, config)[0] in groups and c.adversary == a for c in cells)]
-    figure_legend(fig, top + bottom, ncols=2)
+    figure_legend(fig, top_handles + bottom, ncols=2)
     suptitle(fig, f"Fig. 5 — accuracy vs δ (top) and Adv(N, 1) vs δ (bottom); sweep samples: "
                  f"{attack_text(config)} on the undefended model\n"
                  f"(graybox, one per X_D sample, the same at every δ); δ = 0 is deterministic feature "
@@ -173,7 +179,8 @@ def plot_advantage_vs_n(sweep: Sequence[Any], cells: Sequence[Any] = (), config:
     deltas = sorted({p.delta for p in sweep})
     positive = [d for d in deltas if d > 0]
     cmap = colormaps["viridis"]
-    color = {d: cmap(0.05 + 0.85 * i / max(1, len(positive) - 1)) for i, d in enumerate(positive)}
+    color: dict[float, str | tuple[float, float, float, float]] = {
+        d: cmap(0.05 + 0.85 * i / max(1, len(positive) - 1)) for i, d in enumerate(positive)}
     color[0.0] = "black"
     fig = Figure(figsize=(4.4 * len(groups) + 2.6, 4.6), layout="constrained")
     axes = fig.subplots(1, len(groups), squeeze=False, sharey=True)[0]
@@ -196,10 +203,11 @@ def plot_advantage_vs_n(sweep: Sequence[Any], cells: Sequence[Any] = (), config:
                 pv = np.sort(np.asarray(p.p_hat, dtype=np.float64))[::-1]
                 bands = [tail_band(np.rint(pv[:n] * draws).astype(np.int64), np.full(n, draws), [1.0])
                          for n in ns]
-                if bands and bands[0][1] is not None:
+                lows = [b[1][0] for b in bands if b[1] is not None]  # all or none: stats has the band or not
+                highs = [b[2][0] for b in bands if b[2] is not None]
+                if bands and len(lows) == len(highs) == len(bands):
                     banded = True
-                    ax.fill_between(ns, [b[1][0] for b in bands], [b[2][0] for b in bands], color=color[p.delta],
-                                    alpha=0.08, zorder=1)
+                    ax.fill_between(ns, lows, highs, color=color[p.delta], alpha=0.08, zorder=1)
         ax.set_ylim(-0.03, 1.03)
         ax.set_xlabel("N (chosen samples)")
         ax.set_title(squeezer, fontsize=10, fontweight="bold")
@@ -211,10 +219,10 @@ def plot_advantage_vs_n(sweep: Sequence[Any], cells: Sequence[Any] = (), config:
     handles = [Line2D([], [], color=color[d], linestyle="--" if d == 0 else "-", linewidth=2,
                       label="δ = 0 (feature squeezing)" if d == 0 else f"δ = {d:g}") for d in deltas]
     fig.legend(handles=handles, loc="outside right center", fontsize=8, title="noise δ", title_fontsize=8)
-    draws = config.figures.draws if config is not None else "?"
+    draws_label = config.figures.draws if config is not None else "?"
     band_text = "; bands: Bonferroni 95 % at the δ of the run's defenses"
     suptitle(fig, f"Fig. 6 — the sweep's plug-in advantage vs N at τ = 1: Π p̂ of the N samples with the "
-                 f"highest p̂ of {samples}\n({attack_text(config)} on the undefended model; p̂ from {draws} "
+                 f"highest p̂ of {samples}\n({attack_text(config)} on the undefended model; p̂ from {draws_label} "
                  f"draws per δ{band_text if banded else ''}; the games' Adv: "
                  f"games_advantage_vs_n.png)", fontsize=9)
     return fig
