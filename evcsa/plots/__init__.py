@@ -52,7 +52,7 @@ draws them); this module writes a run's figures (:func:`save_figures`).
 from __future__ import annotations
 
 import pathlib
-from typing import Any
+from typing import TYPE_CHECKING
 
 from matplotlib.figure import Figure
 
@@ -61,6 +61,9 @@ from evcsa.plots.paper import (ATTACK_LABELS, plot_paper_accuracy_vs_delta, plot
                                plot_paper_error_heatmap)
 from evcsa.plots.records import expected_advantage_at
 from evcsa.plots.sweep import plot_accuracy_vs_delta, plot_advantage_vs_n, plot_error_heatmap, plot_examples
+
+if TYPE_CHECKING:
+    from evcsa.experiments.results import ExperimentResult
 
 __all__ = [
     "ATTACK_LABELS",
@@ -84,7 +87,7 @@ FIGURES = ("fig4_examples.png", "fig5_accuracy_vs_delta.png", "fig6_advantage_vs
            "games_advantage_vs_n.png")
 
 
-def save_figures(result: Any, directory: str | pathlib.Path, *, dpi: int = 110) -> list[pathlib.Path]:
+def save_figures(result: ExperimentResult, directory: str | pathlib.Path, *, dpi: int = 110) -> list[pathlib.Path]:
     """Write the figures a run supports into ``directory`` as PNG (names in
     :data:`FIGURES`).
 

@@ -5,7 +5,7 @@ rates, Adv(N, τ) against τ, and Adv(N, τ) against N.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 from matplotlib.artist import Artist
@@ -18,9 +18,13 @@ from evcsa.plots.layout import (COLORS, MARKERS, cell_figure, cell_grid, figure_
 from evcsa.plots.records import counts_pmf, expected_advantage_at, headline_tau, submitted_counts, tail_band, tau_key
 from evcsa.stats import clopper_pearson
 
+if TYPE_CHECKING:
+    from evcsa.config import ExperimentConfig
+    from evcsa.experiments.results import CellResult
+
 # -- per cell ---------------------------------------------------------------------------------
 
-def plot_success_rate_distribution(cells: Sequence[Any], config: Any = None) -> Figure:
+def plot_success_rate_distribution(cells: Sequence[CellResult], config: ExperimentConfig | None = None) -> Figure:
     """The distribution of the success rate succ = n/N over each cell's R games (bars: the
     fraction of games with n successes), with the Poisson-binomial pmf Pr[S = n] of the
     submitted samples overlaid where their success probabilities are known (seed 002
@@ -80,7 +84,7 @@ def plot_success_rate_distribution(cells: Sequence[Any], config: Any = None) -> 
     return fig
 
 
-def plot_advantage_vs_tau(cells: Sequence[Any], config: Any = None) -> Figure:
+def plot_advantage_vs_tau(cells: Sequence[CellResult], config: ExperimentConfig | None = None) -> Figure:
     """The empirical advantage Adv(N, τ) = #{games with n ≥ ⌈τN⌉} / R (seed 002 Eq. 4) vs
     τ for each cell, at every τ = k/N (k = 1..N), with its exact 95 % Clopper–Pearson band;
     the Poisson-binomial tail Pr[S ≥ ⌈τN⌉] of the submitted samples is drawn where known
@@ -152,7 +156,7 @@ def plot_advantage_vs_tau(cells: Sequence[Any], config: Any = None) -> Figure:
                  f"from the games' success counts ({shape_text(cells)}); a step at every τ = k/N", fontsize=10)
     return fig
 
-def plot_games_advantage_vs_n(cells: Sequence[Any], config: Any = None) -> Figure:
+def plot_games_advantage_vs_n(cells: Sequence[CellResult], config: ExperimentConfig | None = None) -> Figure:
     """The games' empirical Adv(N, τ) (headline τ) with its exact 95 % interval for every N
     the run played: one panel per defense, one series per adversary (its own colour and
     marker; the series are nudged sideways so that equal values do not hide each other).

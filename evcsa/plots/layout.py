@@ -7,22 +7,25 @@ from __future__ import annotations
 
 import math
 import textwrap
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator
+
+if TYPE_CHECKING:
+    from evcsa.experiments.results import CellResult
 
 MARKERS = ("o", "^", "s", "D", "v", "P", "X", "*")
 COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink",
            "tab:olive", "tab:cyan", "tab:gray")
 
-def cell_grid(cells: Sequence[Any]) -> tuple[list[str], list[str], dict[tuple[str, str], Any]]:
+def cell_grid(cells: Sequence[CellResult]) -> tuple[list[str], list[str], dict[tuple[str, str], Any]]:
     defenses = list(dict.fromkeys(c.defense for c in cells))
     adversaries = list(dict.fromkeys(c.adversary for c in cells))
     return defenses, adversaries, {(c.defense, c.adversary): c for c in cells}
 
 
-def cell_figure(cells: Sequence[Any], *, height: float = 2.1) -> tuple[Figure, Any, list[str], list[str], dict]:
+def cell_figure(cells: Sequence[CellResult], *, height: float = 2.1) -> tuple[Figure, Any, list[str], list[str], dict]:
     defenses, adversaries, by = cell_grid(cells)
     if not by:
         raise ValueError("expected cells, got none")
@@ -66,7 +69,7 @@ def label_outer(fig: Figure, axes: Any, xlabel: str, ylabel: str) -> None:
     fig.supylabel(ylabel, fontsize=10)
 
 
-def shape_text(cells: Sequence[Any]) -> str:
+def shape_text(cells: Sequence[CellResult]) -> str:
     """"R = 40 games of N = 25 submissions" when every cell has the same R and N, else ""."""
     runs = {int(c.runs) for c in cells}
     ns = {int(c.n_chosen) for c in cells}

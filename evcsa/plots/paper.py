@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 from matplotlib import colormaps
@@ -17,6 +17,9 @@ from matplotlib.patches import Patch
 from evcsa.errors import DataError
 from evcsa.plots.layout import COLORS, MARKERS, figure_legend, suptitle, ticks_for
 from evcsa.plots.records import by_squeezer
+
+if TYPE_CHECKING:
+    from evcsa.experiments.results import SweepPoint
 
 # -- seed 002's Figures 5–7 as the paper draws them: every attack of the δ sweep ------------------
 
@@ -33,13 +36,13 @@ def _attack_styles(attacks: Sequence[str]) -> dict[str, dict[str, Any]]:
                 "linestyle": "--" if a.endswith("_ll") else "-"} for i, a in enumerate(attacks)}
 
 
-def _per_sample(point: Any) -> bool:
+def _per_sample(point: SweepPoint) -> bool:
     """Whether the point's adversarial-accuracy interval is over the samples (the run
     stored per-sample counts), so that it may be drawn as a band."""
     return getattr(point, "sample_correct", None) is not None and bool(getattr(point, "sample_draws", None))
 
 
-def _check_sweeps(sweeps: Mapping[str, Sequence[Any]]) -> dict[str, dict[str, list[Any]]]:
+def _check_sweeps(sweeps: Mapping[str, Sequence[SweepPoint]]) -> dict[str, dict[str, list[SweepPoint]]]:
     """attack → squeezer → points by δ; raises DataError on an empty mapping or sweep."""
     if not sweeps or any(not points for points in sweeps.values()):
         raise DataError(f"expected a non-empty sweep for every attack, got {len(sweeps)} attack(s)"
@@ -47,7 +50,7 @@ def _check_sweeps(sweeps: Mapping[str, Sequence[Any]]) -> dict[str, dict[str, li
     return {a: by_squeezer(points) for a, points in sweeps.items()}
 
 
-def plot_paper_accuracy_vs_delta(sweeps: Mapping[str, Sequence[Any]], n_chosen: int = 25) -> Figure:
+def plot_paper_accuracy_vs_delta(sweeps: Mapping[str, Sequence[SweepPoint]], n_chosen: int = 25) -> Figure:
     """Seed 002 Fig. 5 as the paper draws it (§ 5.2.1; caption: "accuracy and advantage of
     the adversary for δ = [0, 0.1, …, 0.8]; N = 25; legitimate accuracy shown once for each
     defense"): one column per squeezer; top, the accuracy (%) on every attack's sweep
@@ -127,7 +130,7 @@ def plot_paper_accuracy_vs_delta(sweeps: Mapping[str, Sequence[Any]], n_chosen: 
     return fig
 
 
-def plot_paper_advantage_vs_n(sweeps: Mapping[str, Sequence[Any]], squeezer: str, n_chosen: int = 25) -> Figure:
+def plot_paper_advantage_vs_n(sweeps: Mapping[str, Sequence[SweepPoint]], squeezer: str, n_chosen: int = 25) -> Figure:
     """Seed 002 Fig. 6 for one squeezer (§ 5.2.1; caption: "variation of adversarial
     advantage Adv(A*, N, 1) (Eq. 6) as the number of chosen samples is varied for different
     randomness magnitudes δ"): one panel per attack, A*'s Adv(N, 1) = Π of the N largest
@@ -198,7 +201,7 @@ def plot_paper_advantage_vs_n(sweeps: Mapping[str, Sequence[Any]], squeezer: str
     return fig
 
 
-def plot_paper_error_heatmap(sweeps: Mapping[str, Sequence[Any]], squeezer: str = "median-3x3",
+def plot_paper_error_heatmap(sweeps: Mapping[str, Sequence[SweepPoint]], squeezer: str = "median-3x3",
                              deltas: Sequence[float] = (0.0, 0.5)) -> Figure:
     """Seed 002 Fig. 7 (§ 5.2.1; caption: "unpredictability of errors for median smoothing
     (3×3), without randomness (top, δ = 0) and with randomness (bottom, δ = 0.5)"): one

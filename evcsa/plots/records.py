@@ -6,13 +6,17 @@ the sweep's points by squeezer and the squeezer of a defense. No drawing here.
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
 from evcsa import stats
 from evcsa.defenses import squeezer_from_spec
 from evcsa.stats import poisson_binomial_pmf
+
+if TYPE_CHECKING:
+    from evcsa.config import ExperimentConfig
+    from evcsa.experiments.results import CellResult, SweepPoint
 
 def tau_key(mapping: Mapping[str, Any], tau: float) -> Any:
     """The entry of a τ-keyed mapping ("1.0" → …) for ``tau``, or None."""
@@ -25,11 +29,11 @@ def tau_key(mapping: Mapping[str, Any], tau: float) -> Any:
     return None
 
 
-def headline_tau(config: Any) -> float:
+def headline_tau(config: ExperimentConfig | None) -> float:
     return float(config.figures.taus[0]) if config is not None else 1.0
 
 
-def expected_advantage_at(cell: Any, tau: float) -> Any:
+def expected_advantage_at(cell: CellResult, tau: float) -> Any:
     """The cell's expected advantage of its submitted samples at τ (an
     :class:`~evcsa.stats.IntervalEstimate`), when the run measured it."""
     value = getattr(cell, "expected_advantage", None)
@@ -40,7 +44,7 @@ def expected_advantage_at(cell: Any, tau: float) -> Any:
     return value if math.isclose(tau, 1.0) else None
 
 
-def submitted_counts(cell: Any) -> tuple[np.ndarray, np.ndarray, str] | None:
+def submitted_counts(cell: CellResult) -> tuple[np.ndarray, np.ndarray, str] | None:
     """(successes int [N], draws int [N], what they are) of the samples the cell's
     adversary submitted, as far as the results know them:
 
@@ -90,8 +94,8 @@ def tail_band(k: np.ndarray, n: np.ndarray,
     tail = np.cumsum(counts_pmf(k, n)[::-1])[::-1]
     return (np.array([tail[stats.threshold_count(t, k.size)] for t in taus]), None, None)
 
-def by_squeezer(sweep: Sequence[Any]) -> dict[str, list[Any]]:
-    out: dict[str, list[Any]] = {}
+def by_squeezer(sweep: Sequence[SweepPoint]) -> dict[str, list[SweepPoint]]:
+    out: dict[str, list[SweepPoint]] = {}
     for p in sweep:
         out.setdefault(p.squeezer, []).append(p)
     for points in out.values():
@@ -99,7 +103,7 @@ def by_squeezer(sweep: Sequence[Any]) -> dict[str, list[Any]]:
     return out
 
 
-def sweep_draws(point: Any, config: Any) -> int:
+def sweep_draws(point: SweepPoint, config: ExperimentConfig | None) -> int:
     """Classifications behind each p̂ of a sweep point: 1 at δ = 0 (deterministic), else
     ``figures.draws``."""
     stored = getattr(point, "draws", None)
@@ -110,7 +114,7 @@ def sweep_draws(point: Any, config: Any) -> int:
     return int(config.figures.draws) if config is not None else 0
 
 
-def attack_text(config: Any) -> str:
+def attack_text(config: ExperimentConfig | None) -> str:
     if config is None:
         return "the sweep's attack"
     eps = config.game.epsilon
@@ -118,12 +122,12 @@ def attack_text(config: Any) -> str:
     bound = "unbounded" if eps is None else f"{norm} ε = {eps:g}"
     return f"{config.figures.attack}, {bound}"
 
-def squeezer_of(cell: Any, config: Any) -> tuple[str | None, float | None]:
+def squeezer_of(cell: CellResult, config: ExperimentConfig | None) -> tuple[str | None, float | None]:
     """(squeezer spec, δ) of the cell's defense when it is a (randomized) squeezing one."""
     return squeezer_of_defense(cell.defense, config)
 
 
-def squeezer_of_defense(name: str, config: Any) -> tuple[str | None, float | None]:
+def squeezer_of_defense(name: str, config: ExperimentConfig | None) -> tuple[str | None, float | None]:
     if config is None:
         return None, None
     for spec in config.defenses:

@@ -5,7 +5,7 @@ and the per-sample error heatmap.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 from matplotlib.artist import Artist
@@ -17,7 +17,11 @@ from evcsa.plots.layout import COLORS, MARKERS, figure_legend, suptitle, ticks_f
 from evcsa.plots.records import (attack_text, by_squeezer, squeezer_of, squeezer_of_defense, sweep_draws, tail_band,
                                  tau_key)
 
-def plot_examples(examples: Any, config: Any = None) -> Figure:
+if TYPE_CHECKING:
+    from evcsa.config import ExperimentConfig
+    from evcsa.experiments.results import CellResult, ExampleImages, SweepPoint
+
+def plot_examples(examples: ExampleImages, config: ExperimentConfig | None = None) -> Figure:
     """Fig. 4: rows original / adversarial / randomized / squeezed, one column per sample;
     each image titled with the label the undefended model gives it (red: not the true
     label). The squeezed row's label is the defense's answer for that draw of the noise;
@@ -61,8 +65,8 @@ def plot_examples(examples: Any, config: Any = None) -> Figure:
     return fig
 
 
-def plot_accuracy_vs_delta(sweep: Sequence[Any], n_chosen: int, cells: Sequence[Any] = (),
-                           config: Any = None) -> Figure:
+def plot_accuracy_vs_delta(sweep: Sequence[SweepPoint], n_chosen: int, cells: Sequence[CellResult] = (),
+                           config: ExperimentConfig | None = None) -> Figure:
     """Fig. 5: per squeezer (columns), accuracy on legitimate samples and on the sweep's
     adversarial samples vs δ with 95 % Clopper–Pearson bands (top); below, the plug-in
     Adv(N, 1) = Π p̂ of the sweep's N samples with the highest p̂ (seed 002 Eq. 6), for the
@@ -133,7 +137,7 @@ def plot_accuracy_vs_delta(sweep: Sequence[Any], n_chosen: int, cells: Sequence[
         for c in cells:
             sq, delta = squeezer_of(c, config)
             est = tau_key(c.advantage, 1.0)
-            if sq != squeezer or est is None or c.n_chosen != n_used:
+            if sq != squeezer or delta is None or est is None or c.n_chosen != n_used:  # δ: set with sq
                 continue
             k = adversaries.index(c.adversary)
             x = delta + (k - (len(adversaries) - 1) / 2) * 0.022 * max(0.1, max(deltas) - min(deltas))
@@ -161,7 +165,7 @@ def plot_accuracy_vs_delta(sweep: Sequence[Any], n_chosen: int, cells: Sequence[
                  f"squeezing", fontsize=9)
     return fig
 
-def plot_advantage_vs_n(sweep: Sequence[Any], cells: Sequence[Any] = (), config: Any = None) -> Figure:
+def plot_advantage_vs_n(sweep: Sequence[SweepPoint], cells: Sequence[CellResult] = (), config: ExperimentConfig | None = None) -> Figure:
     """Fig. 6: per squeezer (columns), the sweep's plug-in Adv(N, 1) = Π of the N largest
     p̂ (seed 002 Eq. 6) vs N, one curve per δ (δ = 0 black and dashed, drawn on top, so
     that it shows where curves coincide), with the Bonferroni 95 % band
@@ -228,7 +232,7 @@ def plot_advantage_vs_n(sweep: Sequence[Any], cells: Sequence[Any] = (), config:
     return fig
 
 
-def plot_error_heatmap(cells: Sequence[Any] = (), sweep: Sequence[Any] = (), config: Any = None) -> Figure:
+def plot_error_heatmap(cells: Sequence[CellResult] = (), sweep: Sequence[SweepPoint] = (), config: ExperimentConfig | None = None) -> Figure:
     """Fig. 7: the estimated probability p̂ that each adversarial sample is misclassified
     (colour, 0 to 1). Rows: the cells whose adversary estimated p̂ (A*, BPDA+EOT), labelled
     "defense × adversary (draws)"; without such cells, the sweep's squeezer × δ. Columns:
