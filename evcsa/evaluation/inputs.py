@@ -207,7 +207,7 @@ def _describe(obj: Any) -> str:
     return text
 
 
-def resolve_data(data: Any, split: str, *, base_dir: str | None = None) -> Any:
+def resolve_data(data: Any, split: str, *, base_dir: str | None = None) -> ImageSet:
     """The data an evaluation draws X_D and the legitimate images from: "mnist" (default,
     embedded) or "digits" with ``split``; a ``.npz`` path (split "all"); a plugin
     ``package.module:Name`` (a function of the split returning an ImageSet, or a data

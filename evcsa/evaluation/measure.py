@@ -10,17 +10,19 @@ import contextlib
 import hashlib
 import platform
 import time
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
 
 import evcsa
-from evcsa.defenses.base import key_sources_of
+from evcsa.data import ImageSet
+from evcsa.defenses.base import ModelClassifier, key_sources_of
 from evcsa.errors import InvalidParameter
 from evcsa.evaluation.suite import Member
 from evcsa.experiments.cells import pooled_estimates
 from evcsa.experiments.results import CellResult
+from evcsa.games.results import RepeatResult
 from evcsa.games.rules import Rules
 from evcsa.randomness import KeySource
 from evcsa.stats import BinomialEstimate, expected_advantage, threshold_count
@@ -52,7 +54,8 @@ def rekeyed(classifier: Any, randomized: bool, label: str) -> Any:
     return classifier.with_keys(keys.derive(f"evaluate/{label}"))
 
 
-def natural_samples(data: Any, model: Any, samples: int, n_chosen: int, freshness: str) -> tuple[Any, int]:
+def natural_samples(data: ImageSet, model: ModelClassifier, samples: int, n_chosen: int,
+                    freshness: str) -> tuple[ImageSet, int]:
     pred = model.predict(data.images).cpu()
     keep = (pred == data.labels).nonzero().flatten()
     if keep.numel() == 0:
@@ -67,8 +70,8 @@ def natural_samples(data: Any, model: Any, samples: int, n_chosen: int, freshnes
     return x_d, dropped
 
 
-def cell_result(defense: str, label: str, result: Any, rules: Rules, tau: float, labels: torch.Tensor,
-          candidate_counts: np.ndarray | None, draws: int, seconds: float) -> Any:
+def cell_result(defense: str, label: str, result: RepeatResult, rules: Rules, tau: float, labels: torch.Tensor,
+          candidate_counts: np.ndarray | None, draws: int, seconds: float) -> CellResult:
     """A :class:`~evcsa.experiments.CellResult` from a RepeatResult (the engine's record)."""
     n = rules.n_chosen
     games = result.games
@@ -144,7 +147,7 @@ class Clock:
         self.times: dict[str, float] = {}
 
     @contextlib.contextmanager
-    def __call__(self, name: str) -> Any:
+    def __call__(self, name: str) -> Iterator[None]:
         t0 = time.perf_counter()
         try:
             yield

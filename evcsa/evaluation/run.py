@@ -36,7 +36,7 @@ import attrs
 import numpy as np
 import torch
 
-from evcsa.adversaries import BPDAEOT, PreparedAdversary
+from evcsa.adversaries import BPDAEOT, Candidates, PreparedAdversary
 from evcsa.config import ComponentSpec, DataConfig, ExperimentConfig, FiguresConfig, ModelConfig
 from evcsa.defenses.base import is_randomized
 from evcsa.errors import EvaluationWarning, InvalidParameter, TrivialEpsilonWarning
@@ -51,7 +51,7 @@ from evcsa.evaluation.suite import Suite, choose_suite, describe_defense, trivia
 from evcsa.experiments.results import ExperimentResult
 from evcsa.games import EVCSA, rejudge
 from evcsa.games.rules import Rules
-from evcsa.randomness import DerivedKeys, MasterKey
+from evcsa.randomness import DerivedKeys, KeySource, MasterKey
 from evcsa.report import check_output
 from evcsa.stats import BinomialEstimate, threshold_count
 
@@ -271,8 +271,8 @@ def _check_sources(budget: Budget, m: int) -> np.ndarray:
     return np.arange(n, dtype=np.int64)
 
 
-def _fresh_p(classifier: Any, cand: Any, x: torch.Tensor, y: torch.Tensor, rules: Rules, draws: int,
-             keys: Any, randomized: bool) -> np.ndarray:
+def _fresh_p(classifier: Any, cand: Candidates, x: torch.Tensor, y: torch.Tensor, rules: Rules, draws: int,
+             keys: KeySource, randomized: bool) -> np.ndarray:
     idx = torch.as_tensor(cand.sources)
     k = rejudge(classifier, cand.x_adv, x[idx], y[idx], rules, draws=draws, targets=cand.targets,
                 keys=keys if randomized else None)
@@ -281,7 +281,7 @@ def _fresh_p(classifier: Any, cand: Any, x: torch.Tensor, y: torch.Tensor, rules
 
 def _run_checks(suite: Suite, prepared: Mapping[str, Any], per_sample: Mapping[str, np.ndarray],
                 games: Mapping[str, EVCSA], classifier: Any, rules: Rules, budget: Budget, seed: int,
-                x: torch.Tensor, y: torch.Tensor, randomized: bool, rejudge_keys: Any,
+                x: torch.Tensor, y: torch.Tensor, randomized: bool, rejudge_keys: KeySource,
                 twin_check: chk.CheckResult) -> tuple[list[chk.CheckResult], dict[str, Any]]:
     """The five checks of :mod:`evcsa.evaluation.checks` (their runs: the unbounded attack
     and the 2× reruns, on the first ``check_samples`` natural samples)."""
@@ -339,7 +339,7 @@ def _experiment(resolved: DefenseInput, rows: Sequence[AdversaryRow], suite: Sui
                 rules: Rules, tau: float, budget: Budget, seed: int, key: MasterKey, data: Any, split: str,
                 model: Any, data_info: Mapping[str, Any], model_info: Mapping[str, Any],
                 environment: Mapping[str, Any], legitimate: Mapping[str, BinomialEstimate], figures: bool,
-                seconds: float) -> Any:
+                seconds: float) -> ExperimentResult:
     """The evaluation as an :class:`~evcsa.experiments.ExperimentResult`: what ``evcsa play``
     writes (results.json's layout, config.toml, the tables and figures) — a record of the
     evaluation: its defense and model are named as given (an object by its class), so
