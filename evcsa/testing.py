@@ -238,7 +238,7 @@ def game_machine(make_game: Callable[[Rules], EVCSA],
                 return source not in self.used_sources
             return x.numpy().tobytes() not in self.used_bytes
 
-        def draw_target(self, data: Any, source: int) -> int | None:
+        def draw_target(self, data: st.DataObject, source: int) -> int | None:
             if self.game.rules.goal != "targeted":
                 return None
             y = int(self.game.labels[source])
@@ -247,14 +247,14 @@ def game_machine(make_game: Callable[[Rules], EVCSA],
 
         # -- Classify -----------------------------------------------------------------
         @rule(data=st.data())
-        def classify_valid(self, data: Any) -> None:
+        def classify_valid(self, data: st.DataObject) -> None:
             x = data.draw(image_batches(self.game.image_shape, max_batch=3))
             labels = self.oracles.classify(x)
             assert isinstance(labels, torch.Tensor) and labels.shape == (x.shape[0],) and labels.dtype == torch.int64
             self.classified += x.shape[0]
 
         @rule(bad=st.data())
-        def classify_malformed(self, bad: Any) -> None:
+        def classify_malformed(self, bad: st.DataObject) -> None:
             x = bad.draw(malformed_images(self.game.image_shape))
             before = self.snapshot()
             try:
@@ -267,7 +267,7 @@ def game_machine(make_game: Callable[[Rules], EVCSA],
 
         # -- Attack -------------------------------------------------------------------
         @rule(data=st.data())
-        def attack_valid(self, data: Any) -> None:
+        def attack_valid(self, data: st.DataObject) -> None:
             m = self.game.samples.shape[0]
             source = data.draw(st.integers(0, m - 1), label="source")
             x = self.game.samples[source]
@@ -280,7 +280,7 @@ def game_machine(make_game: Callable[[Rules], EVCSA],
 
         @precondition(lambda self: bool(self.session.transcript))
         @rule(data=st.data())
-        def attack_repeat(self, data: Any) -> None:
+        def attack_repeat(self, data: st.DataObject) -> None:
             """Resubmit an earlier (source, x′): always stale under either freshness rule."""
             entry = data.draw(st.sampled_from(self.session.transcript))
             x_adv = self.submitted[entry.position]
@@ -334,7 +334,7 @@ def game_machine(make_game: Callable[[Rules], EVCSA],
             assert (revealed == entry.label) if r.reveal else revealed is None
 
         @rule(data=st.data())
-        def attack_malformed(self, data: Any) -> None:
+        def attack_malformed(self, data: st.DataObject) -> None:
             game = self.game
             m = game.samples.shape[0]
             good_source = data.draw(st.integers(0, m - 1))
@@ -342,6 +342,7 @@ def game_machine(make_game: Callable[[Rules], EVCSA],
             targeted = game.rules.goal == "targeted"
             right_target = self.draw_target(data, good_source)
             kind = data.draw(st.sampled_from(["image", "source", "target"]))
+            args: tuple[object, object, object]  # (source, x, target), one of them malformed
             if kind == "image":
                 args = (good_source, data.draw(malformed_images(game.image_shape)), right_target)
             elif kind == "source":
@@ -363,7 +364,7 @@ def game_machine(make_game: Callable[[Rules], EVCSA],
             assert self.snapshot() == before
 
         @rule(data=st.data(), threads=st.integers(2, 8))
-        def attack_concurrently(self, data: Any, threads: int) -> None:
+        def attack_concurrently(self, data: st.DataObject, threads: int) -> None:
             """Several threads submit at once (some of them the same source or sample): the
             game must accept exactly the fresh ones up to N, as one thread would."""
             m = self.game.samples.shape[0]

@@ -376,8 +376,8 @@ def to_uint8_grid(x_adv: Any, x: Any = None, *, epsilon: float | None = None, no
     return torch.where(ok.view(shape), rounded, fallback)
 
 
-def eot_gradient(classifier: Classifier, x: torch.Tensor, loss_fn: Any, samples: int, *,
-                 monitor: GradientMonitor | None = None, index: torch.Tensor | None = None
+def eot_gradient(classifier: Classifier, x: torch.Tensor, loss_fn: Callable[[torch.Tensor], torch.Tensor],
+                 samples: int, *, monitor: GradientMonitor | None = None, index: torch.Tensor | None = None
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Expectation over Transformation: the mean over ``samples`` draws of the input
     gradient of ``loss_fn`` through ``classifier.surrogate_logits`` (one draw of its

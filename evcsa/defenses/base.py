@@ -111,7 +111,7 @@ class Classifier(abc.ABC):
         """
         raise NotImplementedError(f"{type(self).__name__} offers no differentiable surrogate")
 
-    def with_keys(self, keys: Any) -> Classifier:
+    def with_keys(self, keys: KeySource) -> Classifier:
         """A twin with the same parameters and randomness from ``keys`` (a KeySource).
 
         A deterministic classifier has no randomness and returns itself. A randomized one
@@ -270,7 +270,7 @@ class Defense(Classifier):
     def model(self) -> ModelClassifier:
         return self.base.model
 
-    def _twin_base(self, keys: Any) -> Classifier:
+    def _twin_base(self, keys: KeySource) -> Classifier:
         """The base for a twin drawing from ``keys`` (a checked KeySource): a randomized base
         is twinned too, from ``keys.derive("base")``; a deterministic one is shared."""
         return self.base.with_keys(keys.derive("base")) if is_randomized(self.base) else self.base

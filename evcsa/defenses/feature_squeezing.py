@@ -29,6 +29,7 @@ from evcsa.defenses.bpda import straight_through
 from evcsa.defenses.squeezer import check_channels
 from evcsa.defenses.squeezers import Compose, Squeezer, squeezer_from_spec
 from evcsa.errors import InvalidParameter
+from evcsa.randomness import KeySource
 
 __all__ = ["FeatureSqueezing", "fit_threshold"]
 
@@ -151,7 +152,7 @@ class FeatureSqueezing(Defense):
         fpr = check_probability(fpr, "fpr", open_high=True)
         return self._replace(threshold=fit_threshold(self.detection_scores(legitimate), fpr))
 
-    def with_keys(self, keys: Any) -> FeatureSqueezing:
+    def with_keys(self, keys: KeySource) -> FeatureSqueezing:
         """Self when deterministic; otherwise a copy whose wrapped classifier draws from ``keys``."""
         if not self.randomized:
             return self
