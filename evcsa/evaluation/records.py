@@ -5,7 +5,7 @@ its summary through :mod:`evcsa.evaluation.report`.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import attrs
 import numpy as np
@@ -18,6 +18,9 @@ from evcsa.evaluation.report import summary_text, write_evaluation
 from evcsa.evaluation.suite import Suite
 from evcsa.games.rules import Rules
 from evcsa.stats import BinomialEstimate
+
+if TYPE_CHECKING:
+    from evcsa.experiments.results import CellResult, ExperimentResult
 
 
 __all__ = ["AdversaryRow", "Evaluation"]
@@ -41,7 +44,7 @@ class AdversaryRow:
     label: str
     role: str
     why: str
-    cell: Any = attrs.field(repr=False)
+    cell: CellResult = attrs.field(repr=False)
     per_sample: np.ndarray | None = attrs.field(repr=False)
     craft_seconds: float
     play_seconds: float
@@ -92,7 +95,7 @@ class Evaluation:
     data: Mapping[str, Any]
     model: Mapping[str, Any] = attrs.field(repr=False)
     environment: Mapping[str, Any]
-    experiment: Any = attrs.field(repr=False)
+    experiment: ExperimentResult = attrs.field(repr=False)
     seconds: float
     timings: Mapping[str, float]
     notes: tuple[str, ...] = ()

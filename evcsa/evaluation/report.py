@@ -26,7 +26,7 @@ import os
 import pathlib
 import shutil
 import tempfile
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import attrs
 import numpy as np
@@ -37,6 +37,9 @@ from evcsa.errors import InvalidParameter
 from evcsa.evaluation.checks import summarize
 from evcsa.report import finite_json, check_output, move_into_place, write_digests, write_results
 from evcsa.stats import format_interval, format_number
+
+if TYPE_CHECKING:
+    from evcsa.evaluation.records import Evaluation
 
 __all__ = ["FIGURE", "evaluation_json", "markdown", "plot_success_probabilities", "summary_text",
            "write_evaluation"]
@@ -56,7 +59,7 @@ def _norm(norm: str) -> str:
     return {"linf": "L∞", "l2": "L2", "l0": "L0"}.get(norm, norm)
 
 
-def _rules_text(evaluation: Any) -> str:
+def _rules_text(evaluation: Evaluation) -> str:
     r = evaluation.rules
     eps = "unbounded (ε = None)" if r.epsilon is None else f"ε = {r.epsilon:g} ({_norm(r.norm)})"
     if r.goal == "targeted":
@@ -69,7 +72,7 @@ def _rules_text(evaluation: Any) -> str:
             f"{r.knowledge} knowledge")
 
 
-def _headline(evaluation: Any) -> str:
+def _headline(evaluation: Evaluation) -> str:
     n, tau = evaluation.n_chosen, evaluation.tau
     worst, ens, best = evaluation.worst_case, evaluation.ensemble, evaluation.best_single
     head = f"worst-case Adv({n}, {tau:g}) = {_est(worst.advantage)}"
@@ -87,7 +90,7 @@ def _headline(evaluation: Any) -> str:
             "Classify estimates were too few to pick as well: raise ensemble_budget)")
 
 
-def summary_text(evaluation: Any) -> str:
+def summary_text(evaluation: Evaluation) -> str:
     """The short terminal summary: the headline, one line per adversary, the legitimate
     accuracy and its cost, the checks."""
     n, tau = evaluation.n_chosen, evaluation.tau
@@ -115,11 +118,11 @@ def _pct(e: Any) -> str:
     return f"{100 * e.value:.1f} % [{100 * e.low:.1f}, {100 * e.high:.1f}]"
 
 
-def _cost(evaluation: Any) -> str:
+def _cost(evaluation: Evaluation) -> str:
     return f"{100 * (evaluation.undefended.value - evaluation.legitimate.value):+.1f} points"
 
 
-def _time_ratio(evaluation: Any) -> str:
+def _time_ratio(evaluation: Evaluation) -> str:
     t = evaluation.seconds_per_image
     if t["model"] <= 0:
         return f"{1e3 * t['defense']:.3f} ms per image"
@@ -129,7 +132,7 @@ def _time_ratio(evaluation: Any) -> str:
 
 # -- the figure -----------------------------------------------------------------------------
 
-def plot_success_probabilities(evaluation: Any) -> Figure:
+def plot_success_probabilities(evaluation: Evaluation) -> Figure:
     """Per adversary, the distribution of the per-sample success probabilities pᵢ (every
     natural sample's candidate classified ``rejudge_draws`` times on fresh keys): left, the
     fraction of samples in each bin of p; right, the samples sorted by p, best first, with
@@ -182,7 +185,7 @@ def _md_table(header: Sequence[str], rows: Sequence[Sequence[Any]], align: str |
     return out
 
 
-def markdown(evaluation: Any, *, files: Sequence[str] = ()) -> str:
+def markdown(evaluation: Evaluation, *, files: Sequence[str] = ()) -> str:
     """The report as Markdown (figures linked by file name, beside it)."""
     ev = evaluation
     n, tau = ev.n_chosen, ev.tau
@@ -276,7 +279,7 @@ def _plain(rules: Any) -> dict[str, Any]:
 
 # -- results.json's evaluation section -----------------------------------------------------------
 
-def evaluation_json(evaluation: Any) -> dict[str, Any]:
+def evaluation_json(evaluation: Evaluation) -> dict[str, Any]:
     """The ``evaluation`` section of results.json (JSON-ready)."""
     ev = evaluation
     traits = ev.suite.traits
@@ -307,15 +310,15 @@ def evaluation_json(evaluation: Any) -> dict[str, Any]:
     }
 
 
-def _per_sample_csv(evaluation: Any) -> str:
-    rows = [r for r in evaluation.rows if r.per_sample is not None]
-    lines = ["sample," + ",".join(r.label for r in rows)]
+def _per_sample_csv(evaluation: Evaluation) -> str:
+    rows = [(r.label, r.per_sample) for r in evaluation.rows if r.per_sample is not None]
+    lines = ["sample," + ",".join(label for label, _ in rows)]
     for i in range(int(evaluation.data["n_samples"])):
-        lines.append(f"{i}," + ",".join(f"{float(r.per_sample[i]):.4g}" for r in rows))
+        lines.append(f"{i}," + ",".join(f"{float(per_sample[i]):.4g}" for _, per_sample in rows))
     return "\n".join(lines) + "\n"
 
 
-def write_evaluation(evaluation: Any, path: Any, *, overwrite: bool = False, figures: bool = True,
+def write_evaluation(evaluation: Evaluation, path: Any, *, overwrite: bool = False, figures: bool = True,
                      command: Sequence[str] | None = None, dpi: int = 110) -> list[str]:
     """Write the evaluation's run directory ``path`` (module docstring), atomically.
 

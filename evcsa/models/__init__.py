@@ -29,7 +29,6 @@ shipped weights, their reproducible training, and an on-disk cache of models tra
 from __future__ import annotations
 
 import os
-from typing import Any
 
 import torch
 
@@ -75,7 +74,7 @@ __all__ = [
 def reference_model(name: str | TrainingConfig = "mnist", *,
                     cache_dir: str | os.PathLike[str] | None = None,
                     progress: bool | None = None, retrain: bool = False,
-                    device: torch.device | str | None = None) -> Any:
+                    device: torch.device | str | None = None) -> ModelClassifier:
     """A reference model as a :class:`~evcsa.defenses.ModelClassifier`.
 
     By name (a key of :data:`SHIPPED`), the shipped weights: the same file, hence the same
