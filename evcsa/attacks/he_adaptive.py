@@ -38,6 +38,7 @@ import torch
 
 from evcsa._validation import check_positive_int
 from evcsa.attacks._common import check_generator, check_number, prepare_inputs
+from evcsa.attacks.gradients import GradientMonitor
 from evcsa.defenses.squeezers import squeezer_from_spec
 from evcsa.errors import InvalidParameter
 
@@ -85,7 +86,7 @@ def he_objective(logits_fn: Callable[[torch.Tensor], torch.Tensor], x_adv: torch
 def he_l2(model: Any, x: Any, y: Any, *, squeezers: Sequence[Any], threshold: float,
           confidence: float = 0.0, learning_rate: float = 9e-2, binary_search_steps: int = 9,
           max_iterations: int = 5000, initial_const: float = 1.0, target: Any = None,
-          generator: torch.Generator | None = None, monitor: Any = None) -> torch.Tensor:
+          generator: torch.Generator | None = None, monitor: GradientMonitor | None = None) -> torch.Tensor:
     """He et al.'s adaptive C&W L2 attack on feature squeezing (WOOT 2017, § 4).
 
     Args:

@@ -334,7 +334,7 @@ def reachable_objects(root: Any, kinds: tuple[type, ...], depth: int = 6) -> dic
     return found
 
 
-def key_sources_of(classifier: Any) -> list[Any]:
+def key_sources_of(classifier: Any) -> list[KeySource]:
     """The :class:`~evcsa.randomness.KeySource` objects a classifier holds (through its
     attributes, bases, wrappers; six levels deep), in a fixed order (depth first, in
     attribute order)."""

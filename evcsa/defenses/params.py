@@ -20,7 +20,7 @@ kind                        record                                      defense 
 from __future__ import annotations
 
 import abc
-from typing import Any, Sequence
+from typing import Sequence
 
 import attrs
 import torch
@@ -54,7 +54,7 @@ class DefenseParams(abc.ABC):
     """The parameters of one defense kind (an attrs record, keyword-only fields)."""
 
     @abc.abstractmethod
-    def build(self, model: Classifier | torch.nn.Module, keys: KeySource | None) -> Any:
+    def build(self, model: Classifier | torch.nn.Module, keys: KeySource | None) -> Classifier | torch.nn.Module:
         """The defense around the undefended ``model``, its randomness from ``keys``.
 
         Raises:
@@ -67,7 +67,7 @@ class DefenseParams(abc.ABC):
 class NoDefenseParams(DefenseParams):
     """``kind = "none"``: the undefended model; no parameters."""
 
-    def build(self, model: Classifier | torch.nn.Module, keys: KeySource | None) -> Any:
+    def build(self, model: Classifier | torch.nn.Module, keys: KeySource | None) -> Classifier | torch.nn.Module:
         """``model`` itself."""
         return model
 
