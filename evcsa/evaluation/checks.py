@@ -41,7 +41,7 @@ from __future__ import annotations
 import copy
 import math
 import random
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import attrs
 import numpy as np
@@ -51,6 +51,10 @@ from scipy import stats
 from evcsa.defenses.base import continuous_output, check_twin_contract, is_randomized
 from evcsa.errors import InvalidParameter
 from evcsa.randomness import DerivedKeys
+
+if TYPE_CHECKING:
+    from evcsa.attacks.gradients import GradientHealth
+    from evcsa.evaluation.suite import GradientProbe
 
 __all__ = ["CHECKS", "CONVERGENCE_MARGIN", "TRANSFER_MARGIN", "UNBOUNDED_TARGET", "CheckResult", "PairedGain",
            "check_convergence", "check_gradients", "check_transfer", "check_twin_randomness", "check_unbounded",
@@ -204,7 +208,7 @@ def paired_gain(a: Any, b: Any) -> PairedGain:
 
 # -- the checks -----------------------------------------------------------------------------
 
-def check_gradients(probe: Any, healths: Mapping[str, Any]) -> CheckResult:
+def check_gradients(probe: GradientProbe, healths: Mapping[str, GradientHealth]) -> CheckResult:
     """gradient-health: the gradient probe of the defense's surrogate and the gradient health
     of every gradient attack the suite ran.
 
