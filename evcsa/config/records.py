@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 import pathlib
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import attrs
 
@@ -40,8 +40,12 @@ def _name(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
                           f"directory), got {value!r}", key=attribute.name, got=value)
 
 
+_Validator = Callable[[Any, "attrs.Attribute[Any]", Any], None]
+"""An attrs validator: (instance, attribute, value) -> None, raising ConfigError."""
+
+
 def _list_of(kind: type, minimum: float, maximum: float, *, name_of_item: str,
-             strictly_increasing: bool = False):
+             strictly_increasing: bool = False) -> _Validator:
     def check(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
         if not value:
             raise ConfigError(f"expected {attribute.name} as a non-empty list, got {list(value)!r}",
@@ -60,6 +64,11 @@ def _list_of(kind: type, minimum: float, maximum: float, *, name_of_item: str,
 
 def _as_tuple(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
+
+
+def _as_dict(value: object) -> object:
+    """A mapping as a dict (anything else unchanged, for the validator to reject)."""
+    return dict(value) if isinstance(value, Mapping) else value
 
 
 # -- records ------------------------------------------------------------------------------
@@ -135,7 +144,7 @@ class ComponentSpec:
     kind: str = attrs.field(validator=_non_empty_str)
     label: str | None = attrs.field(default=None, validator=_optional_str)
     params: Mapping[str, Any] = attrs.field(factory=dict, validator=_check_params,
-                                            converter=lambda p: dict(p) if isinstance(p, Mapping) else p)
+                                            converter=_as_dict)
 
     @property
     def name(self) -> str:
@@ -176,12 +185,12 @@ class FiguresConfig:
     draws: int = attrs.field(default=50, validator=int_at_least(1, error=ConfigError))
     attack: str = attrs.field(default="bim", validator=_non_empty_str)
     attack_params: Mapping[str, Any] = attrs.field(factory=dict, validator=_check_params,
-                                                   converter=lambda p: dict(p) if isinstance(p, Mapping) else p)
+                                                   converter=_as_dict)
     examples: int = attrs.field(default=5, validator=int_at_least(0, error=ConfigError))
     enabled: bool = True
 
 
-def _components(kind: str):
+def _components(kind: str) -> _Validator:
     def check(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
         if not value:
             raise ConfigError(f"expected at least one [[{attribute.name}]] table, got none",

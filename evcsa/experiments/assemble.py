@@ -103,7 +103,7 @@ def cell_result(config: ExperimentConfig, d: int, a: int, chunks: Sequence[Any],
     for c in chunks:
         if "est_weighted" not in c.arrays:
             continue
-        if sums is None:
+        if sums is None or sources is None:  # (set together, by the first chunk with estimates)
             sums = np.zeros_like(c.arrays["est_weighted"])
             draw_sums = np.zeros_like(c.arrays["est_draws"])
             sources = c.arrays["est_sources"]

@@ -115,7 +115,7 @@ def check_config(config: ExperimentConfig) -> None:
 def _check_plugins(config: ExperimentConfig) -> None:
     """A plugin must be importable by name in a worker process: not defined in ``__main__``
     of a script that workers do not run."""
-    named = [(f"defenses[{i}].kind", s.kind) for i, s in enumerate(config.defenses)]
+    named: list[tuple[str, object]] = [(f"defenses[{i}].kind", s.kind) for i, s in enumerate(config.defenses)]
     named += [(f"adversaries[{i}].kind", s.kind) for i, s in enumerate(config.adversaries)]
     named += [(f"adversaries[{i}].attack", s.params.get("attack")) for i, s in enumerate(config.adversaries)]
     for where, name in named:
