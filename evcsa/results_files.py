@@ -160,9 +160,11 @@ def write_results(result: Any, path: str | os.PathLike[str], *, overwrite: bool 
         if result.examples is not None:
             ex = result.examples
             labels = {f"labels_{k}": np.asarray(v, dtype=np.int64) for k, v in ex.labels.items()}
+            # numpy's stubs let **labels fill savez_compressed's allow_pickle: bool (the keys are labels_*)
             atomic_write(tmp / "examples.npz", lambda fh: np.savez_compressed(
                 fh, original=ex.original.numpy(), adversarial=ex.adversarial.numpy(),
-                randomized=ex.randomized.numpy(), squeezed=ex.squeezed.numpy(), **labels), permissions=umask_mode())
+                randomized=ex.randomized.numpy(), squeezed=ex.squeezed.numpy(),
+                **labels), permissions=umask_mode())  # type: ignore[arg-type]
             if progress:
                 progress("examples.npz")
         if figures if figures is not None else result.config.figures.enabled:

@@ -159,7 +159,7 @@ def _pct(value: float | None) -> str:
 
 
 def _ci(value: float | None, low: float | None, high: float | None) -> str:
-    if value is None:
+    if value is None or low is None or high is None:  # (the rows give all three or none)
         return "—"
     return format_interval(value, low, high)
 

@@ -40,7 +40,7 @@ DEFENSES: dict[str, type[DefenseParams] | Callable[..., Any]] = dict(DEFENSE_PAR
 #: Adversary kinds: name → the adversary class, constructed with the ``[[adversaries]]``
 #: table's other keys as keyword arguments (its attrs fields). Any
 #: :class:`~evcsa.adversaries.Adversary` subclass with keyword parameters can be added.
-ADVERSARIES: dict[str, Any] = {
+ADVERSARIES: dict[str, type[Adversary]] = {
     "graybox_transfer": GrayboxTransfer,
     "greedy_a_star": GreedyAStar,
     "bpda_eot": BPDAEOT,
@@ -113,7 +113,7 @@ def build_defense(spec: ComponentSpec, model: Any, keys: Any, *, where: str = "d
     return _build(DEFENSES, spec, where, base_dir, model, keys)
 
 
-def build_adversary(spec: ComponentSpec, *, where: str = "adversary", base_dir: str | None = None) -> Any:
+def build_adversary(spec: ComponentSpec, *, where: str = "adversary", base_dir: str | None = None) -> Adversary:
     """The adversary an ``[[adversaries]]`` table describes: ``kind`` is a key of
     :data:`ADVERSARIES` or a plugin ``"package.module:Name"`` (an
     :class:`~evcsa.adversaries.Adversary` subclass); an ``attack`` parameter may be a
@@ -127,7 +127,11 @@ def build_adversary(spec: ComponentSpec, *, where: str = "adversary", base_dir: 
         params = dict(spec.params)
         params["attack"] = load_plugin(attack, base_dir=base_dir, where=f"{where}.attack")
         spec = attrs.evolve(spec, params=params)
-    return _build(ADVERSARIES, spec, where, base_dir)
+    built = _build(ADVERSARIES, spec, where, base_dir)
+    if not isinstance(built, Adversary):  # (a plugin's is checked in _build; a kind added to ADVERSARIES here)
+        raise ConfigError(f"{where}.kind: expected {spec.kind!r} to build an evcsa.adversaries.Adversary, "
+                          f"got {type(built).__name__}", key=f"{where}.kind")
+    return built
 
 
 def _build(registry: dict[str, Any], spec: ComponentSpec, where: str, base_dir: str | None, *args: Any) -> Any:

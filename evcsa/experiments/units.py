@@ -240,7 +240,7 @@ def plan_units(config: ExperimentConfig, fingerprint: Mapping[str, str], adversa
         for d, d_spec in enumerate(config.defenses):
             cell = {"defense": _labelled(d_spec, d_codes[d]), "adversary": _labelled(a_spec, a_codes[a]),
                     "rules": rules}
-            craft = shared_key if shared else add(
+            craft = shared_key if shared_key is not None else add(  # (set when shared)
                 "craft", f"craft {a_spec.name} against {d_spec.name}", {"adversary": a, "defense": d}, cell)
             layout["crafts"][(d, a)] = craft
             keys = []

@@ -258,7 +258,8 @@ def _play(config: ExperimentConfig, params: dict[str, Any], deps: Mapping[str, O
     if determined:
         result = attrs.evolve(result, games=result.games * (stop - start))
     labels = inputs.samples.labels.numpy()
-    per_game = {k: [] for k in ("successes", "submissions", "classify_queries", "stale_queries", "flagged")}
+    per_game: dict[str, list[int]] = {k: [] for k in ("successes", "submissions", "classify_queries", "stale_queries",
+                                                       "flagged")}
     rows: dict[str, list[Any]] = {k: [] for k in ("game", "position", "source", "target", "label", "reference",
                                                    "true_label", "success", "within_epsilon", "distance", "sample")}
     samples: list[np.ndarray] = []
@@ -297,7 +298,7 @@ def _play(config: ExperimentConfig, params: dict[str, Any], deps: Mapping[str, O
         if est is None:
             continue
         values, draws, src = est
-        if sums is None:
+        if sums is None or draw_sums is None or sources is None:  # (set together, by the first estimate)
             sums, draw_sums, sources = np.zeros_like(values), np.zeros_like(draws), src
         if values.shape == sums.shape and np.array_equal(src, sources):
             sums += values * draws
@@ -308,7 +309,7 @@ def _play(config: ExperimentConfig, params: dict[str, Any], deps: Mapping[str, O
     dtypes = {"success": bool, "within_epsilon": bool, "distance": np.float64}
     arrays.update({f"sub_{k}": np.asarray(v, dtype=dtypes.get(k, np.int64)) for k, v in rows.items()})
     arrays["samples"] = np.stack(samples) if samples else np.zeros((0, *shape), dtype=np.float32)
-    if sums is not None:
+    if sums is not None and draw_sums is not None:  # (set together)
         arrays.update(est_weighted=sums, est_draws=draw_sums, est_sources=np.asarray(sources, dtype=np.int64))
     return Output(record={"games": stop - start, "start": start, "notes": notes}, arrays=arrays)
 
