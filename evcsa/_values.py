@@ -151,14 +151,14 @@ def check_targeting(value: Any, choices: tuple[str, ...], name: str = "targeting
 
 def one_of(choices: tuple[Any, ...], *, error: type[EvcsaError] = InvalidParameter) -> Validator:
     """An attrs validator: the value is one of ``choices``."""
-    def check(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    def check(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
         check_choice(value, choices, attribute.name, error=error)
     return check
 
 
 def non_empty_str(*, optional: bool = False, error: type[EvcsaError] = InvalidParameter) -> Validator:
     """An attrs validator: a string with a non-blank character, or None when ``optional``."""
-    def check(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    def check(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
         if value is None and optional:
             return
         if not isinstance(value, str) or not value.strip():
@@ -170,7 +170,7 @@ def non_empty_str(*, optional: bool = False, error: type[EvcsaError] = InvalidPa
 def int_at_least(minimum: int, *, optional: bool = False,
                  error: type[EvcsaError] = InvalidParameter) -> Validator:
     """An attrs validator: an integer (not a bool) ≥ ``minimum``, or None when ``optional``."""
-    def check(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    def check(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
         if value is None and optional:
             return
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
@@ -179,7 +179,7 @@ def int_at_least(minimum: int, *, optional: bool = False,
     return check
 
 
-def is_bool(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+def is_bool(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
     """An attrs validator: ``True`` or ``False`` (not 0/1, not a string)."""
     if not isinstance(value, bool):
         raise InvalidParameter(f"expected {attribute.name} as true or false, got {value!r}",
@@ -189,7 +189,7 @@ def is_bool(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
 def probability(*, open_low: bool = False, open_high: bool = False,
                 error: type[EvcsaError] = InvalidParameter) -> Validator:
     """An attrs validator: :func:`check_probability` on the field."""
-    def check(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    def check(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
         try:
             check_probability(value, attribute.name, open_low=open_low, open_high=open_high, error=error)
         except EvcsaError as exc:
@@ -199,7 +199,7 @@ def probability(*, open_low: bool = False, open_high: bool = False,
 
 def delta(*, error: type[EvcsaError] = InvalidParameter) -> Validator:
     """An attrs validator: :func:`check_delta` on the field."""
-    def check(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    def check(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
         try:
             check_delta(value, attribute.name, error=error)
         except EvcsaError as exc:
@@ -210,7 +210,7 @@ def delta(*, error: type[EvcsaError] = InvalidParameter) -> Validator:
 def epsilon(*, optional: bool = False, positive: bool = False,
             error: type[EvcsaError] = InvalidParameter) -> Validator:
     """An attrs validator: :func:`check_epsilon` on the field."""
-    def check(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    def check(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
         check_epsilon(value, attribute.name, optional=optional, positive=positive, error=error)
     return check
 
@@ -218,6 +218,6 @@ def epsilon(*, optional: bool = False, positive: bool = False,
 def targeting(choices: tuple[str, ...], *, optional: bool = False,
               error: type[EvcsaError] = InvalidParameter) -> Validator:
     """An attrs validator: :func:`check_targeting` on the field."""
-    def check(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    def check(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
         check_targeting(value, choices, attribute.name, optional=optional, error=error)
     return check

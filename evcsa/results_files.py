@@ -110,7 +110,7 @@ def _rename_noreplace(src: pathlib.Path, dst: pathlib.Path) -> None:
     os.rename(src, dst)
 
 
-def write_results(result: Any, path: str | os.PathLike[str], *, overwrite: bool = False,
+def write_results(result: ExperimentResult, path: str | os.PathLike[str], *, overwrite: bool = False,
                   figures: bool | None = None,
                   progress: Callable[[str], None] | None = None,
                   command: Sequence[str] | None = None) -> pathlib.Path:
@@ -195,7 +195,7 @@ class MetaRecorder(Protocol):
     def set_meta(self, **values: str) -> None: ...
 
 
-def publish_results(result: Any, run_dir: str | os.PathLike[str], *, figures: bool | None = None,
+def publish_results(result: ExperimentResult, run_dir: str | os.PathLike[str], *, figures: bool | None = None,
                     progress: Callable[[str], None] | None = None, command: Sequence[str] | None = None,
                     store: MetaRecorder | None = None) -> list[str]:
     """Write the results files (:func:`write_results`) into the run directory beside its

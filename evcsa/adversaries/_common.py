@@ -208,7 +208,7 @@ def positive_int(minimum: int = 1, optional: bool = False) -> Callable[[Any, att
     return int_at_least(minimum, optional=optional)
 
 
-def probability_open(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+def probability_open(instance: object, attribute: attrs.Attribute, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value < 1.0:
         raise InvalidParameter(f"expected {attribute.name} in (0, 1), got {value!r}", key=attribute.name, got=value)
 

@@ -64,7 +64,7 @@ def params_validator(instance: Any, attribute: attrs.Attribute, value: Any) -> N
         check_params(instance.attack.attack, value, name=instance.attack.name)
 
 
-def targeting_validator(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+def targeting_validator(instance: object, attribute: attrs.Attribute, value: Any) -> None:
     """An attrs validator: None (the attack's own targeting) or one of
     :data:`~evcsa.attacks.registry.TARGETINGS`, else InvalidParameter."""
     if value is not None and value not in TARGETINGS:

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import math
 import pathlib
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import attrs
 
-from evcsa._values import int_at_least, non_empty_str, one_of
+from evcsa._values import Validator, int_at_least, non_empty_str, one_of
 from evcsa.errors import ConfigError, KeyStreamError
 from evcsa.games.rules import Rules
 from evcsa.randomness import MasterKey
@@ -24,7 +24,7 @@ _non_empty_str = non_empty_str(error=ConfigError)
 _optional_str = non_empty_str(optional=True, error=ConfigError)
 
 
-def _master_key(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+def _master_key(instance: object, attribute: attrs.Attribute, value: Any) -> None:
     if value is None:
         return
     try:
@@ -40,13 +40,9 @@ def _name(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
                           f"directory), got {value!r}", key=attribute.name, got=value)
 
 
-_Validator = Callable[[Any, "attrs.Attribute[Any]", Any], None]
-"""An attrs validator: (instance, attribute, value) -> None, raising ConfigError."""
-
-
 def _list_of(kind: type, minimum: float, maximum: float, *, name_of_item: str,
-             strictly_increasing: bool = False) -> _Validator:
-    def check(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+             strictly_increasing: bool = False) -> Validator:
+    def check(instance: object, attribute: attrs.Attribute, value: Any) -> None:
         if not value:
             raise ConfigError(f"expected {attribute.name} as a non-empty list, got {list(value)!r}",
                               key=attribute.name, got=list(value))
@@ -124,7 +120,7 @@ class ModelConfig:
             raise ConfigError("expected architecture with weights, got none", key="architecture")
 
 
-def _check_params(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+def _check_params(instance: object, attribute: attrs.Attribute, value: Any) -> None:
     if not isinstance(value, Mapping):
         raise ConfigError(f"expected {attribute.name} as a table, got {value!r}", key=attribute.name)
 
@@ -190,8 +186,8 @@ class FiguresConfig:
     enabled: bool = True
 
 
-def _components(kind: str) -> _Validator:
-    def check(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+def _components(kind: str) -> Validator:
+    def check(instance: object, attribute: attrs.Attribute, value: Any) -> None:
         if not value:
             raise ConfigError(f"expected at least one [[{attribute.name}]] table, got none",
                               key=attribute.name)
