@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from evcsa._text import did_you_mean
-from evcsa.config import ExperimentConfig
+from evcsa.config import ComponentSpec, ExperimentConfig
 from evcsa.data import DATASETS, load_dataset
 from evcsa.defenses.base import ModelClassifier
 from evcsa.errors import ConfigError, EvcsaError
@@ -244,7 +244,7 @@ def estimate_work(config: ExperimentConfig, *, legitimate: int | None = None) ->
     Args:
         legitimate: the size of the legitimate set, when known (else read or bounded below).
     """
-    def cost(spec: Any) -> int:
+    def cost(spec: ComponentSpec) -> int:
         if spec.kind == "region_based":
             return _int(spec.params.get("n_samples"), 10_000)
         if spec.kind == "cropping_rescaling":
