@@ -160,11 +160,10 @@ def write_results(result: ExperimentResult, path: str | os.PathLike[str], *, ove
         if result.examples is not None:
             ex = result.examples
             labels = {f"labels_{k}": np.asarray(v, dtype=np.int64) for k, v in ex.labels.items()}
-            # numpy's stubs let **labels fill savez_compressed's allow_pickle: bool (the keys are labels_*)
-            atomic_write(tmp / "examples.npz", lambda fh: np.savez_compressed(
+            savez: Callable[..., None] = np.savez_compressed  # its stub types the arrays keywords as its own flags
+            atomic_write(tmp / "examples.npz", lambda fh: savez(
                 fh, original=ex.original.numpy(), adversarial=ex.adversarial.numpy(),
-                randomized=ex.randomized.numpy(), squeezed=ex.squeezed.numpy(),
-                **labels), permissions=umask_mode())  # type: ignore[arg-type]
+                randomized=ex.randomized.numpy(), squeezed=ex.squeezed.numpy(), **labels), permissions=umask_mode())
             if progress:
                 progress("examples.npz")
         if figures if figures is not None else result.config.figures.enabled:

@@ -23,9 +23,11 @@ from evcsa.adversaries import BPDAEOT, Adversary, DiscreteSearch, GrayboxTransfe
 from evcsa.attacks import get_attack
 from evcsa.config import ComponentSpec, ExperimentConfig
 from evcsa.defenses import squeezer_from_spec
+from evcsa.defenses.base import ModelClassifier
 from evcsa.defenses.params import DEFENSE_PARAMS, DefenseParams
 from evcsa.errors import ConfigError, EvcsaError
 from evcsa.experiments.plugins import failure, is_plugin, load_plugin
+from evcsa.randomness import KeySource
 
 __all__ = ["ADVERSARIES", "DEFENSES", "build_adversary", "build_defense", "squeezers_of", "sweep_attack"]
 
@@ -93,7 +95,7 @@ def _check_params(where: str, spec: ComponentSpec, builder: Callable[..., Any], 
                               key=f"{where}.{key}")
 
 
-def build_defense(spec: ComponentSpec, model: Any, keys: Any, *, where: str = "defense",
+def build_defense(spec: ComponentSpec, model: ModelClassifier, keys: KeySource, *, where: str = "defense",
                   base_dir: str | None = None) -> Any:
     """The classifier a ``[[defenses]]`` table describes, around ``model``.
 
