@@ -42,7 +42,7 @@ DEFENSES: dict[str, type[DefenseParams] | Callable[..., Any]] = dict(DEFENSE_PAR
 #: Adversary kinds: name → the adversary class, constructed with the ``[[adversaries]]``
 #: table's other keys as keyword arguments (its attrs fields). Any
 #: :class:`~evcsa.adversaries.Adversary` subclass with keyword parameters can be added.
-ADVERSARIES: dict[str, type[Adversary]] = {
+ADVERSARIES: dict[str, Any] = {
     "graybox_transfer": GrayboxTransfer,
     "greedy_a_star": GreedyAStar,
     "bpda_eot": BPDAEOT,
