@@ -17,13 +17,14 @@ import re
 from typing import Any, Callable
 
 import attrs
+import torch
 
 from evcsa._text import did_you_mean
 from evcsa.adversaries import BPDAEOT, Adversary, DiscreteSearch, GrayboxTransfer, GreedyAStar
 from evcsa.attacks import get_attack
 from evcsa.config import ComponentSpec, ExperimentConfig
 from evcsa.defenses import squeezer_from_spec
-from evcsa.defenses.base import ModelClassifier
+from evcsa.defenses.base import Classifier
 from evcsa.defenses.params import DEFENSE_PARAMS, DefenseParams
 from evcsa.errors import ConfigError, EvcsaError
 from evcsa.experiments.plugins import failure, is_plugin, load_plugin
@@ -95,7 +96,8 @@ def _check_params(where: str, spec: ComponentSpec, builder: Callable[..., Any], 
                               key=f"{where}.{key}")
 
 
-def build_defense(spec: ComponentSpec, model: ModelClassifier, keys: KeySource, *, where: str = "defense",
+def build_defense(spec: ComponentSpec, model: Classifier | torch.nn.Module, keys: KeySource | None, *,
+                  where: str = "defense",
                   base_dir: str | None = None) -> Any:
     """The classifier a ``[[defenses]]`` table describes, around ``model``.
 

@@ -13,7 +13,7 @@ import torch
 from evcsa.adversaries import GrayboxTransfer
 from evcsa.config import ExperimentConfig
 from evcsa.defenses import FeatureSqueezing, RandomizedSqueezing, squeezer_from_spec
-from evcsa.defenses.base import ModelClassifier
+from evcsa.defenses.base import Classifier
 from evcsa.experiments.assemble import exact_advantages, tau_key
 from evcsa.experiments.registry import sweep_attack
 from evcsa.experiments.seeds import generator_seed, key_source
@@ -38,7 +38,7 @@ def sweep_craft(config: ExperimentConfig, params: dict[str, Any], deps: Mapping[
     return Output(record=record, arrays=candidates_arrays(crafted))
 
 
-def sweep_defense(model: ModelClassifier, squeezer: str, delta: float,
+def sweep_defense(model: Classifier | torch.nn.Module, squeezer: str, delta: float,
                   keys: KeySource) -> FeatureSqueezing | RandomizedSqueezing:
     """The sweep's defense: feature squeezing at δ = 0, randomized squeezing (noise from ``keys``) above."""
     if delta == 0.0:
