@@ -94,8 +94,8 @@ class Rules:
         then one judgement costs two classifications."""
         return self.goal == "untargeted" and self.untargeted_reference == "prediction"
 
-    def is_success(self, predictions: Any, labels: Any, *, targets: Any = None,
-                   reference_predictions: Any = None) -> torch.Tensor:
+    def is_success(self, predictions: object, labels: object, *, targets: object = None,
+                   reference_predictions: object = None) -> torch.Tensor:
         """This game's success rule on classifications: :func:`is_success` with this
         record's ``goal`` and ``untargeted_reference`` (the ε check is separate, see
         :meth:`within_epsilon`).
