@@ -46,7 +46,7 @@ def results_schema() -> dict[str, Any]:
     return json.loads(files("evcsa").joinpath("schemas/results.schema.json").read_text(encoding="utf-8"))
 
 
-def reproducibility_notice(config: Any) -> str | None:
+def reproducibility_notice(config: object) -> str | None:
     """The one-line notice for a run whose numbers cannot be repeated — the defenses' keys
     drawn from OS entropy (``reproducible = false``) — saying how to make them repeatable;
     None for a reproducible run."""

@@ -384,7 +384,7 @@ class Session:
         """Whether :meth:`finish` has been called."""
         return self._state.closed
 
-    def finish(self, report: Any = None) -> GameResult:
+    def finish(self, report: object = None) -> GameResult:
         """End the game (seed Fig. line 4): close the oracles, return n / N and the rest.
 
         Args:
