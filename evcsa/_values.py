@@ -13,7 +13,7 @@ can use it without loading torch; the tensor checks (images, labels) are in
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 import attrs
 import numpy as np
@@ -43,9 +43,10 @@ __all__ = [
 Validator = Callable[[Any, "attrs.Attribute[Any]", Any], None]
 
 _REAL = (int, float, np.integer, np.floating)
+_T = TypeVar("_T")
 
 
-def check_positive_int(value: Any, name: str, *, minimum: int = 1,
+def check_positive_int(value: object, name: str, *, minimum: int = 1,
                        error: type[EvcsaError] = InvalidParameter) -> int:
     """Return ``value`` as an int ≥ ``minimum``, or raise ``error`` naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
@@ -55,7 +56,7 @@ def check_positive_int(value: Any, name: str, *, minimum: int = 1,
     return int(value)
 
 
-def check_number(value: Any, name: str, *, minimum: float | None = None, maximum: float | None = None,
+def check_number(value: object, name: str, *, minimum: float | None = None, maximum: float | None = None,
                  open_low: bool = False, error: type[EvcsaError] = InvalidParameter) -> float:
     """``value`` as a finite float in the stated range, or ``error`` naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, _REAL):
@@ -71,7 +72,7 @@ def check_number(value: Any, name: str, *, minimum: float | None = None, maximum
     return v
 
 
-def check_probability(value: Any, name: str, *, open_low: bool = False, open_high: bool = False,
+def check_probability(value: object, name: str, *, open_low: bool = False, open_high: bool = False,
                       error: type[EvcsaError] = InvalidParameter) -> float:
     """Return ``value`` as a float in [0, 1] (ends open as asked), or raise naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, _REAL):
@@ -104,7 +105,7 @@ def check_delta(value: Any, name: str = "delta", *, error: type[EvcsaError] = In
     return v
 
 
-def check_epsilon(value: Any, name: str = "epsilon", *, optional: bool = False, positive: bool = False,
+def check_epsilon(value: object, name: str = "epsilon", *, optional: bool = False, positive: bool = False,
                   error: type[EvcsaError] = InvalidParameter) -> float | None:
     """ε, a distortion bound (on the [0, 1] pixel scale; a pixel count for L0; seed 000
     Fig. 1), as a finite float ≥ 0 (> 0 when ``positive``), or None when ``optional``
@@ -123,15 +124,15 @@ def check_epsilon(value: Any, name: str = "epsilon", *, optional: bool = False, 
     return float(value)
 
 
-def check_choice(value: Any, choices: tuple[Any, ...], name: str, *,
-                 error: type[EvcsaError] = InvalidParameter) -> Any:
+def check_choice(value: object, choices: tuple[_T, ...], name: str, *,
+                 error: type[EvcsaError] = InvalidParameter) -> _T:
     """``value`` if it is one of ``choices`` (a norm, a loss, a mode), else ``error``."""
     if value not in choices:
         raise error(f"expected {name} in {tuple(choices)}, got {value!r}", key=name, got=value)
-    return value
+    return value  # (narrowed to a choice by the check)
 
 
-def check_targeting(value: Any, choices: tuple[str, ...], name: str = "targeting", *, optional: bool = False,
+def check_targeting(value: object, choices: tuple[str, ...], name: str = "targeting", *, optional: bool = False,
                     error: type[EvcsaError] = InvalidParameter) -> str | None:
     """A targeting mode (how an attack picks y_t: "untargeted", "next" = (y + 1) mod K,
     "least_likely"), one of ``choices``, or None when ``optional``.
@@ -151,14 +152,14 @@ def check_targeting(value: Any, choices: tuple[str, ...], name: str = "targeting
 
 def one_of(choices: tuple[Any, ...], *, error: type[EvcsaError] = InvalidParameter) -> Validator:
     """An attrs validator: the value is one of ``choices``."""
-    def check(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    def check(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
         check_choice(value, choices, attribute.name, error=error)
     return check
 
 
 def non_empty_str(*, optional: bool = False, error: type[EvcsaError] = InvalidParameter) -> Validator:
     """An attrs validator: a string with a non-blank character, or None when ``optional``."""
-    def check(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    def check(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
         if value is None and optional:
             return
         if not isinstance(value, str) or not value.strip():
@@ -170,7 +171,7 @@ def non_empty_str(*, optional: bool = False, error: type[EvcsaError] = InvalidPa
 def int_at_least(minimum: int, *, optional: bool = False,
                  error: type[EvcsaError] = InvalidParameter) -> Validator:
     """An attrs validator: an integer (not a bool) ≥ ``minimum``, or None when ``optional``."""
-    def check(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    def check(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
         if value is None and optional:
             return
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
@@ -179,7 +180,7 @@ def int_at_least(minimum: int, *, optional: bool = False,
     return check
 
 
-def is_bool(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+def is_bool(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     """An attrs validator: ``True`` or ``False`` (not 0/1, not a string)."""
     if not isinstance(value, bool):
         raise InvalidParameter(f"expected {attribute.name} as true or false, got {value!r}",
@@ -189,7 +190,7 @@ def is_bool(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
 def probability(*, open_low: bool = False, open_high: bool = False,
                 error: type[EvcsaError] = InvalidParameter) -> Validator:
     """An attrs validator: :func:`check_probability` on the field."""
-    def check(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    def check(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
         try:
             check_probability(value, attribute.name, open_low=open_low, open_high=open_high, error=error)
         except EvcsaError as exc:
@@ -199,7 +200,7 @@ def probability(*, open_low: bool = False, open_high: bool = False,
 
 def delta(*, error: type[EvcsaError] = InvalidParameter) -> Validator:
     """An attrs validator: :func:`check_delta` on the field."""
-    def check(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    def check(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
         try:
             check_delta(value, attribute.name, error=error)
         except EvcsaError as exc:
@@ -210,7 +211,7 @@ def delta(*, error: type[EvcsaError] = InvalidParameter) -> Validator:
 def epsilon(*, optional: bool = False, positive: bool = False,
             error: type[EvcsaError] = InvalidParameter) -> Validator:
     """An attrs validator: :func:`check_epsilon` on the field."""
-    def check(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    def check(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
         check_epsilon(value, attribute.name, optional=optional, positive=positive, error=error)
     return check
 
@@ -218,6 +219,6 @@ def epsilon(*, optional: bool = False, positive: bool = False,
 def targeting(choices: tuple[str, ...], *, optional: bool = False,
               error: type[EvcsaError] = InvalidParameter) -> Validator:
     """An attrs validator: :func:`check_targeting` on the field."""
-    def check(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    def check(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
         check_targeting(value, choices, attribute.name, optional=optional, error=error)
     return check

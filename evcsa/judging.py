@@ -36,7 +36,7 @@ REFERENCES = ("label", "prediction")
 ORDERS = ("draw-major", "image-major")
 
 
-def _label_tensor(value: Any, name: str) -> torch.Tensor:
+def _label_tensor(value: object, name: str) -> torch.Tensor:
     """``value`` (tensor, array, sequence) as an int64 tensor, else InvalidParameter."""
     try:
         t = torch.as_tensor(value)
@@ -48,8 +48,8 @@ def _label_tensor(value: Any, name: str) -> torch.Tensor:
     return t.to(torch.int64)
 
 
-def is_success(predictions: Any, labels: Any, *, goal: str = "untargeted", untargeted_reference: str = "label",
-               targets: Any = None, reference_predictions: Any = None) -> torch.Tensor:
+def is_success(predictions: object, labels: object, *, goal: str = "untargeted", untargeted_reference: str = "label",
+               targets: object = None, reference_predictions: object = None) -> torch.Tensor:
     """The EV-CSA success rule (seed 002 Fig. 2 line 11, seed 000 Fig. 1 line 11), the only
     place evcsa decides whether a classification is a success.
 
@@ -121,7 +121,7 @@ def is_success(predictions: Any, labels: Any, *, goal: str = "untargeted", untar
                                f"{tuple(pred.shape)}, got {tuple(ref.shape)}", key="reference_predictions") from exc
 
 
-def check_predictions(out: Any, count: int, num_classes: int | None = None, *,
+def check_predictions(out: object, count: int, num_classes: int | None = None, *,
                       name: str = "classifier.predict") -> torch.Tensor:
     """A classifier's answer for ``count`` images, checked the way the game checks it:
     ``count`` integer labels [B] in [REJECTED, K) — the one check every "classify and

@@ -315,7 +315,7 @@ def _check_nonce(nonce: bytes) -> bytes:
 def _item_count(shape: Sequence[int] | int, name: str) -> tuple[tuple[int, ...], int, int]:
     """(shape, n_items, values_per_item) for a request of ``shape`` = (n_items, *item_shape)."""
     try:
-        if isinstance(shape, (str, bytes)):
+        if isinstance(shape, (str, bytes, int)):  # an int is no shape (it does not iterate)
             raise TypeError
         shape = tuple(int(d) for d in shape)
     except (TypeError, ValueError):

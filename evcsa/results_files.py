@@ -110,7 +110,7 @@ def _rename_noreplace(src: pathlib.Path, dst: pathlib.Path) -> None:
     os.rename(src, dst)
 
 
-def write_results(result: Any, path: str | os.PathLike[str], *, overwrite: bool = False,
+def write_results(result: ExperimentResult, path: str | os.PathLike[str], *, overwrite: bool = False,
                   figures: bool | None = None,
                   progress: Callable[[str], None] | None = None,
                   command: Sequence[str] | None = None) -> pathlib.Path:
@@ -160,7 +160,8 @@ def write_results(result: Any, path: str | os.PathLike[str], *, overwrite: bool 
         if result.examples is not None:
             ex = result.examples
             labels = {f"labels_{k}": np.asarray(v, dtype=np.int64) for k, v in ex.labels.items()}
-            atomic_write(tmp / "examples.npz", lambda fh: np.savez_compressed(
+            savez: Callable[..., None] = np.savez_compressed  # its stub types the arrays keywords as its own flags
+            atomic_write(tmp / "examples.npz", lambda fh: savez(
                 fh, original=ex.original.numpy(), adversarial=ex.adversarial.numpy(),
                 randomized=ex.randomized.numpy(), squeezed=ex.squeezed.numpy(), **labels), permissions=umask_mode())
             if progress:
@@ -193,7 +194,7 @@ class MetaRecorder(Protocol):
     def set_meta(self, **values: str) -> None: ...
 
 
-def publish_results(result: Any, run_dir: str | os.PathLike[str], *, figures: bool | None = None,
+def publish_results(result: ExperimentResult, run_dir: str | os.PathLike[str], *, figures: bool | None = None,
                     progress: Callable[[str], None] | None = None, command: Sequence[str] | None = None,
                     store: MetaRecorder | None = None) -> list[str]:
     """Write the results files (:func:`write_results`) into the run directory beside its

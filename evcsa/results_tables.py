@@ -11,7 +11,7 @@ import io
 import json
 import math
 from importlib.resources import files
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import attrs
 
@@ -19,6 +19,9 @@ from evcsa import __version__
 from evcsa._text import counted, printable
 from evcsa.config import config_to_dict
 from evcsa.stats import format_interval, format_number
+
+if TYPE_CHECKING:  # (evcsa.experiments imports the engine; the result record is only a type here)
+    from evcsa.experiments.results import ExperimentResult
 
 __all__ = ["DIGESTS", "FORMAT", "READABLE", "SCHEMA_VERSION", "csv_text", "finite_json", "format_table",
            "game_rows", "reproducibility_notice", "results_schema", "summary_rows", "sweep_rows", "to_json"]
@@ -43,7 +46,7 @@ def results_schema() -> dict[str, Any]:
     return json.loads(files("evcsa").joinpath("schemas/results.schema.json").read_text(encoding="utf-8"))
 
 
-def reproducibility_notice(config: Any) -> str | None:
+def reproducibility_notice(config: object) -> str | None:
     """The one-line notice for a run whose numbers cannot be repeated — the defenses' keys
     drawn from OS entropy (``reproducible = false``) — saying how to make them repeatable;
     None for a reproducible run."""
@@ -68,7 +71,7 @@ def finite_json(value: Any) -> Any:
     return value
 
 
-def to_json(result: Any, *, command: Sequence[str] | None = None,
+def to_json(result: ExperimentResult, *, command: Sequence[str] | None = None,
             created: str | None = None) -> dict[str, Any]:
     """The JSON document of an :class:`~evcsa.experiments.ExperimentResult` (no images),
     valid against :func:`results_schema`.
@@ -109,11 +112,11 @@ def to_json(result: Any, *, command: Sequence[str] | None = None,
     return finite_json(doc)
 
 
-def _headline_tau(result: Any) -> str:
+def _headline_tau(result: ExperimentResult) -> str:
     return repr(float(result.config.figures.taus[0]))
 
 
-def summary_rows(result: Any) -> list[dict[str, Any]]:
+def summary_rows(result: ExperimentResult) -> list[dict[str, Any]]:
     """One flat row per cell: the summary table's numbers (CSV-ready)."""
     tau = _headline_tau(result)
     rows = []
@@ -159,12 +162,12 @@ def _pct(value: float | None) -> str:
 
 
 def _ci(value: float | None, low: float | None, high: float | None) -> str:
-    if value is None:
+    if value is None or low is None or high is None:  # (the rows give all three or none)
         return "—"
     return format_interval(value, low, high)
 
 
-def format_table(result: Any) -> str:
+def format_table(result: ExperimentResult) -> str:
     """The summary table as aligned text: per defense × adversary, the legitimate accuracy,
     the adversarial accuracy, the success rate (mean, 95 % CI), Adv(N, τ) of the games
     (estimate, 95 % CI), the expected advantage of the submitted samples where the run
@@ -234,7 +237,7 @@ def csv_text(rows: Sequence[Mapping[str, Any]]) -> str:
     return buf.getvalue()
 
 
-def game_rows(result: Any) -> list[dict[str, Any]]:
+def game_rows(result: ExperimentResult) -> list[dict[str, Any]]:
     rows = []
     for c in result.cells:
         for run, n in enumerate(c.successes):
@@ -243,7 +246,7 @@ def game_rows(result: Any) -> list[dict[str, Any]]:
     return rows
 
 
-def sweep_rows(result: Any) -> list[dict[str, Any]]:
+def sweep_rows(result: ExperimentResult) -> list[dict[str, Any]]:
     rows = []
     for p in result.sweep:
         row = {"squeezer": p.squeezer, "delta": p.delta,

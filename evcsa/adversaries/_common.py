@@ -10,7 +10,7 @@ import attrs
 import numpy as np
 import torch
 
-from evcsa._validation import int_at_least
+from evcsa._validation import Validator, int_at_least
 from evcsa.adversaries.base import Adversary
 from evcsa.attacks._common import project, to_uint8_grid
 from evcsa.attacks.gradients import GradientHealth
@@ -203,12 +203,12 @@ class PreparedAdversary(Adversary):
 
 # -- validators ------------------------------------------------------------------------
 
-def positive_int(minimum: int = 1, optional: bool = False) -> Callable[[Any, attrs.Attribute, Any], None]:
+def positive_int(minimum: int = 1, optional: bool = False) -> Validator:
     """An attrs validator: an integer ≥ ``minimum`` (default 1), or None when ``optional``."""
     return int_at_least(minimum, optional=optional)
 
 
-def probability_open(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+def probability_open(instance: object, attribute: attrs.Attribute, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value < 1.0:
         raise InvalidParameter(f"expected {attribute.name} in (0, 1), got {value!r}", key=attribute.name, got=value)
 

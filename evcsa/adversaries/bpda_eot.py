@@ -82,7 +82,7 @@ def _hits(logits: torch.Tensor, knowledge: Knowledge, labels: torch.Tensor, targ
     return (counts.to(torch.float32) / s).to(logits.device)
 
 
-def _epsilon(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+def _epsilon(instance: object, attribute: attrs.Attribute, value: Any) -> None:
     if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 < value < float("inf")):
@@ -90,19 +90,19 @@ def _epsilon(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
                                key=attribute.name, got=value)
 
 
-def _norm(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+def _norm(instance: object, attribute: attrs.Attribute, value: Any) -> None:
     if value is not None and value not in ("linf", "l2"):
         raise InvalidParameter(f"expected norm 'linf', 'l2' or None (the game's), got {value!r}",
                                key="norm", got=value)
 
 
-def _targeting(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+def _targeting(instance: object, attribute: attrs.Attribute, value: Any) -> None:
     if value not in ("next", "least_likely"):
         raise InvalidParameter(f"expected targeting 'next' or 'least_likely' (used in targeted games), got {value!r}",
                                key="targeting", got=value)
 
 
-def _confidence(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+def _confidence(instance: object, attribute: attrs.Attribute, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
         raise InvalidParameter(f"expected confidence ≥ 0, got {value!r}", key="confidence", got=value)
 

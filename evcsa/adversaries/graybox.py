@@ -64,7 +64,7 @@ def params_validator(instance: Any, attribute: attrs.Attribute, value: Any) -> N
         check_params(instance.attack.attack, value, name=instance.attack.name)
 
 
-def targeting_validator(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+def targeting_validator(instance: object, attribute: attrs.Attribute, value: Any) -> None:
     """An attrs validator: None (the attack's own targeting) or one of
     :data:`~evcsa.attacks.registry.TARGETINGS`, else InvalidParameter."""
     if value is not None and value not in TARGETINGS:
@@ -118,7 +118,8 @@ class GrayboxTransfer(Adversary):
         InvalidParameter: bad values; at ``prepare``, blackbox knowledge (no model).
     """
 
-    attack: AttackSpec = attrs.field(default="bim", converter=_attack_converter)
+    # attrs' stubs type a default before its converter (the name becomes a spec at __init__)
+    attack: AttackSpec = attrs.field(default="bim", converter=_attack_converter)  # type: ignore[assignment]
     params: Mapping[str, Any] = attrs.field(factory=dict, converter=params_converter, validator=params_validator)
     targeting: str | None = attrs.field(default=None, validator=targeting_validator)
     n_candidates: int | None = attrs.field(default=None, validator=positive_int(optional=True))

@@ -390,7 +390,7 @@ class GreedyAStar(Adversary):
                                estimates=estimates, rank_by=self.rank_by, notes=tuple(notes))
 
 
-def estimate_by_settings(settings: Any, oracles: Any, candidates: Candidates, knowledge: Any,
+def estimate_by_settings(settings: Any, oracles: Oracles, candidates: Candidates, knowledge: Knowledge,
                          notes: list[str]) -> tuple[SuccessEstimates, AdaptiveSampling | None]:
     """Classify-query estimates p̂ of ``candidates`` under an adversary's sampling settings.
 

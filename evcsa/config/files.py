@@ -11,7 +11,7 @@ import difflib
 import os
 import pathlib
 import sys
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, NoReturn
 
 import attrs
 import cattrs
@@ -32,7 +32,7 @@ __all__ = ["config_from_dict", "config_to_dict", "config_to_toml", "load_config"
 
 # -- cattrs: strict scalars, component tables, readable errors -----------------------------
 
-def _strict(kind: type, description: str):
+def _strict(kind: type, description: str) -> Callable[[Any, Any], Any]:
     def structure(value: Any, _type: Any) -> Any:
         if kind is float:
             ok = isinstance(value, (int, float)) and not isinstance(value, bool)
@@ -45,7 +45,7 @@ def _strict(kind: type, description: str):
     return structure
 
 
-def _wrong(value: Any, description: str) -> Any:
+def _wrong(value: Any, description: str) -> NoReturn:
     shown = f"{value!r} ({_toml_type(value)})"
     raise ConfigError(f"expected {description}, got {shown}", got=value)
 
@@ -219,7 +219,7 @@ def config_to_dict(config: ExperimentConfig) -> dict[str, Any]:
         if isinstance(value, (list, tuple)):
             return [clean(v) for v in value]
         return value
-    data = clean(_CONVERTER.unstructure(config))
+    data: dict[str, Any] = clean(_CONVERTER.unstructure(config))  # a mapping, so a dict
     data.pop("base_dir", None)
     return data
 

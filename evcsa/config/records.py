@@ -10,7 +10,7 @@ from typing import Any, Mapping
 
 import attrs
 
-from evcsa._values import int_at_least, non_empty_str, one_of
+from evcsa._values import Validator, int_at_least, non_empty_str, one_of
 from evcsa.errors import ConfigError, KeyStreamError
 from evcsa.games.rules import Rules
 from evcsa.randomness import MasterKey
@@ -24,7 +24,7 @@ _non_empty_str = non_empty_str(error=ConfigError)
 _optional_str = non_empty_str(optional=True, error=ConfigError)
 
 
-def _master_key(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+def _master_key(instance: object, attribute: attrs.Attribute, value: Any) -> None:
     if value is None:
         return
     try:
@@ -41,8 +41,8 @@ def _name(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
 
 
 def _list_of(kind: type, minimum: float, maximum: float, *, name_of_item: str,
-             strictly_increasing: bool = False):
-    def check(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+             strictly_increasing: bool = False) -> Validator:
+    def check(instance: object, attribute: attrs.Attribute, value: Any) -> None:
         if not value:
             raise ConfigError(f"expected {attribute.name} as a non-empty list, got {list(value)!r}",
                               key=attribute.name, got=list(value))
@@ -60,6 +60,11 @@ def _list_of(kind: type, minimum: float, maximum: float, *, name_of_item: str,
 
 def _as_tuple(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
+
+
+def _as_dict(value: object) -> object:
+    """A mapping as a dict (anything else unchanged, for the validator to reject)."""
+    return dict(value) if isinstance(value, Mapping) else value
 
 
 # -- records ------------------------------------------------------------------------------
@@ -115,7 +120,7 @@ class ModelConfig:
             raise ConfigError("expected architecture with weights, got none", key="architecture")
 
 
-def _check_params(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+def _check_params(instance: object, attribute: attrs.Attribute, value: Any) -> None:
     if not isinstance(value, Mapping):
         raise ConfigError(f"expected {attribute.name} as a table, got {value!r}", key=attribute.name)
 
@@ -135,7 +140,7 @@ class ComponentSpec:
     kind: str = attrs.field(validator=_non_empty_str)
     label: str | None = attrs.field(default=None, validator=_optional_str)
     params: Mapping[str, Any] = attrs.field(factory=dict, validator=_check_params,
-                                            converter=lambda p: dict(p) if isinstance(p, Mapping) else p)
+                                            converter=_as_dict)
 
     @property
     def name(self) -> str:
@@ -176,13 +181,13 @@ class FiguresConfig:
     draws: int = attrs.field(default=50, validator=int_at_least(1, error=ConfigError))
     attack: str = attrs.field(default="bim", validator=_non_empty_str)
     attack_params: Mapping[str, Any] = attrs.field(factory=dict, validator=_check_params,
-                                                   converter=lambda p: dict(p) if isinstance(p, Mapping) else p)
+                                                   converter=_as_dict)
     examples: int = attrs.field(default=5, validator=int_at_least(0, error=ConfigError))
     enabled: bool = True
 
 
-def _components(kind: str):
-    def check(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+def _components(kind: str) -> Validator:
+    def check(instance: object, attribute: attrs.Attribute, value: Any) -> None:
         if not value:
             raise ConfigError(f"expected at least one [[{attribute.name}]] table, got none",
                               key=attribute.name)

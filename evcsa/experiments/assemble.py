@@ -18,6 +18,7 @@ import torch
 
 from evcsa.config import ExperimentConfig
 from evcsa.experiments.results import CellResult, ExampleImages, SweepPoint
+from evcsa.experiments.units import Output
 from evcsa.stats import BinomialEstimate, expected_advantage, log_advantage_exact, select_top_n, threshold_count
 
 __all__ = ["cell_result", "example_images", "exact_advantages", "pooled_estimates", "sweep_point", "tau_key"]
@@ -103,7 +104,7 @@ def cell_result(config: ExperimentConfig, d: int, a: int, chunks: Sequence[Any],
     for c in chunks:
         if "est_weighted" not in c.arrays:
             continue
-        if sums is None:
+        if sums is None or sources is None:  # (set together, by the first chunk with estimates)
             sums = np.zeros_like(c.arrays["est_weighted"])
             draw_sums = np.zeros_like(c.arrays["est_draws"])
             sources = c.arrays["est_sources"]
@@ -135,7 +136,7 @@ def cell_result(config: ExperimentConfig, d: int, a: int, chunks: Sequence[Any],
         gradient_flagged=bool(games["flagged"].any()), notes=tuple(notes[:10]), seconds=seconds)
 
 
-def sweep_point(squeezer: str, delta: float, output: Any) -> SweepPoint:
+def sweep_point(squeezer: str, delta: float, output: Output) -> SweepPoint:
     """A :class:`SweepPoint` from a ``sweep_point`` unit's output."""
     r = output.record
     return SweepPoint(squeezer=squeezer, delta=float(delta),
@@ -148,7 +149,7 @@ def sweep_point(squeezer: str, delta: float, output: Any) -> SweepPoint:
                       sample_draws=int(r["draws"]) if "draws" in r else None)
 
 
-def example_images(output: Any) -> ExampleImages:
+def example_images(output: Output) -> ExampleImages:
     """An :class:`ExampleImages` from an ``examples`` unit's output."""
     r: Mapping[str, Any] = output.record
     images = {k: torch.from_numpy(np.ascontiguousarray(output.arrays[k]))

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from evcsa._text import did_you_mean
-from evcsa.config import ExperimentConfig
+from evcsa.config import ComponentSpec, ExperimentConfig
 from evcsa.data import DATASETS, load_dataset
 from evcsa.defenses.base import ModelClassifier
 from evcsa.errors import ConfigError, EvcsaError
@@ -115,7 +115,7 @@ def check_config(config: ExperimentConfig) -> None:
 def _check_plugins(config: ExperimentConfig) -> None:
     """A plugin must be importable by name in a worker process: not defined in ``__main__``
     of a script that workers do not run."""
-    named = [(f"defenses[{i}].kind", s.kind) for i, s in enumerate(config.defenses)]
+    named: list[tuple[str, object]] = [(f"defenses[{i}].kind", s.kind) for i, s in enumerate(config.defenses)]
     named += [(f"adversaries[{i}].kind", s.kind) for i, s in enumerate(config.adversaries)]
     named += [(f"adversaries[{i}].attack", s.params.get("attack")) for i, s in enumerate(config.adversaries)]
     for where, name in named:
@@ -244,7 +244,7 @@ def estimate_work(config: ExperimentConfig, *, legitimate: int | None = None) ->
     Args:
         legitimate: the size of the legitimate set, when known (else read or bounded below).
     """
-    def cost(spec: Any) -> int:
+    def cost(spec: ComponentSpec) -> int:
         if spec.kind == "region_based":
             return _int(spec.params.get("n_samples"), 10_000)
         if spec.kind == "cropping_rescaling":

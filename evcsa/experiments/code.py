@@ -13,7 +13,6 @@ import hashlib
 import inspect
 import pathlib
 import sys
-from typing import Any
 
 import evcsa
 
@@ -45,7 +44,7 @@ def evcsa_source_digest() -> str:
     return _tree_digest(root, _package_files(root))
 
 
-def module_source_digest(module: Any) -> str:
+def module_source_digest(module: object) -> str:
     """SHA-256 (hex) of a module's source: its file, or every source file of a package;
     ``"unknown:<name>"`` for a module without files (built in, made at run time), which
     then changes no key."""
@@ -59,7 +58,7 @@ def module_source_digest(module: Any) -> str:
     return _tree_digest(file.parent, [file])
 
 
-def component_code(obj: Any) -> str | None:
+def component_code(obj: object) -> str | None:
     """The code digest of a user's component (a plugin class or function, a registry entry
     added at run time): its module's :func:`module_source_digest`; None for evcsa's own
     components (covered by :func:`evcsa_source_digest`) and for objects of no module."""

@@ -59,11 +59,24 @@ class SerialExecutor:
         futures = set(futures)
         return {f for f in futures if f.done()}, {f for f in futures if not f.done()}
 
-    def result(self, future: Any) -> Any:
-        return future.result()
+    def result(self, future: Any) -> Output:
+        return _output(future.result())
 
     def close(self, cancel: bool = False) -> None:
         pass
+
+
+def _output(value: object) -> Output:
+    """What a future of :func:`~evcsa.experiments.work.execute` holds, checked to be its
+    :class:`~evcsa.experiments.units.Output`.
+
+    Raises:
+        ConfigError: anything else (an executor that ran something other than ``execute``).
+    """
+    if not isinstance(value, Output):
+        raise ConfigError(f"executor: expected a unit's Output from the future, got {type(value).__name__}",
+                          key="executor")
+    return value
 
 
 def _start_method() -> str:
@@ -148,8 +161,8 @@ class PoolExecutor:
         done, not_done = cf.wait(set(futures), return_when=cf.FIRST_COMPLETED)
         return set(done), set(not_done)
 
-    def result(self, future: Any) -> Any:
-        return future.result()
+    def result(self, future: Any) -> Output:
+        return _output(future.result())
 
     def warm(self, config: ExperimentConfig, cache_dir: str | None = None, timeout: float = 300.0) -> int:
         """Start the workers and load the inputs in each (the model, X_D) before any unit;
@@ -216,14 +229,15 @@ class DaskExecutor:
         self.workers = max(1, len(info.get("workers", {})))
 
     def submit(self, task: Task) -> Hashable:
-        return self._client.submit(execute, {**task, "threads": 1}, pure=False)
+        future: Hashable = self._client.submit(execute, {**task, "threads": 1}, pure=False)  # a dask Future
+        return future
 
     def wait(self, futures: Iterable[Any]) -> tuple[set[Any], set[Any]]:
         done, not_done = self._distributed.wait(list(futures), return_when="FIRST_COMPLETED")
         return set(done), set(not_done)
 
-    def result(self, future: Any) -> Any:
-        return future.result()
+    def result(self, future: Any) -> Output:
+        return _output(future.result())
 
     def close(self, cancel: bool = False) -> None:
         if self._own:
@@ -261,7 +275,7 @@ class ForeignExecutor:
         return set(done), set(not_done)
 
     def result(self, future: Any) -> Output:
-        return future.result()
+        return _output(future.result())
 
     def close(self, cancel: bool = False) -> None:
         """Nothing: the pool is the caller's."""

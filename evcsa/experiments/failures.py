@@ -25,7 +25,7 @@ class _AnyUnit:
 def _plugins_of(config: ExperimentConfig, unit: Unit | _AnyUnit) -> list[tuple[str, str]]:
     """(configuration key, ``package.module:Name``) of every plugin unit ``unit`` runs
     (every plugin of the run for :class:`_AnyUnit`)."""
-    named: list[tuple[str, str]] = []
+    named: list[tuple[str, object]] = []  # (key, value), plugin names or not
     d, a = unit.params.get("defense"), unit.params.get("adversary")
     if d == "*":
         for i, spec in enumerate(config.defenses):

@@ -11,7 +11,7 @@ import attrs
 import torch
 
 from evcsa.config import ExperimentConfig
-from evcsa.data import load_dataset
+from evcsa.data import ImageSet, load_dataset
 from evcsa.defenses.base import ModelClassifier
 from evcsa.errors import ConfigError, EvcsaError
 from evcsa.experiments.plugins import failure, is_plugin, load_plugin
@@ -51,10 +51,10 @@ class Inputs:
             split, correctly classified ones only when configured).
         dropped: natural samples skipped because the model misclassified them.
     """
-    model: Any = attrs.field(repr=False)
+    model: ModelClassifier = attrs.field(repr=False)
     model_info: Mapping[str, Any]
-    legitimate: Any = attrs.field(repr=False)
-    samples: Any = attrs.field(repr=False)
+    legitimate: ImageSet = attrs.field(repr=False)
+    samples: ImageSet = attrs.field(repr=False)
     dropped: int
 
 

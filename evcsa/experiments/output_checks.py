@@ -135,7 +135,7 @@ def _check_candidates(out: Output, facts: Facts) -> None:
         raise InvalidOutput(f"expected failed as bool [{c}], got dtype {failed.dtype} and shape {failed.shape}")
 
 
-def _check_play(unit: Any, out: Output, facts: Facts) -> None:
+def _check_play(unit: Unit, out: Output, facts: Facts) -> None:
     a, n_max = out.arrays, facts.n_chosen
     start, stop = int(unit.params["start"]), int(unit.params["stop"])
     games = stop - start

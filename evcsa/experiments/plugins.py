@@ -18,7 +18,7 @@ from __future__ import annotations
 import importlib
 import re
 import sys
-from typing import Any
+from typing import Any, TypeGuard
 
 from evcsa.errors import ConfigError
 
@@ -27,8 +27,8 @@ __all__ = ["failure", "is_plugin", "load_plugin"]
 _PLUGIN = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")
 
 
-def is_plugin(name: Any) -> bool:
-    """Whether ``name`` has the form ``"package.module:Name"``."""
+def is_plugin(name: object) -> TypeGuard[str]:
+    """Whether ``name`` has the form ``"package.module:Name"`` (a str with a colon)."""
     return isinstance(name, str) and ":" in name
 
 

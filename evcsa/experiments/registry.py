@@ -17,15 +17,18 @@ import re
 from typing import Any, Callable
 
 import attrs
+import torch
 
 from evcsa._text import did_you_mean
 from evcsa.adversaries import BPDAEOT, Adversary, DiscreteSearch, GrayboxTransfer, GreedyAStar
 from evcsa.attacks import get_attack
 from evcsa.config import ComponentSpec, ExperimentConfig
 from evcsa.defenses import squeezer_from_spec
+from evcsa.defenses.base import Classifier
 from evcsa.defenses.params import DEFENSE_PARAMS, DefenseParams
 from evcsa.errors import ConfigError, EvcsaError
 from evcsa.experiments.plugins import failure, is_plugin, load_plugin
+from evcsa.randomness import KeySource
 
 __all__ = ["ADVERSARIES", "DEFENSES", "build_adversary", "build_defense", "squeezers_of", "sweep_attack"]
 
@@ -93,7 +96,8 @@ def _check_params(where: str, spec: ComponentSpec, builder: Callable[..., Any], 
                               key=f"{where}.{key}")
 
 
-def build_defense(spec: ComponentSpec, model: Any, keys: Any, *, where: str = "defense",
+def build_defense(spec: ComponentSpec, model: Classifier | torch.nn.Module, keys: KeySource | None, *,
+                  where: str = "defense",
                   base_dir: str | None = None) -> Any:
     """The classifier a ``[[defenses]]`` table describes, around ``model``.
 
@@ -113,7 +117,7 @@ def build_defense(spec: ComponentSpec, model: Any, keys: Any, *, where: str = "d
     return _build(DEFENSES, spec, where, base_dir, model, keys)
 
 
-def build_adversary(spec: ComponentSpec, *, where: str = "adversary", base_dir: str | None = None) -> Any:
+def build_adversary(spec: ComponentSpec, *, where: str = "adversary", base_dir: str | None = None) -> Adversary:
     """The adversary an ``[[adversaries]]`` table describes: ``kind`` is a key of
     :data:`ADVERSARIES` or a plugin ``"package.module:Name"`` (an
     :class:`~evcsa.adversaries.Adversary` subclass); an ``attack`` parameter may be a
@@ -127,7 +131,11 @@ def build_adversary(spec: ComponentSpec, *, where: str = "adversary", base_dir: 
         params = dict(spec.params)
         params["attack"] = load_plugin(attack, base_dir=base_dir, where=f"{where}.attack")
         spec = attrs.evolve(spec, params=params)
-    return _build(ADVERSARIES, spec, where, base_dir)
+    built = _build(ADVERSARIES, spec, where, base_dir)
+    if not isinstance(built, Adversary):  # (a plugin's is checked in _build; a kind added to ADVERSARIES here)
+        raise ConfigError(f"{where}.kind: expected {spec.kind!r} to build an evcsa.adversaries.Adversary, "
+                          f"got {type(built).__name__}", key=f"{where}.kind")
+    return built
 
 
 def _build(registry: dict[str, Any], spec: ComponentSpec, where: str, base_dir: str | None, *args: Any) -> Any:

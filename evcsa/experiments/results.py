@@ -4,12 +4,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import attrs
 
 from evcsa.config import ExperimentConfig
 from evcsa.stats import BinomialEstimate, IntervalEstimate
+
+if TYPE_CHECKING:  # (the records import no torch; the images are tensors)
+    import torch
 
 __all__ = ["CellResult", "ExampleImages", "ExperimentResult", "SweepPoint"]
 
@@ -125,10 +128,10 @@ class ExampleImages:
             for that draw; "randomized" is absent in results written before 0.2); "true".
         defense: the randomized defense shown; squeezer and delta its parameters.
     """
-    original: Any = attrs.field(repr=False)
-    adversarial: Any = attrs.field(repr=False)
-    randomized: Any = attrs.field(repr=False)
-    squeezed: Any = attrs.field(repr=False)
+    original: torch.Tensor = attrs.field(repr=False)
+    adversarial: torch.Tensor = attrs.field(repr=False)
+    randomized: torch.Tensor = attrs.field(repr=False)
+    squeezed: torch.Tensor = attrs.field(repr=False)
     labels: Mapping[str, tuple[int, ...]]
     defense: str
     squeezer: str

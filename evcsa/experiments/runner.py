@@ -138,7 +138,7 @@ def run_units(config: ExperimentConfig, *, cache_dir: str | None = None, select:
     all_units, plan = units.plan_units(config, fingerprint(inputs, resolve_device(config.device)), adversaries)
     needed = _needed(all_units, plan, select)
     done = store.done() if store is not None else set()
-    outputs: dict[str, Any] = {}
+    outputs: dict[str, Output] = {}
     taken = 0
     facts = facts_of(config, inputs)
     for u in needed:

@@ -81,6 +81,9 @@ class RunStore:
             when it resumes, so a resumed run derives the same keys as an uninterrupted one.
     """
 
+    config: ExperimentConfig  # set by open
+    recompute_corrupt: bool  # set by open: whether a corrupt unit file is recomputed
+
     def __init__(self, path: pathlib.Path, db: sqlite3.Connection, lock_fd: int, attempt: int,
                  created: bool) -> None:
         self.path, self._db, self._lock_fd = path, db, lock_fd
@@ -263,7 +266,7 @@ class RunStore:
             raise corrupt_store(pathlib.Path(path), f"a damaged file (SQLite: {exc})") from exc
         finally:
             db.close()
-        if row is None:
+        if row is None or not isinstance(row[0], str):
             raise corrupt_store(pathlib.Path(path), "a store without its configuration")
         return row[0]
 
@@ -375,5 +378,5 @@ class RunStore:
     def __enter__(self) -> RunStore:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()

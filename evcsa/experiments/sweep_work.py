@@ -13,12 +13,14 @@ import torch
 from evcsa.adversaries import GrayboxTransfer
 from evcsa.config import ExperimentConfig
 from evcsa.defenses import FeatureSqueezing, RandomizedSqueezing, squeezer_from_spec
+from evcsa.defenses.base import Classifier
 from evcsa.experiments.assemble import exact_advantages, tau_key
 from evcsa.experiments.registry import sweep_attack
 from evcsa.experiments.seeds import generator_seed, key_source
 from evcsa.experiments.unit_parts import accuracy_counts, candidates_arrays, game_of, inputs_of
 from evcsa.experiments.units import Output
 from evcsa.judging import count_successes, predict_labels
+from evcsa.randomness import KeySource
 
 __all__ = ["examples_unit", "sweep_craft", "sweep_defense", "sweep_legitimate", "sweep_point_unit"]
 
@@ -36,7 +38,8 @@ def sweep_craft(config: ExperimentConfig, params: dict[str, Any], deps: Mapping[
     return Output(record=record, arrays=candidates_arrays(crafted))
 
 
-def sweep_defense(model: Any, squeezer: str, delta: float, keys: Any) -> Any:
+def sweep_defense(model: Classifier | torch.nn.Module, squeezer: str, delta: float,
+                  keys: KeySource) -> FeatureSqueezing | RandomizedSqueezing:
     """The sweep's defense: feature squeezing at δ = 0, randomized squeezing (noise from ``keys``) above."""
     if delta == 0.0:
         return FeatureSqueezing(model, squeezer)

@@ -15,7 +15,8 @@ from evcsa.config import ExperimentConfig
 from evcsa.experiments.inputs import Inputs, load_inputs
 from evcsa.experiments.registry import build_adversary, build_defense
 from evcsa.games import EVCSA
-from evcsa.games.rules import predict_labels
+from evcsa.games.rules import Rules, predict_labels
+from evcsa.randomness import KeySource
 
 __all__ = ["accuracy_counts", "adversary_of", "candidates_arrays", "candidates_from", "defense_of", "game_of",
            "inputs_of"]
@@ -26,7 +27,7 @@ def inputs_of(config: ExperimentConfig, cache_dir: str | None) -> Inputs:
     return load_inputs(config, cache_dir=cache_dir)
 
 
-def game_of(config: ExperimentConfig, classifier: Any, inputs: Inputs, rules: Any = None) -> EVCSA:
+def game_of(config: ExperimentConfig, classifier: Any, inputs: Inputs, rules: Rules | None = None) -> EVCSA:
     """The EV-CSA game of ``classifier`` on X_D under ``rules`` (default: the configuration's)."""
     return EVCSA.from_rules(classifier, inputs.samples.images, inputs.samples.labels, rules or config.game,
                             model=inputs.model, num_classes=inputs.model.num_classes)
@@ -37,7 +38,7 @@ def adversary_of(config: ExperimentConfig, a: int) -> Adversary:
     return build_adversary(config.adversaries[a], where=f"adversaries[{a}]", base_dir=config.base_dir)
 
 
-def defense_of(config: ExperimentConfig, d: int, inputs: Inputs, keys: Any) -> Any:
+def defense_of(config: ExperimentConfig, d: int, inputs: Inputs, keys: KeySource) -> Any:
     """The defense of ``[[defenses]]`` table ``d`` around the model, drawing from ``keys``."""
     return build_defense(config.defenses[d], inputs.model, keys, where=f"defenses[{d}]", base_dir=config.base_dir)
 

@@ -40,7 +40,7 @@ from typing import Any, Mapping, Sequence
 import attrs
 import numpy as np
 
-from evcsa.adversaries import GrayboxTransfer
+from evcsa.adversaries import Adversary, GrayboxTransfer
 from evcsa.config import ComponentSpec, ExperimentConfig
 from evcsa.experiments.code import component_code
 from evcsa.experiments.plugins import is_plugin, load_plugin
@@ -178,7 +178,7 @@ def input_codes(config: ExperimentConfig) -> dict[str, str]:
     return codes
 
 
-def shares_crafting(adversary: Any) -> bool:
+def shares_crafting(adversary: object) -> bool:
     """Whether ``adversary`` crafts without the defense: it needs at most graybox knowledge,
     so its offline phase sees only X_D, the rules and the undefended model."""
     return getattr(adversary, "knowledge_needed", "blackbox") in ("blackbox", "graybox")
@@ -189,7 +189,7 @@ def craft_level(config: ExperimentConfig) -> str:
     return "blackbox" if config.game.knowledge == "blackbox" else "graybox"
 
 
-def plan_units(config: ExperimentConfig, fingerprint: Mapping[str, str], adversaries: Sequence[Any],
+def plan_units(config: ExperimentConfig, fingerprint: Mapping[str, str], adversaries: Sequence[Adversary],
                *, games_per_chunk: int = GAMES_PER_CHUNK) -> tuple[list[Unit], UnitPlan]:
     """Every unit of the run ``config`` describes, identical work listed once.
 
@@ -240,7 +240,7 @@ def plan_units(config: ExperimentConfig, fingerprint: Mapping[str, str], adversa
         for d, d_spec in enumerate(config.defenses):
             cell = {"defense": _labelled(d_spec, d_codes[d]), "adversary": _labelled(a_spec, a_codes[a]),
                     "rules": rules}
-            craft = shared_key if shared else add(
+            craft = shared_key if shared_key is not None else add(  # (set when shared)
                 "craft", f"craft {a_spec.name} against {d_spec.name}", {"adversary": a, "defense": d}, cell)
             layout["crafts"][(d, a)] = craft
             keys = []
@@ -287,7 +287,7 @@ def plan_units(config: ExperimentConfig, fingerprint: Mapping[str, str], adversa
     return sorted(units.values(), key=lambda u: order[u.kind]), plan
 
 
-def sweep_set_of(config: ExperimentConfig, adversaries: Sequence[Any]) -> int | None:
+def sweep_set_of(config: ExperimentConfig, adversaries: Sequence[Adversary]) -> int | None:
     """The index of a graybox adversary whose crafted set the δ sweep can evaluate instead of
     crafting its own, or None.
 

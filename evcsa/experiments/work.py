@@ -32,7 +32,7 @@ from evcsa.adversaries import Adversary, PreparedAdversary
 from evcsa.config import ExperimentConfig
 from evcsa.defenses.base import is_randomized
 from evcsa.errors import InvalidOutput, ModelTampered
-from evcsa.experiments.inputs import forget_inputs, inputs_digest
+from evcsa.experiments.inputs import Inputs, forget_inputs, inputs_digest
 from evcsa.experiments.output_checks import Facts, check_integers, check_output, facts_of, name_failure, value_range
 from evcsa.experiments.registry import ADVERSARIES, DEFENSES
 from evcsa.experiments.sweep_work import examples_unit, sweep_craft, sweep_legitimate, sweep_point_unit
@@ -40,7 +40,8 @@ from evcsa.experiments.unit_parts import (accuracy_counts, adversary_of, candida
                                           defense_of, game_of, inputs_of)
 from evcsa.experiments.seeds import generator_seed, key_source
 from evcsa.experiments.units import Output, craft_level
-from evcsa.games import rejudge
+from evcsa.games import EVCSA, AdversaryProtocol, Knowledge, Oracles, rejudge
+from evcsa.randomness import KeySource
 
 __all__ = ["Facts", "Output", "accuracy_counts", "cell_seed", "check_output", "collapsing", "execute", "facts_of",
            "is_determined", "warm"]
@@ -105,11 +106,11 @@ def cell_seed(config: ExperimentConfig, d: int, a: int) -> int:
     return generator_seed(config, "cell", config.defenses[d].name, config.adversaries[a].name)
 
 
-def _cell_keys(config: ExperimentConfig, d: int, a: int) -> Any:
+def _cell_keys(config: ExperimentConfig, d: int, a: int) -> KeySource:
     return key_source(config, "cell", config.defenses[d].name, config.adversaries[a].name)
 
 
-def _prepare(game: Any, adversary: Any, knowledge: Any) -> Any:
+def _prepare(game: EVCSA, adversary: Adversary, knowledge: Knowledge) -> Any:
     """The game's own prepare (it checks the model is left unchanged) where available."""
     prepare = getattr(game, "_prepare", None)
     return prepare(adversary, knowledge) if callable(prepare) else adversary.prepare(knowledge)
@@ -149,8 +150,8 @@ def _craft(config: ExperimentConfig, params: dict[str, Any], deps: Mapping[str, 
     return Output(record={"form": "pickle"}, arrays={"pickle": np.frombuffer(blob, dtype=np.uint8).copy()})
 
 
-def _prepared(config: ExperimentConfig, game: Any, adversary: Any, craft: Output, d: int, a: int,
-              inputs: Any) -> Any:
+def _prepared(config: ExperimentConfig, game: EVCSA, adversary: Adversary, craft: Output, d: int, a: int,
+              inputs: Inputs) -> Any:
     """The adversary that plays, rebuilt from a crafting's output."""
     form = craft.record["form"]
     if form == "candidates":
@@ -178,7 +179,7 @@ def collapsing() -> bool:
     return os.environ.get(COLLAPSE_VARIABLE, "1").strip() != "0"
 
 
-def is_determined(classifier: Any, player: Any) -> bool:
+def is_determined(classifier: object, player: object) -> bool:
     """Whether every game that ``player`` (the prepared adversary) plays against
     ``classifier`` gives the same result, decided from what the two declare, never from
     their names: the classifier is deterministic (:func:`evcsa.defenses.base.is_randomized`
@@ -195,17 +196,17 @@ def is_determined(classifier: Any, player: Any) -> bool:
     return not is_randomized(classifier) and getattr(player, "play_randomized", True) is False
 
 
-def _already_prepared(inner: Any) -> Any:
+def _already_prepared(inner: AdversaryProtocol) -> Adversary:
     """``inner`` as an adversary whose ``prepare`` does nothing (it was prepared by the
     craft unit, or just now): :meth:`EVCSA.repeat` plays it as it is."""
     class Prepared(Adversary):
-        def play(self, oracles: Any, knowledge: Any) -> Any:
+        def play(self, oracles: Oracles, knowledge: Knowledge) -> Any:
             return inner.play(oracles, knowledge)
 
     return Prepared()
 
 
-def _report_estimates(report: Any, n_samples: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+def _report_estimates(report: object, n_samples: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """(p̂ values, draws, sources) from an adversary's report, or None when it has none.
 
     Raises:
@@ -258,7 +259,8 @@ def _play(config: ExperimentConfig, params: dict[str, Any], deps: Mapping[str, O
     if determined:
         result = attrs.evolve(result, games=result.games * (stop - start))
     labels = inputs.samples.labels.numpy()
-    per_game = {k: [] for k in ("successes", "submissions", "classify_queries", "stale_queries", "flagged")}
+    per_game: dict[str, list[int]] = {k: [] for k in ("successes", "submissions", "classify_queries", "stale_queries",
+                                                       "flagged")}
     rows: dict[str, list[Any]] = {k: [] for k in ("game", "position", "source", "target", "label", "reference",
                                                    "true_label", "success", "within_epsilon", "distance", "sample")}
     samples: list[np.ndarray] = []
@@ -297,7 +299,7 @@ def _play(config: ExperimentConfig, params: dict[str, Any], deps: Mapping[str, O
         if est is None:
             continue
         values, draws, src = est
-        if sums is None:
+        if sums is None or draw_sums is None or sources is None:  # (set together, by the first estimate)
             sums, draw_sums, sources = np.zeros_like(values), np.zeros_like(draws), src
         if values.shape == sums.shape and np.array_equal(src, sources):
             sums += values * draws
@@ -308,7 +310,7 @@ def _play(config: ExperimentConfig, params: dict[str, Any], deps: Mapping[str, O
     dtypes = {"success": bool, "within_epsilon": bool, "distance": np.float64}
     arrays.update({f"sub_{k}": np.asarray(v, dtype=dtypes.get(k, np.int64)) for k, v in rows.items()})
     arrays["samples"] = np.stack(samples) if samples else np.zeros((0, *shape), dtype=np.float32)
-    if sums is not None:
+    if sums is not None and draw_sums is not None:  # (set together)
         arrays.update(est_weighted=sums, est_draws=draw_sums, est_sources=np.asarray(sources, dtype=np.int64))
     return Output(record={"games": stop - start, "start": start, "notes": notes}, arrays=arrays)
 

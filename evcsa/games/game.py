@@ -397,7 +397,7 @@ class EVCSA:
                             reused_preparation=reuse_preparation)
 
 
-def _as_seed(seed: Any) -> np.random.SeedSequence | None:
+def _as_seed(seed: object) -> np.random.SeedSequence | None:
     """``seed`` (an integer ≥ 0 or a SeedSequence) as a SeedSequence; None stays None.
 
     Raises:
@@ -411,7 +411,7 @@ def _as_seed(seed: Any) -> np.random.SeedSequence | None:
     return np.random.SeedSequence(int(seed))
 
 
-def _check_adversary(adversary: Any, rules: Rules) -> None:
+def _check_adversary(adversary: object, rules: Rules) -> None:
     """An Adversary instance (with prepare and play) whose ``check_rules`` accepts ``rules``."""
     if isinstance(adversary, type):
         raise InvalidParameter(f"expected an Adversary instance, got the class {adversary.__name__} "
@@ -423,7 +423,7 @@ def _check_adversary(adversary: Any, rules: Rules) -> None:
         check(rules)
 
 
-def _warn_if_not_reproducible(classifier: Any, randomized: bool) -> None:
+def _warn_if_not_reproducible(classifier: object, randomized: bool) -> None:
     """One :class:`~evcsa.errors.NotReproducibleWarning` when a seeded series plays a
     randomized classifier (``randomized``: the game's :func:`~evcsa.defenses.is_randomized`
     of it) whose key source is OS entropy (its numbers cannot repeat)."""

@@ -79,8 +79,8 @@ class Knowledge:
         """(C, H, W) of one image."""
         return tuple(self.samples.shape[1:])  # type: ignore[return-value]
 
-    def is_success(self, predictions: Any, labels: Any, *, targets: Any = None,
-                   reference_predictions: Any = None) -> torch.Tensor:
+    def is_success(self, predictions: object, labels: object, *, targets: object = None,
+                   reference_predictions: object = None) -> torch.Tensor:
         """The game's success rule, :meth:`Rules.is_success` (use it; never write your own).
 
         Args:

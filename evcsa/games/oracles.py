@@ -315,7 +315,7 @@ def _plain_tensor(x: torch.Tensor, name: str) -> torch.Tensor:
     return plain
 
 
-def _is_single_image(x: Any) -> bool:
+def _is_single_image(x: object) -> bool:
     """Whether ``x`` is one image [C, H, W] (a tensor or array of rank 3)."""
     return isinstance(x, (torch.Tensor, np.ndarray)) and x.ndim == 3
 
@@ -384,7 +384,7 @@ class Session:
         """Whether :meth:`finish` has been called."""
         return self._state.closed
 
-    def finish(self, report: Any = None) -> GameResult:
+    def finish(self, report: object = None) -> GameResult:
         """End the game (seed Fig. line 4): close the oracles, return n / N and the rest.
 
         Args:

@@ -21,12 +21,13 @@ from evcsa.distances import distance, within_epsilon
 from evcsa.errors import InvalidParameter
 from evcsa.games.rules import Rules
 from evcsa.judging import predict_labels
+from evcsa.randomness import KeySource
 
 __all__ = ["rejudge"]
 
 
 def rejudge(classifier: Any, samples: Any, sources: Any, labels: Any, rules: Rules, *, draws: int,
-            targets: Any = None, keys: Any = None, query_batch: int = 10_000,
+            targets: Any = None, keys: KeySource | None = None, query_batch: int = 10_000,
             num_classes: int | None = None) -> np.ndarray:
     """Fresh-key successes of each submitted sample, judged by the game's rule.
 

@@ -6,7 +6,7 @@ Statistics are computed from the rows by named methods whose docstrings give the
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import Any, Iterator
 
 import attrs
 import numpy as np
@@ -175,7 +175,7 @@ class _PairCompatibleEstimate(BinomialEstimate):
                       "is deprecated: use its .low and .high", DeprecationWarning, stacklevel=3)
         return (self.low, self.high)
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[float]:
         return iter(self._pair())
 
     def __getitem__(self, i: int) -> float:

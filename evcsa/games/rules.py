@@ -39,7 +39,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _check_epsilon(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+def _check_epsilon(instance: object, attribute: attrs.Attribute, value: Any) -> None:
     if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not (value >= 0) or value == float("inf"):
@@ -47,7 +47,7 @@ def _check_epsilon(instance: Any, attribute: attrs.Attribute, value: Any) -> Non
                                key="epsilon", got=value)
 
 
-def _check_tolerance(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+def _check_tolerance(instance: object, attribute: attrs.Attribute, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 <= value <= 1e-3):
         raise InvalidParameter(f"expected tolerance in [0, 1e-3] on the [0, 1] scale, got {value!r}",
                                key="tolerance", got=value)
@@ -94,8 +94,8 @@ class Rules:
         then one judgement costs two classifications."""
         return self.goal == "untargeted" and self.untargeted_reference == "prediction"
 
-    def is_success(self, predictions: Any, labels: Any, *, targets: Any = None,
-                   reference_predictions: Any = None) -> torch.Tensor:
+    def is_success(self, predictions: object, labels: object, *, targets: object = None,
+                   reference_predictions: object = None) -> torch.Tensor:
         """This game's success rule on classifications: :func:`is_success` with this
         record's ``goal`` and ``untargeted_reference`` (the ε check is separate, see
         :meth:`within_epsilon`).

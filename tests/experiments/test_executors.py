@@ -27,6 +27,17 @@ def test_every_executor_implements_the_seam():
     assert isinstance(serial, SerialExecutor) and as_executor(serial) is serial
 
 
+def test_a_result_that_is_not_a_units_output_is_refused():
+    """An executor that ran something other than execute hands back no Output."""
+    future: cf.Future = cf.Future()
+    future.set_result(42)
+    with pytest.raises(ConfigError, match=r"^executor: expected a unit's Output from the future, got int$"):
+        SerialExecutor().result(future)
+    with cf.ThreadPoolExecutor(1) as pool, \
+            pytest.raises(ConfigError, match=r"^executor: expected a unit's Output from the future, got int$"):
+        ForeignExecutor(pool).result(future)
+
+
 def test_make_executor_refuses_an_unknown_kind_and_bad_jobs():
     with pytest.raises(ConfigError, match=r"executor: expected one of \('serial', 'processes', 'dask'\), got 'gpu'"):
         make_executor("gpu")

@@ -12,7 +12,7 @@ from evcsa.defenses import CroppingRescaling, FeatureSqueezing, RandomizedSqueez
 from evcsa.defenses.params import DEFENSE_PARAMS, DefenseParams
 from evcsa.errors import ConfigError
 from evcsa.experiments import registry
-from evcsa.experiments.registry import DEFENSES, build_defense, sweep_attack
+from evcsa.experiments.registry import DEFENSES, build_adversary, build_defense, sweep_attack
 from evcsa.randomness import DerivedKeys
 from evcsa.testing import PixelCodeModel
 
@@ -92,3 +92,15 @@ def test_sweep_attack_names_figures_attack():
     assert sweep_attack(parse_config(text.format("fgsm"))).name == "fgsm"
     with pytest.raises(ConfigError, match=r"^figures.attack: expected an attack name"):
         sweep_attack(parse_config(text.format("fgsn")))
+
+
+class _NotAnAdversary:
+    """A class with neither prepare nor play, added to the registry by mistake."""
+
+
+def test_a_kind_added_to_adversaries_must_build_an_adversary(monkeypatch):
+    monkeypatch.setitem(registry.ADVERSARIES, "not_one", _NotAnAdversary)
+    with pytest.raises(ConfigError, match=r"^adversaries\[0\]\.kind: expected 'not_one' to build an "
+                                          r"evcsa\.adversaries\.Adversary, got _NotAnAdversary$") as info:
+        build_adversary(ComponentSpec(kind="not_one"), where="adversaries[0]")
+    assert info.value.key == "adversaries[0].kind"

@@ -10,6 +10,7 @@ import sqlite3
 import pytest
 
 from evcsa.config import parse_config
+from evcsa.errors import CorruptStore
 from evcsa.experiments import run_experiment
 from evcsa.experiments import store as store_module
 from evcsa.experiments.store import RunStore
@@ -74,3 +75,15 @@ def test_a_unit_whose_arrays_went_missing_is_computed_again(config, tmp_path):
         again = run_experiment(config, progress=False, store=store)
         assert [k for _, k, _ in store.executions(store.attempt)] == [key], "that unit alone"
     assert [c.successes for c in again.cells] == [c.successes for c in first.cells]
+
+
+@pytest.mark.parametrize("rows", [[], [("config", 7)]], ids=["missing", "not text"])
+def test_config_text_refuses_a_store_without_its_configuration_as_text(tmp_path, rows):
+    run = tmp_path / "run"
+    run.mkdir()
+    with sqlite3.connect(run / "evcsa-run.sqlite") as db:
+        db.execute("CREATE TABLE meta (name TEXT PRIMARY KEY, value)")
+        db.executemany("INSERT INTO meta VALUES (?, ?)", rows)
+    db.close()
+    with pytest.raises(CorruptStore, match=r"expected an evcsa run store, got a store without its configuration"):
+        RunStore.config_text(run)
