@@ -16,16 +16,11 @@ import warnings
 import torch
 
 from evcsa.errors import InvalidParameter, TrivialEpsilonWarning
+from evcsa.terms import DEFAULT_TOLERANCE, NORMS
 
 __all__ = ["NORMS", "Norm", "distance", "trivial_bound", "warn_if_trivial", "within_epsilon", "DEFAULT_TOLERANCE"]
 
 Norm = Literal["l0", "l2", "linf"]
-NORMS: tuple[str, ...] = ("l0", "l2", "linf")
-
-#: The game's float tolerance on the [0, 1] scale: a float32 point projected onto the
-#: ε-ball may land up to a few ulps outside it (ulp(1.0) = 1.2e-7 in float32); 1e-6 accepts
-#: that and rejects any real excess. robustml uses 1e-4.
-DEFAULT_TOLERANCE = 1e-6
 
 
 def distance(x: torch.Tensor, x_adv: torch.Tensor, norm: str,

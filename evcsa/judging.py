@@ -18,19 +18,11 @@ import torch
 
 from evcsa._validation import check_positive_int, describe
 from evcsa.errors import InvalidOutput, InvalidParameter
+from evcsa.terms import GOALS, REFERENCES, REJECTED
 
 __all__ = ["GOALS", "ORDERS", "REFERENCES", "REJECTED", "check_predictions", "count_successes", "is_success",
            "predict_labels"]
 
-#: The label of a rejection (a detector's answer, :data:`evcsa.defenses.REJECTED`). Never
-#: equal to a class index: never a success, never a reference that rewards one.
-REJECTED = -1
-
-#: The game's goals (seed 000 Fig. 1: untargeted or targeted at y_t).
-GOALS = ("untargeted", "targeted")
-#: What an untargeted C(x′) is compared with: the true label y (seed 002's f(x′)) or the
-#: classifier's fresh prediction C(x) (seed 000).
-REFERENCES = ("label", "prediction")
 #: How :func:`count_successes` lays out the draws × B classifications: "draw-major" (row
 #: d·B + i is draw d of image i) or "image-major" (row i·draws + d).
 ORDERS = ("draw-major", "image-major")

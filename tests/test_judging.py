@@ -16,7 +16,7 @@ import torch
 from evcsa import defenses, judging
 from evcsa.errors import InvalidOutput, InvalidParameter
 from evcsa.games import rules as game_rules
-from evcsa.games.rules import Rules
+from evcsa.games.rules import Rules, count_judged_successes
 from evcsa.judging import GOALS, REFERENCES, REJECTED, check_predictions, count_successes, is_success
 
 K = 5
@@ -125,14 +125,14 @@ def test_layouts_and_batches_give_the_game_rule_on_each_images_draws(order):
         assert count_successes(classify, x, labels, draws=9, batch_size=batch, order=order).tolist() == truth.tolist()
 
 
-def test_rules_delegate_with_their_goal_and_reference():
+def test_a_games_rules_count_with_their_goal_and_reference():
     labels = torch.tensor([0, 0])
     targets = torch.tensor([1, 2])
     x = torch.zeros(2, 1, 1, 1)
     rules = Rules(n_chosen=1, goal="targeted")
-    assert rules.count_successes(Table([[1, 1]]), x, labels, draws=1, targets=targets).tolist() == [1, 0]
+    assert count_judged_successes(rules, Table([[1, 1]]), x, labels, draws=1, targets=targets).tolist() == [1, 0]
     seen = []
-    Rules(n_chosen=1).count_successes(Table([[0, 3]]), x, labels, draws=1, on_predictions=seen.append)
+    count_judged_successes(Rules(n_chosen=1), Table([[0, 3]]), x, labels, draws=1, on_predictions=seen.append)
     assert seen[0].tolist() == [[0, 3]]
 
 
@@ -187,4 +187,4 @@ def test_judging_imports_nothing_above_the_foundation():
 
     code = "import sys, evcsa.judging\nprint(' '.join(sorted(m for m in sys.modules if m.startswith('evcsa'))))"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
-    assert set(loaded) <= {"evcsa", "evcsa.errors", "evcsa._values", "evcsa._validation", "evcsa.distances", "evcsa.judging"}, loaded
+    assert set(loaded) <= {"evcsa", "evcsa.errors", "evcsa._values", "evcsa._validation", "evcsa.terms", "evcsa.distances", "evcsa.judging"}, loaded

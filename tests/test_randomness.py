@@ -156,11 +156,12 @@ def test_bad_integer_bound_raises():
 
 
 def test_key_sources_import_without_torch():
-    """evcsa.randomness stays light: torch loads only when noise is drawn."""
+    """The key sources (evcsa.keys) stay light: torch loads with the noise (evcsa.randomness),
+    not with the keys a configuration records."""
     import subprocess
     import sys
 
-    code = "import sys, evcsa.randomness; print('torch' in sys.modules)"
+    code = "import sys, evcsa.keys; print('torch' in sys.modules)"
     root = __import__("pathlib").Path(__file__).resolve().parents[1]
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
     assert out.stdout.strip() == "False"

@@ -114,15 +114,11 @@ def _imports_torch(statement: str) -> list[str]:
 def test_plain_validators_and_the_config_files_layer_do_not_import_torch():
     """What evcsa.config builds on below the game's rules: the plain validators, the errors,
     the key sources, the text helpers and the TOML libraries load without torch."""
-    loaded = _imports_torch("import evcsa._values, evcsa.errors, evcsa.randomness, evcsa._text, "
+    loaded = _imports_torch("import evcsa._values, evcsa.errors, evcsa.keys, evcsa.terms, evcsa._text, "
                             "attrs, cattrs, tomli_w")
-    assert loaded == ["False"], "one of evcsa._values, errors, randomness, _text imports torch at import time"
+    assert loaded == ["False"], "one of evcsa._values, errors, keys, terms, _text imports torch at import time"
 
 
-@pytest.mark.xfail(strict=True, reason="evcsa.config's ExperimentConfig.game is an evcsa.games.rules.Rules, and "
-                   "importing evcsa.games.rules loads evcsa.games (the game, torch) and imports torch itself; "
-                   "games/ is the judge helper's: the merger makes Rules importable without torch (issue 24 "
-                   "item 5), then removes this mark")
 def test_import_evcsa_config_does_not_import_torch():
     loaded = _imports_torch("import evcsa.config")
     assert loaded == ["False"], ("import evcsa.config loaded torch: a module it imports (see "

@@ -298,7 +298,7 @@ def count_successes(classify: Callable[[torch.Tensor], object], candidates: Cand
         src = torch.as_tensor(candidates.sources[sl])
         targets = None if candidates.targets is None else torch.as_tensor(candidates.targets[sl])
         # one call for every draw of the chunk, each candidate's draws side by side
-        counts[sl] = knowledge.rules.count_successes(
+        counts[sl] = knowledge.count_successes(
             classify, candidates.x_adv[sl], knowledge.labels[src], draws=draws, targets=targets,
             clean=knowledge.samples[src] if versus_prediction else None, order="image-major").numpy()
     return counts

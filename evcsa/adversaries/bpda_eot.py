@@ -77,7 +77,7 @@ def _hits(logits: torch.Tensor, knowledge: Knowledge, labels: torch.Tensor, targ
     s, b = int(logits.shape[0]), int(logits.shape[1])
     # the S draws are already made: "classify" answers call d (the B samples, one call per
     # draw) with draw d's top classes, so the images stand in as their indices
-    counts = knowledge.rules.count_successes(classify, torch.arange(b), labels, draws=s, targets=targets,
+    counts = knowledge.count_successes(classify, torch.arange(b), labels, draws=s, targets=targets,
                                              clean_predictions=reference, batch_size=b)
     return (counts.to(torch.float32) / s).to(logits.device)
 

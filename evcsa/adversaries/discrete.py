@@ -165,8 +165,8 @@ def keep_the_better(knowledge: Knowledge, twin: Any, x: torch.Tensor, labels: to
     reference = classify(x) if targets is None and knowledge.rules.needs_reference_predictions else None
     y = labels.cpu()
     t = None if targets is None else targets.cpu()
-    ok_s = knowledge.rules.count_successes(classify, searched, y, draws=1, targets=t, clean_predictions=reference) > 0
-    ok_b = knowledge.rules.count_successes(classify, started, y, draws=1, targets=t, clean_predictions=reference) > 0
+    ok_s = knowledge.count_successes(classify, searched, y, draws=1, targets=t, clean_predictions=reference) > 0
+    ok_b = knowledge.count_successes(classify, started, y, draws=1, targets=t, clean_predictions=reference) > 0
     keep_b = (ok_b & ~ok_s).to(searched.device)
     return torch.where(keep_b.view(-1, 1, 1, 1), started, searched)
 

@@ -196,7 +196,7 @@ class AttackEvaluation:
     @property
     def untargeted_success(self) -> np.ndarray:
         """bool [M]: C(x′) ∉ {y, REJECTED} (the game's rule,
-        :func:`evcsa.games.rules.is_success` against the label), within ε, and the attack
+        :func:`evcsa.judging.is_success` against the label), within ε, and the attack
         produced a sample."""
         hit = is_success(torch.as_tensor(self.predictions), torch.as_tensor(self.labels)).numpy()
         return hit & self.within_epsilon & ~self.failed
@@ -205,7 +205,7 @@ class AttackEvaluation:
     def success(self) -> np.ndarray:
         """bool [M]: the attack's goal reached — C(x′) = t (targeted) or the untargeted
         success above — within ε, with a sample produced (the game's rule,
-        :func:`evcsa.games.rules.is_success`)."""
+        :func:`evcsa.judging.is_success`)."""
         if self.targets is None:
             return self.untargeted_success
         hit = is_success(torch.as_tensor(self.predictions), torch.as_tensor(self.labels), goal="targeted",

@@ -12,8 +12,8 @@ import attrs
 
 from evcsa._values import Validator, int_at_least, non_empty_str, one_of
 from evcsa.errors import ConfigError, KeyStreamError
-from evcsa.games.rules import Rules
-from evcsa.randomness import MasterKey
+from evcsa.keys import MasterKey
+from evcsa.terms import Rules
 
 __all__ = ["ComponentSpec", "DataConfig", "ExperimentConfig", "FiguresConfig", "ModelConfig"]
 

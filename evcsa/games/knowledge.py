@@ -5,14 +5,14 @@ was given unchanged (:class:`~evcsa.errors.ModelTampered`)."""
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, Callable
 
 import attrs
 import torch
 
 from evcsa.defenses.base import ModelClassifier
 from evcsa.errors import InvalidParameter, ModelTampered
-from evcsa.games.rules import Rules
+from evcsa.games.rules import Rules, count_judged_successes, judge_success
 from evcsa.randomness import KeySource
 
 __all__ = ["Knowledge", "adversary_copy", "check_model_unchanged", "model_state"]
@@ -98,8 +98,36 @@ class Knowledge:
         Raises:
             InvalidParameter: as :func:`evcsa.judging.is_success`.
         """
-        return self.rules.is_success(predictions, labels, targets=targets,
-                                     reference_predictions=reference_predictions)
+        return judge_success(self.rules, predictions, labels, targets=targets,
+                             reference_predictions=reference_predictions)
+
+    def count_successes(self, classify: Callable[[torch.Tensor], object], x: torch.Tensor, labels: torch.Tensor,
+                        *, draws: int, targets: torch.Tensor | None = None,
+                        clean_predictions: torch.Tensor | None = None, batch_size: int | None = None,
+                        clean: torch.Tensor | None = None, order: str = "draw-major",
+                        on_predictions: Callable[[torch.Tensor], None] | None = None) -> torch.Tensor:
+        """Successes over ``draws`` fresh classifications of each image of ``x`` by this
+        game's rule (:func:`evcsa.games.rules.count_judged_successes` with :attr:`rules`):
+        how an adversary's estimate p̂ counts, the way the referee judges.
+
+        Args:
+            classify: the classifier to count on (the adversary's twin, or the Classify
+                oracle), called on batches of images, answering labels (REJECTED allowed).
+            x: float32 [B, C, H, W] in [0, 1], the candidates.
+            labels: int64 [B], their sources' true labels.
+            draws: fresh classifications per image, ≥ 1.
+            targets, clean_predictions, batch_size, clean, order, on_predictions: as
+                :func:`evcsa.judging.count_successes`.
+
+        Returns:
+            int64 tensor [B] (CPU), values in [0, draws].
+
+        Raises:
+            InvalidParameter, InvalidOutput: as :func:`evcsa.judging.count_successes`.
+        """
+        return count_judged_successes(self.rules, classify, x, labels, draws=draws, targets=targets,
+                                      clean_predictions=clean_predictions, batch_size=batch_size, clean=clean,
+                                      order=order, on_predictions=on_predictions)
 
 
 def adversary_copy(objects: Any) -> Any:

@@ -16,7 +16,7 @@ from evcsa.defenses.base import modules_of
 from evcsa.errors import BudgetExhausted, GameOver, InvalidQuery, NotFresh
 from evcsa.games.knowledge import Knowledge
 from evcsa.games.results import GameResult, Submission
-from evcsa.games.rules import Rules
+from evcsa.games.rules import Rules, check_distortion, judge_success
 
 __all__ = ["GameState", "Oracles", "Referee", "Session"]
 
@@ -241,15 +241,15 @@ class Oracles:
             raise NotFresh(f"expected fresh queries (one per {what}), got {len(stale)} stale at "
                            f"position(s) {stale}", positions=stale,
                            sources=[src_list[i] for i in stale])
-        # 5. success, computed before any state changes, by the one rule (Rules.is_success)
+        # 5. success, computed before any state changes, by the one rule (judge_success)
         judged = x_adv.detach().to("cpu", torch.float32, copy=True) if st.samples is not None else None
         x_nat = game.samples[src]
-        d, ok = rules.within_epsilon(x_nat, x_adv.to(x_nat.device))
+        d, ok = check_distortion(rules, x_nat, x_adv.to(x_nat.device))
         device = game.device
         pred = game.predict_checked(x_adv.to(device), st)
         reference_predictions = game.predict_checked(x_nat.to(device), st) if rules.needs_reference_predictions \
             else None
-        hit = rules.is_success(pred, game.labels[src], targets=tgt, reference_predictions=reference_predictions)
+        hit = judge_success(rules, pred, game.labels[src], targets=tgt, reference_predictions=reference_predictions)
         if tgt is not None:
             reference = tgt
         elif reference_predictions is not None:

@@ -19,7 +19,7 @@ from evcsa._validation import as_images, as_labels, check_positive_int
 from evcsa.defenses.base import is_randomized
 from evcsa.distances import distance, within_epsilon
 from evcsa.errors import InvalidParameter
-from evcsa.games.rules import Rules
+from evcsa.games.rules import Rules, count_judged_successes
 from evcsa.judging import predict_labels
 from evcsa.randomness import KeySource
 
@@ -98,7 +98,7 @@ def rejudge(classifier: Any, samples: Any, sources: Any, labels: Any, rules: Rul
         sl = slice(start, min(n, start + per))
         # one call for every draw of the chunk, draw-major (row d holds draw d of every
         # sample in the chunk), then C(x) afresh in every draw when judged against it
-        k = rules.count_successes(predict, x_adv[sl], y[sl], draws=draws, targets=None if tgt is None else tgt[sl],
-                                  clean=x_nat[sl] if rules.needs_reference_predictions else None)
+        k = count_judged_successes(rules, predict, x_adv[sl], y[sl], draws=draws, targets=None if tgt is None else tgt[sl],
+                                   clean=x_nat[sl] if rules.needs_reference_predictions else None)
         counts[sl] = torch.where(inside[sl], k, torch.zeros_like(k)).numpy()
     return counts

@@ -31,6 +31,7 @@ from evcsa.attacks.gradients import GradientHealth
 from evcsa.defenses import ModelClassifier
 from evcsa.defenses.base import REJECTED, Defense
 from evcsa.games import EVCSA, Rules, rejudge
+from evcsa.games.rules import judge_success
 from evcsa.randomness import DerivedKeys, keyed_uniform
 from evcsa.stats import clopper_pearson
 from evcsa.testing import PixelCodeModel
@@ -96,9 +97,9 @@ def _truth(rules):
         total = 0.0
         for (a, pa), (c, pc) in itertools.product(cand.items(), nat.items()):
             pred, ref = torch.tensor([a]), torch.tensor([c])
-            hit = rules.is_success(pred, torch.tensor([y]),
-                                   targets=torch.tensor([(y + 1) % K]) if rules.goal == "targeted" else None,
-                                   reference_predictions=ref if rules.needs_reference_predictions else None)
+            hit = judge_success(rules, pred, torch.tensor([y]),
+                                targets=torch.tensor([(y + 1) % K]) if rules.goal == "targeted" else None,
+                                reference_predictions=ref if rules.needs_reference_predictions else None)
             total += pa * pc * bool(hit)
         p.append(total)
     return np.array(p)

@@ -21,7 +21,7 @@ from evcsa.attacks.gradients import GradientHealth
 from evcsa.defenses import REJECTED, Classifier, Defense, ModelClassifier
 from evcsa.errors import BudgetExhausted, GameOver, InvalidParameter, InvalidQuery, KeyStreamError, NotFresh
 from evcsa.games import EVCSA, Rules
-from evcsa.games.rules import is_success
+from evcsa.games.rules import is_success, judge_success
 from evcsa.randomness import DerivedKeys, KeySource, MasterKey, SystemKeys, keyed_uniform
 from evcsa.stats import advantage_exact, log_advantage_exact
 from evcsa.testing import CoinFlipClassifier, PixelCodeModel, coded_samples
@@ -55,7 +55,7 @@ def test_rule_table():
 
 def test_rule_broadcasts_draw_dimensions():
     pred = torch.tensor([[1, 0], [0, 0], [1, 1]])  # [draws, B]
-    hit = Rules(n_chosen=1).is_success(pred, torch.tensor([0, 0]))
+    hit = judge_success(Rules(n_chosen=1), pred, torch.tensor([0, 0]))
     assert hit.shape == (3, 2) and hit.sum(0).tolist() == [2, 1]
 
 
@@ -65,7 +65,7 @@ def test_rule_errors():
     with pytest.raises(InvalidParameter, match="expected no targets"):
         is_success(torch.tensor([1]), torch.tensor([0]), targets=torch.tensor([1]))
     with pytest.raises(InvalidParameter, match="expected reference_predictions"):
-        Rules(n_chosen=1, untargeted_reference="prediction").is_success(torch.tensor([1]), torch.tensor([0]))
+        judge_success(Rules(n_chosen=1, untargeted_reference="prediction"), torch.tensor([1]), torch.tensor([0]))
     with pytest.raises(InvalidParameter, match="same B"):
         is_success(torch.tensor([1, 2]), torch.tensor([0]))
     with pytest.raises(InvalidParameter, match="integer labels"):
