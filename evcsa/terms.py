@@ -56,7 +56,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _check_epsilon(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+def _check_epsilon(instance: object, attribute: attrs.Attribute, value: Any) -> None:
     if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not (value >= 0) or value == float("inf"):
@@ -64,7 +64,7 @@ def _check_epsilon(instance: Any, attribute: attrs.Attribute, value: Any) -> Non
                                key="epsilon", got=value)
 
 
-def _check_tolerance(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+def _check_tolerance(instance: object, attribute: attrs.Attribute, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 <= value <= 1e-3):
         raise InvalidParameter(f"expected tolerance in [0, 1e-3] on the [0, 1] scale, got {value!r}",
                                key="tolerance", got=value)

@@ -10,7 +10,7 @@ re-exported here, where the game's rules have always named them, with the judge'
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Callable
 
 import torch
 

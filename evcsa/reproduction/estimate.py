@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import functools
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Protocol, runtime_checkable
 
 import attrs
 import numpy as np
@@ -15,10 +15,12 @@ from evcsa._text import duration
 from evcsa.attacks import get_attack
 from evcsa.attacks.cost import estimate_attack_time
 from evcsa.config import ComponentSpec
+from evcsa.errors import ConfigError
 from evcsa.defenses.base import is_randomized
 from evcsa.experiments import build_adversary, build_defense
 from evcsa.experiments.work import collapsing
-from evcsa.games import EVCSA
+from evcsa.adversaries import Candidates
+from evcsa.games import EVCSA, Knowledge
 from evcsa.randomness import DerivedKeys, MasterKey
 from evcsa.reproduction.plans import Plan
 from evcsa.reproduction.unit_plan import plan_units_of
@@ -40,6 +42,28 @@ class WorkEstimate:
     probe_seconds: float
     method: str
 
+
+
+@runtime_checkable
+class CraftingAdversary(Protocol):
+    """An adversary that crafts its candidates before it plays (what a craft unit times)."""
+
+    def craft(self, knowledge: Knowledge, sources: np.ndarray) -> Candidates:
+        """Candidates for ``sources`` (int64 indices into X_D)."""
+        ...
+
+
+def crafting_adversary(spec: ComponentSpec, base_dir: str) -> CraftingAdversary:
+    """The adversary ``spec`` builds, if it crafts offline (:class:`CraftingAdversary`).
+
+    Raises:
+        ConfigError: it does not (nothing to time as a craft).
+    """
+    built = build_adversary(spec, base_dir=base_dir)
+    if not isinstance(built, CraftingAdversary):
+        raise ConfigError(f"expected an adversary that crafts its candidates offline (craft(knowledge, sources)) "
+                          f"to time, got {type(built).__name__}")
+    return built
 
 def estimate_plan(plan: Plan, *, cache_dir: str | None = None, probe: int = 10,
                   log: Callable[[str], None] | None = None) -> WorkEstimate:
@@ -174,7 +198,7 @@ def estimate_plan(plan: Plan, *, cache_dir: str | None = None, probe: int = 10,
             say(f"  timing {name} against {d_spec.name} …")
             probe_adv, what = adv, f"craft {name} vs {kind.replace('_', ' ')} ({len(x)} samples)"
         t = time.perf_counter()
-        build_adversary(probe_adv, base_dir=config.base_dir).craft(game.knowledge(0), np.arange(len(x)))
+        crafting_adversary(probe_adv, config.base_dir).craft(game.knowledge(0), np.arange(len(x)))
         each = (time.perf_counter() - t) * steps / timed
         items.append((what, count, each, count * each))
     for name, (count, owner, adv) in full_crafts.items():
@@ -182,7 +206,7 @@ def estimate_plan(plan: Plan, *, cache_dir: str | None = None, probe: int = 10,
         game = EVCSA.from_rules(owner.inputs.model, x, y, owner.config.game, model=inputs.model,
                                 num_classes=inputs.model.num_classes)
         t = time.perf_counter()
-        build_adversary(adv, base_dir=owner.config.base_dir).craft(game.knowledge(0), np.arange(len(x)))
+        crafting_adversary(adv, owner.config.base_dir).craft(game.knowledge(0), np.arange(len(x)))
         each = time.perf_counter() - t
         items.append((f"craft {name} ({len(x)} samples)", count, each, count * each))
     for name, count in classifications.items():
