@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from evcsa._validation import as_images, as_labels, check_number, describe
 from evcsa.attacks.gradients import GradientMonitor
 from evcsa.defenses.base import Classifier, ModelClassifier, is_randomized
+from evcsa.distances import distance, within_epsilon
 from evcsa.errors import InvalidParameter
 
 __all__ = [
@@ -361,8 +362,6 @@ def to_uint8_grid(x_adv: Any, x: Any = None, *, epsilon: float | None = None, no
     rounded = torch.round(x_adv.clamp(0.0, 1.0) * 255.0) / 255.0
     if x is None or epsilon is None:
         return rounded
-    from evcsa.distances import distance, within_epsilon
-
     x = x.to(x_adv.device, torch.float32)
     ok = within_epsilon(distance(x, rounded, norm), epsilon, norm).to(x_adv.device)
     if bool(ok.all()):

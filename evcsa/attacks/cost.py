@@ -32,6 +32,8 @@ import attrs
 import torch
 
 from evcsa._validation import check_positive_int
+from evcsa.attacks.evaluation import run_attack
+from evcsa.attacks.registry import get_attack
 
 __all__ = ["AttackCost", "estimate_attack_time"]
 
@@ -89,9 +91,6 @@ def estimate_attack_time(attack: Any, model: Any, x: Any, y: Any, *, samples: in
     Raises:
         InvalidParameter: malformed inputs or parameters.
     """
-    from evcsa.attacks.evaluation import run_attack
-    from evcsa.attacks.registry import get_attack
-
     samples = check_positive_int(samples, "samples")
     probe = check_positive_int(probe, "probe")
     spec = get_attack(attack)

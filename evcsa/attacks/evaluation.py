@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from evcsa._validation import as_images, as_labels, check_positive_int
-from evcsa.attacks._common import as_classifier, check_generator, check_targets_differ
+from evcsa.attacks._common import as_classifier, check_generator, check_targets_differ, to_uint8_grid
 from evcsa.attacks.gradients import GradientHealth, GradientMonitor
 from evcsa.attacks.registry import check_params, get_attack, resolve_targets
 from evcsa.defenses.base import REJECTED
@@ -364,8 +364,6 @@ def evaluate_attack(attack: Any, classifier: Any, x: Any, y: Any, *, model: Any 
     x_cpu = as_images(x, name="x", device="cpu")
     x_adv = crafted.x_adv
     if round_to_grid:
-        from evcsa.attacks._common import to_uint8_grid
-
         x_adv = to_uint8_grid(x_adv, x_cpu, epsilon=epsilon, norm=norm)
     return evaluate_adversarial(classifier, x_cpu, y, x_adv, target=crafted.targets, epsilon=epsilon, norm=norm,
                                 failed=crafted.failed, health=crafted.health, batch_size=batch_size)
