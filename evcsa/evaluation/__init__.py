@@ -9,15 +9,15 @@ and the checks that say when an evaluation cannot be trusted (issue 26).
 - :mod:`~evcsa.evaluation.ensemble`: :class:`Ensemble`, the best of every attack per
   source by A*'s rule;
 - :mod:`~evcsa.evaluation.checks`: the five named checks;
-- :mod:`~evcsa.evaluation.report`: the files and the terminal summary;
-- :mod:`~evcsa.evaluation.records`: :class:`Evaluation` and its :class:`AdversaryRow` records;
+- :mod:`~evcsa.evaluation.records`: one adversary's part of the evaluation (:class:`AdversaryRow`);
+- :mod:`~evcsa.evaluation.report`: the whole :class:`Evaluation`, its files and its terminal summary;
 - :mod:`~evcsa.evaluation.measure`: the pieces :func:`evaluate` measures with (X_D, the
   cell record, the accuracy, re-keying);
 - :mod:`~evcsa.evaluation.run`: :func:`evaluate` itself;
 - :mod:`~evcsa.evaluation.estimate`: :func:`estimate_evaluation`, the predicted time.
 
 The modules import one way, in this order: budget, inputs, checks, suite, ensemble →
-report → records → measure → run → estimate (nothing below imports what is above it).
+records → report → measure → run → estimate (nothing below imports what is above it).
 """
 
 import importlib

@@ -46,7 +46,8 @@ from evcsa.evaluation.ensemble import Ensemble
 from evcsa.evaluation.inputs import DefenseInput, resolve_data, resolve_defense, resolve_rules
 from evcsa.evaluation.measure import (Clock, adversary_seed, cell_result, environment_info, measure_accuracy,
                                       member_table, natural_samples, rekeyed)
-from evcsa.evaluation.records import ENSEMBLE_LABEL, AdversaryRow, Evaluation
+from evcsa.evaluation.records import ENSEMBLE_LABEL, AdversaryRow
+from evcsa.evaluation.report import Evaluation
 from evcsa.evaluation.suite import Suite, choose_suite, describe_defense, trivial_epsilon
 from evcsa.experiments.results import ExperimentResult
 from evcsa.games import EVCSA, rejudge
