@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from Crypto.Cipher import AES
 
+from evcsa._values import check_delta
 from evcsa.errors import KeyStreamError
 from evcsa.keys import KEY_BYTES, MASTER_KEY_BYTES, DerivedKeys, KeySource, MasterKey, SystemKeys, default_keys
 
@@ -187,13 +188,6 @@ def words_to_integers(words: np.ndarray, high: int) -> torch.Tensor:
     return torch.from_numpy(((u * np.uint64(high)) >> np.uint64(32)).astype(np.int64))
 
 
-def _check_delta(delta: float) -> float:
-    if isinstance(delta, bool) or not isinstance(delta, (int, float, np.integer, np.floating)) \
-            or not (0.0 <= float(delta) <= 1.0):
-        raise KeyStreamError(f"expected delta as a number in [0, 1], got {delta!r}", got=delta)
-    return float(delta)
-
-
 def keyed_uniform(key: bytes, shape: Sequence[int], delta: float, *, nonce: bytes = NOISE_NONCE,
                   first_item: int = 0) -> torch.Tensor:
     """Noise uniform in [−δ, δ] from the AES-CTR keystream of ``key``.
@@ -216,7 +210,7 @@ def keyed_uniform(key: bytes, shape: Sequence[int], delta: float, *, nonce: byte
     Raises:
         KeyStreamError: bad key, nonce, sizes or δ, or a counter overrun.
     """
-    delta = _check_delta(delta)
+    delta = check_delta(delta, error=KeyStreamError)
     shape, n_items, per_item = _item_count(shape, "shape")
     words = keystream_words(key, n_items, per_item, nonce=nonce, first_item=first_item)
     return words_to_uniform(words, delta).reshape(shape)

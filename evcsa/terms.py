@@ -24,7 +24,7 @@ from typing import Any
 import attrs
 import numpy as np
 
-from evcsa._values import int_at_least, is_bool, one_of
+from evcsa._values import epsilon, int_at_least, is_bool, one_of
 from evcsa.errors import InvalidParameter
 
 __all__ = ["DEFAULT_TOLERANCE", "FRESHNESS", "GOALS", "KNOWLEDGE_LEVELS", "NORMS", "REFERENCES", "REJECTED",
@@ -54,14 +54,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (np.integer, np.floating, np.bool_)):
         return value.item()
     return value
-
-
-def _check_epsilon(instance: object, attribute: attrs.Attribute, value: Any) -> None:
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (value >= 0) or value == float("inf"):
-        raise InvalidParameter(f"expected epsilon as a finite number ≥ 0 or None (unbounded), got {value!r}",
-                               key="epsilon", got=value)
 
 
 def _check_tolerance(instance: object, attribute: attrs.Attribute, value: Any) -> None:
@@ -95,7 +87,7 @@ class Rules:
     """
 
     n_chosen: int = attrs.field(converter=_plain, validator=int_at_least(1))
-    epsilon: float | None = attrs.field(converter=_plain, default=None, validator=_check_epsilon)
+    epsilon: float | None = attrs.field(converter=_plain, default=None, validator=epsilon(optional=True))
     norm: str = attrs.field(default="linf", validator=one_of(NORMS))
     goal: str = attrs.field(default="untargeted", validator=one_of(GOALS))
     freshness: str = attrs.field(default="source", validator=one_of(FRESHNESS))

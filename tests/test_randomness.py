@@ -139,8 +139,8 @@ def test_counter_overrun_raises_not_wraps():
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(shape=(2, 3), delta=1.5), "delta as a number in"),
-    (dict(shape=(2, 3), delta=-0.1), "delta as a number in"),
+    (dict(shape=(2, 3), delta=1.5), r"expected delta in \[0, 1\]"),
+    (dict(shape=(2, 3), delta=-0.1), r"expected delta in \[0, 1\]"),
     (dict(shape=(-1, 3), delta=0.1), "non-negative sizes"),
     (dict(shape=5, delta=0.1), "tuple of sizes"),
     (dict(shape=(2, 3), delta=0.1, first_item=-1), "first_item as an integer"),

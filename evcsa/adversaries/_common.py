@@ -10,7 +10,7 @@ import attrs
 import numpy as np
 import torch
 
-from evcsa._validation import Validator, int_at_least
+from evcsa._validation import Validator, int_at_least, probability
 from evcsa.adversaries.base import Adversary
 from evcsa.attacks._common import project, to_uint8_grid
 from evcsa.attacks.gradients import GradientHealth
@@ -208,9 +208,8 @@ def positive_int(minimum: int = 1, optional: bool = False) -> Validator:
     return int_at_least(minimum, optional=optional)
 
 
-def probability_open(instance: object, attribute: attrs.Attribute, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value < 1.0:
-        raise InvalidParameter(f"expected {attribute.name} in (0, 1), got {value!r}", key=attribute.name, got=value)
+#: An attrs validator: a probability strictly inside (0, 1) (an α, a fraction), the shared one.
+probability_open = probability(open_low=True, open_high=True)
 
 
 # -- offline helpers -------------------------------------------------------------------

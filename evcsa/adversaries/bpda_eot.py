@@ -25,6 +25,7 @@ import attrs
 import numpy as np
 import torch
 
+from evcsa import _values
 from evcsa._validation import is_bool, one_of
 from evcsa.adversaries._common import (
     RANKINGS,
@@ -82,12 +83,15 @@ def _hits(logits: torch.Tensor, knowledge: Knowledge, labels: torch.Tensor, targ
     return (counts.to(torch.float32) / s).to(logits.device)
 
 
-def _epsilon(instance: object, attribute: attrs.Attribute, value: Any) -> None:
+_epsilon = _values.epsilon(optional=True, positive=True)
+
+
+def _step_size(instance: object, attribute: attrs.Attribute, value: Any) -> None:
     if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 < value < float("inf")):
-        raise InvalidParameter(f"expected {attribute.name} as a positive number or None, got {value!r}",
-                               key=attribute.name, got=value)
+        raise InvalidParameter(f"expected {attribute.name} as a positive number or None (the default step), "
+                               f"got {value!r}", key=attribute.name, got=value)
 
 
 def _norm(instance: object, attribute: attrs.Attribute, value: Any) -> None:
@@ -96,10 +100,7 @@ def _norm(instance: object, attribute: attrs.Attribute, value: Any) -> None:
                                key="norm", got=value)
 
 
-def _targeting(instance: object, attribute: attrs.Attribute, value: Any) -> None:
-    if value not in ("next", "least_likely"):
-        raise InvalidParameter(f"expected targeting 'next' or 'least_likely' (used in targeted games), got {value!r}",
-                               key="targeting", got=value)
+_targeting = _values.targeting(("next", "least_likely"))
 
 
 def _confidence(instance: object, attribute: attrs.Attribute, value: Any) -> None:
@@ -162,7 +163,7 @@ class BPDAEOT(Adversary):
     epsilon: float | None = attrs.field(default=None, validator=_epsilon)
     norm: str | None = attrs.field(default=None, validator=_norm)
     steps: int = attrs.field(default=100, validator=positive_int())
-    step_size: float | None = attrs.field(default=None, validator=_epsilon)
+    step_size: float | None = attrs.field(default=None, validator=_step_size)
     eot_samples: int = attrs.field(default=30, validator=positive_int())
     restarts: int = attrs.field(default=1, validator=positive_int())
     random_start: bool = attrs.field(default=True, validator=is_bool)

@@ -14,6 +14,7 @@ import attrs
 import numpy as np
 import torch
 
+from evcsa import _values
 from evcsa._validation import is_bool, one_of
 from evcsa.adversaries._common import (
     SOURCE_ORDERS,
@@ -64,12 +65,9 @@ def params_validator(instance: Any, attribute: attrs.Attribute, value: Any) -> N
         check_params(instance.attack.attack, value, name=instance.attack.name)
 
 
-def targeting_validator(instance: object, attribute: attrs.Attribute, value: Any) -> None:
-    """An attrs validator: None (the attack's own targeting) or one of
-    :data:`~evcsa.attacks.registry.TARGETINGS`, else InvalidParameter."""
-    if value is not None and value not in TARGETINGS:
-        raise InvalidParameter(f"expected targeting None or in {TARGETINGS}, got {value!r}",
-                               key="targeting", got=value)
+#: An attrs validator: None (the attack's own targeting) or one of
+#: :data:`~evcsa.attacks.registry.TARGETINGS` (the shared targeting validator).
+targeting_validator = _values.targeting(TARGETINGS, optional=True)
 
 
 def craft_with_attack(spec: AttackSpec, params: Mapping[str, Any], targeting: str | None, knowledge: Knowledge,
