@@ -32,6 +32,7 @@ import attrs
 import numpy as np
 from matplotlib.figure import Figure
 
+from evcsa._files import atomic_write, umask_mode
 from evcsa._text import counted
 from evcsa.errors import InvalidParameter
 from evcsa.config import ComponentSpec
@@ -324,6 +325,11 @@ def _per_sample_csv(evaluation: Evaluation) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _write_text(path: pathlib.Path, text: str) -> None:
+    """``text`` into ``path`` through the one atomic writer, with the mode ``open`` would give."""
+    atomic_write(path, lambda fh: fh.write(text), mode="w", permissions=umask_mode())
+
+
 def write_evaluation(evaluation: Evaluation, path: Any, *, overwrite: bool = False, figures: bool = True,
                      command: Sequence[str] | None = None, dpi: int = 110) -> list[str]:
     """Write the evaluation's run directory ``path`` (module docstring), atomically.
@@ -352,14 +358,14 @@ def write_evaluation(evaluation: Evaluation, path: Any, *, overwrite: bool = Fal
         names = ["table.txt" if n == "summary.txt" else n for n in names]
         doc = json.loads((inner / "results.json").read_text(encoding="utf-8"))
         doc["evaluation"] = finite_json(evaluation_json(evaluation))
-        (inner / "results.json").write_text(json.dumps(doc, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+        _write_text(inner / "results.json", json.dumps(doc, indent=2, allow_nan=False) + "\n")
         if figures:
             plot_success_probabilities(evaluation).savefig(inner / FIGURE, dpi=dpi)
             names.append(FIGURE)
-        (inner / "per_sample.csv").write_text(_per_sample_csv(evaluation), encoding="utf-8")
-        (inner / "summary.txt").write_text(summary_text(evaluation) + "\n", encoding="utf-8")
+        _write_text(inner / "per_sample.csv", _per_sample_csv(evaluation))
+        _write_text(inner / "summary.txt", summary_text(evaluation) + "\n")
         names += ["per_sample.csv", "summary.txt", "report.md"]
-        (inner / "report.md").write_text(markdown(evaluation, files=sorted(names)), encoding="utf-8")
+        _write_text(inner / "report.md", markdown(evaluation, files=sorted(names)))
         write_digests(inner)  # results.json gained its evaluation section: digest what is there now
         try:
             move_into_place(inner, path, overwrite=overwrite)
