@@ -7,7 +7,8 @@ Importing ``evcsa`` is light: it loads no torch. The sub-packages load what they
 - :mod:`evcsa.attacks`: sample-crafting attacks on a model;
 - :mod:`evcsa.defenses`: classifiers, squeezers and randomized defenses;
 - :mod:`evcsa.stats`: Clopper-Pearson intervals, Poisson-binomial tails, the exact advantage;
-- :mod:`evcsa.randomness`: key sources and keyed noise;
+- :mod:`evcsa.keys`: key sources and the master key; :mod:`evcsa.randomness`: keyed noise;
+- :mod:`evcsa.judging`: the success rule (:mod:`evcsa.terms`: the game's vocabulary and rules record);
 - :mod:`evcsa.evaluation`: :func:`evaluate` — a defense against the standard adversary
   suite, the worst-case advantage and the checks (loaded on first use).
 """
