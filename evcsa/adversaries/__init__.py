@@ -14,7 +14,8 @@ Their ``play`` returns an :class:`AdversaryReport` (gradient health, p̂ with in
 kept as ``GameResult.report``.
 """
 
-from evcsa.adversaries._common import AdversaryReport, Candidates, PreparedAdversary, SuccessEstimates
+from evcsa.adversaries._common import (RANKINGS, AdversaryReport, Candidates, PreparedAdversary, SuccessEstimates,
+                                      rate_on_twin, submit)
 from evcsa.adversaries.base import Adversary
 from evcsa.adversaries.bpda_eot import BPDAEOT, eot_gradient
 from evcsa.adversaries.discrete import DiscreteSearch
@@ -31,8 +32,11 @@ __all__ = [
     "GrayboxTransfer",
     "GreedyAStar",
     "PreparedAdversary",
+    "RANKINGS",
     "SuccessEstimates",
     "eot_gradient",
     "estimate_adaptive",
     "estimate_online",
+    "rate_on_twin",
+    "submit",
 ]

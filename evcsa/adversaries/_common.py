@@ -12,7 +12,7 @@ import torch
 
 from evcsa._validation import Validator, int_at_least, probability
 from evcsa.adversaries.base import Adversary
-from evcsa.attacks._common import project, to_uint8_grid
+from evcsa.attacks import project, to_uint8_grid
 from evcsa.attacks.gradients import GradientHealth
 from evcsa.errors import GameOver, InvalidParameter, NotFresh
 from evcsa.judging import predict_labels

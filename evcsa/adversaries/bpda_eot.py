@@ -25,8 +25,9 @@ import attrs
 import numpy as np
 import torch
 
-from evcsa import _values
+from evcsa._validation import epsilon as epsilon_bound
 from evcsa._validation import is_bool, one_of
+from evcsa._validation import targeting as targeting_among
 from evcsa.adversaries._common import (
     RANKINGS,
     SOURCE_ORDERS,
@@ -43,7 +44,7 @@ from evcsa.adversaries._common import (
 )
 from evcsa.adversaries.base import Adversary
 from evcsa.adversaries.greedy import estimate_online
-from evcsa.attacks._common import eot_gradient, project, random_start
+from evcsa.attacks import eot_gradient, project, random_start
 from evcsa.attacks.apgd import apgd, apgd_loss
 from evcsa.attacks.gradient_sign import ascent_loss
 from evcsa.attacks.gradients import GradientHealth, GradientMonitor
@@ -83,7 +84,7 @@ def _hits(logits: torch.Tensor, knowledge: Knowledge, labels: torch.Tensor, targ
     return (counts.to(torch.float32) / s).to(logits.device)
 
 
-_epsilon = _values.epsilon(optional=True, positive=True)
+_epsilon = epsilon_bound(optional=True, positive=True)
 
 
 def _step_size(instance: object, attribute: attrs.Attribute, value: Any) -> None:
@@ -100,7 +101,7 @@ def _norm(instance: object, attribute: attrs.Attribute, value: Any) -> None:
                                key="norm", got=value)
 
 
-_targeting = _values.targeting(("next", "least_likely"))
+_targeting = targeting_among(("next", "least_likely"))
 
 
 def _confidence(instance: object, attribute: attrs.Attribute, value: Any) -> None:

@@ -14,8 +14,8 @@ import attrs
 import numpy as np
 import torch
 
-from evcsa import _values
 from evcsa._validation import is_bool, one_of
+from evcsa._validation import targeting as targeting_among
 from evcsa.adversaries._common import (
     SOURCE_ORDERS,
     AdversaryReport,
@@ -67,7 +67,7 @@ def params_validator(instance: Any, attribute: attrs.Attribute, value: Any) -> N
 
 #: An attrs validator: None (the attack's own targeting) or one of
 #: :data:`~evcsa.attacks.registry.TARGETINGS` (the shared targeting validator).
-targeting_validator = _values.targeting(TARGETINGS, optional=True)
+targeting_validator = targeting_among(TARGETINGS, optional=True)
 
 
 def craft_with_attack(spec: AttackSpec, params: Mapping[str, Any], targeting: str | None, knowledge: Knowledge,

@@ -24,7 +24,8 @@ robustness.
   crafting and success re-checked on the evaluated classifier (never read from the attack).
 """
 
-from evcsa.attacks._common import cross_entropy, cw_margin, least_likely, next_class, project, to_uint8_grid
+from evcsa.attacks._common import (cross_entropy, cw_margin, eot_gradient, least_likely, next_class, project,
+                                  random_start, to_uint8_grid)
 from evcsa.attacks.apgd import apgd, dlr_loss
 from evcsa.attacks.carlini_wagner import cw_l0, cw_l2, cw_linf
 from evcsa.attacks.deepfool import deepfool
@@ -54,6 +55,7 @@ __all__ = [
     "cw_margin",
     "deepfool",
     "dlr_loss",
+    "eot_gradient",
     "evaluate_adversarial",
     "evaluate_attack",
     "fgsm",
@@ -63,6 +65,7 @@ __all__ = [
     "least_likely",
     "next_class",
     "project",
+    "random_start",
     "resolve_targets",
     "run_attack",
     "to_uint8_grid",

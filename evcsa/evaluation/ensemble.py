@@ -26,9 +26,9 @@ import attrs
 import numpy as np
 import torch
 
-from evcsa._validation import one_of
-from evcsa.adversaries import Adversary, AdversaryReport, Candidates, PreparedAdversary, SuccessEstimates
-from evcsa.adversaries._common import RANKINGS, positive_int, probability_open, rate_on_twin, submit
+from evcsa._validation import int_at_least, one_of, probability
+from evcsa.adversaries import (RANKINGS, Adversary, AdversaryReport, Candidates, PreparedAdversary, SuccessEstimates,
+                               rate_on_twin, submit)
 from evcsa.adversaries.greedy import SAMPLINGS, estimate_by_settings, select_adaptive
 from evcsa.attacks.gradients import GradientHealth
 from evcsa.config import ComponentSpec
@@ -159,16 +159,16 @@ class Ensemble(Adversary):
     members: tuple[Any, ...] = attrs.field(converter=_members)
     labels: tuple[str, ...] | None = attrs.field(default=None, converter=lambda v: None if v is None else tuple(v))
     sampling: str = attrs.field(default="adaptive", validator=one_of(SAMPLINGS))
-    queries_per_candidate: int = attrs.field(default=200, validator=positive_int())
-    query_budget: int | None = attrs.field(default=5000, validator=positive_int(optional=True))
-    round_draws: int = attrs.field(default=10, validator=positive_int())
-    focus: int = attrs.field(default=5, validator=positive_int(0))
-    stop_alpha: float = attrs.field(default=0.05, validator=probability_open)
-    twin_draws: int = attrs.field(default=100, validator=positive_int(0))
-    per_source: int = attrs.field(default=1, validator=positive_int())
+    queries_per_candidate: int = attrs.field(default=200, validator=int_at_least(1))
+    query_budget: int | None = attrs.field(default=5000, validator=int_at_least(1, optional=True))
+    round_draws: int = attrs.field(default=10, validator=int_at_least(1))
+    focus: int = attrs.field(default=5, validator=int_at_least(0))
+    stop_alpha: float = attrs.field(default=0.05, validator=probability(open_low=True, open_high=True))
+    twin_draws: int = attrs.field(default=100, validator=int_at_least(0))
+    per_source: int = attrs.field(default=1, validator=int_at_least(1))
     rank_by: str = attrs.field(default="estimate", validator=one_of(RANKINGS))
-    alpha: float = attrs.field(default=0.05, validator=probability_open)
-    query_batch: int = attrs.field(default=10_000, validator=positive_int())
+    alpha: float = attrs.field(default=0.05, validator=probability(open_low=True, open_high=True))
+    query_batch: int = attrs.field(default=10_000, validator=int_at_least(1))
 
     def __attrs_post_init__(self) -> None:
         if self.labels is not None and len(self.labels) != len(self.members):
