@@ -50,6 +50,7 @@ from evcsa.evaluation.records import ENSEMBLE_LABEL, AdversaryRow
 from evcsa.evaluation.report import Evaluation
 from evcsa.evaluation.suite import Suite, choose_suite, describe_defense, trivial_epsilon
 from evcsa.experiments.results import ExperimentResult
+from evcsa.experiments.seeds import draw_master_key
 from evcsa.games import EVCSA, rejudge
 from evcsa.games.rules import Rules
 from evcsa.randomness import DerivedKeys, KeySource, MasterKey
@@ -115,7 +116,7 @@ def evaluate(defense: Any, *, params: Mapping[str, Any] | None = None, model: An
         raise InvalidParameter(f"expected seed as an integer ≥ 0, got {seed!r}", got=seed)
     if output is not None:
         check_output(output, overwrite=overwrite)
-    key = MasterKey.from_hex(master_key) if master_key is not None else MasterKey.generate()
+    key = MasterKey.from_hex(master_key) if master_key is not None else draw_master_key()
     keys = DerivedKeys(key, "evaluate")
     base_dir = "." if base_dir is None else str(base_dir)
     with clock("inputs"):

@@ -14,7 +14,7 @@ import numpy as np
 from evcsa.config import ExperimentConfig
 from evcsa.randomness import DerivedKeys, KeySource, MasterKey, SystemKeys
 
-__all__ = ["generator_seed", "key_source", "master_key", "with_master_key"]
+__all__ = ["draw_master_key", "generator_seed", "key_source", "master_key", "with_master_key"]
 
 
 def generator_seed(config: ExperimentConfig, *labels: str) -> int:
@@ -28,6 +28,14 @@ _GENERATED: dict[int, MasterKey] = {}
 _LOCK = threading.Lock()
 
 
+def draw_master_key() -> MasterKey:
+    """A new 256-bit master key from OS entropy: the one place evcsa draws the key a run, a
+    reproduction plan or an evaluation derives every defense key from (:func:`master_key`,
+    :func:`evcsa.reproduction.directory.plan_key`, :func:`evcsa.evaluate`). Whoever draws it
+    records it (the run's store, the plan's ``master-key`` file, the evaluation's results)."""
+    return MasterKey.generate()
+
+
 def master_key(config: ExperimentConfig) -> MasterKey:
     """The run's :class:`~evcsa.randomness.MasterKey`: ``config.master_key``, else one drawn
     from OS entropy on first use (one per seed in this process; :func:`with_master_key`
@@ -38,7 +46,7 @@ def master_key(config: ExperimentConfig) -> MasterKey:
         return MasterKey.from_hex(config.master_key)
     with _LOCK:
         if config.seed not in _GENERATED:
-            _GENERATED[config.seed] = MasterKey.generate()
+            _GENERATED[config.seed] = draw_master_key()
         return _GENERATED[config.seed]
 
 

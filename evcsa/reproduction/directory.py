@@ -11,6 +11,7 @@ from typing import IO, Any
 from evcsa._files import atomic_write, umask_mode
 from evcsa.errors import InvalidParameter
 from evcsa.experiments import store as run_store
+from evcsa.experiments.seeds import draw_master_key
 from evcsa.randomness import DerivedKeys, MasterKey
 
 __all__ = ["KEY_FILE", "LOCK", "MARKER", "MARKER_RUN", "derived_key", "discard_runs", "is_reproduction_directory",
@@ -80,7 +81,7 @@ def discard_runs(root: pathlib.Path) -> None:
 
 def plan_key(root: pathlib.Path) -> str:
     """The plan's master key (64 hex digits): read from ``root/master-key``, else drawn from
-    OS entropy (:meth:`evcsa.randomness.MasterKey.generate`) and recorded there
+    OS entropy (:func:`evcsa.experiments.seeds.draw_master_key`) and recorded there
     atomically (temp file, fsync, rename; the mode a plain write gives, as before) for
     resumption.
 
@@ -92,7 +93,7 @@ def plan_key(root: pathlib.Path) -> str:
     if path.is_file():
         text = path.read_text(encoding="ascii").strip()
         return MasterKey.from_hex(text).hex()
-    key = MasterKey.generate().hex()
+    key = draw_master_key().hex()
     root.mkdir(parents=True, exist_ok=True)
 
     def write(fh: IO[Any]) -> None:

@@ -18,10 +18,11 @@ from evcsa.config import ComponentSpec
 from evcsa.errors import ConfigError
 from evcsa.defenses.base import is_randomized
 from evcsa.experiments import build_adversary, build_defense
+from evcsa.experiments.seeds import draw_master_key
 from evcsa.experiments.work import collapsing
 from evcsa.adversaries import Candidates
 from evcsa.games import EVCSA, Knowledge
-from evcsa.randomness import DerivedKeys, MasterKey
+from evcsa.randomness import DerivedKeys
 from evcsa.reproduction.plans import Plan
 from evcsa.reproduction.unit_plan import plan_units_of
 
@@ -101,7 +102,7 @@ def estimate_plan(plan: Plan, *, cache_dir: str | None = None, probe: int = 10,
     """
     say = log or (lambda line: None)
     t0 = time.perf_counter()
-    planned = plan_units_of(plan, master_key=MasterKey.generate().hex(), cache_dir=cache_dir)
+    planned = plan_units_of(plan, master_key=draw_master_key().hex(), cache_dir=cache_dir)
     first = planned[0].owner
     inputs = first.inputs
     x, y = inputs.samples.images, inputs.samples.labels
