@@ -34,7 +34,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from evcsa.defenses.base import REJECTED, Defense, continuous_output, reachable_objects, check_twin_contract
+from evcsa.defenses.base import REJECTED, Defense, check_twin_contract, continuous_output, is_randomized, reachable_objects
 from evcsa.distances import NORMS, distance
 from evcsa.errors import GameOver, InvalidQuery, NotFresh
 from evcsa.games.game import EVCSA
@@ -140,7 +140,7 @@ def check_twin(classifier: Any, probe: Any) -> None:
     """
     probe = torch.as_tensor(probe)
     check_twin_contract(classifier, probe)
-    if getattr(classifier, "randomized", None) is False:
+    if not is_randomized(classifier):
         return
     name = type(classifier).__name__
     mk = MasterKey.generate()

@@ -124,7 +124,7 @@ class Classifier(abc.ABC):
                 ``with_keys`` (returning ``self`` would hand the adversary the defense's
                 own key source; evcsa < 0.next did so silently).
         """
-        if getattr(self, "randomized", False):
+        if is_randomized(self):
             raise NotImplementedError(
                 f"{type(self).__name__} is randomized but does not implement with_keys(keys): implement "
                 f"{type(self).__name__}.with_keys(keys) returning a new {type(self).__name__} that draws its "
