@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from evcsa.attacks import ATTACKS, GradientMonitor, cw_l0, cw_l2, cw_linf, evaluate_attack, jsma
+from evcsa.attacks import ATTACKS, GradientMonitor, cw_l0, cw_l2, cw_linf, jsma
 from evcsa.errors import InvalidParameter
 from tests.attacks.legacy import cw_before, jsma_before
 from tests.attacks.tiny_models import FAST

@@ -24,7 +24,7 @@ import pytest
 import torch
 
 from evcsa.config import load_config
-from evcsa.errors import EvcsaError, InvalidOutput, InvalidParameter
+from evcsa.errors import InvalidOutput
 from evcsa.experiments import run_experiment
 from evcsa.experiments.store import RunStore, SubmittedSamples
 

@@ -22,7 +22,7 @@ from evcsa.defenses import REJECTED, Classifier, Defense, ModelClassifier
 from evcsa.errors import BudgetExhausted, GameOver, InvalidParameter, InvalidQuery, KeyStreamError, NotFresh
 from evcsa.games import EVCSA, Rules
 from evcsa.games.rules import is_success, judge_success
-from evcsa.randomness import DerivedKeys, KeySource, MasterKey, SystemKeys, keyed_uniform
+from evcsa.randomness import DerivedKeys, MasterKey, SystemKeys, keyed_uniform
 from evcsa.stats import advantage_exact, log_advantage_exact
 from evcsa.testing import CoinFlipClassifier, PixelCodeModel, coded_samples
 
