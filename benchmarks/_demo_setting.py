@@ -1,4 +1,4 @@
-"""The demo's setting for the adversary benchmarks and scripts (evcsa.experiment's
+"""The demo's setting for the adversary benchmarks and scripts (evcsa.experiments'
 DEMO_TOML): the reference Carlini–Wagner CNN, X_D = the first 100 test digits it
 classifies correctly, N = 25, ε = 0.3 L∞, freshness "source", untargeted against the label.
 """

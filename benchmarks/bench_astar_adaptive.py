@@ -3,7 +3,7 @@ true advantage (issue 12, item 1).
 
     python benchmarks/bench_astar_adaptive.py [--games 10] [--true-draws 2000] [--threads 1]
 
-The setting is the demo's (evcsa.experiment's DEMO_TOML): the reference CNN, X_D = the
+The setting is the demo's (evcsa.experiments' DEMO_TOML): the reference CNN, X_D = the
 first 100 test digits it classifies correctly, N = 25, τ = 1, ε = 0.3 L∞, freshness
 "source", untargeted against the label; A*'s candidates are the demo's graybox BIM samples
 (ε 0.3, step 0.06, 10 steps on the undefended model), crafted once and shared by every
