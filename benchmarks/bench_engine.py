@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import pathlib
 import sqlite3
 import tempfile
 import time
@@ -36,6 +37,7 @@ from evcsa.config import parse_config
 from evcsa.experiments import run_experiment
 from evcsa.experiments.executors import PoolExecutor, SerialExecutor
 from evcsa.experiments.store import RunStore
+from evcsa.experiments.unit_files import read_unit_arrays, unit_file
 
 STUDY = """
 name = "bench-engine"
@@ -88,10 +90,7 @@ def _stored(path: str) -> dict[str, tuple]:
     db.close()
     out = {}
     for key, kind, record, has in rows:
-        arrays = {}
-        if has:
-            with np.load(f"{path}/units/{key}.npz") as npz:
-                arrays = {k: npz[k] for k in npz.files}
+        arrays = read_unit_arrays(unit_file(pathlib.Path(path), key), key) if has else {}
         out[key] = (kind, json.loads(record), arrays)
     return out
 

@@ -8,7 +8,7 @@ import json
 import pathlib
 import sqlite3
 
-import numpy as np
+from evcsa.experiments.unit_files import read_unit_arrays, unit_file
 
 TINY = """
 name = "tiny"
@@ -43,9 +43,6 @@ def stored_units(path: pathlib.Path) -> dict[str, tuple]:
     db.close()
     out = {}
     for key, kind, record, has in rows:
-        arrays = {}
-        if has:
-            with np.load(path / "units" / f"{key}.npz") as npz:
-                arrays = {k: npz[k] for k in npz.files}
+        arrays = read_unit_arrays(unit_file(path, key), key) if has else {}
         out[key] = (kind, json.loads(record), arrays)
     return out
