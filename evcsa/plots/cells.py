@@ -13,8 +13,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from evcsa.plots.layout import (COLORS, MARKERS, cell_figure, cell_grid, figure_legend, label_outer, shape_text,
-                                suptitle, ticks_for)
+from evcsa.plots.layout import (COLORS, MARKERS, cell_figure, cell_grid, figure_legend, label_outer, panels,
+                                shape_text, suptitle, ticks_for)
 from evcsa.plots.records import counts_pmf, expected_advantage_at, headline_tau, submitted_counts, tail_band, tau_key
 from evcsa.stats import clopper_pearson
 
@@ -42,33 +42,28 @@ def plot_success_rate_distribution(cells: Sequence[CellResult], config: Experime
     tau = headline_tau(config)
 
     overlays = set()
-    for i, d in enumerate(defenses):
-        for j, a in enumerate(adversaries):
-            c = by.get((d, a))
-            if c is None:
-                continue
-            ax = axes[i][j]
-            n_chosen = int(c.n_chosen)
-            counts = np.bincount(np.asarray(c.successes, dtype=np.int64), minlength=n_chosen + 1)
-            rates = np.arange(n_chosen + 1) / n_chosen
-            ax.bar(rates, counts / max(1, c.runs), width=0.8 / n_chosen, color="tab:blue", alpha=0.75,
-                   zorder=2)
-            sub = submitted_counts(c)
-            if sub is not None:
-                pmf = counts_pmf(sub[0], sub[1])
-                pmf = np.where(pmf < 1e-4, np.nan, pmf)  # no line along the axis where it is ~0
-                own = sub[2].startswith("the adversary")
-                style = "tab:orange" if own else "black"
-                ax.plot(rates, pmf, "-", marker=".", color=style, linewidth=1.2, markersize=4, zorder=3)
-                overlays.add((own, style))
-            ax.axvline(tau, color="tab:red", linestyle="--", linewidth=1, zorder=1)
-            uniform = bool(shape_text(cells).startswith("R ="))
-            ax.text(0.5, 0.97, ("" if uniform else f"R = {c.runs}, N = {n_chosen}: ") + f"mean {c.success_rate}",
-                    transform=ax.transAxes, fontsize=7.5, va="top", ha="center")
-            ax.set_xlim(-0.05, 1.05)
-            ax.set_ylim(0, 1.22)  # the band above 1 holds the text
-            ax.set_yticks([0, 0.2, 0.4, 0.6, 0.8, 1.0])
-            ax.grid(alpha=0.3, zorder=0)
+    uniform = bool(shape_text(cells).startswith("R ="))  # one R and N for all: said once, in the title
+    for ax, c in panels(axes, defenses, adversaries, by):
+        n_chosen = int(c.n_chosen)
+        counts = np.bincount(np.asarray(c.successes, dtype=np.int64), minlength=n_chosen + 1)
+        rates = np.arange(n_chosen + 1) / n_chosen
+        ax.bar(rates, counts / max(1, c.runs), width=0.8 / n_chosen, color="tab:blue", alpha=0.75,
+               zorder=2)
+        sub = submitted_counts(c)
+        if sub is not None:
+            pmf = counts_pmf(sub[0], sub[1])
+            pmf = np.where(pmf < 1e-4, np.nan, pmf)  # no line along the axis where it is ~0
+            own = sub[2].startswith("the adversary")
+            style = "tab:orange" if own else "black"
+            ax.plot(rates, pmf, "-", marker=".", color=style, linewidth=1.2, markersize=4, zorder=3)
+            overlays.add((own, style))
+        ax.axvline(tau, color="tab:red", linestyle="--", linewidth=1, zorder=1)
+        ax.text(0.5, 0.97, ("" if uniform else f"R = {c.runs}, N = {n_chosen}: ") + f"mean {c.success_rate}",
+                transform=ax.transAxes, fontsize=7.5, va="top", ha="center")
+        ax.set_xlim(-0.05, 1.05)
+        ax.set_ylim(0, 1.22)  # the band above 1 holds the text
+        ax.set_yticks([0, 0.2, 0.4, 0.6, 0.8, 1.0])
+        ax.grid(alpha=0.3, zorder=0)
     handles: list[Artist] = [Patch(color="tab:blue", alpha=0.75,
                                    label="fraction of the R games with success rate n/N")]
     for own, style in sorted(overlays):
@@ -97,49 +92,43 @@ def plot_advantage_vs_tau(cells: Sequence[CellResult], config: ExperimentConfig 
     Raises:
         ValueError: no cells.
     """
-
-
     fig, axes, defenses, adversaries, by = cell_figure(cells)
     tau0 = headline_tau(config)
     overlays = set()
     measured = False
-    for i, d in enumerate(defenses):
-        for j, a in enumerate(adversaries):
-            c = by.get((d, a))
-            if c is None:
-                continue
-            ax = axes[i][j]
-            n_chosen = int(c.n_chosen)
-            s = np.asarray(c.successes, dtype=np.int64)
-            ks = np.arange(1, n_chosen + 1)
-            taus = ks / n_chosen
-            wins = np.array([(s >= k).sum() for k in ks])
-            band = np.array([clopper_pearson(int(w), int(c.runs)) for w in wins])
-            # Adv(N, τ) = Pr[n ≥ k] for every τ in ((k − 1)/N, k/N]: a step drawn "pre" from τ = 0
-            x = np.concatenate(([0.0], taus))
-            ax.fill_between(x, np.concatenate((band[:1, 0], band[:, 0])), np.concatenate((band[:1, 1], band[:, 1])),
-                            step="pre", color="tab:blue", alpha=0.2, zorder=1)
-            ax.step(x, np.concatenate((wins[:1], wins)) / c.runs, where="pre", color="tab:blue", linewidth=1.5,
-                    zorder=3)
-            sub = submitted_counts(c)
-            if sub is not None:
-                value, low, high = tail_band(sub[0], sub[1], list(taus))
-                own = sub[2].startswith("the adversary")
-                style = "tab:orange" if own else "black"
-                ax.plot(taus, value, "--", color=style, linewidth=1.2, zorder=4)
-                if low is not None:
-                    ax.fill_between(taus, low, high, color=style, alpha=0.12, zorder=0)
-                overlays.add((own, style, low is not None))
-            exp = expected_advantage_at(c, tau0)
-            if exp is not None:
-                measured = True
-                ax.errorbar([tau0], [exp.value], yerr=[[exp.value - exp.low], [exp.high - exp.value]],
-                            fmt="D", color="black", markersize=4, capsize=3, zorder=5)
-            if not shape_text(cells).startswith("R ="):
-                ax.text(0.03, 0.05, f"R = {c.runs}, N = {n_chosen}", transform=ax.transAxes, fontsize=7)
-            ax.set_xlim(0, 1.02)
-            ax.set_ylim(-0.03, 1.03)
-            ax.grid(alpha=0.3)
+    uniform = bool(shape_text(cells).startswith("R ="))  # one R and N for all: said once, in the title
+    for ax, c in panels(axes, defenses, adversaries, by):
+        n_chosen = int(c.n_chosen)
+        s = np.asarray(c.successes, dtype=np.int64)
+        ks = np.arange(1, n_chosen + 1)
+        taus = ks / n_chosen
+        wins = np.array([(s >= k).sum() for k in ks])
+        band = np.array([clopper_pearson(int(w), int(c.runs)) for w in wins])
+        # Adv(N, τ) = Pr[n ≥ k] for every τ in ((k − 1)/N, k/N]: a step drawn "pre" from τ = 0
+        x = np.concatenate(([0.0], taus))
+        ax.fill_between(x, np.concatenate((band[:1, 0], band[:, 0])), np.concatenate((band[:1, 1], band[:, 1])),
+                        step="pre", color="tab:blue", alpha=0.2, zorder=1)
+        ax.step(x, np.concatenate((wins[:1], wins)) / c.runs, where="pre", color="tab:blue", linewidth=1.5,
+                zorder=3)
+        sub = submitted_counts(c)
+        if sub is not None:
+            value, low, high = tail_band(sub[0], sub[1], list(taus))
+            own = sub[2].startswith("the adversary")
+            style = "tab:orange" if own else "black"
+            ax.plot(taus, value, "--", color=style, linewidth=1.2, zorder=4)
+            if low is not None:
+                ax.fill_between(taus, low, high, color=style, alpha=0.12, zorder=0)
+            overlays.add((own, style, low is not None))
+        exp = expected_advantage_at(c, tau0)
+        if exp is not None:
+            measured = True
+            ax.errorbar([tau0], [exp.value], yerr=[[exp.value - exp.low], [exp.high - exp.value]],
+                        fmt="D", color="black", markersize=4, capsize=3, zorder=5)
+        if not uniform:
+            ax.text(0.03, 0.05, f"R = {c.runs}, N = {n_chosen}", transform=ax.transAxes, fontsize=7)
+        ax.set_xlim(0, 1.02)
+        ax.set_ylim(-0.03, 1.03)
+        ax.grid(alpha=0.3)
     handles = [Line2D([], [], color="tab:blue", label="games: Adv(N, τ) = fraction with n/N ≥ τ"),
                Patch(color="tab:blue", alpha=0.2, label="its 95 % Clopper–Pearson interval")]
     for own, style, banded in sorted(overlays):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import textwrap
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator
@@ -23,6 +23,17 @@ def cell_grid(cells: Sequence[CellResult]) -> tuple[list[str], list[str], dict[t
     defenses = list(dict.fromkeys(c.defense for c in cells))
     adversaries = list(dict.fromkeys(c.adversary for c in cells))
     return defenses, adversaries, {(c.defense, c.adversary): c for c in cells}
+
+
+def panels(axes: Any, defenses: Sequence[str], adversaries: Sequence[str],
+           by: Mapping[tuple[str, str], CellResult]) -> Iterator[tuple[Any, CellResult]]:
+    """(axes, cell) for every panel of a :func:`cell_figure` grid that holds a cell, row by
+    row (defenses down, adversaries across); empty panels are skipped."""
+    for i, d in enumerate(defenses):
+        for j, a in enumerate(adversaries):
+            c = by.get((d, a))
+            if c is not None:
+                yield axes[i][j], c
 
 
 def cell_figure(cells: Sequence[CellResult], *, height: float = 2.1) -> tuple[Figure, Any, list[str], list[str], dict]:
